@@ -1,0 +1,83 @@
+"""The metric schema: the contract between the extension and users' dashboards, alarms and reports.
+
+Pure standard library and no I/O: the extension (inside Lambda) and the CLI (report, dashboard,
+simulate) both import it, so the names below can never drift apart. DESIGN.md has the table.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+DEFAULT_NAMESPACE: Final = "ConcurrencyObserver"
+
+# Metric names.
+ENVIRONMENT_INIT: Final = "EnvironmentInit"
+ENVIRONMENT_SHUTDOWN: Final = "EnvironmentShutdown"
+ENVIRONMENT_LIFETIME: Final = "EnvironmentLifetime"
+ENVIRONMENT_INVOCATIONS: Final = "EnvironmentInvocations"
+ENVIRONMENT_IDLE_TIME: Final = "EnvironmentIdleTime"
+ENVIRONMENT_TIME_TO_FIRST_INVOKE: Final = "EnvironmentTimeToFirstInvoke"
+
+# Units, in CloudWatch's own spelling.
+UNIT_COUNT: Final = "Count"
+UNIT_SECONDS: Final = "Seconds"
+
+METRIC_UNITS: Final[dict[str, str]] = {
+    ENVIRONMENT_INIT: UNIT_COUNT,
+    ENVIRONMENT_SHUTDOWN: UNIT_COUNT,
+    ENVIRONMENT_LIFETIME: UNIT_SECONDS,
+    ENVIRONMENT_INVOCATIONS: UNIT_COUNT,
+    ENVIRONMENT_IDLE_TIME: UNIT_SECONDS,
+    ENVIRONMENT_TIME_TO_FIRST_INVOKE: UNIT_SECONDS,
+}
+
+# Dimension names.
+FUNCTION_NAME: Final = "FunctionName"
+FUNCTION_VERSION: Final = "FunctionVersion"
+INIT_TYPE: Final = "InitType"
+SHUTDOWN_REASON: Final = "ShutdownReason"
+
+# Every datum is emitted once per dimension set; EnvironmentShutdown also per SHUTDOWN_REASON_SET.
+BASE_DIMENSION_SETS: Final[tuple[tuple[str, ...], ...]] = (
+    (FUNCTION_NAME,),
+    (FUNCTION_NAME, FUNCTION_VERSION),
+    (FUNCTION_NAME, INIT_TYPE),
+)
+SHUTDOWN_REASON_SET: Final[tuple[str, ...]] = (FUNCTION_NAME, SHUTDOWN_REASON)
+
+# Values of AWS_LAMBDA_INITIALIZATION_TYPE that Lambda documents.
+INIT_ON_DEMAND: Final = "on-demand"
+INIT_PROVISIONED: Final = "provisioned-concurrency"
+INIT_SNAP_START: Final = "snap-start"
+INIT_MANAGED_INSTANCES: Final = "lambda-managed-instances"
+KNOWN_INIT_TYPES: Final = (INIT_ON_DEMAND, INIT_PROVISIONED, INIT_SNAP_START, INIT_MANAGED_INSTANCES)
+
+# Shutdown reasons Lambda documents; the RIE sends others (SandboxTerminated), which are kept.
+KNOWN_SHUTDOWN_REASONS: Final = ("spindown", "timeout", "failure")
+UNKNOWN_TOKEN: Final = "unknown"
+
+# A dimension value must stay a short, safe token: it becomes a CloudWatch dimension (max 1024
+# chars) and a dashboard label, and it comes from outside (an event, an environment variable).
+_TOKEN_MAX_LENGTH: Final = 32
+_UNSAFE_TOKEN_CHARS: Final = re.compile(r"[^a-z0-9_.-]+")
+
+
+def safe_token(raw: object) -> str:
+    """Lower-case ``raw`` and bound it to a short token of ``[a-z0-9_.-]``; ``unknown`` if empty."""
+    if not isinstance(raw, str):
+        return UNKNOWN_TOKEN
+    token = _UNSAFE_TOKEN_CHARS.sub("-", raw.strip().lower()).strip("-")
+    return token[:_TOKEN_MAX_LENGTH] or UNKNOWN_TOKEN
+
+
+def normalize_init_type(raw: str | None) -> str:
+    """The InitType dimension for an ``AWS_LAMBDA_INITIALIZATION_TYPE`` value (missing: on-demand)."""
+    if raw is None or not raw.strip():
+        return INIT_ON_DEMAND
+    return safe_token(raw)
+
+
+def normalize_shutdown_reason(raw: object) -> str:
+    """The ShutdownReason dimension for a SHUTDOWN event's ``shutdownReason`` (``Spindown`` -> ``spindown``)."""
+    return safe_token(raw)
