@@ -1,8 +1,8 @@
 """Errors the CLI shows as one clear line (and a non-zero exit) instead of a traceback.
 
-    UserError            bad input or a state the user can fix; exit 1
-      AwsError           an AWS call failed (access denied, not found, throttled, no credentials)
-      EnvironmentUnfit   this machine cannot run the local simulation (no namespaces, wrong arch)
+UserError            bad input or a state the user can fix; exit 1
+  AwsError           an AWS call failed (access denied, not found, throttled, no credentials)
+  EnvironmentUnfit   this machine cannot run the local simulation (no namespaces, wrong arch)
 """
 
 from __future__ import annotations

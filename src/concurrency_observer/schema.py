@@ -51,11 +51,16 @@ INIT_ON_DEMAND: Final = "on-demand"
 INIT_PROVISIONED: Final = "provisioned-concurrency"
 INIT_SNAP_START: Final = "snap-start"
 INIT_MANAGED_INSTANCES: Final = "lambda-managed-instances"
-KNOWN_INIT_TYPES: Final = (INIT_ON_DEMAND, INIT_PROVISIONED, INIT_SNAP_START, INIT_MANAGED_INSTANCES)
+KNOWN_INIT_TYPES: Final = (
+    INIT_ON_DEMAND,
+    INIT_PROVISIONED,
+    INIT_SNAP_START,
+    INIT_MANAGED_INSTANCES,
+)
 
 # Shutdown reasons Lambda documents; the RIE sends others (SandboxTerminated), which are kept.
 KNOWN_SHUTDOWN_REASONS: Final = ("spindown", "timeout", "failure")
-UNKNOWN_TOKEN: Final = "unknown"
+UNKNOWN_TOKEN: Final = "unknown"  # noqa: S105 (a dimension value, not a secret)
 
 # A dimension value must stay a short, safe token: it becomes a CloudWatch dimension (max 1024
 # chars) and a dashboard label, and it comes from outside (an event, an environment variable).
@@ -72,12 +77,12 @@ def safe_token(raw: object) -> str:
 
 
 def normalize_init_type(raw: str | None) -> str:
-    """The InitType dimension for an ``AWS_LAMBDA_INITIALIZATION_TYPE`` value (missing: on-demand)."""
+    """The InitType for an ``AWS_LAMBDA_INITIALIZATION_TYPE`` value (missing: on-demand)."""
     if raw is None or not raw.strip():
         return INIT_ON_DEMAND
     return safe_token(raw)
 
 
 def normalize_shutdown_reason(raw: object) -> str:
-    """The ShutdownReason dimension for a SHUTDOWN event's ``shutdownReason`` (``Spindown`` -> ``spindown``)."""
+    """The ShutdownReason for a SHUTDOWN event's ``shutdownReason`` (``Spindown``: ``spindown``)."""
     return safe_token(raw)

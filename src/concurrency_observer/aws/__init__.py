@@ -1,1 +1,1 @@
-"""The AWS side of the CLI (boto3): publish, report, dashboard, experiment. Never shipped in the layer."""
+"""The AWS side of the CLI (boto3): publish, report, dashboard, experiment. Not in the layer."""

@@ -11,6 +11,6 @@ if sys.version_info < (3, 10):  # the extension uses 3.10 syntax; say so instead
 # -I keeps the script's directory off sys.path; the code lives beside this file.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from concurrency_observer.extension.main import main  # noqa: E402
+from concurrency_observer.extension.main import main
 
 main()
