@@ -1,11 +1,332 @@
-"""``concurrency-observer experiment``: placeholder until its issue lands (see the issue list)."""
+"""``concurrency-observer experiment``: the provisioned-concurrency study on AWS (local: later).
+
+The engine is ``concurrency_observer.study``; this module parses options, guards the bill (cost
+estimate, confirmation), shows progress with rich and writes the outputs. boto3 and matplotlib are
+imported only when a run needs them.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
 import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from concurrency_observer import schema
+from concurrency_observer.errors import UserError
+from concurrency_observer.study import (
+    Clock,
+    StateStore,
+    Study,
+    StudyListener,
+    StudyPlan,
+    StudyState,
+    SystemClock,
+    WaitProgress,
+    parse_levels,
+    pending_runs,
+    sigterm_as_interrupt,
+    summarize,
+)
+
+AUTO_NAMESPACE = "auto"
+
+
+class StudyInterrupted(UserError):
+    """Ctrl-C or SIGTERM stopped the study; the configuration was restored, the state kept."""
+
+    exit_code = 130
+
+
+class RichListener:
+    """Shows the engine's notes as lines and its waits as one live progress bar."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._bar = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task: TaskID | None = None
+        self._label = ""
+
+    def __enter__(self) -> RichListener:
+        self._bar.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._bar.stop()
+
+    def note(self, message: str) -> None:
+        """A line above the progress bar."""
+        self._bar.console.print(message, highlight=False)
+
+    def progress(self, update: WaitProgress) -> None:
+        """Move the bar; a new wait (another label) gets a fresh bar."""
+        if self._task is None or update.label != self._label:
+            if self._task is not None:
+                self._bar.remove_task(self._task)
+            self._task = self._bar.add_task(update.label, total=update.total, detail="")
+            self._label = update.label
+        self._bar.update(
+            self._task, completed=update.completed, total=update.total, detail=update.detail
+        )
+
+
+def _resolve_region(region: str | None) -> str:
+    """--region, or the region of the standard AWS configuration (no network call)."""
+    if region:
+        return region
+    import boto3  # noqa: PLC0415
+
+    resolved = boto3.session.Session().region_name
+    if not resolved:
+        raise UserError("no region set (use --region or set AWS_REGION)")
+    return str(resolved)
+
+
+def _confirm(yes: bool, console: Console) -> None:
+    """Ask before spending money, unless ``--yes`` (the caller refuses first without a terminal)."""
+    if yes:
+        return
+    if not click.confirm("start the study?", default=False):
+        raise UserError("not started; nothing was changed")
+    console.print()
+
+
+def _clock() -> Clock:
+    """The clock of a run (tests hand in a ManualClock)."""
+    return SystemClock()
+
+
+def _clients(region: str) -> tuple[Any, Any]:
+    """The Lambda and CloudWatch clients of a run (tests hand in stubbed ones)."""
+    from concurrency_observer.aws.session import client  # noqa: PLC0415
+
+    return client("lambda", region), client("cloudwatch", region)
+
+
+def _run_on_aws(
+    plan: StudyPlan,
+    store: StateStore,
+    *,
+    function: str,
+    alias: str,
+    region: str,
+    namespace: str,
+    yes: bool,
+    console: Console,
+) -> StudyState:
+    """Check the function, show the cost, confirm, run the study with a live display."""
+    from concurrency_observer.aws import experiment as aws  # noqa: PLC0415
+
+    lambda_client, cloudwatch_client = _clients(region)
+    clock = _clock()
+    facts = aws.describe_function(lambda_client, function, alias)
+    if namespace == AUTO_NAMESPACE:
+        namespace = facts.namespace or schema.DEFAULT_NAMESPACE
+    target = aws.LambdaProvisioning(
+        lambda_client, function, alias, poll_interval=min(plan.poll_interval, 10.0), clock=clock
+    )
+    counter = aws.CloudWatchInitCounter(cloudwatch_client, facts.name, namespace, clock=clock)
+    pending = pending_runs(plan, store.load(plan))
+
+    others = aws.other_provisioned_qualifiers(lambda_client, function, alias)
+    if others:
+        console.print(
+            f"[yellow]warning:[/] {', '.join(others)} of {facts.name} also have provisioned "
+            "concurrency; the count covers the whole function, so their new environments would "
+            "be counted too"
+        )
+    if not facts.layers:
+        console.print(
+            f"[yellow]warning:[/] {target.description} has no layers: unless the extension is "
+            "in its image, nothing will be counted"
+        )
+    estimate = aws.estimate_cost(
+        [level for level, _ in pending], plan, facts.memory_mb, facts.architecture
+    )
+    console.print(
+        f"study of {target.description} in {region}: levels {', '.join(map(str, plan.levels))} "
+        f"× {plan.repeats} repeats, {len(pending)} to run; counting {schema.ENVIRONMENT_INIT} "
+        f"in namespace {namespace}"
+    )
+    console.print(estimate.summary(region))
+    _confirm(yes, console)
+    return run_with_display(
+        lambda listener: Study(plan, target, counter, store, listener, clock), console
+    )
+
+
+def run_with_display(make_study: Callable[[StudyListener], Study], console: Console) -> StudyState:
+    """Run the study ``make_study`` builds around a live display; SIGTERM acts as Ctrl-C.
+
+    The engine restores the original configuration before an interrupt reaches this function,
+    which turns it into one line saying what was saved. The local fleet's path uses this too.
+    """
+    with RichListener(console) as listener, sigterm_as_interrupt():
+        study = make_study(listener)
+        try:
+            return study.run()
+        except KeyboardInterrupt:
+            saved = len(study.store.load(study.plan).results)
+            raise StudyInterrupted(
+                f"interrupted; {saved} of {len(study.plan.runs())} repeats are saved in "
+                f"{study.store.path.parent}: run the same command to continue"
+            ) from None
 
 
 @click.command()
-def experiment() -> None:
-    """Not built yet."""
-    raise click.ClickException("'experiment' is not available yet")
+@click.option("--function", "function", metavar="NAME", help="Function name or ARN.")
+@click.option("--alias", metavar="ALIAS", help="Alias (or version) to provision.")
+@click.option(
+    "--levels",
+    required=True,
+    metavar="N,N,...",
+    help="Provisioned concurrency levels to request, e.g. 10,50,100.",
+)
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=180.0,
+    show_default=True,
+    help="Seconds the count must stay unchanged before it is recorded.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=1200.0,
+    show_default=True,
+    help="Seconds to wait for READY, and again at most for the count to settle.",
+)
+@click.option(
+    "--cooldown",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait after removing a level before the next one.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=1),
+    default=15.0,
+    show_default=True,
+    help="Seconds between two reads of the count.",
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the state, CSV, JSON and PNG. [default: study-FUNCTION-ALIAS]",
+)
+@click.option("--yes", is_flag=True, help="Start without asking (required without a terminal).")
+@click.option("--region", help="AWS region. [default: from the AWS configuration]")
+@click.option(
+    "--namespace",
+    help="CloudWatch namespace. [default: the function's CONCURRENCY_OBSERVER_NAMESPACE, "
+    f"else {schema.DEFAULT_NAMESPACE}]",
+)
+@click.option("--local", is_flag=True, help="Run against the local simulated fleet.")
+def experiment(  # noqa: PLR0917 (click passes every option as an argument)
+    function: str | None,
+    alias: str | None,
+    levels: str,
+    repeats: int,
+    settle: float,
+    timeout: float,
+    cooldown: float,
+    poll: float,
+    output: Path | None,
+    yes: bool,
+    region: str | None,
+    namespace: str | None,
+    local: bool,
+) -> None:
+    """Set provisioned concurrency to each level, count the environments Lambda initializes.
+
+    For each level and repeat: put the provisioned concurrency on the alias, wait until READY,
+    wait until the EnvironmentInit count (InitType provisioned-concurrency) stops growing, record
+    it, remove the configuration and cool down. Provisioned concurrency is billed: the cost is
+    estimated and confirmed first. The state is saved after every repeat in the output directory;
+    run the same command again to continue. The alias's original configuration is restored at
+    the end, on error and on Ctrl-C.
+    """
+    level_list = parse_levels(levels)
+    if local:
+        raise UserError("the local fleet is not available yet; run against AWS without --local")
+    if not function or not alias:
+        raise UserError("--function and --alias are required (the alias to provision)")
+    resolved_region = _resolve_region(region)
+    namespace = namespace or AUTO_NAMESPACE
+    plan = StudyPlan(
+        identity={
+            "function": function,
+            "alias": alias,
+            "region": resolved_region,
+            "namespace": namespace,
+        },
+        levels=level_list,
+        repeats=repeats,
+        settle=settle,
+        ready_timeout=timeout,
+        settle_timeout=timeout,
+        poll_interval=poll,
+        cooldown=cooldown,
+    )
+    directory = output or Path(f"study-{function.rsplit(':', 1)[-1]}-{alias}")
+    store = StateStore(directory)
+    state = store.load(plan)
+    console = Console(highlight=False)
+    if pending_runs(plan, state):
+        if not yes and not sys.stdin.isatty():
+            raise UserError(
+                "this run puts provisioned concurrency, which is billed; without a terminal to "
+                "confirm, pass --yes"
+            )
+        state = _run_on_aws(
+            plan,
+            store,
+            function=function,
+            alias=alias,
+            region=resolved_region,
+            namespace=namespace,
+            yes=yes,
+            console=console,
+        )
+    else:
+        console.print(f"every repeat is already measured in {directory}; writing the outputs")
+    show_results(state, directory, console)
+
+
+def show_results(state: StudyState, directory: Path, console: Console) -> None:
+    """Print the sample's table and write the CSV, JSON and PNG files."""
+    from concurrency_observer.reporting.study_output import (  # noqa: PLC0415
+        summary_table,
+        write_study_outputs,
+    )
+
+    outputs = write_study_outputs(directory, state)
+    console.print(summary_table(summarize(state.results), title="environments initialized"))
+    console.print("wrote " + ", ".join(str(path) for path in outputs.all()))

@@ -1,0 +1,340 @@
+"""The study on AWS: provisioned concurrency through the Lambda API, the count through CloudWatch.
+
+``LambdaProvisioning`` is the ``ProvisioningTarget`` of one alias (Put/Get/Delete
+ProvisionedConcurrencyConfig); ``CloudWatchInitCounter`` is the ``InitCounter`` (GetMetricData, Sum
+of ``EnvironmentInit`` with dimensions ``FunctionName`` and ``InitType=provisioned-concurrency``).
+Both take boto3 clients, so tests hand in clients wrapped in botocore's ``Stubber``.
+
+The schema has no dimension set with both the version and the InitType, so the count covers the
+whole function: provisioned concurrency on another alias or version of the same function during the
+study would be counted too. ``other_provisioned_qualifiers`` finds such configurations beforehand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Final
+
+from concurrency_observer import schema
+from concurrency_observer.aws.session import aws_errors
+from concurrency_observer.errors import AwsError
+from concurrency_observer.study import (
+    Clock,
+    ProgressCallback,
+    ProvisioningStatus,
+    ReadyResult,
+    StudyPlan,
+    SystemClock,
+    poll_until_ready,
+)
+
+# Provisioned concurrency, US East (N. Virginia), USD per GB-second of configured concurrency
+# (aws.amazon.com/lambda/pricing). Other regions charge differently; the estimate says so.
+PRICE_PER_GB_SECOND: Final[dict[str, float]] = {
+    "x86_64": 0.0000041667,
+    "arm64": 0.0000033334,
+}
+PRICE_REGION: Final = "us-east-1"
+# Lambda bills provisioned concurrency from enabling to disabling, rounded up to 5 minutes.
+BILLING_INCREMENT_SECONDS: Final = 300
+# A guess, for the estimate only: how long a level takes to become READY.
+EXPECTED_READY_SECONDS: Final = 120.0
+# Metrics land in CloudWatch a minute or two after they are put; the settle wait pays that first.
+EXPECTED_METRIC_DELAY_SECONDS: Final = 120.0
+
+_CONFLICT_RETRIES: Final = 6
+_CONFLICT_BACKOFF_SECONDS: Final = 10.0
+
+
+@dataclass(frozen=True)
+class FunctionFacts:
+    """What the study needs to know about the function behind the alias."""
+
+    name: str
+    memory_mb: int
+    architecture: str
+    namespace: str | None
+    layers: tuple[str, ...]
+
+
+def describe_function(lambda_client: Any, function: str, qualifier: str) -> FunctionFacts:
+    """GetFunctionConfiguration of ``function:qualifier``: plain name, memory, architecture."""
+    with aws_errors(f"reading the configuration of {function}:{qualifier}"):
+        config = lambda_client.get_function_configuration(
+            FunctionName=function, Qualifier=qualifier
+        )
+    variables = (config.get("Environment") or {}).get("Variables") or {}
+    return FunctionFacts(
+        name=config["FunctionName"],
+        memory_mb=int(config.get("MemorySize", 128)),
+        architecture=(config.get("Architectures") or ["x86_64"])[0],
+        namespace=variables.get("CONCURRENCY_OBSERVER_NAMESPACE"),
+        layers=tuple(layer["Arn"] for layer in config.get("Layers") or []),
+    )
+
+
+def other_provisioned_qualifiers(lambda_client: Any, function: str, qualifier: str) -> list[str]:
+    """Aliases or versions of ``function`` other than ``qualifier`` with provisioned concurrency."""
+    found: list[str] = []
+    with aws_errors(f"listing the provisioned concurrency of {function}"):
+        paginator = lambda_client.get_paginator("list_provisioned_concurrency_configs")
+        for page in paginator.paginate(FunctionName=function):
+            for config in page.get("ProvisionedConcurrencyConfigs", []):
+                arn = str(config.get("FunctionArn", ""))
+                name = arn.rsplit(":", 1)[-1]
+                if name != qualifier:
+                    found.append(
+                        f"{name} ({config.get('RequestedProvisionedConcurrentExecutions')})"
+                    )
+    return found
+
+
+class LambdaProvisioning:
+    """``ProvisioningTarget`` over the Lambda API for one function alias (or version)."""
+
+    def __init__(
+        self,
+        lambda_client: Any,
+        function: str,
+        qualifier: str,
+        *,
+        poll_interval: float = 10.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._client = lambda_client
+        self._function = function
+        self._qualifier = qualifier
+        self._poll_interval = poll_interval
+        self._clock = clock or SystemClock()
+
+    @property
+    def description(self) -> str:
+        """``function:alias``."""
+        return f"{self._function}:{self._qualifier}"
+
+    def _get(self) -> dict[str, Any] | None:
+        not_found = self._client.exceptions.ProvisionedConcurrencyConfigNotFoundException
+        with aws_errors(f"reading the provisioned concurrency of {self.description}"):
+            try:
+                response: dict[str, Any] = self._client.get_provisioned_concurrency_config(
+                    FunctionName=self._function, Qualifier=self._qualifier
+                )
+            except not_found:
+                return None
+        return response
+
+    def read_config(self) -> int | None:
+        """RequestedProvisionedConcurrentExecutions, or None when the alias has none."""
+        config = self._get()
+        return None if config is None else int(config["RequestedProvisionedConcurrentExecutions"])
+
+    def set_provisioned(self, level: int) -> None:
+        """PutProvisionedConcurrencyConfig, retried while a previous change is still in progress."""
+        conflict = self._client.exceptions.ResourceConflictException
+        for attempt in range(_CONFLICT_RETRIES):
+            with aws_errors(f"putting provisioned concurrency {level} on {self.description}"):
+                try:
+                    self._client.put_provisioned_concurrency_config(
+                        FunctionName=self._function,
+                        Qualifier=self._qualifier,
+                        ProvisionedConcurrentExecutions=level,
+                    )
+                    return
+                except conflict:
+                    # Right after a delete, Lambda may still be tearing the old configuration down.
+                    if attempt == _CONFLICT_RETRIES - 1:
+                        raise
+            self._clock.sleep(_CONFLICT_BACKOFF_SECONDS * (attempt + 1))
+
+    def status(self) -> ProvisioningStatus:
+        """Status, requested and allocated counts of the current configuration."""
+        config = self._get()
+        if config is None:
+            raise AwsError(f"{self.description} has no provisioned concurrency configuration")
+        return ProvisioningStatus(
+            state=config["Status"],
+            requested=int(config.get("RequestedProvisionedConcurrentExecutions", 0)),
+            allocated=int(config.get("AllocatedProvisionedConcurrentExecutions", 0)),
+            reason=str(config.get("StatusReason", "")),
+        )
+
+    def wait_ready(self, level: int, timeout: float, on_progress: ProgressCallback) -> ReadyResult:
+        """Poll GetProvisionedConcurrencyConfig until READY (FAILED or timeout: ``StudyError``)."""
+        return poll_until_ready(
+            self.status,
+            timeout=timeout,
+            interval=self._poll_interval,
+            clock=self._clock,
+            on_progress=on_progress,
+        )
+
+    def remove(self) -> None:
+        """DeleteProvisionedConcurrencyConfig; no configuration is not an error."""
+        not_found = self._client.exceptions.ProvisionedConcurrencyConfigNotFoundException
+        with aws_errors(f"removing the provisioned concurrency of {self.description}"):
+            try:
+                self._client.delete_provisioned_concurrency_config(
+                    FunctionName=self._function, Qualifier=self._qualifier
+                )
+            except not_found:
+                return
+
+    def restore(self, original: int | None) -> str:
+        """Put ``original`` back (None: remove any configuration) and say what was done."""
+        try:
+            if original is None:
+                self.remove()
+                return f"restored {self.description}: no provisioned concurrency, as before"
+            self.set_provisioned(original)
+        except AwsError as exc:
+            by_hand = (
+                f"aws lambda put-provisioned-concurrency-config --function-name {self._function} "
+                f"--qualifier {self._qualifier} --provisioned-concurrent-executions {original}"
+                if original is not None
+                else f"aws lambda delete-provisioned-concurrency-config --function-name "
+                f"{self._function} --qualifier {self._qualifier}"
+            )
+            raise AwsError(f"could not restore {self.description} ({exc}); run: {by_hand}") from exc
+        return (
+            f"restored {self.description}: provisioned concurrency {original}, as before "
+            "(Lambda is bringing it to READY)"
+        )
+
+
+class CloudWatchInitCounter:
+    """``InitCounter`` over GetMetricData: the Sum of provisioned ``EnvironmentInit``."""
+
+    def __init__(
+        self,
+        cloudwatch_client: Any,
+        function_name: str,
+        namespace: str = schema.DEFAULT_NAMESPACE,
+        *,
+        period: int = 60,
+        clock: Clock | None = None,
+    ) -> None:
+        self._client = cloudwatch_client
+        self._function = function_name
+        self._namespace = namespace
+        self._period = period
+        self._clock = clock or SystemClock()
+
+    @property
+    def resolution_seconds(self) -> float:
+        """The query period: CloudWatch sums whole periods."""
+        return float(self._period)
+
+    def query(self, since: datetime) -> dict[str, Any]:
+        """The GetMetricData request for the window from ``since`` to the end of this period."""
+        start = _floor(since, self._period)
+        end = _floor(self._clock.now(), self._period) + timedelta(seconds=self._period)
+        return {
+            "MetricDataQueries": [
+                {
+                    "Id": "inits",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": self._namespace,
+                            "MetricName": schema.ENVIRONMENT_INIT,
+                            "Dimensions": [
+                                {"Name": schema.FUNCTION_NAME, "Value": self._function},
+                                {"Name": schema.INIT_TYPE, "Value": schema.INIT_PROVISIONED},
+                            ],
+                        },
+                        "Period": self._period,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": True,
+                }
+            ],
+            "StartTime": start,
+            "EndTime": max(end, start + timedelta(seconds=self._period)),
+            "ScanBy": "TimestampAscending",
+        }
+
+    def count(self, since: datetime) -> int:
+        """Environments initialized for provisioned concurrency from ``since`` to now."""
+        request = self.query(since)
+        total = 0.0
+        with aws_errors(f"reading {schema.ENVIRONMENT_INIT} for {self._function}"):
+            while True:
+                response = self._client.get_metric_data(**request)
+                for result in response.get("MetricDataResults", []):
+                    total += sum(result.get("Values", []))
+                token = response.get("NextToken")
+                if not token:
+                    break
+                request = {**request, "NextToken": token}
+        return round(total)
+
+
+def _floor(moment: datetime, period: int) -> datetime:
+    epoch = math.floor(moment.timestamp() / period) * period
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """The provisioned-concurrency charge of the repeats still to run, expected and worst case."""
+
+    gb_seconds: float
+    expected_usd: float
+    worst_usd: float
+    price_per_gb_second: float
+    architecture: str
+    memory_mb: int
+
+    def summary(self, region: str | None) -> str:
+        """The estimate in a sentence, with its assumptions."""
+        note = (
+            ""
+            if region == PRICE_REGION
+            else f" (prices are {PRICE_REGION}'s; {region or 'your region'} may differ)"
+        )
+        return (
+            f"estimated cost: about {_usd(self.expected_usd)}, at most {_usd(self.worst_usd)} if "
+            f"every wait runs to its timeout: {self.memory_mb} MB {self.architecture} at "
+            f"${self.price_per_gb_second:.10f}/GB-s of configured concurrency, billed by 5 minutes"
+            f"{note}"
+        )
+
+
+def _usd(amount: float) -> str:
+    """Dollars with cents, or four decimals below a cent (a small study costs less than one)."""
+    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+
+
+def _billed_seconds(seconds: float) -> float:
+    return math.ceil(seconds / BILLING_INCREMENT_SECONDS) * BILLING_INCREMENT_SECONDS
+
+
+def estimate_cost(
+    levels: list[int],
+    plan: StudyPlan,
+    memory_mb: int,
+    architecture: str,
+) -> CostEstimate:
+    """The charge of holding each of ``levels`` (one entry per repeat) for the time a repeat takes.
+
+    Expected: READY after ``EXPECTED_READY_SECONDS``, then the metric delay and the settle period.
+    Worst: every wait runs to its timeout. Each hold is rounded up to Lambda's 5-minute increment.
+    You pay for the configured concurrency, not for the extra environments Lambda may start.
+    """
+    price = PRICE_PER_GB_SECOND.get(architecture, PRICE_PER_GB_SECOND["x86_64"])
+    gigabytes = memory_mb / 1024
+    expected_hold = _billed_seconds(
+        EXPECTED_READY_SECONDS + EXPECTED_METRIC_DELAY_SECONDS + plan.settle
+    )
+    worst_hold = _billed_seconds(plan.ready_timeout + plan.settle_timeout)
+    concurrency = sum(levels)
+    gb_seconds = concurrency * gigabytes * expected_hold
+    return CostEstimate(
+        gb_seconds=gb_seconds,
+        expected_usd=gb_seconds * price,
+        worst_usd=concurrency * gigabytes * worst_hold * price,
+        price_per_gb_second=price,
+        architecture=architecture,
+        memory_mb=memory_mb,
+    )

@@ -1,0 +1,78 @@
+"""``experiment`` end to end on stubbed Lambda and CloudWatch clients, with a manual clock."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+from click.testing import CliRunner
+
+from concurrency_observer.cli import cli
+from concurrency_observer.study import ManualClock
+from tests.unit.aws.test_experiment import (
+    ALIAS,
+    FUNCTION,
+    QUALIFIED,
+    make_client,
+    metric_response,
+    queue_get,
+    queue_put,
+)
+
+# The package's ``experiment`` attribute is the click command; the module holds the seams.
+experiment_cli = importlib.import_module("concurrency_observer.cli.experiment")
+NOT_FOUND = "ProvisionedConcurrencyConfigNotFoundException"
+
+
+def test_experiment_runs_restores_and_writes_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One level, one repeat: cost shown, level put and removed, 10 counted, outputs written."""
+    lambda_client, cloudwatch_client = make_client("lambda"), make_client("cloudwatch")
+    lambda_stub, cloudwatch_stub = Stubber(lambda_client), Stubber(cloudwatch_client)
+    lambda_stub.add_response(
+        "get_function_configuration",
+        {"FunctionName": FUNCTION, "MemorySize": 1024, "Architectures": ["x86_64"]},
+        QUALIFIED,
+    )
+    lambda_stub.add_response(
+        "list_provisioned_concurrency_configs",
+        {"ProvisionedConcurrencyConfigs": []},
+        {"FunctionName": FUNCTION},
+    )
+    lambda_stub.add_client_error("get_provisioned_concurrency_config", NOT_FOUND, "none", 404)
+    queue_put(lambda_stub, 5)
+    queue_get(lambda_stub, "READY", 5, 5)
+    for values in [(6,), (6, 4), (6, 4), (6, 4)]:  # 6, then 10 stable for the 60 s settle period
+        cloudwatch_stub.add_response("get_metric_data", metric_response(*values))
+    lambda_stub.add_response("delete_provisioned_concurrency_config", {}, QUALIFIED)
+    lambda_stub.add_client_error("delete_provisioned_concurrency_config", NOT_FOUND, "none", 404)
+
+    def clients(region: str) -> tuple[Any, Any]:
+        assert region == "us-east-1"
+        return lambda_client, cloudwatch_client
+
+    monkeypatch.setattr(experiment_cli, "_clients", clients)
+    clock = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc))
+    monkeypatch.setattr(experiment_cli, "_clock", lambda: clock)
+    args = ["experiment", "--function", FUNCTION, "--alias", ALIAS, "--region", "us-east-1"]
+    args += ["--levels", "5", "--repeats", "1", "--settle", "60", "--poll", "30", "--yes"]
+    with lambda_stub, cloudwatch_stub:
+        result = CliRunner().invoke(cli, [*args, "--output", str(tmp_path)])
+        lambda_stub.assert_no_pending_responses()
+        cloudwatch_stub.assert_no_pending_responses()
+
+    assert result.exit_code == 0, result.output
+    # 5 × 1 GB × 300 s × $0.0000041667; worst: 5 × 1 GB × 2400 s (two 1200 s timeouts)
+    assert "estimated cost: about $0.0063, at most $0.05" in result.output
+    assert "no layers" in result.output
+    assert "restored orders:live: no provisioned concurrency, as before" in result.output
+    document = json.loads((tmp_path / "study.json").read_text())
+    assert [r["count"] for r in document["repeats"]] == [10]
+    assert document["summary"][0]["ratio"] == 2.0
+    assert (tmp_path / "study.png").exists()
