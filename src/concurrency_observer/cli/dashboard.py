@@ -1,11 +1,57 @@
-"""``concurrency-observer dashboard``: placeholder until its issue lands (see the issue list)."""
+"""``concurrency-observer dashboard``: a CloudWatch dashboard for one function's environments."""
 
 from __future__ import annotations
 
 import click
 
+from concurrency_observer.cli.report import check_function_name
+from concurrency_observer.schema import DEFAULT_NAMESPACE
+
 
 @click.command()
-def dashboard() -> None:
-    """Not built yet."""
-    raise click.ClickException("'dashboard' is not available yet")
+@click.option("--function", "function_name", required=True, help="The Lambda function's name.")
+@click.option("--name", help="Dashboard name.  [default: concurrency-observer-<function>]")
+@click.option(
+    "--provisioned",
+    type=click.IntRange(min=0),
+    help="Draw the provisioned concurrency you asked for as a line on the live graph.",
+)
+@click.option(
+    "--namespace",
+    default=DEFAULT_NAMESPACE,
+    envvar="CONCURRENCY_OBSERVER_NAMESPACE",
+    show_default=True,
+    help="The metrics' namespace (env: CONCURRENCY_OBSERVER_NAMESPACE).",
+)
+@click.option("--region", help="AWS region (default: AWS_REGION or your config).")
+@click.option("--endpoint-url", help="CloudWatch endpoint, e.g. a local moto server.")
+def dashboard(
+    *,
+    function_name: str,
+    name: str | None,
+    provisioned: int | None,
+    namespace: str,
+    region: str | None,
+    endpoint_url: str | None,
+) -> None:
+    """Create or replace a dashboard: live environments (metric math), inits, shutdowns, lifetimes.
+
+    Needs cloudwatch:PutDashboard. Prints the dashboard's console URL.
+    """
+    from concurrency_observer.aws.dashboard import (  # noqa: PLC0415
+        check_dashboard_name,
+        console_url,
+        dashboard_body,
+        default_dashboard_name,
+        put_dashboard,
+    )
+    from concurrency_observer.aws.session import client  # noqa: PLC0415
+
+    check_function_name(function_name)
+    dashboard_name = check_dashboard_name(name or default_dashboard_name(function_name))
+    cloudwatch = client("cloudwatch", region, endpoint_url)
+    region_name = str(cloudwatch.meta.region_name)
+    body = dashboard_body(function_name, namespace, region_name, provisioned)
+    for message in put_dashboard(cloudwatch, dashboard_name, body):
+        click.secho(f"warning: CloudWatch says: {message}", fg="yellow", err=True)
+    click.echo(f"dashboard {dashboard_name}: {console_url(region_name, dashboard_name)}")

@@ -1,0 +1,205 @@
+"""A CloudWatch dashboard for one function's execution environments.
+
+Public interface:
+
+- ``dashboard_body(function_name, namespace, region, provisioned=None) -> dict``: pure, the
+  dashboard body (CloudWatch's dashboard body structure), ready for ``json.dumps``.
+- ``put_dashboard(cloudwatch, name, body) -> list[str]``: PutDashboard; returns CloudWatch's
+  validation messages (empty when it accepted everything).
+- ``default_dashboard_name(function_name)`` and ``console_url(region, name)``.
+
+The live-environments graph is CloudWatch metric math over the ``[FunctionName]`` series::
+
+    live = RUNNING_SUM(FILL(inits, 0) - FILL(shutdowns, 0))
+
+``FILL(..., 0)``: a period with inits but no shutdowns (or the reverse) has no data point in the
+other series, and arithmetic between two series only keeps timestamps present in both.
+RUNNING_SUM starts at zero at the left edge of the graph, so environments born before the
+dashboard's time range are not counted: pick a range that starts before them (the ``report``
+command counts them with its look-back). The breakdowns use ``SEARCH`` so that a new InitType or
+ShutdownReason shows up without editing the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+from urllib.parse import quote
+
+from concurrency_observer.aws.session import aws_errors
+from concurrency_observer.errors import UserError
+from concurrency_observer.schema import (
+    ENVIRONMENT_IDLE_TIME,
+    ENVIRONMENT_INIT,
+    ENVIRONMENT_INVOCATIONS,
+    ENVIRONMENT_LIFETIME,
+    ENVIRONMENT_SHUTDOWN,
+    ENVIRONMENT_TIME_TO_FIRST_INVOKE,
+    FUNCTION_NAME,
+    INIT_TYPE,
+    SHUTDOWN_REASON,
+)
+
+LIVE_EXPRESSION: Final = "RUNNING_SUM(FILL(inits, 0) - FILL(shutdowns, 0))"
+PERIOD: Final = 60
+_WIDTH: Final = 12  # two widgets per row on CloudWatch's 24-column grid
+_HEIGHT: Final = 6
+# CloudWatch's rule for dashboard names.
+_DASHBOARD_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,255}")
+
+
+def default_dashboard_name(function_name: str) -> str:
+    """``concurrency-observer-<function>``."""
+    return f"concurrency-observer-{function_name}"
+
+
+def check_dashboard_name(name: str) -> str:
+    """``name`` if CloudWatch accepts it as a dashboard name, else a ``UserError``."""
+    if not _DASHBOARD_NAME.fullmatch(name):
+        raise UserError(
+            f"invalid dashboard name {name!r}: use 1 to 255 letters, digits, '-' or '_'"
+        )
+    return name
+
+
+def console_url(region: str, name: str) -> str:
+    """The CloudWatch console address of dashboard ``name`` in ``region``."""
+    if region.startswith("cn-"):
+        host = f"{region}.console.amazonaws.cn"
+    elif region.startswith("us-gov-"):
+        host = f"{region}.console.amazonaws-us-gov.com"
+    else:
+        host = f"{region}.console.aws.amazon.com"
+    return f"https://{host}/cloudwatch/home?region={region}#dashboards/dashboard/{quote(name)}"
+
+
+def _search(namespace: str, dimension: str, metric: str, function_name: str) -> str:
+    # The namespace is quoted: a custom one may hold ':', '#' or spaces. The dimension names are
+    # plain words; the quoted values make the terms exact matches, not partial ones.
+    schema = f'{{"{namespace}",{FUNCTION_NAME},{dimension}}}'
+    terms = f'MetricName="{metric}" {FUNCTION_NAME}="{function_name}"'
+    return f"SEARCH('{schema} {terms}', 'Sum', {PERIOD})"
+
+
+def _widget(x: int, y: int, title: str, metrics: list[list[Any]], **extra: Any) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "title": title,
+        "view": "timeSeries",
+        "period": PERIOD,
+        "metrics": metrics,
+    }
+    properties.update(extra)
+    return {
+        "type": "metric",
+        "x": x,
+        "y": y,
+        "width": _WIDTH,
+        "height": _HEIGHT,
+        "properties": properties,
+    }
+
+
+def dashboard_body(
+    function_name: str, namespace: str, region: str, provisioned: int | None = None
+) -> dict[str, Any]:
+    """The dashboard: live environments, inits by type, shutdowns by reason, lifetimes, usage."""
+
+    def metric(name: str, stat: str, **options: Any) -> list[Any]:
+        return [namespace, name, FUNCTION_NAME, function_name, {"stat": stat, **options}]
+
+    live_extra: dict[str, Any] = {"region": region, "stacked": False, "yAxis": {"left": {"min": 0}}}
+    if provisioned is not None:
+        live_extra["annotations"] = {
+            "horizontal": [{"label": "provisioned concurrency requested", "value": provisioned}]
+        }
+    common = {"region": region}
+    widgets = [
+        _widget(
+            0,
+            0,
+            "Live execution environments",
+            [
+                [{"expression": LIVE_EXPRESSION, "label": "live environments", "id": "live"}],
+                metric(ENVIRONMENT_INIT, "Sum", id="inits", visible=False),
+                metric(ENVIRONMENT_SHUTDOWN, "Sum", id="shutdowns", visible=False),
+            ],
+            **live_extra,
+        ),
+        _widget(
+            _WIDTH,
+            0,
+            "Inits by init type",
+            [
+                [
+                    {
+                        "expression": _search(
+                            namespace, INIT_TYPE, ENVIRONMENT_INIT, function_name
+                        ),
+                        "id": "initsbytype",
+                    }
+                ]
+            ],
+            stacked=True,
+            **common,
+        ),
+        _widget(
+            0,
+            _HEIGHT,
+            "Shutdowns by reason",
+            [
+                [
+                    {
+                        "expression": _search(
+                            namespace, SHUTDOWN_REASON, ENVIRONMENT_SHUTDOWN, function_name
+                        ),
+                        "id": "shutdownsbyreason",
+                    }
+                ]
+            ],
+            stacked=True,
+            **common,
+        ),
+        _widget(
+            _WIDTH,
+            _HEIGHT,
+            "Environment lifetime (seconds)",
+            [
+                metric(ENVIRONMENT_LIFETIME, "Average", label="mean"),
+                metric(ENVIRONMENT_LIFETIME, "p90", label="p90"),
+                metric(ENVIRONMENT_LIFETIME, "Maximum", label="max"),
+            ],
+            **common,
+        ),
+        _widget(
+            0,
+            2 * _HEIGHT,
+            "Invocations per environment",
+            [
+                metric(ENVIRONMENT_INVOCATIONS, "Average", label="mean"),
+                metric(ENVIRONMENT_INVOCATIONS, "Maximum", label="max"),
+            ],
+            **common,
+        ),
+        _widget(
+            _WIDTH,
+            2 * _HEIGHT,
+            "Idle time and time to first invoke (seconds, mean)",
+            [
+                metric(ENVIRONMENT_IDLE_TIME, "Average", label="idle time"),
+                metric(ENVIRONMENT_TIME_TO_FIRST_INVOKE, "Average", label="time to first invoke"),
+            ],
+            **common,
+        ),
+    ]
+    return {"widgets": widgets}
+
+
+def put_dashboard(cloudwatch: Any, name: str, body: dict[str, Any]) -> list[str]:
+    """Create or replace dashboard ``name``; CloudWatch's validation messages, if any."""
+    with aws_errors("cloudwatch:PutDashboard"):
+        response = cloudwatch.put_dashboard(DashboardName=name, DashboardBody=json.dumps(body))
+    return [
+        str(message.get("Message", message))
+        for message in response.get("DashboardValidationMessages", [])
+    ]

@@ -1,0 +1,114 @@
+"""The report as rich tables, for people reading a terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from concurrency_observer.aws.report import SCOPE_ALL_VERSIONS, Distribution, Report
+
+_SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+_SPARK_WIDTH = 60
+
+
+def _time(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def sparkline(values: Sequence[int], width: int = _SPARK_WIDTH) -> str:
+    """``values`` as block characters, at most ``width`` wide (a block shows its bucket's max)."""
+    if not values:
+        return ""
+    size = max(1, -(-len(values) // width))  # ceil: periods per character
+    buckets = [max(values[i : i + size]) for i in range(0, len(values), size)]
+    low, high = min(0, *buckets), max(buckets)
+    span = (high - low) or 1
+    return "".join(
+        _SPARK_BLOCKS[round((v - low) / span * (len(_SPARK_BLOCKS) - 1))] for v in buckets
+    )
+
+
+def _environments_table(report: Report) -> Table:
+    table = Table(title="Execution environments", show_header=False, title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("created (inits)", str(report.inits_total))
+    table.add_row("shut down", str(report.shutdowns_total))
+    table.add_row("live at window start", str(report.live_at_start))
+    table.add_row("peak live", f"{report.live_peak} at {_time(report.live_peak_at)}")
+    table.add_row("live at window end", str(report.live_current))
+    if report.provisioned is not None:
+        table.add_row("provisioned concurrency requested", str(report.provisioned))
+        table.add_row("peak live / provisioned", _number(report.peak_to_provisioned, 2))
+    return table
+
+
+def _counts_table(title: str, column: str, counts: Mapping[str, int], caption: str) -> Table:
+    table = Table(title=title, title_justify="left", caption=caption or None)
+    table.add_column(column)
+    table.add_column("environments", justify="right")
+    for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        table.add_row(name, str(count))
+    if not counts:
+        table.add_row("(none)", "0")
+    return table
+
+
+def _per_environment_table(report: Report) -> Table:
+    table = Table(title="Per environment, at shutdown", title_justify="left")
+    for name in ("figure", "environments", "mean", "max"):
+        table.add_column(name, justify="left" if name == "figure" else "right")
+    rows: list[tuple[str, Distribution, int]] = [
+        ("lifetime (s)", report.lifetime, 1),
+        ("idle time (s)", report.idle_time, 1),
+        ("time to first invoke (s)", report.time_to_first_invoke, 2),
+        ("invocations", report.invocations, 1),
+    ]
+    for label, figure, digits in rows:
+        table.add_row(
+            label, str(figure.count), _number(figure.mean, digits), _number(figure.maximum, digits)
+        )
+    table.caption = f"invocations in total: {report.invocations.total:,.0f}"
+    return table
+
+
+def report_renderable(report: Report) -> RenderableType:
+    """Every table of the report, with its heading, warnings and notes, as one rich renderable."""
+    who = report.function_name + (f" version {report.version}" if report.version else "")
+    window = report.window
+    heading = Text.assemble(
+        ("concurrency-observer report: ", "bold"),
+        (who, "bold cyan"),
+        f"  (namespace {report.namespace})\n",
+        f"{_time(window.start)} to {_time(window.end)}, period {window.period}s, "
+        f"live series counted from {_time(window.lookback_start)}",
+    )
+    scope = "all versions of the function" if report.breakdown_scope == SCOPE_ALL_VERSIONS else ""
+    parts: list[RenderableType] = [
+        heading,
+        _environments_table(report),
+        _counts_table("Inits by init type", "init type", report.inits_by_type, scope),
+        _counts_table("Shutdowns by reason", "reason", report.shutdowns_by_reason, scope),
+        _per_environment_table(report),
+        Text.assemble(("live environments: ", "bold"), sparkline([p.total for p in report.live])),
+    ]
+    parts.extend(Text(f"warning: {warning}", style="yellow") for warning in report.warnings)
+    parts.extend(Text(f"note: {note}", style="dim") for note in report.notes)
+    return Group(*parts)
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    """Print the tables to ``console`` (default: standard output)."""
+    (console or Console()).print(report_renderable(report))
