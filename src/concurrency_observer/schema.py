@@ -7,7 +7,12 @@ simulate) both import it, so the names below can never drift apart. DESIGN.md ha
 from __future__ import annotations
 
 import re
-from typing import Final
+
+# typing only for type checkers: the extension imports this module at every Lambda cold start, and
+# importing typing there costs milliseconds (DESIGN.md, "Performance").
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 DEFAULT_NAMESPACE: Final = "ConcurrencyObserver"
 

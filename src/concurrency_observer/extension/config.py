@@ -1,0 +1,218 @@
+"""The extension's configuration: one frozen ``Config`` read once from the environment.
+
+``Config.from_environ(mapping)`` never raises: an invalid value becomes a one-line warning and the
+default, because a typo in a setting must not take the function down.
+
+| Variable | Default | Meaning |
+|---|---|---|
+| `CONCURRENCY_OBSERVER_SINK` | `cloudwatch` | `cloudwatch` (PutMetricData over HTTPS, needs `cloudwatch:PutMetricData`) or `emf` (one Embedded Metric Format line per record on stdout) |
+| `CONCURRENCY_OBSERVER_NAMESPACE` | `ConcurrencyObserver` | CloudWatch namespace: 1-255 of `0-9A-Za-z . - _ / # :` and space, not starting with `AWS/` |
+| `CONCURRENCY_OBSERVER_LOG_LEVEL` | `INFO` | `ERROR`, `WARNING`, `INFO` (one line at init, one at shutdown) or `DEBUG` (per event) |
+| `CONCURRENCY_OBSERVER_EVENTS` | `INVOKE,SHUTDOWN` | `SHUTDOWN` alone costs nothing per invoke, but then `EnvironmentInvocations`, `EnvironmentTimeToFirstInvoke` are not known (not emitted) and `EnvironmentIdleTime` is measured from init |
+| `CONCURRENCY_OBSERVER_INIT_BUDGET_MS` | `400` | how long delivering the init record may hold up the environment's init (0-5000); if it fails, the record is sent again at shutdown |
+| `CONCURRENCY_OBSERVER_SHUTDOWN_MARGIN_MS` | `200` | safety margin kept before the SHUTDOWN event's `deadlineMs` (0-2000) |
+| `CONCURRENCY_OBSERVER_SIGTERM_BUDGET_MS` | `500` | delivery budget when the extension is stopped by SIGTERM instead of a SHUTDOWN event (0-2000) |
+| `CONCURRENCY_OBSERVER_CONNECT_TIMEOUT_MS` | `300` | TCP+TLS connect timeout to CloudWatch (1-10000), always also bounded by the phase budget |
+| `CONCURRENCY_OBSERVER_READ_TIMEOUT_MS` | `1000` | per-read timeout for CloudWatch responses (1-10000), likewise bounded |
+| `AWS_LAMBDA_FUNCTION_NAME` | `unknown` | `FunctionName` dimension (set by Lambda) |
+| `AWS_LAMBDA_FUNCTION_VERSION` | `$LATEST` | `FunctionVersion` dimension (set by Lambda) |
+| `AWS_LAMBDA_INITIALIZATION_TYPE` | `on-demand` | `InitType` dimension (set by Lambda; the RIE does not set it) |
+| `AWS_LAMBDA_RUNTIME_API` | none | `host:port` of the Extensions API (set by Lambda); without it the extension cannot register |
+| `AWS_REGION`, then `AWS_DEFAULT_REGION` | none | region of the CloudWatch endpoint (`cloudwatch` sink) |
+| `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | none | credentials that sign PutMetricData (set by Lambda from the execution role) |
+| `AWS_ENDPOINT_URL_CLOUDWATCH`, then `AWS_ENDPOINT_URL` | `https://monitoring.<region>.amazonaws.com` (`.amazonaws.com.cn` in `cn-` regions) | CloudWatch endpoint override, as botocore reads it; `http://` allowed (a local moto server) |
+"""  # noqa: E501 (a Markdown table, copied into the README)
+
+from __future__ import annotations
+
+import re
+
+from concurrency_observer import schema
+from concurrency_observer.extension.frozen import value
+from concurrency_observer.extension.http11 import parse_url
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+PREFIX = "CONCURRENCY_OBSERVER_"
+SINKS = ("cloudwatch", "emf")
+LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
+EVENT_CHOICES = {
+    "INVOKE,SHUTDOWN": ("INVOKE", "SHUTDOWN"),
+    "SHUTDOWN": ("SHUTDOWN",),
+}
+# name suffix: (default, minimum, maximum), milliseconds
+DURATIONS_MS = {
+    "INIT_BUDGET_MS": (400, 0, 5000),
+    "SHUTDOWN_MARGIN_MS": (200, 0, 2000),
+    "SIGTERM_BUDGET_MS": (500, 0, 2000),
+    "CONNECT_TIMEOUT_MS": (300, 1, 10000),
+    "READ_TIMEOUT_MS": (1000, 1, 10000),
+}
+DEFAULT_FUNCTION_NAME = "unknown"
+DEFAULT_FUNCTION_VERSION = "$LATEST"
+
+# CloudWatch's namespace rule (PutMetricData reference): 1-255 characters from this set.
+_NAMESPACE = re.compile(r"[0-9A-Za-z.\-_/#: ]{1,255}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-\d{1,2}")
+
+
+@value
+class Credentials:
+    """AWS credentials from the environment; ``repr`` never shows the secret."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def __repr__(self) -> str:
+        token = ", session_token=..." if self.session_token else ""
+        return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key=...{token})"
+
+
+@value
+class Config:
+    """Everything the extension reads from its environment, validated once."""
+
+    sink: str = "cloudwatch"
+    namespace: str = schema.DEFAULT_NAMESPACE
+    log_level: str = "INFO"
+    events: tuple[str, ...] = ("INVOKE", "SHUTDOWN")
+    init_budget_ms: int = 400
+    shutdown_margin_ms: int = 200
+    sigterm_budget_ms: int = 500
+    connect_timeout_ms: int = 300
+    read_timeout_ms: int = 1000
+    function_name: str = DEFAULT_FUNCTION_NAME
+    function_version: str = DEFAULT_FUNCTION_VERSION
+    init_type: str = schema.INIT_ON_DEMAND
+    runtime_api: str | None = None
+    region: str | None = None
+    credentials: Credentials | None = None
+    cloudwatch_endpoint: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> tuple[Config, list[str]]:
+        """The configuration in ``environ`` and one warning line per invalid setting."""
+        read = _Reader(environ)
+        sink = read.choice("SINK", SINKS, "cloudwatch", upper=False)
+        region = read.region()
+        endpoint = read.endpoint(region)
+        credentials = read.credentials()
+        if sink == "cloudwatch" and endpoint is None:
+            read.warnings.append("no AWS_REGION or endpoint: the cloudwatch sink cannot deliver")
+        if sink == "cloudwatch" and credentials is None:
+            read.warnings.append(
+                "no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: the cloudwatch sink cannot sign"
+            )
+        config = cls(
+            sink=sink,
+            namespace=read.namespace(),
+            log_level=read.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+            events=read.events(),
+            init_budget_ms=read.duration("INIT_BUDGET_MS"),
+            shutdown_margin_ms=read.duration("SHUTDOWN_MARGIN_MS"),
+            sigterm_budget_ms=read.duration("SIGTERM_BUDGET_MS"),
+            connect_timeout_ms=read.duration("CONNECT_TIMEOUT_MS"),
+            read_timeout_ms=read.duration("READ_TIMEOUT_MS"),
+            function_name=read.get("AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_FUNCTION_NAME,
+            function_version=read.get("AWS_LAMBDA_FUNCTION_VERSION") or DEFAULT_FUNCTION_VERSION,
+            init_type=schema.normalize_init_type(environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")),
+            runtime_api=read.get("AWS_LAMBDA_RUNTIME_API"),
+            region=region,
+            credentials=credentials,
+            cloudwatch_endpoint=endpoint,
+        )
+        return config, read.warnings
+
+
+class _Reader:
+    """Reads and validates settings, collecting one warning line per invalid value."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.warnings: list[str] = []
+
+    def get(self, name: str) -> str | None:
+        raw = self.environ.get(name)
+        return raw.strip() if raw is not None and raw.strip() else None
+
+    def choice(self, suffix: str, choices: tuple[str, ...], default: str, *, upper: bool) -> str:
+        raw = self.get(PREFIX + suffix)
+        if raw is None:
+            return default
+        normalized = raw.upper() if upper else raw.lower()
+        if normalized in choices:
+            return normalized
+        self.warnings.append(
+            f"{PREFIX}{suffix}={raw!r} is not one of {', '.join(choices)}; using {default}"
+        )
+        return default
+
+    def duration(self, suffix: str) -> int:
+        default, low, high = DURATIONS_MS[suffix]
+        raw = self.get(PREFIX + suffix)
+        if raw is None:
+            return default
+        if raw.isdigit() and low <= int(raw) <= high:
+            return int(raw)
+        self.warnings.append(
+            f"{PREFIX}{suffix}={raw!r} is not a whole number of milliseconds from "
+            f"{low} to {high}; using {default}"
+        )
+        return default
+
+    def namespace(self) -> str:
+        namespace = self.get(PREFIX + "NAMESPACE") or schema.DEFAULT_NAMESPACE
+        if _NAMESPACE.fullmatch(namespace) and not namespace.startswith("AWS/"):
+            return namespace
+        self.warnings.append(
+            f"{PREFIX}NAMESPACE={namespace!r} is not a valid CloudWatch namespace (1-255 of "
+            f"0-9A-Za-z.-_/#: and space, not AWS/...); using {schema.DEFAULT_NAMESPACE}"
+        )
+        return schema.DEFAULT_NAMESPACE
+
+    def events(self) -> tuple[str, ...]:
+        raw = self.get(PREFIX + "EVENTS")
+        if raw is None:
+            return EVENT_CHOICES["INVOKE,SHUTDOWN"]
+        key = ",".join(sorted({e.strip().upper() for e in raw.split(",") if e.strip()}))
+        if key in EVENT_CHOICES:
+            return EVENT_CHOICES[key]
+        self.warnings.append(
+            f"{PREFIX}EVENTS={raw!r} is not INVOKE,SHUTDOWN or SHUTDOWN; using INVOKE,SHUTDOWN"
+        )
+        return EVENT_CHOICES["INVOKE,SHUTDOWN"]
+
+    def region(self) -> str | None:
+        for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+            region = self.get(variable)
+            if region is None:
+                continue
+            if _REGION.fullmatch(region):
+                return region
+            self.warnings.append(f"{variable}={region!r} is not a region name; ignoring it")
+        return None
+
+    def credentials(self) -> Credentials | None:
+        access_key, secret_key = self.get("AWS_ACCESS_KEY_ID"), self.get("AWS_SECRET_ACCESS_KEY")
+        if access_key and secret_key:
+            return Credentials(access_key, secret_key, self.get("AWS_SESSION_TOKEN"))
+        return None
+
+    def endpoint(self, region: str | None) -> str | None:
+        for variable in ("AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL"):
+            raw_url = self.get(variable)
+            if raw_url is None:
+                continue
+            try:
+                parse_url(raw_url)
+            except ValueError as error:
+                self.warnings.append(f"{variable}: {error}; ignoring it")
+                continue
+            return raw_url
+        if region is None:
+            return None
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        return f"https://monitoring.{region}.{suffix}"

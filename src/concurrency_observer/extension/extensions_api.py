@@ -1,0 +1,175 @@
+"""The Lambda Extensions API client: requests built as data, one choke point, one error type.
+
+Requests are made by pure functions (``register_request``, ``next_event_request``,
+``init_error_request``, ``exit_error_request``) and tested as data. ``ExtensionsApi.call`` is the
+only place that sends them; any status other than the expected one raises
+``ExtensionsApiError`` with the endpoint, the status and the body. ``register`` returns a
+``RegisteredExtension``, the only object that can poll ``/event/next``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from concurrency_observer.extension.events import parse_next_event
+from concurrency_observer.extension.frozen import value
+from concurrency_observer.extension.http11 import Connection, HttpError, parse_url
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from concurrency_observer.extension.events import NextEvent
+    from concurrency_observer.extension.http11 import Response
+
+API_VERSION = "2020-01-01"
+BASE_PATH = f"/{API_VERSION}/extension"
+
+# Header names, as the Extensions API reference spells them.
+EXTENSION_NAME_HEADER = "Lambda-Extension-Name"
+EXTENSION_ID_HEADER = "Lambda-Extension-Identifier"
+FUNCTION_ERROR_TYPE_HEADER = "Lambda-Extension-Function-Error-Type"
+EVENT_ID_HEADER = "Lambda-Extension-Event-Identifier"
+
+DEFAULT_EVENTS = ("INVOKE", "SHUTDOWN")
+_ERROR_MESSAGE_MAX = 1024
+
+
+@value
+class ApiRequest:
+    """One Extensions API request: method, path (under the API root), headers and body."""
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = b""
+
+
+class ExtensionsApiError(Exception):
+    """An Extensions API call failed; carries the endpoint, the HTTP status and the body.
+
+    ``status`` is ``None`` when no response came (connection refused, reset, timeout).
+    """
+
+    def __init__(self, endpoint: str, status: int | None, body: str) -> None:
+        self.endpoint = endpoint
+        self.status = status
+        self.body = body
+        shown = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{endpoint}: {shown}: {body[:300]}")
+
+
+def register_request(extension_name: str, events: Sequence[str] = DEFAULT_EVENTS) -> ApiRequest:
+    """``POST /extension/register`` for ``events``, under the executable's name."""
+    body = json.dumps({"events": list(events)}, separators=(",", ":")).encode()
+    headers = ((EXTENSION_NAME_HEADER, extension_name), ("Content-Type", "application/json"))
+    return ApiRequest("POST", f"{BASE_PATH}/register", headers, body)
+
+
+def next_event_request(extension_id: str) -> ApiRequest:
+    """``GET /extension/event/next``: blocks until Lambda has an event for the extension."""
+    return ApiRequest("GET", f"{BASE_PATH}/event/next", ((EXTENSION_ID_HEADER, extension_id),))
+
+
+def _error_request(kind: str, extension_id: str, error_type: str, message: str) -> ApiRequest:
+    body = json.dumps(
+        {"errorMessage": message[:_ERROR_MESSAGE_MAX], "errorType": error_type, "stackTrace": []},
+        separators=(",", ":"),
+    ).encode()
+    headers = (
+        (EXTENSION_ID_HEADER, extension_id),
+        (FUNCTION_ERROR_TYPE_HEADER, error_type),
+        ("Content-Type", "application/json"),
+    )
+    return ApiRequest("POST", f"{BASE_PATH}/{kind}/error", headers, body)
+
+
+def init_error_request(extension_id: str, error_type: str, message: str) -> ApiRequest:
+    """``POST /extension/init/error``: the extension registered but cannot initialize.
+
+    ``error_type`` is ``Category.Reason`` (for example ``Extension.ConfigInvalid``).
+    """
+    return _error_request("init", extension_id, error_type, message)
+
+
+def exit_error_request(extension_id: str, error_type: str, message: str) -> ApiRequest:
+    """``POST /extension/exit/error``: the extension is about to exit because of an error."""
+    return _error_request("exit", extension_id, error_type, message)
+
+
+class ExtensionsApi:
+    """The Extensions API at ``AWS_LAMBDA_RUNTIME_API`` (``host:port``), kept-alive connection."""
+
+    def __init__(self, runtime_api: str, timeout: float = 2.0) -> None:
+        endpoint = parse_url(f"http://{runtime_api}")
+        self.endpoint = endpoint.url
+        self._connection = Connection(endpoint, connect_timeout=timeout, read_timeout=timeout)
+
+    def call(
+        self, request: ApiRequest, expected_status: int, *, blocking: bool = False
+    ) -> Response:
+        """Send ``request``; the response if its status is ``expected_status``.
+
+        Raises ``ExtensionsApiError`` otherwise, or when no response came. ``blocking`` waits for
+        the response without a read timeout (``/event/next``).
+        """
+        url = f"{self.endpoint}{request.path}"
+        try:
+            response = self._connection.request(
+                request.method,
+                request.path,
+                request.headers,
+                request.body,
+                read_timeout=None if blocking else True,
+            )
+        except HttpError as error:
+            raise ExtensionsApiError(url, None, str(error)) from None
+        if response.status != expected_status:
+            body = response.body.decode("utf-8", "replace")
+            raise ExtensionsApiError(url, response.status, body)
+        return response
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._connection.close()
+
+
+class RegisteredExtension:
+    """An extension Lambda registered: the only way to poll ``/event/next`` or report errors."""
+
+    def __init__(self, api: ExtensionsApi, extension_id: str, function_name: str | None) -> None:
+        self.api = api
+        self.extension_id = extension_id
+        self.function_name = function_name
+
+    def next_event(self) -> NextEvent:
+        """Block until the next event; ``ExtensionsApiError`` or ``MalformedEventError`` if none."""
+        response = self.api.call(next_event_request(self.extension_id), 200, blocking=True)
+        return parse_next_event(response.body)
+
+    def report_init_error(self, error_type: str, message: str) -> None:
+        """Tell Lambda initialization failed (Lambda then fails the environment's init)."""
+        self.api.call(init_error_request(self.extension_id, error_type, message), 202)
+
+    def report_exit_error(self, error_type: str, message: str) -> None:
+        """Tell Lambda why the extension is about to exit."""
+        self.api.call(exit_error_request(self.extension_id, error_type, message), 202)
+
+
+def register(
+    api: ExtensionsApi, extension_name: str, events: Sequence[str] = DEFAULT_EVENTS
+) -> RegisteredExtension:
+    """Register with Lambda; ``ExtensionsApiError`` if Lambda refuses or gives no identifier."""
+    response = api.call(register_request(extension_name, events), 200)
+    extension_id = response.header(EXTENSION_ID_HEADER)
+    if not extension_id:
+        body = response.body.decode("utf-8", "replace")
+        raise ExtensionsApiError(f"{api.endpoint}{BASE_PATH}/register", 200, f"no id: {body}")
+    function_name = None
+    try:
+        document = json.loads(response.body)
+        if isinstance(document, dict) and isinstance(document.get("functionName"), str):
+            function_name = document["functionName"]
+    except ValueError:
+        pass  # the body is informational; the identifier header is what matters
+    return RegisteredExtension(api, extension_id, function_name)

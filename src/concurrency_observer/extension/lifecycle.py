@@ -1,0 +1,300 @@
+"""The environment's life as the extension sees it: register, init record, events, shutdown.
+
+``run`` is the whole extension after configuration:
+
+1. register (for the configured events); if that fails there is no extension identifier to
+   report with, so it logs one line and returns 1 (see ``run``'s comment on what Lambda does);
+2. deliver the init record within the init budget, BEFORE the first ``/event/next``: a
+   provisioned environment may be frozen right after init and never invoked; a record that
+   fails is kept and sent again at shutdown with its original timestamp;
+3. serve ``/event/next``: count INVOKE events, skip unknown ones, log malformed ones; if
+   ``/event/next`` itself fails, back off (no busy loop) and give up only after many failures;
+4. at SHUTDOWN (or SIGTERM), deliver what is pending before the deadline minus the margin, once,
+   and return 0.
+
+Durations use the monotonic clock; record timestamps use the wall clock.
+"""
+
+from __future__ import annotations
+
+import time
+
+from concurrency_observer.extension.events import InvokeEvent, MalformedEventError, ShutdownEvent
+from concurrency_observer.extension.extensions_api import ExtensionsApiError, register
+from concurrency_observer.extension.records import (
+    Environment,
+    ShutdownFacts,
+    build_init_record,
+    build_shutdown_record,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from concurrency_observer.extension.config import Config
+    from concurrency_observer.extension.events import NextEvent
+    from concurrency_observer.extension.extensions_api import ExtensionsApi, RegisteredExtension
+    from concurrency_observer.extension.log import Logger
+    from concurrency_observer.extension.records import Record
+    from concurrency_observer.extension.sinks import DeliveryResult
+    from concurrency_observer.extension.sinks.protocol import MetricSink
+
+# The ShutdownReason when SIGTERM, not a SHUTDOWN event, ends the extension.
+SIGTERM_REASON = "sigterm"
+MAX_NEXT_FAILURES = 10  # consecutive /event/next failures before the API is considered broken
+NEXT_BACKOFF_BASE = 0.05  # seconds, doubled per consecutive failure
+NEXT_BACKOFF_CAP = 5.0
+
+
+class Terminated(BaseException):
+    """Raised by the SIGTERM handler to interrupt a blocking wait (not an ``Exception``, so the
+    loop's catch-all for unexpected errors cannot swallow it)."""
+
+
+class Interruptions:
+    """Shared with the SIGTERM handler: whether SIGTERM came, and whether it may interrupt now.
+
+    The handler interrupts only a blocking wait (``/event/next``, a backoff sleep); anywhere else
+    it only sets ``requested``, which the loop checks, so a delivery is never cut in half.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.interruptible = False
+
+    def on_sigterm(self, _signum: int, _frame: object) -> None:
+        """The SIGTERM handler."""
+        self.requested = True
+        if self.interruptible:
+            raise Terminated
+
+
+class Lifecycle:
+    """Counts what happens to the environment and emits exactly one init and one shutdown record."""
+
+    def __init__(
+        self,
+        config: Config,
+        sink: MetricSink,
+        log: Logger,
+        *,
+        started_wall: float,
+        started_mono: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.log = log
+        self.environment = Environment(
+            config.function_name, config.function_version, config.init_type
+        )
+        self.started_mono = started_mono
+        self.init_record = build_init_record(self.environment, started_wall)
+        self.counting_invokes = "INVOKE" in config.events
+        self.invocations = 0
+        self.first_invoke: float | None = None
+        self.last_invoke: float | None = None
+        self.pending: list[Record] = []
+        self.shutdown_result: DeliveryResult | None = None
+        self._shutdown_started = False
+        self._clock = clock
+        self._wall_clock = wall_clock
+
+    def deliver_init(self) -> DeliveryResult:
+        """Deliver the init record within the init budget; keep it for shutdown if that fails."""
+        deadline = self._clock() + self.config.init_budget_ms / 1000
+        result = self._deliver([self.init_record], deadline)
+        self.pending.extend(result.failed)
+        outcome = "init record delivered"
+        if result.failed:
+            outcome = f"init record not delivered yet, will retry at shutdown ({result.reason})"
+        self.log.info(
+            f"{self.environment.init_type} environment of {self.environment.function_name}, "
+            f"sink {self.sink.name}: {outcome}"
+        )
+        return result
+
+    def on_invoke(self) -> None:
+        """Count one INVOKE event."""
+        now = self._clock()
+        self.invocations += 1
+        if self.first_invoke is None:
+            self.first_invoke = now
+        self.last_invoke = now
+
+    def shutdown(self, reason: str, deadline: float) -> DeliveryResult | None:
+        """Build the shutdown record and deliver everything pending before ``deadline``.
+
+        Runs once: a second call (SIGTERM after SHUTDOWN, a repeated SHUTDOWN) returns ``None``.
+        """
+        if self._shutdown_started:
+            return None
+        self._shutdown_started = True
+        now = self._clock()
+        last_activity = self.last_invoke if self.last_invoke is not None else self.started_mono
+        facts = ShutdownFacts(
+            reason=reason,
+            timestamp=self._wall_clock(),
+            lifetime=now - self.started_mono,
+            idle_time=now - last_activity,
+            invocations=self.invocations if self.counting_invokes else None,
+            time_to_first_invoke=(
+                self.first_invoke - self.started_mono if self.first_invoke is not None else None
+            ),
+        )
+        records = [*self.pending, build_shutdown_record(self.environment, facts)]
+        self.pending = []
+        result = self._deliver(records, deadline)
+        self.shutdown_result = result
+        delivered = "+".join(record.kind for record in result.delivered) or "nothing"
+        summary = (
+            f"shutdown ({reason}) after {facts.lifetime:.1f} s, "
+            f"{self.invocations if self.counting_invokes else 'uncounted'} invocations: "
+            f"delivered {delivered}"
+        )
+        if result.failed:
+            lost = "+".join(record.kind for record in result.failed)
+            summary += f", lost {lost} ({result.reason})"
+        self.log.info(summary)
+        return result
+
+    def _deliver(self, records: Sequence[Record], deadline: float) -> DeliveryResult:
+        try:
+            return self.sink.deliver(records, deadline)
+        except Exception as error:  # a sink bug must not cost the function anything
+            from concurrency_observer.extension.sinks import DeliveryResult  # noqa: PLC0415
+
+            reason = f"{type(error).__name__}: {error}"
+            return DeliveryResult((), tuple(records), reason)
+
+
+def shutdown_deadline(
+    deadline_ms: int | None, margin_ms: int, fallback_ms: int, *, mono_now: float, wall_now: float
+) -> float:
+    """The monotonic deadline for a SHUTDOWN whose ``deadlineMs`` (epoch ms) is given or not."""
+    if deadline_ms is None:
+        return mono_now + fallback_ms / 1000
+    return mono_now + max(0.0, deadline_ms / 1000 - wall_now - margin_ms / 1000)
+
+
+def run(
+    config: Config,
+    api: ExtensionsApi,
+    extension_name: str,
+    log: Logger,
+    interruptions: Interruptions,
+    *,
+    started_wall: float,
+    started_mono: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run the extension until SHUTDOWN or SIGTERM; the process exit code."""
+    log.debug("Registering...")
+    try:
+        registered = register(api, extension_name, config.events)
+    except ExtensionsApiError as error:
+        # /extension/init/error needs the identifier that only a successful register returns
+        # (the RIE's handler answers 403 to a request without a known Lambda-Extension-Identifier),
+        # so a failed registration cannot be reported there. Lambda treats an extension process
+        # that exits during init as Extension.Crash and fails the init, which is the truth here:
+        # the Extensions API is broken. Waiting instead would only hold init to its timeout.
+        log.error(f"cannot register with the Extensions API: {error}")
+        return 1
+    log.debug(f"Registered with ID: {registered.extension_id}")
+
+    # Here, not at the top: the sinks package is only needed once registered.
+    from concurrency_observer.extension.sinks import create_sink  # noqa: PLC0415
+
+    lifecycle = Lifecycle(
+        config,
+        create_sink(config),
+        log,
+        started_wall=started_wall,
+        started_mono=started_mono,
+    )
+    lifecycle.deliver_init()
+    return _serve_events(registered, lifecycle, interruptions=interruptions, sleep=sleep)
+
+
+def _serve_events(
+    registered: RegisteredExtension,
+    lifecycle: Lifecycle,
+    *,
+    interruptions: Interruptions,
+    sleep: Callable[[float], None],
+) -> int:
+    config, log = lifecycle.config, lifecycle.log
+    failures = 0
+    while True:
+        if interruptions.requested:
+            return _terminate(config, lifecycle)
+        try:
+            log.debug("Waiting for event...")
+            interruptions.interruptible = True
+            try:
+                event = registered.next_event()
+            finally:
+                interruptions.interruptible = False
+            failures = 0
+            if _handle(event, lifecycle):
+                return 0
+        except Terminated:
+            return _terminate(config, lifecycle)
+        except Exception as error:  # API errors, malformed events, and bugs: log, back off, go on
+            failures += 1
+            if isinstance(error, MalformedEventError):
+                log.warning(f"ignoring a malformed event: {error}")
+            else:
+                log.warning(f"/event/next failed ({failures}/{MAX_NEXT_FAILURES}): {error}")
+            if failures >= MAX_NEXT_FAILURES:
+                return _give_up(registered, lifecycle, log, error)
+            try:
+                interruptions.interruptible = True
+                sleep(min(NEXT_BACKOFF_CAP, NEXT_BACKOFF_BASE * 2 ** (failures - 1)))
+            except Terminated:
+                return _terminate(config, lifecycle)
+            finally:
+                interruptions.interruptible = False
+
+
+def _handle(event: NextEvent, lifecycle: Lifecycle) -> bool:
+    """Act on one event; ``True`` once the environment has shut down."""
+    config, log = lifecycle.config, lifecycle.log
+    if isinstance(event, InvokeEvent):
+        log.debug(f"Received INVOKE {event.request_id}")
+        lifecycle.on_invoke()
+        return False
+    if isinstance(event, ShutdownEvent):
+        log.debug(f"Received SHUTDOWN ({event.reason})")
+        deadline = shutdown_deadline(
+            event.deadline_ms,
+            config.shutdown_margin_ms,
+            config.sigterm_budget_ms,
+            mono_now=time.monotonic(),
+            wall_now=time.time(),
+        )
+        lifecycle.shutdown(event.reason, deadline)
+        return True
+    log.debug(f"Ignoring an event of unknown type {event.event_type!r}")
+    return False
+
+
+def _terminate(config: Config, lifecycle: Lifecycle) -> int:
+    lifecycle.shutdown(SIGTERM_REASON, time.monotonic() + config.sigterm_budget_ms / 1000)
+    return 0
+
+
+def _give_up(
+    registered: RegisteredExtension, lifecycle: Lifecycle, log: Logger, error: BaseException
+) -> int:
+    message = f"the Extensions API keeps failing, exiting: {error}"
+    log.error(message)
+    budget = lifecycle.config.sigterm_budget_ms / 1000
+    lifecycle.shutdown("extension-error", time.monotonic() + budget)
+    try:
+        registered.report_exit_error("Extension.EventsApiFailed", message)
+    except ExtensionsApiError as report_error:
+        log.debug(f"could not report the exit error: {report_error}")
+    return 1

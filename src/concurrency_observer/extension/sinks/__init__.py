@@ -1,0 +1,41 @@
+"""Where records go: ``emf`` (stdout) or ``cloudwatch`` (PutMetricData), behind one protocol.
+
+A sink's ``deliver(records, deadline)`` tries to deliver every record before ``deadline`` (a
+``time.monotonic()`` value) and says what it delivered and what it did not, with the reason. It
+never raises for a delivery failure: the extension logs the result and carries on.
+
+``create_sink`` imports the configured sink only, so the ``emf`` path never loads ``hmac``,
+``hashlib`` or ``ssl``. The ``MetricSink`` protocol lives in ``sinks.protocol``, imported for type
+checking only (``typing`` costs milliseconds at every cold start).
+"""
+
+from __future__ import annotations
+
+from concurrency_observer.extension.frozen import value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from concurrency_observer.extension.config import Config
+    from concurrency_observer.extension.records import Record
+    from concurrency_observer.extension.sinks.protocol import MetricSink
+
+
+@value
+class DeliveryResult:
+    """What a ``deliver`` call achieved: ``failed`` records were not delivered, for ``reason``."""
+
+    delivered: tuple[Record, ...]
+    failed: tuple[Record, ...] = ()
+    reason: str = ""
+    attempts: int = 1
+
+
+def create_sink(config: Config) -> MetricSink:
+    """The sink ``config.sink`` names, importing only that one."""
+    if config.sink == "emf":
+        from concurrency_observer.extension.sinks.emf import EmfSink  # noqa: PLC0415
+
+        return EmfSink(config.namespace)
+    from concurrency_observer.extension.sinks.cloudwatch import CloudWatchSink  # noqa: PLC0415
+
+    return CloudWatchSink.from_config(config)

@@ -1,0 +1,221 @@
+"""The ``cloudwatch`` sink: PutMetricData (Query protocol, form-encoded, SigV4-signed) over HTTPS.
+
+One request carries every pending record, each datum with its own record's timestamp. Failures
+are retried with exponential backoff and full jitter while the caller's deadline allows, but only
+when retrying can help: connection errors and timeouts, 5xx, and throttling. A 400 or 403 (bad
+request, access denied) fails at once. The connection is closed after each delivery: init and
+shutdown can be hours apart, across freezes, and a silently dropped connection would cost a
+whole read timeout.
+
+Delivery is at least once: a request that timed out after CloudWatch processed it is sent again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from concurrency_observer.extension.http11 import Connection, HttpError, parse_url
+from concurrency_observer.extension.sigv4 import sign, uri_encode
+from concurrency_observer.extension.sinks import DeliveryResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from concurrency_observer.extension.config import Config, Credentials
+    from concurrency_observer.extension.records import Record
+
+SERVICE = "monitoring"
+API_VERSION = "2010-08-01"
+CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+MAX_DATA_PER_REQUEST = 1000  # PutMetricData limit
+BACKOFF_BASE = 0.05  # seconds; doubled per attempt, full jitter
+BACKOFF_CAP = 1.0
+MIN_ATTEMPT_TIME = 0.02  # an attempt with less time left than this cannot succeed
+# Error codes AWS uses for throttling (botocore's retry handler treats these the same way).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    }
+)
+_CODE = re.compile(r"<Code>([^<]{1,128})</Code>")
+_MESSAGE = re.compile(r"<Message>([^<]{1,300})</Message>")
+
+
+def _uniform_jitter() -> float:
+    # os.urandom rather than the random module: random costs ~0.4 MB of RSS in every environment.
+    return int.from_bytes(os.urandom(4), "big") / 2**32
+
+
+def iso8601(timestamp: float) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` for an epoch timestamp."""
+    whole = int(timestamp)
+    millis = round((timestamp - whole) * 1000)
+    if millis == 1000:
+        whole, millis = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+def _number(metric_value: float) -> str:
+    return str(metric_value) if isinstance(metric_value, int) else repr(float(metric_value))
+
+
+def put_metric_data_params(namespace: str, records: Sequence[Record]) -> list[tuple[str, str]]:
+    """The PutMetricData parameters: one datum per metric and dimension set, in record order."""
+    params = [("Action", "PutMetricData"), ("Version", API_VERSION), ("Namespace", namespace)]
+    index = 0
+    for record in records:
+        values = dict(record.dimensions)
+        stamp = iso8601(record.timestamp)
+        for metric in record.metrics:
+            for dimension_set in metric.dimension_sets:
+                index += 1
+                member = f"MetricData.member.{index}"
+                params.append((f"{member}.MetricName", metric.name))
+                for position, name in enumerate(dimension_set, start=1):
+                    params.append((f"{member}.Dimensions.member.{position}.Name", name))
+                    params.append((f"{member}.Dimensions.member.{position}.Value", values[name]))
+                params.append((f"{member}.Timestamp", stamp))
+                params.append((f"{member}.Value", _number(metric.value)))
+                params.append((f"{member}.Unit", metric.unit))
+    if index > MAX_DATA_PER_REQUEST:
+        raise ValueError(f"{index} data exceed PutMetricData's {MAX_DATA_PER_REQUEST}")
+    return params
+
+
+def form_encode(params: Sequence[tuple[str, str]]) -> bytes:
+    """``application/x-www-form-urlencoded`` body for ``params``."""
+    return "&".join(f"{uri_encode(k)}={uri_encode(v)}" for k, v in params).encode("ascii")
+
+
+def is_retryable(status: int, code: str | None) -> bool:
+    """Whether an error response is worth another attempt: 5xx, 429 or a throttling code."""
+    return status >= 500 or status == 429 or code in THROTTLING_CODES
+
+
+class CloudWatchSink:
+    """Delivers records with PutMetricData, retrying within the caller's deadline."""
+
+    name = "cloudwatch"
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        endpoint_url: str | None,
+        region: str | None,
+        credentials: Credentials | None,
+        connect_timeout: float = 0.3,
+        read_timeout: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = _uniform_jitter,
+    ) -> None:
+        self.namespace = namespace
+        self.region = region
+        self.credentials = credentials
+        self._problem = ""
+        if endpoint_url is None or region is None:
+            self._problem = "no region or endpoint (AWS_REGION, AWS_ENDPOINT_URL_CLOUDWATCH)"
+        elif credentials is None:
+            self._problem = "no credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+        self._connection = None
+        self._path = "/"
+        if endpoint_url is not None:
+            endpoint = parse_url(endpoint_url)
+            self._connection = Connection(endpoint, connect_timeout, read_timeout)
+            self._path = endpoint.base_path or "/"
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._jitter = jitter
+
+    @classmethod
+    def from_config(cls, config: Config) -> CloudWatchSink:
+        """The sink for ``config``'s endpoint, region, credentials and timeouts."""
+        return cls(
+            namespace=config.namespace,
+            endpoint_url=config.cloudwatch_endpoint,
+            region=config.region,
+            credentials=config.credentials,
+            connect_timeout=config.connect_timeout_ms / 1000,
+            read_timeout=config.read_timeout_ms / 1000,
+        )
+
+    def deliver(self, records: Sequence[Record], deadline: float) -> DeliveryResult:
+        """Send ``records`` in one PutMetricData call, retried until it succeeds or time is up."""
+        if not records:
+            return DeliveryResult((), attempts=0)
+        if self._problem or self._connection is None or self.credentials is None:
+            return DeliveryResult((), tuple(records), self._problem, attempts=0)
+        try:
+            return self._deliver(records, deadline, self._connection, self.credentials)
+        finally:
+            self._connection.close()
+
+    def _deliver(
+        self,
+        records: Sequence[Record],
+        deadline: float,
+        connection: Connection,
+        credentials: Credentials,
+    ) -> DeliveryResult:
+        body = form_encode(put_metric_data_params(self.namespace, records))
+        attempt = 0
+        reason = "no time left to send"
+        while True:
+            remaining = deadline - self._clock()
+            if remaining < MIN_ATTEMPT_TIME:
+                return DeliveryResult((), tuple(records), f"{reason} (deadline)", attempt)
+            attempt += 1
+            headers = [("Content-Type", CONTENT_TYPE)]
+            headers += sign(
+                method="POST",
+                host=connection.endpoint.host_header,
+                path=self._path,
+                headers=headers,
+                body=body,
+                credentials=credentials,
+                region=self.region or "",
+                service=SERVICE,
+                timestamp=self._wall_clock(),
+            )
+            try:
+                response = connection.request(
+                    "POST",
+                    self._path,
+                    headers,
+                    body,
+                    read_timeout=min(self._read_timeout, remaining),
+                    connect_timeout=min(self._connect_timeout, remaining),
+                )
+            except HttpError as error:
+                reason, retryable = str(error), True
+            else:
+                if response.status == 200:
+                    return DeliveryResult(tuple(records), attempts=attempt)
+                text = response.body.decode("utf-8", "replace")
+                code_match, message_match = _CODE.search(text), _MESSAGE.search(text)
+                code = code_match.group(1) if code_match else None
+                message = message_match.group(1) if message_match else text[:200]
+                reason = f"HTTP {response.status} {code or ''}: {message}".replace("  ", " ")
+                retryable = is_retryable(response.status, code)
+            if not retryable:
+                return DeliveryResult((), tuple(records), reason, attempt)
+            backoff = self._jitter() * min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+            if self._clock() + backoff + MIN_ATTEMPT_TIME > deadline:
+                return DeliveryResult((), tuple(records), f"{reason} (deadline)", attempt)
+            self._sleep(backoff)

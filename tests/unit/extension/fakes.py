@@ -1,0 +1,201 @@
+"""Local stand-ins for the services the extension talks to: real HTTP servers on 127.0.0.1.
+
+``FakeExtensionsApi`` serves register and ``/event/next`` from a script of events (then blocks,
+like Lambda between events); ``ScriptedHttpServer`` answers each request with the next scripted
+response (status, body) or not at all. Both record what they received.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EXTENSION_ID = "3f1c7f4e-0d3a-4c4e-9a57-0c1f2d3e4f50"
+
+
+@dataclass
+class ReceivedRequest:
+    """One request a fake server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.time)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class FakeExtensionsApi:
+    """The Extensions API: register answers 200 with an id; /event/next plays ``events`` in order.
+
+    An event ``{"status": 500}`` is answered with that error status, ``{"raw": "..."}`` with that
+    body as is.
+
+    After the script, /event/next blocks until ``release`` (as Lambda does between events), and
+    ``waiting`` is set so a test knows the extension is blocked there.
+    """
+
+    def __init__(self, events: list[dict[str, object]], register_status: int = 200) -> None:
+        self.events = list(events)
+        self.register_status = register_status
+        self.requests: list[ReceivedRequest] = []
+        self.waiting = threading.Event()
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _reply(
+                self, status: int, body: bytes, headers: dict[str, str] | None = None
+            ) -> None:
+                self.send_response(status)
+                for name, header_value in (headers or {}).items():
+                    self.send_header(name, header_value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _record(self) -> ReceivedRequest:
+                length = int(self.headers.get("Content-Length") or 0)
+                received = ReceivedRequest(
+                    self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+                )
+                with api._lock:
+                    api.requests.append(received)
+                return received
+
+            def do_POST(self) -> None:
+                received = self._record()
+                if received.path.endswith("/extension/register"):
+                    if api.register_status != 200:
+                        self._reply(api.register_status, b'{"errorType":"Forbidden"}')
+                        return
+                    body = json.dumps({"functionName": "fn", "functionVersion": "$LATEST"})
+                    self._reply(200, body.encode(), {"Lambda-Extension-Identifier": EXTENSION_ID})
+                else:  # init/error, exit/error
+                    self._reply(202, b'{"status":"OK"}')
+
+            def do_GET(self) -> None:
+                self._record()
+                with api._lock:
+                    event = api.events.pop(0) if api.events else None
+                if event is None:
+                    api.waiting.set()
+                    api.release.wait(30)
+                    self._reply(500, b'{"errorType":"Released"}')
+                    return
+                if "status" in event:
+                    self._reply(int(str(event["status"])), b'{"errorType":"Scripted"}')
+                    return
+                if "raw" in event:
+                    self._reply(200, str(event["raw"]).encode())
+                    return
+                self._reply(200, json.dumps(event).encode())
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+
+    def paths(self) -> list[str]:
+        """The paths requested, in order."""
+        with self._lock:
+            return [r.path for r in self.requests]
+
+    @contextmanager
+    def running(self) -> Iterator[FakeExtensionsApi]:
+        """Serve in a background thread for the duration of the block."""
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.release.set()
+            self._server.shutdown()
+            self._server.server_close()
+
+
+@dataclass
+class Scripted:
+    """One scripted answer: a status and body (after ``delay`` seconds), or ``hang`` (never)."""
+
+    status: int = 200
+    body: bytes = b""
+    hang: bool = False
+    delay: float = 0.0
+
+
+class ScriptedHttpServer:
+    """Answers each POST with the next scripted response; the last one repeats."""
+
+    def __init__(self, script: list[Scripted]) -> None:
+        self.script = list(script)
+        self.requests: list[ReceivedRequest] = []
+        self.stop = threading.Event()
+        self.received = threading.Event()
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                received = ReceivedRequest(
+                    self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+                )
+                with server._lock:
+                    server.requests.append(received)
+                    answer = server.script.pop(0) if len(server.script) > 1 else server.script[0]
+                server.received.set()
+                if answer.hang:
+                    server.stop.wait(30)
+                    return
+                if answer.delay:
+                    time.sleep(answer.delay)
+                self.send_response(answer.status)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @contextmanager
+    def running(self) -> Iterator[ScriptedHttpServer]:
+        """Serve in a background thread for the duration of the block."""
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.stop.set()
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def aws_error(code: str, message: str = "error") -> bytes:
+    """An AWS Query-protocol error document."""
+    return (
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+        f"<Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+    ).encode()

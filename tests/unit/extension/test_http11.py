@@ -1,0 +1,291 @@
+"""The minimal HTTP/1.1 client against real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from concurrency_observer.extension.http11 import (
+    Connection,
+    Endpoint,
+    HttpError,
+    encode_request,
+    parse_url,
+)
+
+
+@contextmanager
+def raw_server(handle: Callable[[socket.socket, int], None]) -> Iterator[Endpoint]:
+    """A TCP server on 127.0.0.1 calling ``handle(conn, index)`` for each connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        index = 0
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                handle(conn, index)
+            index += 1
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield Endpoint("http", "127.0.0.1", listener.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+@contextmanager
+def connect(
+    endpoint: Endpoint, connect_timeout: float = 1, read_timeout: float = 1
+) -> Iterator[Connection]:
+    """A client connection, closed afterwards."""
+    connection = Connection(endpoint, connect_timeout, read_timeout)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one request's head (these tests send no bodies)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:9001", Endpoint("http", "127.0.0.1", 9001)),
+        (
+            "https://monitoring.eu-west-1.amazonaws.com",
+            Endpoint("https", "monitoring.eu-west-1.amazonaws.com", 443),
+        ),
+        ("HTTP://Host/base/", Endpoint("http", "host", 80, "/base")),
+        ("http://[::1]:8080/x", Endpoint("http", "::1", 8080, "/x")),
+    ],
+)
+def test_parse_url(url: str, expected: Endpoint) -> None:
+    """URLs split into scheme, host, port and base path."""
+    assert parse_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://x", "127.0.0.1:9001", "http://", "http://h:99999", "http://h:x"]
+)
+def test_parse_url_rejects(url: str) -> None:
+    """Anything but an http(s) URL with a host is a ValueError."""
+    with pytest.raises(ValueError, match="URL"):
+        parse_url(url)
+
+
+def test_host_header_omits_default_port() -> None:
+    """The Host header has the port only when it is not the scheme's default."""
+    assert Endpoint("https", "a", 443).host_header == "a"
+    assert Endpoint("http", "a", 8080).host_header == "a:8080"
+
+
+def test_encode_request_refuses_header_injection() -> None:
+    """A header value with CR/LF is refused."""
+    with pytest.raises(ValueError, match="header"):
+        encode_request("GET", "/", "h", [("X", "a\r\nEvil: 1")], b"")
+
+
+def test_content_length_and_keep_alive() -> None:
+    """Two requests on one connection, both Content-Length framed."""
+
+    def handle(conn: socket.socket, _index: int) -> None:
+        for body in (b"first", b"second"):
+            read_request(conn)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    with raw_server(handle) as endpoint, connect(endpoint) as connection:
+        assert connection.request("GET", "/a").body == b"first"
+        assert connection.request("GET", "/b").body == b"second"
+
+
+def test_chunked_response() -> None:
+    """A chunked body (with an extension and a trailer) is reassembled."""
+
+    def handle(conn: socket.socket, _index: int) -> None:
+        read_request(conn)
+        conn.sendall(
+            b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n"
+            b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"
+        )
+
+    with raw_server(handle) as endpoint, connect(endpoint) as connection:
+        response = connection.request("POST", "/")
+    assert (response.status, response.reason, response.body) == (202, "Accepted", b"hello world")
+    assert response.header("x-a") == "b"
+
+
+def test_body_until_close() -> None:
+    """Without Content-Length or chunking, the body runs to the connection's close."""
+
+    def handle(conn: socket.socket, _index: int) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nall of it")
+
+    with raw_server(handle) as endpoint, connect(endpoint) as connection:
+        assert connection.request("GET", "/").body == b"all of it"
+
+
+def test_stale_kept_alive_connection_is_reopened() -> None:
+    """A server that closed the kept-alive connection meanwhile: the request is sent again."""
+
+    def handle(conn: socket.socket, index: int) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % index)
+        # then close: the client still holds the connection as kept alive
+
+    with raw_server(handle) as endpoint, connect(endpoint) as connection:
+        assert connection.request("GET", "/").body == b"0"
+        time.sleep(0.1)
+        assert connection.request("GET", "/").body == b"1"
+
+
+def test_read_timeout() -> None:
+    """A server that never answers: HttpError after the read timeout, not a hang."""
+
+    def handle(conn: socket.socket, _index: int) -> None:
+        read_request(conn)
+        time.sleep(1.0)
+
+    with raw_server(handle) as endpoint, connect(endpoint, 1, 0.2) as connection:
+        started = time.monotonic()
+        with pytest.raises(HttpError, match="timed out"):
+            connection.request("GET", "/")
+        assert time.monotonic() - started < 0.9
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
+    ],
+)
+def test_malformed_responses(reply: bytes) -> None:
+    """Malformed responses raise HttpError."""
+
+    def handle(conn: socket.socket, _index: int) -> None:
+        read_request(conn)
+        conn.sendall(reply)
+
+    with (
+        raw_server(handle) as endpoint,
+        connect(endpoint) as connection,
+        pytest.raises(HttpError),
+    ):
+        connection.request("GET", "/")
+
+
+def test_connection_refused() -> None:
+    """Nothing listening: HttpError naming the endpoint."""
+    with raw_server(lambda conn, index: None) as endpoint:
+        pass
+    with (
+        connect(endpoint, 0.5, 0.5) as connection,
+        pytest.raises(HttpError, match="cannot connect"),
+    ):
+        connection.request("GET", "/")
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` and its key (PEM files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@contextmanager
+def tls_server(cert_file: Path, key_file: Path, body: bytes) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 answering every connection's first request with ``body``."""
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert_file, key_file)
+
+    def handle(conn: socket.socket, _index: int) -> None:
+        try:
+            with server_context.wrap_socket(conn, server_side=True) as tls:
+                read_request(tls)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        except (ssl.SSLError, OSError):
+            pass  # the client refused the certificate
+
+    with raw_server(handle) as endpoint:
+        yield endpoint.port
+
+
+def test_https_verifies_and_talks_tls(tls_files: tuple[Path, Path]) -> None:
+    """https: TLS with hostname verification; a trusted certificate works end to end."""
+    cert_file, key_file = tls_files
+    with tls_server(cert_file, key_file, b"secure") as port:
+        trusting = ssl.create_default_context(cafile=str(cert_file))
+        connection = Connection(Endpoint("https", "localhost", port), 2, 2, tls_context=trusting)
+        try:
+            assert connection.request("GET", "/").body == b"secure"
+        finally:
+            connection.close()
+
+
+def test_https_refuses_an_untrusted_certificate(tls_files: tuple[Path, Path]) -> None:
+    """The default context (system trust store) refuses a self-signed certificate: HttpError."""
+    cert_file, key_file = tls_files
+    with tls_server(cert_file, key_file, b"secure") as port:
+        connection = Connection(Endpoint("https", "localhost", port), 2, 2)
+        try:
+            with pytest.raises(HttpError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+                connection.request("GET", "/")
+        finally:
+            connection.close()

@@ -1,0 +1,315 @@
+"""The extension as Lambda runs it: a subprocess from the built layer, against local fakes.
+
+``python -I -S -B bootstrap.py`` (what the launcher execs) talks to a fake Extensions API on
+127.0.0.1; the ``emf`` sink's stdout shows exactly which records came out.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import pytest
+
+from concurrency_observer import schema
+from concurrency_observer.layer import EXTENSION_NAME, build_layer, extract_layer
+
+from .fakes import EXTENSION_ID, FakeExtensionsApi, Scripted, ScriptedHttpServer
+
+FORBIDDEN_AT_COLD_START = {
+    "ssl", "http", "urllib", "email", "logging", "threading", "dataclasses", "typing",
+    "inspect", "hmac", "hashlib", "random", "contextlib",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The layer built and extracted as Lambda would mount it on /opt."""
+    root = tmp_path_factory.mktemp("layer")
+    built = build_layer(root / "layer.zip")
+    return extract_layer(built.path, root / "opt")
+
+
+def shutdown_event(reason: str = "spindown", seconds: float = 2.0) -> dict[str, object]:
+    """A SHUTDOWN event with a deadline ``seconds`` from now."""
+    deadline = int((time.time() + seconds) * 1000)
+    return {"eventType": "SHUTDOWN", "shutdownReason": reason, "deadlineMs": deadline}
+
+
+INVOKE: dict[str, object] = {"eventType": "INVOKE", "deadlineMs": 1, "requestId": "r"}
+
+
+def environment(api: FakeExtensionsApi, **settings: str) -> dict[str, str]:
+    """A minimal Lambda-like environment for the extension process."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AWS_LAMBDA_RUNTIME_API": api.address,
+        "AWS_LAMBDA_FUNCTION_NAME": "orders",
+        "AWS_LAMBDA_FUNCTION_VERSION": "3",
+        "CONCURRENCY_OBSERVER_SINK": "emf",
+        **settings,
+    }
+
+
+def bootstrap_command(layer: Path, *python_options: str) -> list[str]:
+    """What the launcher execs, with this interpreter."""
+    bootstrap = layer / EXTENSION_NAME / "bootstrap.py"
+    return [sys.executable, *python_options, "-I", "-S", "-B", str(bootstrap), EXTENSION_NAME]
+
+
+def documents(stdout: str) -> list[dict[str, object]]:
+    """The EMF documents the process printed."""
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def kinds(docs: list[dict[str, object]]) -> list[str]:
+    """``init``/``shutdown`` for each EMF document."""
+    return ["init" if schema.ENVIRONMENT_INIT in d else "shutdown" for d in docs]
+
+
+def timestamp(document: dict[str, object]) -> int:
+    """The EMF document's timestamp (epoch ms)."""
+    metadata = document["_aws"]
+    assert isinstance(metadata, dict)
+    stamp = metadata["Timestamp"]
+    assert isinstance(stamp, int)
+    return stamp
+
+
+def test_three_invokes_then_shutdown(layer: Path) -> None:
+    """One init and one shutdown record, 3 invocations, exit 0, two INFO lines in all."""
+    events = [INVOKE, INVOKE, INVOKE, shutdown_event()]
+    with FakeExtensionsApi(events).running() as api:
+        started = time.time()
+        process = subprocess.run(
+            bootstrap_command(layer),
+            env=environment(api),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        finished = time.time()
+    assert process.returncode == 0, process.stderr
+    docs = documents(process.stdout)
+    assert kinds(docs) == ["init", "shutdown"]
+    init, shutdown = docs
+    assert shutdown[schema.ENVIRONMENT_INVOCATIONS] == 3
+    assert shutdown[schema.SHUTDOWN_REASON] == "spindown"
+    assert (init[schema.FUNCTION_NAME], init[schema.FUNCTION_VERSION]) == ("orders", "3")
+    assert started * 1000 - 1 <= timestamp(init) <= timestamp(shutdown) <= finished * 1000 + 1
+    assert len(process.stderr.splitlines()) == 2, process.stderr
+    register, *polls = api.requests
+    assert register.headers["Lambda-Extension-Name"] == EXTENSION_NAME
+    assert len(polls) == 4
+    # The init record was out before the first /event/next.
+    assert timestamp(init) <= polls[0].at * 1000
+
+
+def test_sigterm_while_waiting(layer: Path) -> None:
+    """SIGTERM during a blocking /event/next: exactly one shutdown record (sigterm), exit 0."""
+    with FakeExtensionsApi([INVOKE]).running() as api:
+        process = subprocess.Popen(
+            bootstrap_command(layer),
+            env=environment(api),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert api.waiting.wait(20), "the extension never blocked on /event/next"
+        time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    docs = documents(stdout)
+    assert kinds(docs) == ["init", "shutdown"]
+    assert docs[1][schema.SHUTDOWN_REASON] == "sigterm"
+    assert docs[1][schema.ENVIRONMENT_INVOCATIONS] == 1
+
+
+def test_sigterm_during_shutdown_delivery(layer: Path) -> None:
+    """SHUTDOWN, then SIGTERM while its record is being sent: still one shutdown record."""
+    with ScriptedHttpServer([Scripted(200, b"<ok/>", delay=0.5)]).running() as cloudwatch:
+        settings = {
+            "CONCURRENCY_OBSERVER_SINK": "cloudwatch",
+            "CONCURRENCY_OBSERVER_INIT_BUDGET_MS": "0",  # the init record waits for shutdown
+            "CONCURRENCY_OBSERVER_READ_TIMEOUT_MS": "3000",
+            "AWS_ENDPOINT_URL_CLOUDWATCH": cloudwatch.url,
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "secret",
+        }
+        with FakeExtensionsApi([INVOKE, shutdown_event(seconds=5)]).running() as api:
+            process = subprocess.Popen(
+                bootstrap_command(layer),
+                env=environment(api, **settings),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert cloudwatch.received.wait(20), "no PutMetricData"
+            process.send_signal(signal.SIGTERM)
+            _stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert len(cloudwatch.requests) == 1
+    names = [
+        v for k, v in parse_qsl(cloudwatch.requests[0].body.decode()) if k.endswith(".MetricName")
+    ]
+    assert names.count(schema.ENVIRONMENT_INIT) == 3  # the pending init record, once per set
+    assert names.count(schema.ENVIRONMENT_SHUTDOWN) == 4
+    assert "delivered init+shutdown" in stderr
+
+
+def test_launcher_registers_under_its_file_name(layer: Path, tmp_path: Path) -> None:
+    """The launcher passes its own name: a copy named differently registers under that name."""
+    renamed = layer / "extensions" / "renamed-observer"
+    renamed.symlink_to(layer / "extensions" / EXTENSION_NAME)
+    try:
+        with FakeExtensionsApi([shutdown_event()]).running() as api:
+            process = subprocess.run(
+                [str(renamed)],
+                env=environment(api),
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+    finally:
+        renamed.unlink()
+    assert process.returncode == 0, process.stderr
+    assert api.requests[0].headers["Lambda-Extension-Name"] == "renamed-observer"
+
+
+def test_bad_configuration_does_not_stop_it(layer: Path) -> None:
+    """Invalid settings: one warning line each, and the extension still serves and records."""
+    settings = {
+        "CONCURRENCY_OBSERVER_LOG_LEVEL": "LOUD",
+        "CONCURRENCY_OBSERVER_INIT_BUDGET_MS": "soon",
+        "CONCURRENCY_OBSERVER_NAMESPACE": "AWS/Lambda",
+    }
+    with FakeExtensionsApi([INVOKE, shutdown_event()]).running() as api:
+        process = subprocess.run(
+            bootstrap_command(layer),
+            env=environment(api, **settings),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert process.returncode == 0
+    warnings = [line for line in process.stderr.splitlines() if " WARNING " in line]
+    assert len(warnings) == 3
+    assert all(line.startswith("[concurrency-observer] ") for line in process.stderr.splitlines())
+    assert kinds(documents(process.stdout)) == ["init", "shutdown"]
+
+
+def test_outside_lambda_exits_with_one_line(layer: Path) -> None:
+    """Without AWS_LAMBDA_RUNTIME_API: exit 1 and one clear line, no traceback."""
+    process = subprocess.run(
+        bootstrap_command(layer),
+        env={"PATH": os.environ.get("PATH", ""), "CONCURRENCY_OBSERVER_SINK": "emf"},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert process.returncode == 1
+    assert process.stderr.count("\n") == 1
+    assert "AWS_LAMBDA_RUNTIME_API" in process.stderr
+
+
+def imported_modules(stderr: str) -> dict[str, int]:
+    """Module name -> self import time (µs) from ``-X importtime`` output."""
+    modules: dict[str, int] = {}
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line and "self [us]" not in line:
+            self_us, _cumulative, name = line.removeprefix("import time:").split("|")
+            modules[name.strip()] = int(self_us)
+    return modules
+
+
+def test_emf_cold_start_imports_only_what_a_socket_loop_needs(layer: Path) -> None:
+    """With the emf sink: no ssl, http.client, urllib, typing, logging... and no third party."""
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        process = subprocess.run(
+            bootstrap_command(layer, "-X", "importtime"),
+            env=environment(api),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert process.returncode == 0, process.stderr
+    modules = imported_modules(process.stderr)
+    assert "concurrency_observer.extension.sinks.emf" in modules
+    top_level = {name.split(".")[0] for name in modules}
+    assert not top_level & FORBIDDEN_AT_COLD_START
+    third_party = {
+        name
+        for name in top_level
+        if name not in sys.stdlib_module_names and not name.startswith("_")
+    }
+    assert third_party == {"concurrency_observer"}
+    assert "concurrency_observer.extension.sinks.cloudwatch" not in modules
+
+
+def test_debug_lines(layer: Path) -> None:
+    """At DEBUG: the sample's Registering / Registered with ID / Waiting for event lines."""
+    with FakeExtensionsApi([INVOKE, shutdown_event()]).running() as api:
+        process = subprocess.run(
+            bootstrap_command(layer),
+            env=environment(api, CONCURRENCY_OBSERVER_LOG_LEVEL="DEBUG"),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    lines = process.stderr.splitlines()
+    assert "[concurrency-observer] DEBUG Registering..." in lines
+    assert f"[concurrency-observer] DEBUG Registered with ID: {EXTENSION_ID}" in lines
+    assert lines.count("[concurrency-observer] DEBUG Waiting for event...") == 2
+
+
+def other_pythons() -> list[str]:
+    """Interpreters of other Lambda Python runtime versions found on this machine."""
+    found: list[str] = []
+    for minor in (10, 12, 13, 14):
+        candidates = [shutil.which(f"python3.{minor}") or ""]
+        candidates += sorted(
+            glob.glob(os.path.expanduser(f"~/.pyenv/versions/3.{minor}.*/bin/python3"))
+        )
+        for candidate in filter(None, candidates):
+            probe = subprocess.run([candidate, "-c", "pass"], check=False, capture_output=True)
+            if probe.returncode == 0:
+                found.append(candidate)
+                break
+    return found
+
+
+@pytest.mark.parametrize(
+    "python", other_pythons() or [pytest.param("", marks=pytest.mark.skip("none found"))]
+)
+def test_runs_on_other_python_versions(layer: Path, python: str) -> None:
+    """The same layer runs under each Lambda Python version available here (3.10+)."""
+    with FakeExtensionsApi([INVOKE, INVOKE, shutdown_event()]).running() as api:
+        bootstrap = layer / EXTENSION_NAME / "bootstrap.py"
+        process = subprocess.run(
+            [python, "-I", "-S", "-B", str(bootstrap), EXTENSION_NAME],
+            env=environment(api),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert process.returncode == 0, process.stderr
+    docs = documents(process.stdout)
+    assert kinds(docs) == ["init", "shutdown"]
+    assert docs[1][schema.ENVIRONMENT_INVOCATIONS] == 2
