@@ -38,9 +38,16 @@ def layer() -> None:
     show_default=True,
     help="Where to write the layer zip.",
 )
-def build(output: Path) -> None:
+@click.option(
+    "--bytecode/--no-bytecode",
+    default=True,
+    show_default=True,
+    help="Ship .pyc files compiled by this Python: a runtime of the same minor version "
+    "skips compiling the extension at every cold start (others ignore them).",
+)
+def build(output: Path, bytecode: bool) -> None:
     """Write the layer zip (deterministic: the same source gives the same bytes)."""
-    built = build_layer(output)
+    built = build_layer(output, bytecode=bytecode)
     click.echo(f"wrote {built.path} ({built.size} bytes, {len(built.entries)} files)")
     click.echo(f"sha256 {built.sha256}")
 
