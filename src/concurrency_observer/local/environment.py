@@ -1,0 +1,495 @@
+"""ONE real Lambda execution environment on this machine: the RIE, a Python runtime, the layer.
+
+How it runs (docs/local.md has the why)::
+
+    unshare --mount --pid --fork --kill-child   (plus --map-root-user when not root)
+      sh: mount --bind LAYER_DIR /opt (read-only), then exec
+        aws-lambda-rie --runtime-api-address 127.0.0.1:P1
+                       --runtime-interface-emulator-address 127.0.0.1:P2
+          <this venv's python> -m awslambdaric handler.handler     (cwd = LAMBDA_TASK_ROOT)
+          /opt/extensions/*                                         (started by the RIE at init)
+
+The RIE is PID 1 of its own PID namespace, so when it dies the kernel kills every process it
+started, and killing ``unshare`` kills the RIE (``--kill-child``): nothing outlives an environment,
+whatever the runtime or an extension does. The environment sees only the variables built by
+``EnvironmentSettings.environ()`` (dummy credentials, never the host's).
+
+Use::
+
+    settings = EnvironmentSettings(init_type="provisioned-concurrency")
+    with LambdaEnvironment(layer_dir, settings) as env:
+        first = env.invoke({"sleep_ms": 0})   # the RIE initializes lazily: this one includes init
+        env.invoke()
+        result = env.shutdown()              # SIGTERM: extensions get SHUTDOWN (SandboxTerminated)
+    print(env.output)                        # RIE, runtime and extension logs, stdout and stderr
+
+One invocation at a time per environment: the RIE exits if it gets two at once, so concurrent
+``invoke`` calls wait for each other (``busy`` tells a router to pick another environment).
+Every started environment is also killed at interpreter exit (``atexit``) if its owner did not
+shut it down.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from concurrency_observer import schema
+from concurrency_observer.errors import UserError
+from concurrency_observer.local import ports, rie
+
+INVOKE_PATH: Final = "/2015-03-31/functions/function/invocations"
+HANDLER: Final = "handler.handler"
+TASK_ROOT: Final = Path(__file__).resolve().parent / "function"
+OUTPUT_FILE: Final = "output.log"
+
+# Dummy credentials: the cloudwatch sink signs with them; moto accepts any. Never the host's.
+DUMMY_ACCESS_KEY_ID: Final = "AKIALOCALSIMULATION"
+DUMMY_SECRET_ACCESS_KEY: Final = "local-simulation-secret"  # noqa: S105 (not a secret)
+DUMMY_SESSION_TOKEN: Final = "local-simulation-token"  # noqa: S105 (not a secret)
+
+# Mount the layer read-only on /opt, as Lambda does, then become the RIE. $1 is the layer dir.
+_MOUNT_AND_EXEC: Final = (
+    'layer="$1"; shift; mount --bind "$layer" /opt && mount -o remount,bind,ro /opt && exec "$@"'
+)
+_START_ATTEMPTS: Final = 3
+_POLL_S: Final = 0.01
+_KILL_WAIT_S: Final = 5.0
+_INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
+
+
+class EnvironmentFailed(UserError):
+    """A local environment did not start, answer or stop as expected; the message says which."""
+
+
+@dataclass(frozen=True)
+class EnvironmentSettings:
+    """What an environment looks like from inside: its function, init type, region, endpoint.
+
+    ``extra_env`` adds or overrides variables (``CONCURRENCY_OBSERVER_*``, see ``observer_env``).
+    """
+
+    function_name: str = "concurrency-observer-local"
+    function_version: str = "$LATEST"
+    init_type: str | None = schema.INIT_ON_DEMAND
+    region: str = "us-east-1"
+    cloudwatch_endpoint: str | None = None
+    memory_size_mb: int = 128
+    timeout_s: int = 30
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def environ(self, python: str = sys.executable) -> dict[str, str]:
+        """The complete environment of the RIE and so of the runtime and extensions."""
+        python_bin = str(Path(python).parent)
+        env = {
+            # The runtime's python first, as /var/lang/bin is in Lambda: the layer's launcher
+            # runs the first python3 on PATH. /opt/bin like Lambda's PATH.
+            "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:/opt/bin",
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "LAMBDA_TASK_ROOT": str(TASK_ROOT),
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info[0]}.{sys.version_info[1]}",
+            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": self.function_version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size_mb),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(self.timeout_s),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
+            "AWS_SESSION_TOKEN": DUMMY_SESSION_TOKEN,
+        }
+        if self.init_type is not None:  # None: leave it unset, as the RIE itself does
+            env["AWS_LAMBDA_INITIALIZATION_TYPE"] = self.init_type
+        if self.cloudwatch_endpoint is not None:
+            env["AWS_ENDPOINT_URL_CLOUDWATCH"] = self.cloudwatch_endpoint
+        env.update(self.extra_env)
+        return env
+
+
+def observer_env(
+    sink: str | None = None, namespace: str | None = None, log_level: str | None = None
+) -> dict[str, str]:
+    """``CONCURRENCY_OBSERVER_*`` variables for the extension; ``None`` keeps its default."""
+    settings = {"SINK": sink, "NAMESPACE": namespace, "LOG_LEVEL": log_level}
+    return {f"CONCURRENCY_OBSERVER_{k}": v for k, v in settings.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """One invocation as the caller saw it.
+
+    ``latency_s`` runs from sending the request (after waiting for any invocation in flight) to
+    the whole answer; on the first invocation it includes the environment's init.
+    """
+
+    status: int
+    body: bytes
+    latency_s: float
+    started_at: float  # wall clock, seconds since the epoch
+
+    @property
+    def payload(self) -> Any:
+        """The body decoded as JSON, or ``None`` if it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    @property
+    def function_error(self) -> str | None:
+        """The ``errorType`` when the function failed (the RIE answers 200 with an error body)."""
+        payload = self.payload
+        if isinstance(payload, dict) and "errorType" in payload:
+            return str(payload["errorType"])
+        return None
+
+
+@dataclass(frozen=True)
+class ShutdownResult:
+    """How an environment ended: its exit code, how long the stop took, whether it was killed."""
+
+    exit_code: int | None
+    duration_s: float
+    forced: bool
+
+
+class LambdaEnvironment:
+    """One Lambda execution environment under the RIE; see the module docstring."""
+
+    def __init__(
+        self,
+        layer_dir: Path | None,
+        settings: EnvironmentSettings | None = None,
+        *,
+        name: str = "env",
+        rie_path: Path | None = None,
+        keep_work_dir: bool = False,
+    ) -> None:
+        """``layer_dir`` is an extracted layer (``None``: an empty ``/opt``, no extension)."""
+        self.name = name
+        self.settings = settings or EnvironmentSettings()
+        self.keep_work_dir = keep_work_dir
+        self._layer_dir = layer_dir
+        self._rie_path = rie_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._rie_pid: int | None = None
+        self._ports: tuple[int, int] | None = None
+        self._work_dir: Path | None = None
+        self._final_output: str | None = None
+        self._lock = threading.Lock()
+        self._invoke_lock = threading.Lock()
+        self.started_at: float | None = None
+        self.shutdown_result: ShutdownResult | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, timeout: float = 15.0) -> LambdaEnvironment:
+        """Start the RIE and wait until it accepts invocations (the runtime starts on the first)."""
+        if self._process is not None:
+            raise EnvironmentFailed(f"environment {self.name} was already started")
+        rie.check_host()
+        rie_path = self._rie_path or rie.rie_binary()
+        if self._layer_dir is not None and not self._layer_dir.is_dir():
+            raise EnvironmentFailed(f"layer directory {self._layer_dir} does not exist")
+        prefix = f"concurrency-observer-{schema.safe_token(self.name)}-"
+        self._work_dir = Path(tempfile.mkdtemp(prefix=prefix))
+        layer_dir = self._layer_dir or self._work_dir / "empty-opt"
+        layer_dir.mkdir(exist_ok=True)
+        for _attempt in range(_START_ATTEMPTS):
+            runtime_port, emulator_port = ports.free_port(), ports.free_port()
+            self._ports = (runtime_port, emulator_port)
+            self._spawn(rie_path, layer_dir.resolve())
+            _LIVE.add(self)
+            if self._wait_ready(time.monotonic() + timeout):
+                self.started_at = time.time()
+                return self
+            output = self.output
+            self._kill_and_reap()
+            self._release_ports()
+            if "address already in use" not in output:
+                tail = " | ".join(output.strip().splitlines()[-3:]) or "no output"
+                self.close()
+                raise EnvironmentFailed(f"environment {self.name} did not start: {tail}")
+            # Another process took a port between our pick and the RIE's bind: pick again.
+            self._process = None
+        self.close()
+        raise EnvironmentFailed(f"environment {self.name}: no free ports after retries")
+
+    def _spawn(self, rie_path: Path, layer_dir: Path) -> None:
+        assert self._ports is not None
+        assert self._work_dir is not None
+        runtime_port, emulator_port = self._ports
+        argv = [
+            shutil.which("unshare") or "unshare",
+            *rie.unshare_flags(),
+            "--",
+            "/bin/sh",
+            "-c",
+            _MOUNT_AND_EXEC,
+            "sh",
+            str(layer_dir),
+            str(rie_path),
+            "--runtime-api-address",
+            f"{ports.LOOPBACK}:{runtime_port}",
+            "--runtime-interface-emulator-address",
+            f"{ports.LOOPBACK}:{emulator_port}",
+            sys.executable,
+            "-m",
+            "awslambdaric",
+            HANDLER,
+        ]
+        with (self._work_dir / OUTPUT_FILE).open("wb") as log:
+            # A session of its own: the terminal's Ctrl-C does not hit the environment; we stop
+            # it in order (SIGTERM to the RIE, so extensions get SHUTDOWN like in Lambda).
+            self._process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=TASK_ROOT,
+                env=self.settings.environ(),
+                start_new_session=True,
+            )
+        self._rie_pid = None
+
+    def _wait_ready(self, deadline: float) -> bool:
+        assert self._process is not None
+        assert self._ports is not None
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                return False
+            if self._rie_pid is None:
+                self._rie_pid = _only_child(self._process.pid)
+            if self._rie_pid is not None and ports.listened_by(self._rie_pid, self._ports[1]):
+                return True
+            time.sleep(_POLL_S)
+        return False
+
+    def invoke(self, payload: object = None, timeout: float = 60.0) -> InvokeResult:
+        """POST one invocation (``payload`` as JSON, ``{}`` if ``None``) and wait for its answer."""
+        if not self.running:
+            raise EnvironmentFailed(f"environment {self.name} is not running")
+        assert self._ports is not None
+        body = json.dumps({} if payload is None else payload).encode()
+        connection = http.client.HTTPConnection(ports.LOOPBACK, self._ports[1], timeout=timeout)
+        # The RIE serves one invocation at a time, and a second one in flight makes it exit
+        # (measured with this version): calls wait for each other here instead.
+        with self._invoke_lock:
+            return self._post(connection, body)
+
+    def _post(self, connection: http.client.HTTPConnection, body: bytes) -> InvokeResult:
+        started_at = time.time()
+        began = time.perf_counter()
+        try:
+            connection.request(
+                "POST", INVOKE_PATH, body=body, headers={"Content-Type": "application/json"}
+            )
+            response = connection.getresponse()
+            answer = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise EnvironmentFailed(f"invoking environment {self.name}: {exc}") from exc
+        finally:
+            connection.close()
+        return InvokeResult(response.status, answer, time.perf_counter() - began, started_at)
+
+    def shutdown(self, timeout: float = 5.0) -> ShutdownResult:
+        """SIGTERM the RIE (extensions get SHUTDOWN), wait up to ``timeout``, then kill it all."""
+        with self._lock:
+            if self.shutdown_result is not None:
+                return self.shutdown_result
+            if self._process is None:
+                raise EnvironmentFailed(f"environment {self.name} was never started")
+            began = time.perf_counter()
+            forced = False
+            if self._process.poll() is None:
+                if self._rie_pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self._rie_pid, signal.SIGTERM)
+                try:
+                    self._process.wait(timeout=timeout)
+                    self._wait_session_empty()
+                except subprocess.TimeoutExpired:
+                    forced = True
+                    self._kill_and_reap()
+            self.shutdown_result = ShutdownResult(
+                self._process.returncode, time.perf_counter() - began, forced
+            )
+        self.close()
+        return self.shutdown_result
+
+    def kill(self) -> None:
+        """SIGKILL the environment and everything in it at once (no SHUTDOWN event)."""
+        with self._lock:
+            if self._process is not None and self.shutdown_result is None:
+                began = time.perf_counter()
+                self._kill_and_reap()
+                self.shutdown_result = ShutdownResult(
+                    self._process.returncode, time.perf_counter() - began, True
+                )
+        self.close()
+
+    def close(self) -> None:
+        """Release what the environment holds (processes, ports, work dir); safe to repeat."""
+        if self._process is not None and self._process.poll() is None:
+            self._kill_and_reap()
+        if self._final_output is None and self._work_dir is not None:
+            self._final_output = self._read_output()
+            if not self.keep_work_dir:
+                shutil.rmtree(self._work_dir, ignore_errors=True)
+        self._release_ports()
+        _LIVE.discard(self)
+
+    def _kill_and_reap(self) -> None:
+        assert self._process is not None
+        # unshare leads the process group; its death SIGKILLs the RIE (--kill-child), and the
+        # RIE's death, as PID 1 of the namespace, kills the runtime and every extension.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=_KILL_WAIT_S)
+        self._wait_session_empty()
+
+    def _wait_session_empty(self) -> None:
+        """Wait (bounded) until no process of the session is left, so callers can rely on it."""
+        assert self._process is not None
+        # After a SIGKILL of unshare the namespace dies asynchronously.
+        deadline = time.monotonic() + _KILL_WAIT_S
+        while processes_in_session(self._process.pid) and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+
+    def _release_ports(self) -> None:
+        if self._ports is not None:
+            for port in self._ports:
+                ports.release_port(port)
+            self._ports = None
+
+    def __enter__(self) -> LambdaEnvironment:
+        return self.start() if self._process is None else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._process is not None and self.shutdown_result is None:
+            if exc_type is None:
+                self.shutdown()
+            else:
+                self.kill()
+        self.close()
+
+    # -- what can be observed ----------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the RIE was started and has not exited."""
+        return (
+            self._process is not None and self._process.poll() is None and self._ports is not None
+        )
+
+    @property
+    def busy(self) -> bool:
+        """Whether an invocation is in flight (another ``invoke`` would wait for it)."""
+        return self._invoke_lock.locked()
+
+    @property
+    def emulator_url(self) -> str:
+        """The base URL invocations are posted to."""
+        if self._ports is None:
+            raise EnvironmentFailed(f"environment {self.name} is not running")
+        return f"http://{ports.LOOPBACK}:{self._ports[1]}"
+
+    @property
+    def session_id(self) -> int | None:
+        """The session every process of this environment belongs to (the ``unshare`` pid)."""
+        return None if self._process is None else self._process.pid
+
+    @property
+    def work_dir(self) -> Path | None:
+        """Where the output log lives (kept after close with ``keep_work_dir``)."""
+        return self._work_dir
+
+    @property
+    def output(self) -> str:
+        """All the RIE, the runtime and the extensions wrote (stdout and stderr, in order)."""
+        if self._final_output is not None:
+            return self._final_output
+        return self._read_output()
+
+    def _read_output(self) -> str:
+        if self._work_dir is None:
+            return ""
+        try:
+            return (self._work_dir / OUTPUT_FILE).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def init_duration_ms(self) -> float | None:
+        """The init duration the RIE reported (``INIT REPORT``), once the first invoke ran."""
+        match = _INIT_REPORT.search(self.output)
+        return float(match.group(1)) if match else None
+
+    def leftover_processes(self) -> list[int]:
+        """Processes still alive in this environment's session (empty once it is stopped)."""
+        sid = self.session_id
+        return [] if sid is None else processes_in_session(sid)
+
+
+def processes_in_session(session_id: int) -> list[int]:
+    """The pids (not zombies) whose session id is ``session_id``, read from ``/proc``."""
+    return _pids_where(lambda fields: fields[0] != "Z" and int(fields[3]) == session_id)
+
+
+def _pids_where(predicate: Callable[[list[str]], bool]) -> list[int]:
+    """Pids whose ``/proc/PID/stat`` fields after the command (state ppid pgrp sid ...) match."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if predicate(stat.rsplit(")", 1)[1].split()):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _only_child(pid: int) -> int | None:
+    """The single child of ``pid`` (unshare's forked child is the RIE), or ``None`` yet."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: scan /proc instead
+        children = [str(p) for p in _pids_where(lambda fields: int(fields[1]) == pid)]
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+# Environments started and not yet closed: killed at interpreter exit if their owner forgot.
+_LIVE: set[LambdaEnvironment] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for environment in list(_LIVE):
+        environment.kill()
