@@ -45,6 +45,10 @@ SIGTERM_REASON = "sigterm"
 MAX_NEXT_FAILURES = 10  # consecutive /event/next failures before the API is considered broken
 NEXT_BACKOFF_BASE = 0.05  # seconds, doubled per consecutive failure
 NEXT_BACKOFF_CAP = 5.0
+# How long a background init delivery may go on after the init budget. The budget bounds how long
+# init waits; a request already on its way is not abandoned, since re-sending it at shutdown would
+# count the environment twice whenever CloudWatch did take the first one.
+INIT_DELIVERY_GRACE = 5.0  # seconds
 
 
 class Terminated(BaseException):
@@ -68,6 +72,26 @@ class Interruptions:
         self.requested = True
         if self.interruptible:
             raise Terminated
+
+
+class _InitDelivery:
+    """The init record's delivery in a daemon thread: init waits for it only up to its budget."""
+
+    def __init__(self, deliver: Callable[[], DeliveryResult]) -> None:
+        import threading  # noqa: PLC0415 (only a sink that may block needs a thread)
+
+        self.result: DeliveryResult | None = None
+        self._deliver = deliver
+        self._thread = threading.Thread(target=self._run, name="init-delivery", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.result = self._deliver()
+
+    def wait(self, timeout: float) -> DeliveryResult | None:
+        """The result, or ``None`` while the delivery is still in flight after ``timeout``."""
+        self._thread.join(max(0.0, timeout))
+        return self.result
 
 
 class Lifecycle:
@@ -98,23 +122,54 @@ class Lifecycle:
         self.last_invoke: float | None = None
         self.pending: list[Record] = []
         self.shutdown_result: DeliveryResult | None = None
+        self._init_in_flight: _InitDelivery | None = None
         self._shutdown_started = False
         self._clock = clock
         self._wall_clock = wall_clock
 
-    def deliver_init(self) -> DeliveryResult:
-        """Deliver the init record within the init budget; keep it for shutdown if that fails."""
-        deadline = self._clock() + self.config.init_budget_ms / 1000
-        result = self._deliver([self.init_record], deadline)
-        self.pending.extend(result.failed)
+    def deliver_init(self) -> DeliveryResult | None:
+        """Deliver the init record within the init budget; keep it for shutdown if that fails.
+
+        With a sink that may block, the delivery runs in a thread and init waits for it up to the
+        budget only; ``None`` means it is still in flight, to be confirmed at shutdown.
+        """
+        budget = self.config.init_budget_ms / 1000
+        deadline = self._clock() + budget
+        # A budget of 0 means no delivery during init at all: the record goes with the shutdown one.
+        if not self.sink.may_block or budget <= 0:
+            result: DeliveryResult | None = self._deliver([self.init_record], deadline)
+        else:
+            delivery = _InitDelivery(
+                lambda: self._deliver([self.init_record], deadline + INIT_DELIVERY_GRACE)
+            )
+            result = delivery.wait(budget)
+            if result is None:
+                self._init_in_flight = delivery
         outcome = "init record delivered"
-        if result.failed:
+        if result is None:
+            outcome = "init record still in flight after the init budget, confirmed at shutdown"
+        elif result.failed:
+            self.pending.extend(result.failed)
             outcome = f"init record not delivered yet, will retry at shutdown ({result.reason})"
         self.log.info(
             f"{self.environment.init_type} environment of {self.environment.function_name}, "
             f"sink {self.sink.name}: {outcome}"
         )
         return result
+
+    def _settle_init_in_flight(self, deadline: float) -> bool:
+        """Wait for a background init delivery, leaving half the time left for the shutdown record.
+
+        Its failed record joins ``pending``; ``True`` if it is still in flight (and so not re-sent).
+        """
+        delivery, self._init_in_flight = self._init_in_flight, None
+        if delivery is None:
+            return False
+        result = delivery.wait((deadline - self._clock()) / 2)
+        if result is None:
+            return True
+        self.pending.extend(result.failed)
+        return False
 
     def on_invoke(self) -> None:
         """Count one INVOKE event."""
@@ -144,6 +199,7 @@ class Lifecycle:
                 self.first_invoke - self.started_mono if self.first_invoke is not None else None
             ),
         )
+        init_in_flight = self._settle_init_in_flight(deadline)
         records = [*self.pending, build_shutdown_record(self.environment, facts)]
         self.pending = []
         result = self._deliver(records, deadline)
@@ -157,6 +213,8 @@ class Lifecycle:
         if result.failed:
             lost = "+".join(record.kind for record in result.failed)
             summary += f", lost {lost} ({result.reason})"
+        if init_in_flight:
+            summary += ", init record still in flight (not re-sent, so never counted twice)"
         self.log.info(summary)
         return result
 

@@ -107,6 +107,7 @@ class CloudWatchSink:
     """Delivers records with PutMetricData, retrying within the caller's deadline."""
 
     name = "cloudwatch"
+    may_block = True  # a network round trip: the lifecycle runs the init delivery in a thread
 
     def __init__(
         self,
@@ -130,12 +131,11 @@ class CloudWatchSink:
             self._problem = "no region or endpoint (AWS_REGION, AWS_ENDPOINT_URL_CLOUDWATCH)"
         elif credentials is None:
             self._problem = "no credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
-        self._connection = None
+        self._endpoint = None
         self._path = "/"
         if endpoint_url is not None:
-            endpoint = parse_url(endpoint_url)
-            self._connection = Connection(endpoint, connect_timeout, read_timeout)
-            self._path = endpoint.base_path or "/"
+            self._endpoint = parse_url(endpoint_url)
+            self._path = self._endpoint.base_path or "/"
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._clock = clock
@@ -159,12 +159,15 @@ class CloudWatchSink:
         """Send ``records`` in one PutMetricData call, retried until it succeeds or time is up."""
         if not records:
             return DeliveryResult((), attempts=0)
-        if self._problem or self._connection is None or self.credentials is None:
+        if self._problem or self._endpoint is None or self.credentials is None:
             return DeliveryResult((), tuple(records), self._problem, attempts=0)
+        # A connection per call: the init delivery may still run in its thread when the shutdown
+        # delivery starts, and the two must not share a socket.
+        connection = Connection(self._endpoint, self._connect_timeout, self._read_timeout)
         try:
-            return self._deliver(records, deadline, self._connection, self.credentials)
+            return self._deliver(records, deadline, connection, self.credentials)
         finally:
-            self._connection.close()
+            connection.close()
 
     def _deliver(
         self,

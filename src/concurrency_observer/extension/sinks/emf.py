@@ -60,6 +60,7 @@ class EmfSink:
     """Prints each record as one compact EMF line (``write`` defaults to stdout, flushed)."""
 
     name = "emf"
+    may_block = False  # one write to stdout
 
     def __init__(self, namespace: str, write: Callable[[str], None] = _write_stdout) -> None:
         self.namespace = namespace

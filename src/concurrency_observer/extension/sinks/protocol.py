@@ -13,6 +13,8 @@ class MetricSink(Protocol):
     """Delivers records somewhere CloudWatch will count them."""
 
     name: str
+    # True when ``deliver`` may wait on the network; the init delivery then runs in a thread.
+    may_block: bool
 
     def deliver(self, records: Sequence[Record], deadline: float) -> DeliveryResult:
         """Deliver ``records`` before ``deadline`` (``time.monotonic()``); never raise."""
