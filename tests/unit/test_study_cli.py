@@ -14,11 +14,16 @@ from tests.unit.test_study import FakeFleet, run_study
 BASE = ["experiment", "--function", "orders", "--alias", "live", "--region", "us-east-1"]
 
 
-def test_local_is_not_available_yet() -> None:
-    """--local says plainly that the local fleet is not wired yet."""
+def test_local_refuses_aws_options_and_oversized_levels() -> None:
+    """--local with --function, or a level the local fleet cannot hold, is a one-line error."""
     result = CliRunner().invoke(cli, [*BASE, "--levels", "5", "--local"])
     assert isinstance(result.exception, UserError)
-    assert "local fleet is not available yet" in str(result.exception)
+    assert "drop --function" in str(result.exception)
+    result = CliRunner().invoke(
+        cli, ["experiment", "--local", "--levels", "40", "--over-provisioning", "2"]
+    )
+    assert isinstance(result.exception, UserError)
+    assert "at most 60" in str(result.exception)
 
 
 def test_refuses_without_yes_when_stdin_is_not_a_terminal(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
-"""``concurrency-observer experiment``: the provisioned-concurrency study on AWS (local: later).
+"""``concurrency-observer experiment``: the provisioned-concurrency study, on AWS or locally.
 
 The engine is ``concurrency_observer.study``; this module parses options, guards the bill (cost
 estimate, confirmation), shows progress with rich and writes the outputs. boto3 and matplotlib are
-imported only when a run needs them.
+imported only when a run needs them. ``--local`` runs the same study on the local fleet
+(``local/provisioning.py``): no account, no bill, and a known truth (``--over-provisioning``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ from concurrency_observer.study import (
 )
 
 AUTO_NAMESPACE = "auto"
+# The waits' defaults on AWS, and locally where moto holds every point the moment it is put.
+AWS_WAITS = {"settle": 180.0, "timeout": 1200.0, "cooldown": 60.0, "poll": 15.0}
+LOCAL_WAITS = {"settle": 3.0, "timeout": 120.0, "cooldown": 1.0, "poll": 0.5}
+LOCAL_FUNCTION = "concurrency-observer-local-study"
+LOCAL_MAX_ENVIRONMENTS = 60  # ~45 MB each: bounded so a typo cannot exhaust the machine
 
 
 class StudyInterrupted(UserError):
@@ -211,30 +217,23 @@ def run_with_display(make_study: Callable[[StudyListener], Study], console: Cons
 @click.option(
     "--settle",
     type=click.FloatRange(min=0),
-    default=180.0,
-    show_default=True,
-    help="Seconds the count must stay unchanged before it is recorded.",
+    help="Seconds the count must stay unchanged before it is recorded. [default: 180; local: 3]",
 )
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1),
-    default=1200.0,
-    show_default=True,
-    help="Seconds to wait for READY, and again at most for the count to settle.",
+    help="Seconds to wait for READY, and again at most for the count to settle. "
+    "[default: 1200; local: 120]",
 )
 @click.option(
     "--cooldown",
     type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait after removing a level before the next one.",
+    help="Seconds to wait after removing a level before the next one. [default: 60; local: 1]",
 )
 @click.option(
     "--poll",
-    type=click.FloatRange(min=1),
-    default=15.0,
-    show_default=True,
-    help="Seconds between two reads of the count.",
+    type=click.FloatRange(min=0.1),
+    help="Seconds between two reads of the count. [default: 15; local: 0.5]",
 )
 @click.option(
     "--output",
@@ -248,21 +247,41 @@ def run_with_display(make_study: Callable[[StudyListener], Study], console: Cons
     help="CloudWatch namespace. [default: the function's CONCURRENCY_OBSERVER_NAMESPACE, "
     f"else {schema.DEFAULT_NAMESPACE}]",
 )
-@click.option("--local", is_flag=True, help="Run against the local simulated fleet.")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Run against the local fleet of real environments (no AWS, no cost).",
+)
+@click.option(
+    "--over-provisioning",
+    type=click.FloatRange(1.0, 10.0),
+    default=1.0,
+    show_default=True,
+    help="--local: the fleet brings up ceil(level x factor) environments, the truth to measure.",
+)
+@click.option(
+    "--sink",
+    type=click.Choice(["cloudwatch", "emf"]),
+    default="cloudwatch",
+    show_default=True,
+    help="--local: count from the embedded CloudWatch (moto) or from the EMF lines.",
+)
 def experiment(  # noqa: PLR0917 (click passes every option as an argument)
     function: str | None,
     alias: str | None,
     levels: str,
     repeats: int,
-    settle: float,
-    timeout: float,
-    cooldown: float,
-    poll: float,
+    settle: float | None,
+    timeout: float | None,
+    cooldown: float | None,
+    poll: float | None,
     output: Path | None,
     yes: bool,
     region: str | None,
     namespace: str | None,
     local: bool,
+    over_provisioning: float,
+    sink: str,
 ) -> None:
     """Set provisioned concurrency to each level, count the environments Lambda initializes.
 
@@ -271,11 +290,35 @@ def experiment(  # noqa: PLR0917 (click passes every option as an argument)
     it, remove the configuration and cool down. Provisioned concurrency is billed: the cost is
     estimated and confirmed first. The state is saved after every repeat in the output directory;
     run the same command again to continue. The alias's original configuration is restored at
-    the end, on error and on Ctrl-C.
+    the end, on error and on Ctrl-C. With --local the same study runs on real environments on
+    this machine, where the fleet over-provisions by a known --over-provisioning factor.
     """
     level_list = parse_levels(levels)
+    given = {"settle": settle, "timeout": timeout, "cooldown": cooldown, "poll": poll}
+    waits = {
+        name: value if value is not None else (LOCAL_WAITS if local else AWS_WAITS)[name]
+        for name, value in given.items()
+    }
+    console = Console(highlight=False)
     if local:
-        raise UserError("the local fleet is not available yet; run against AWS without --local")
+        if function or alias or region:
+            raise UserError("--local runs the local fleet: drop --function, --alias and --region")
+        _run_locally(
+            level_list,
+            repeats,
+            waits,
+            output or Path("study-local"),
+            over_provisioning=over_provisioning,
+            sink=sink,
+            namespace=namespace or schema.DEFAULT_NAMESPACE,
+            console=console,
+        )
+        return
+    if over_provisioning != 1.0 or sink != "cloudwatch":
+        raise UserError("--over-provisioning and --sink are for --local runs")
+    settle, timeout, cooldown, poll = (waits[n] for n in ("settle", "timeout", "cooldown", "poll"))
+    if poll < 1:
+        raise UserError("--poll must be at least 1 second on AWS (each read is a GetMetricData)")
     if not function or not alias:
         raise UserError("--function and --alias are required (the alias to provision)")
     resolved_region = _resolve_region(region)
@@ -298,7 +341,6 @@ def experiment(  # noqa: PLR0917 (click passes every option as an argument)
     directory = output or Path(f"study-{function.rsplit(':', 1)[-1]}-{alias}")
     store = StateStore(directory)
     state = store.load(plan)
-    console = Console(highlight=False)
     if pending_runs(plan, state):
         if not yes and not sys.stdin.isatty():
             raise UserError(
@@ -318,6 +360,121 @@ def experiment(  # noqa: PLR0917 (click passes every option as an argument)
     else:
         console.print(f"every repeat is already measured in {directory}; writing the outputs")
     show_results(state, directory, console)
+
+
+def _run_locally(
+    levels: tuple[int, ...],
+    repeats: int,
+    waits: dict[str, float],
+    directory: Path,
+    *,
+    over_provisioning: float,
+    sink: str,
+    namespace: str,
+    console: Console,
+) -> None:
+    """The study on the local fleet: moto (or EMF lines) for the count, no cost, no --yes."""
+    from concurrency_observer.local.fleet import FleetConfig  # noqa: PLC0415
+
+    config = FleetConfig(
+        max_environments=LOCAL_MAX_ENVIRONMENTS, over_provisioning=over_provisioning
+    )
+    biggest = config.provisioned_environments(max(levels))
+    if biggest > LOCAL_MAX_ENVIRONMENTS:
+        raise UserError(
+            f"level {max(levels)} x {over_provisioning:g} = {biggest} environments: the local "
+            f"fleet runs at most {LOCAL_MAX_ENVIRONMENTS} (about 45 MB each)"
+        )
+    plan = StudyPlan(
+        identity={
+            "target": "local",
+            "over_provisioning": f"{over_provisioning:g}",
+            "sink": sink,
+            "namespace": namespace,
+        },
+        levels=levels,
+        repeats=repeats,
+        settle=waits["settle"],
+        ready_timeout=waits["timeout"],
+        settle_timeout=waits["timeout"],
+        poll_interval=waits["poll"],
+        cooldown=waits["cooldown"],
+    )
+    store = StateStore(directory)
+    state = store.load(plan)
+    if pending_runs(plan, state):
+        state = _study_on_fleet(
+            plan, store, config, sink=sink, namespace=namespace, console=console
+        )
+    else:
+        console.print(f"every repeat is already measured in {directory}; writing the outputs")
+    show_results(state, directory, console)
+
+
+def _study_on_fleet(
+    plan: StudyPlan,
+    store: StateStore,
+    config: Any,
+    *,
+    sink: str,
+    namespace: str,
+    console: Console,
+) -> StudyState:
+    """Build the layer, start moto (cloudwatch sink) and the fleet, run the study, stop it all."""
+    import tempfile  # noqa: PLC0415
+    from contextlib import AbstractContextManager, nullcontext  # noqa: PLC0415
+
+    from concurrency_observer.layer import build_layer, extract_layer  # noqa: PLC0415
+    from concurrency_observer.local import rie  # noqa: PLC0415
+    from concurrency_observer.local.cloudwatch import (  # noqa: PLC0415
+        cloudwatch_client,
+        cloudwatch_endpoint,
+    )
+    from concurrency_observer.local.environment import (  # noqa: PLC0415
+        EnvironmentSettings,
+        observer_env,
+    )
+    from concurrency_observer.local.fleet import Fleet, lambda_environment_factory  # noqa: PLC0415
+    from concurrency_observer.local.provisioning import (  # noqa: PLC0415
+        EmfInitCounter,
+        FleetProvisioning,
+        cloudwatch_counter,
+    )
+    from concurrency_observer.study import InitCounter  # noqa: PLC0415
+
+    rie.check_host()
+    rie_path = rie.rie_binary()
+    with tempfile.TemporaryDirectory(prefix="concurrency-observer-experiment-") as scratch:
+        built = build_layer(Path(scratch) / "layer.zip")
+        layer_dir = extract_layer(built.path, Path(scratch) / "opt")
+        endpoint: AbstractContextManager[str | None] = (
+            cloudwatch_endpoint() if sink == "cloudwatch" else nullcontext(None)
+        )
+        with endpoint as url:
+            settings = EnvironmentSettings(
+                function_name=LOCAL_FUNCTION,
+                cloudwatch_endpoint=url,
+                extra_env=observer_env(sink=sink, namespace=namespace),
+            )
+            factory = lambda_environment_factory(layer_dir, settings, rie_path=rie_path)
+            with Fleet(factory, config) as fleet:
+                target = FleetProvisioning(fleet, LOCAL_FUNCTION)
+                counter: InitCounter = (
+                    cloudwatch_counter(cloudwatch_client(url), LOCAL_FUNCTION, namespace)
+                    if url is not None
+                    else EmfInitCounter(fleet, LOCAL_FUNCTION, namespace)
+                )
+                source = "the embedded CloudWatch (moto)" if url else "the EMF lines"
+                console.print(
+                    f"local study: levels {', '.join(map(str, plan.levels))} × {plan.repeats} "
+                    f"repeats; the fleet brings up ceil(level × {config.over_provisioning:g}) "
+                    f"provisioned environments (each initialized by a warm-up invoke); counting "
+                    f"{schema.ENVIRONMENT_INIT} from {source}"
+                )
+                return run_with_display(
+                    lambda listener: Study(plan, target, counter, store, listener, SystemClock()),
+                    console,
+                )
 
 
 def show_results(state: StudyState, directory: Path, console: Console) -> None:

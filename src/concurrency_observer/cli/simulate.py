@@ -1,27 +1,24 @@
-"""``concurrency-observer simulate``: one real Lambda environment on this machine, end to end.
+"""``concurrency-observer simulate``: a fleet of real Lambda environments here, then the report.
 
 Builds the layer, starts an embedded CloudWatch (a moto server on 127.0.0.1; none for the ``emf``
-sink, or ``--endpoint-url``), runs one environment under the RIE with the extension from the layer,
-invokes it, shuts it down (SIGTERM: the extension gets SHUTDOWN), reads the metrics back and
-compares them with what happened. Until the local fleet lands, this is one environment.
-
-The default init type is ``on-demand``: the RIE initializes an environment on its first invoke,
-which is what Lambda does on demand; provisioned concurrency initializes ahead of any invoke, which
-the RIE cannot do, so ``--init-type provisioned-concurrency`` only changes the label the extension
-sees.
+sink, or ``--endpoint-url``), runs the local control plane (``local/fleet.py``) under a seeded
+load with a live display, shuts every environment down, reads the metrics back, prints the same
+report as ``report`` with the control plane's ground truth beside it, and a verdict: exit 0 when
+every figure matches exactly, 1 when one does not. docs/simulate.md explains the defaults.
 """
 
 from __future__ import annotations
 
-import re
-import statistics
+import json
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,32 +26,110 @@ from concurrency_observer import schema
 from concurrency_observer.errors import UserError
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
     from rich.table import Table
 
-    from concurrency_observer.local.environment import LambdaEnvironment
-    from concurrency_observer.local.readback import GroundTruth, MetricSummary
+    from concurrency_observer.aws.report import Report
+    from concurrency_observer.local.fleet import FleetSnapshot
+    from concurrency_observer.local.simulation import (
+        Check,
+        Simulation,
+        SimulationSettings,
+        SimulationStatus,
+    )
 
-_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _READ_ATTEMPTS = 5  # an external CloudWatch is eventually consistent; moto answers at once
 _LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
+_DISPLAY_INTERVAL_S = 0.25
 
 
-def _function_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if not _FUNCTION_NAME.fullmatch(value):
-        raise click.BadParameter("use 1-64 letters, digits, '-' or '_' (a Lambda function name)")
-    return value
+class SimulationInterrupted(UserError):
+    """Ctrl-C or SIGTERM stopped the run; every environment was shut down first."""
+
+    exit_code = 130
+
+
+def _function_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from concurrency_observer.cli.report import check_function_name  # noqa: PLC0415
+
+    if value is None:
+        return None
+    try:
+        return check_function_name(value)
+    except UserError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @click.command()
 @click.option(
-    "--invocations",
-    "-n",
-    type=click.IntRange(0, 10_000),
-    default=3,
+    "--provisioned",
+    "-p",
+    type=click.IntRange(0, 100),
+    default=2,
     show_default=True,
-    help="How many times to invoke the environment (0: the RIE never initializes it).",
+    help="Provisioned concurrency: environments initialized up front (InitType "
+    "provisioned-concurrency), each by a warm-up invoke.",
 )
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, 200),
+    default=4.0,
+    show_default=True,
+    help="Steady invocations per second (a seeded Poisson process).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(1, 3600),
+    default=40.0,
+    show_default=True,
+    help="Seconds of load.",
+)
+@click.option(
+    "--bursts",
+    type=click.IntRange(0, 100),
+    default=2,
+    show_default=True,
+    help="Bursts on top of the steady rate (in the first 70% of the run): they force "
+    "on-demand scale-out.",
+)
+@click.option(
+    "--burst-size",
+    type=click.IntRange(0, 1000),
+    default=8,
+    show_default=True,
+    help="Invocations arriving together in each burst.",
+)
+@click.option(
+    "--work-ms",
+    "--sleep-ms",
+    type=click.IntRange(0, 60_000),
+    default=300,
+    show_default=True,
+    help="How long each invocation keeps its environment busy.",
+)
+@click.option(
+    "--max-environments",
+    type=click.IntRange(1, 500),
+    default=10,
+    show_default=True,
+    help="The concurrency limit (provisioned included); beyond it invocations are throttled.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=5.0,
+    show_default=True,
+    help="Seconds after which an idle on-demand environment is shut down.",
+)
+@click.option(
+    "--over-provisioning",
+    type=click.FloatRange(1.0, 10.0),
+    default=1.0,
+    show_default=True,
+    help="ceil(P x factor) environments are brought up for P provisioned: a known truth for "
+    "checking the measurement.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the arrivals.")
 @click.option(
     "--sink",
     type=click.Choice(["cloudwatch", "emf"]),
@@ -63,18 +138,9 @@ def _function_name(ctx: click.Context, param: click.Parameter, value: str) -> st
     help="The extension's sink: PutMetricData to the (embedded) CloudWatch, or EMF lines.",
 )
 @click.option(
-    "--init-type",
-    type=click.Choice(schema.KNOWN_INIT_TYPES),
-    default=schema.INIT_ON_DEMAND,
-    show_default=True,
-    help="AWS_LAMBDA_INITIALIZATION_TYPE inside the environment.",
-)
-@click.option(
-    "--function-name",
-    default="concurrency-observer-local",
-    show_default=True,
-    callback=_function_name,
-    help="AWS_LAMBDA_FUNCTION_NAME inside the environment.",
+    "--endpoint-url",
+    default=None,
+    help="Use this CloudWatch endpoint instead of an embedded moto server (cloudwatch sink).",
 )
 @click.option(
     "--namespace",
@@ -83,16 +149,17 @@ def _function_name(ctx: click.Context, param: click.Parameter, value: str) -> st
     help="CloudWatch namespace the extension writes to.",
 )
 @click.option(
-    "--endpoint-url",
+    "--function-name",
     default=None,
-    help="Use this CloudWatch endpoint instead of an embedded moto server (cloudwatch sink).",
+    callback=_function_name,
+    help="AWS_LAMBDA_FUNCTION_NAME inside the environments.  [default: "
+    "concurrency-observer-local-<random>, new each run]",
 )
 @click.option(
-    "--sleep-ms",
-    type=click.IntRange(0, 60_000),
-    default=0,
-    show_default=True,
-    help="How long each invocation of the function sleeps.",
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the ground truth, the checks, the verdict and the report as JSON.",
 )
 @click.option(
     "--log-level",
@@ -101,42 +168,80 @@ def _function_name(ctx: click.Context, param: click.Parameter, value: str) -> st
     help="The extension's log level (CONCURRENCY_OBSERVER_LOG_LEVEL; default INFO).",
 )
 @click.option(
-    "--keep-logs", is_flag=True, help="Keep the environment's log file and print where it is."
+    "--keep-logs", is_flag=True, help="Keep every environment's log file and print where they are."
 )
-@click.option("--verbose", "-v", is_flag=True, help="Print the environment's whole log.")
+@click.option("--verbose", "-v", is_flag=True, help="Print every environment's log at the end.")
 def simulate(  # noqa: PLR0917 (click passes every option as an argument)
-    invocations: int,
+    provisioned: int,
+    rate: float,
+    duration: float,
+    bursts: int,
+    burst_size: int,
+    work_ms: int,
+    max_environments: int,
+    idle_timeout: float,
+    over_provisioning: float,
+    seed: int,
     sink: str,
-    init_type: str,
-    function_name: str,
-    namespace: str,
     endpoint_url: str | None,
-    sleep_ms: int,
+    namespace: str,
+    function_name: str | None,
+    json_path: Path | None,
     log_level: str | None,
     keep_logs: bool,
     verbose: bool,
 ) -> None:
-    """Run one real Lambda environment here (the RIE) with the extension, and check its metrics."""
+    """Run a fleet of real Lambda environments here under load, and check what was recorded.
+
+    A local control plane routes each invocation to an idle environment, starts on-demand ones
+    when all are busy (throttling beyond --max-environments), shuts idle ones down after
+    --idle-timeout, and brings --provisioned environments up front. The RIE initializes an
+    environment on its first invoke, so each provisioned one is brought up by a warm-up invoke,
+    counted as an invocation. Then the report is read back and compared with the ground truth.
+    """
     from rich.console import Console  # noqa: PLC0415 (keeps --help instant)
 
-    from concurrency_observer.aws.session import aws_errors  # noqa: PLC0415
     from concurrency_observer.layer import build_layer, extract_layer  # noqa: PLC0415
-    from concurrency_observer.local import readback, rie  # noqa: PLC0415
-    from concurrency_observer.local.cloudwatch import (  # noqa: PLC0415
-        cloudwatch_client,
-        cloudwatch_endpoint,
-    )
-    from concurrency_observer.local.environment import (  # noqa: PLC0415
-        EnvironmentSettings,
-        LambdaEnvironment,
-        observer_env,
+    from concurrency_observer.local import rie  # noqa: PLC0415
+    from concurrency_observer.local.cloudwatch import cloudwatch_endpoint  # noqa: PLC0415
+    from concurrency_observer.local.fleet import FleetConfig  # noqa: PLC0415
+    from concurrency_observer.local.simulation import (  # noqa: PLC0415
+        Simulation,
+        SimulationSettings,
+        unique_function_name,
     )
 
     out = Console()
     progress = Console(stderr=True, highlight=False, soft_wrap=True)
     if endpoint_url is not None and sink != "cloudwatch":
         raise UserError("--endpoint-url is for the cloudwatch sink; the emf sink writes to the log")
+    fleet_config = FleetConfig(
+        max_environments=max_environments,
+        idle_timeout=idle_timeout,
+        over_provisioning=over_provisioning,
+    )
+    wanted = fleet_config.provisioned_environments(provisioned)
+    if wanted > max_environments:
+        raise UserError(
+            f"--provisioned {provisioned} x --over-provisioning {over_provisioning:g} = {wanted} "
+            f"environments, more than --max-environments {max_environments}"
+        )
+    settings = SimulationSettings(
+        provisioned=provisioned,
+        rate=rate,
+        duration=duration,
+        work_ms=work_ms,
+        bursts=bursts,
+        burst_size=burst_size,
+        seed=seed,
+        fleet=fleet_config,
+        sink=sink,
+        namespace=namespace,
+        function_name=function_name or unique_function_name(),
+        log_level=log_level.upper() if log_level else None,
+    )
 
+    began = time.monotonic()
     rie.check_host()
     rie_path = rie.rie_binary()
     progress.print(f"RIE: {rie_path} (aws-sam-cli {rie.SAM_CLI_VERSION})")
@@ -144,7 +249,6 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         built = build_layer(Path(scratch) / "layer.zip")
         layer_dir = extract_layer(built.path, Path(scratch) / "opt")
         progress.print(f"layer: {len(built.entries)} files, sha256 {built.sha256[:12]}")
-
         use_cloudwatch = sink == "cloudwatch"
         endpoint: AbstractContextManager[str | None] = (
             cloudwatch_endpoint(endpoint_url) if use_cloudwatch else nullcontext(None)
@@ -153,128 +257,302 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
             if url is not None:
                 origin = "external" if endpoint_url else "embedded moto server"
                 progress.print(f"CloudWatch: {url} ({origin})")
-            settings = EnvironmentSettings(
-                function_name=function_name,
-                init_type=init_type,
-                cloudwatch_endpoint=url,
-                extra_env=observer_env(sink=sink, namespace=namespace, log_level=log_level),
+            _print_plan(progress, settings)
+            simulation = Simulation(
+                settings, layer_dir, url, rie_path=rie_path, keep_logs=keep_logs
             )
-            since = datetime.now(timezone.utc)
-            environment = LambdaEnvironment(layer_dir, settings, keep_work_dir=keep_logs)
-            _run(environment, invocations, sleep_ms, progress, verbose=verbose)
-
-            # The RIE initializes lazily: with no invoke there is no environment at all.
-            ran = 1 if invocations > 0 else 0
-            truth = readback.GroundTruth(inits=ran, shutdowns=ran, invocations=invocations)
-            if url is not None:
-                client = cloudwatch_client(url, settings.region)
-                with aws_errors("reading the metrics back"):
-                    summaries = _read_until_settled(
-                        lambda: readback.read_cloudwatch(client, namespace, since),
-                        truth,
-                        function_name,
-                    )
-            else:
-                summaries = readback.read_emf(environment.output, namespace)
-
-    source = "CloudWatch" if use_cloudwatch else "EMF lines"
-    out.print(_table(summaries, source, function_name))
-    _verdict(out, truth, summaries, function_name)
+            try:
+                truth = _run_with_display(simulation, progress)
+            finally:  # the logs explain a failure best, so they are shown then too
+                if verbose:
+                    _print_logs(progress, simulation)
+                if keep_logs:
+                    _print_log_paths(progress, simulation)
+            outcome = _read_back(simulation, truth, url)
+    outcome.wall_seconds = time.monotonic() - began
+    finish(outcome, out, progress, json_path)
 
 
-def _run(
-    environment: LambdaEnvironment,
-    invocations: int,
-    sleep_ms: int,
-    progress: Console,
-    *,
-    verbose: bool,
-) -> None:
-    """Start, invoke and shut down the environment, printing progress; its log if ``verbose``."""
-    try:
-        with environment:
-            progress.print(f"environment started: {environment.emulator_url}")
-            latencies = _invoke(environment, invocations, sleep_ms)
-            stop = environment.shutdown()
-        _print_timings(
-            progress, latencies, environment.init_duration_ms(), stop.duration_s, stop.forced
-        )
-    finally:  # the log explains a failure best, so it is shown then too
-        if verbose:
-            progress.rule("environment log")
-            progress.print(environment.output, markup=False, highlight=False, end="")
-            progress.rule()
-        if environment.keep_work_dir and environment.work_dir is not None:
-            progress.print(f"environment log kept: {environment.work_dir / 'output.log'}")
-
-
-def _verdict(
-    out: Console, truth: GroundTruth, summaries: list[MetricSummary], function_name: str
-) -> None:
-    """Print the one-line verdict; exit 1 if the metrics differ from what happened."""
-    problems = truth.discrepancies(summaries, function_name)
-    summary = f"{truth.inits} init, {truth.shutdowns} shutdown, {truth.invocations} invocations"
-    if problems:
-        out.print(f"[red]verdict: MISMATCH[/] with the truth ({summary}): " + "; ".join(problems))
+def finish(outcome: Outcome, out: Console, progress: Console, json_path: Path | None) -> None:
+    """Print the report, the ground truth and the verdict, write the JSON; exit 1 on a mismatch."""
+    _print_outcome(out, outcome)
+    if json_path is not None:
+        _write_json(json_path, outcome)
+        progress.print(f"wrote {json_path}")
+    if not outcome.matches:
         raise click.exceptions.Exit(1)
-    out.print(f"[green]verdict: OK[/]: recorded exactly what happened ({summary})")
 
 
-def _invoke(environment: LambdaEnvironment, count: int, sleep_ms: int) -> list[float]:
-    """Invoke ``count`` times; the latencies in seconds. A failed invocation is an error."""
-    latencies = []
-    for _ in range(count):
-        result = environment.invoke({"sleep_ms": sleep_ms} if sleep_ms else {})
-        if result.status != 200 or result.function_error:
-            raise UserError(
-                f"the function failed (HTTP {result.status}): {result.body[:200]!r}; "
-                "rerun with --verbose to see the environment's log"
-            )
-        latencies.append(result.latency_s)
-    return latencies
+def _print_plan(console: Console, settings: SimulationSettings) -> None:
+    fleet = settings.fleet
+    provisioned = fleet.provisioned_environments(settings.provisioned)
+    extra = "" if provisioned == settings.provisioned else f" (x{fleet.over_provisioning:g})"
+    console.print(
+        f"function {settings.function_name}, namespace {settings.namespace}, sink {settings.sink}"
+        f"\nload: {settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} bursts of "
+        f"{settings.burst_size}, {settings.work_ms} ms each, seed {settings.seed}"
+        f"\nfleet: {provisioned} provisioned{extra}, at most {fleet.max_environments} "
+        f"environments, idle timeout {fleet.idle_timeout:g}s"
+    )
+    if provisioned:
+        console.print(
+            "[dim]the RIE initializes on the first invoke: each provisioned environment is "
+            "brought up by a warm-up invoke, counted as an invocation[/]"
+        )
 
 
-def _print_timings(
-    console: Console, latencies: list[float], init_ms: float | None, stop_s: float, forced: bool
-) -> None:
-    if latencies:
-        first = f"first invoke {latencies[0] * 1000:.0f} ms"
-        if init_ms is not None:
-            first += f" (init {init_ms:.0f} ms)"
-        warm = latencies[1:]
-        rest = f", then median {statistics.median(warm) * 1000:.1f} ms" if warm else ""
-        console.print(f"invoked {len(latencies)} times: {first}{rest}")
-    else:
-        console.print("not invoked: the RIE initializes on the first invoke, so nothing ran")
-    how = "killed after the timeout" if forced else "SIGTERM, SHUTDOWN delivered"
-    console.print(f"shut down in {stop_s * 1000:.0f} ms ({how})")
+def _run_with_display(simulation: Simulation, console: Console) -> FleetSnapshot:
+    """Run the simulation in a thread under a live display; Ctrl-C/SIGTERM stop it cleanly."""
+    from rich.live import Live  # noqa: PLC0415
+
+    from concurrency_observer.study import interrupts_deferred, sigterm_as_interrupt  # noqa: PLC0415
+
+    stop = threading.Event()
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            simulation.run(stop)
+        except BaseException as exc:  # handed to the main thread, raised there
+            failure.append(exc)
+        finally:
+            done.set()
+
+    # Waiting on an Event, not Thread.join: a join cut by Ctrl-C can report a live thread as
+    # finished, and the environments must be shut down before this function returns.
+    def follow(live: Live) -> None:
+        while not done.wait(_DISPLAY_INTERVAL_S):
+            live.update(_status_table(simulation.status()))
+
+    worker = threading.Thread(target=work, name="simulation")
+    interrupted = False
+    with Live(_status_table(simulation.status()), console=console, refresh_per_second=4) as live:
+        worker.start()
+        try:
+            with sigterm_as_interrupt():
+                follow(live)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+
+            def still_stopping() -> None:
+                console.print("shutting every environment down first, please wait")
+
+            with interrupts_deferred(still_stopping):
+                follow(live)
+        live.update(_status_table(simulation.status()))
+    worker.join()
+    if not console.is_terminal:
+        console.print()  # a live display that is not a terminal's ends without a newline
+    if failure:
+        raise failure[0]
+    if interrupted:
+        raise SimulationInterrupted("interrupted; every environment was shut down")
+    return simulation.fleet.snapshot()
 
 
-def _read_until_settled(
-    read: Callable[[], list[MetricSummary]], truth: GroundTruth, function_name: str
-) -> list[MetricSummary]:
-    """Read until the figures match the truth or the attempts run out (eventual consistency)."""
-    summaries = read()
-    for _ in range(_READ_ATTEMPTS - 1):
-        if not truth.discrepancies(summaries, function_name):
-            break
-        time.sleep(1.0)
-        summaries = read()
-    return summaries
-
-
-def _table(summaries: list[MetricSummary], source: str, function_name: str) -> Table:
+def _status_table(status: SimulationStatus) -> Table:
     from rich.table import Table  # noqa: PLC0415
 
-    table = Table(title=f"Metrics received ({source}), FunctionName={function_name}")
-    table.add_column("metric", no_wrap=True)
-    table.add_column("other dimension", overflow="fold")
-    table.add_column("points", justify="right")
-    table.add_column("sum", justify="right", no_wrap=True)
-    for s in summaries:
-        other = [f"{k}={v}" for k, v in s.dimensions if k != schema.FUNCTION_NAME]
-        unit = " s" if s.unit == schema.UNIT_SECONDS else ""
-        table.add_row(s.name, ", ".join(other) or "-", str(s.samples), f"{s.total:g}{unit}")
-    if not summaries:
-        table.add_row("(none)", "", "0", "")
+    fleet = status.fleet
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("phase", f"{status.phase}  ({status.elapsed:.0f}s)")
+    table.add_row(
+        "invocations",
+        f"{status.sent}/{status.scheduled} sent, {fleet.served} served, "
+        f"{fleet.throttled} throttled, {fleet.failed} failed",
+    )
+    live = ", ".join(f"{n} {t}" for t, n in sorted(fleet.live.items()) if n) or "none"
+    table.add_row(
+        "environments",
+        f"{fleet.live_total} live ({live}), {fleet.starting} starting, {fleet.busy} busy, "
+        f"peak {fleet.peak_live}",
+    )
+    table.add_row(
+        "lifecycle",
+        f"{fleet.started_total} started, {fleet.stopped_total} stopped, "
+        f"{fleet.idle_shutdowns} idle shutdowns",
+    )
     return table
+
+
+@dataclass
+class Outcome:
+    """Everything printed at the end, and written with ``--json``."""
+
+    settings: SimulationSettings
+    truth: FleetSnapshot
+    source: str
+    checks: list[Check]
+    report: Report | None
+    report_error: str | None
+    started_at: datetime
+    ended_at: datetime
+    wall_seconds: float = 0.0
+
+    @property
+    def matches(self) -> bool:
+        """Every checked figure equal (failed invocations show in the notes, not here)."""
+        return all(check.matches for check in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` document."""
+        return {
+            "settings": self.settings.to_dict(),
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat(),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "ground_truth": self.truth.to_dict(),
+            "recorded_from": self.source,
+            "checks": [check.to_dict() for check in self.checks],
+            "verdict": "match" if self.matches else "mismatch",
+            "report": None if self.report is None else self.report.to_dict(),
+            "report_error": self.report_error,
+        }
+
+
+def _read_back(simulation: Simulation, truth: FleetSnapshot, url: str | None) -> Outcome:
+    """Read the metrics (CloudWatch or EMF lines) and the report; compare with the truth."""
+    from concurrency_observer.local.cloudwatch import cloudwatch_client  # noqa: PLC0415
+    from concurrency_observer.local.simulation import (  # noqa: PLC0415
+        recorded_from_cloudwatch,
+        recorded_from_emf,
+        report_request,
+        simulation_report,
+        verdict_checks,
+    )
+
+    settings = simulation.settings
+    since = simulation.started_at
+    until = simulation.ended_at or datetime.now(timezone.utc)
+    request = report_request(settings, since, until)
+    client = None
+    documents: list[dict[str, Any]] = []
+    if url is not None:
+        client = cloudwatch_client(url)
+        checks = _read_until_settled(
+            lambda: verdict_checks(
+                truth,
+                recorded_from_cloudwatch(
+                    client, settings.namespace, settings.function_name, since, until
+                ),
+            )
+        )
+        source = "CloudWatch"
+    else:
+        documents = simulation.emf_documents()
+        recorded = recorded_from_emf(documents, settings.namespace, settings.function_name)
+        checks = verdict_checks(truth, recorded)
+        source = "EMF lines"
+    report: Report | None = None
+    report_error: str | None = None
+    try:
+        report = simulation_report(request, client=client, documents=documents)
+    except UserError as exc:
+        report_error = str(exc)
+    return Outcome(
+        settings=settings,
+        truth=truth,
+        source=source,
+        checks=checks,
+        report=report,
+        report_error=report_error,
+        started_at=since,
+        ended_at=until,
+    )
+
+
+def _read_until_settled(read: Callable[[], list[Check]]) -> list[Check]:
+    """Read until every figure matches or the attempts run out (eventual consistency)."""
+    checks = read()
+    for _ in range(_READ_ATTEMPTS - 1):
+        if all(check.matches for check in checks):
+            break
+        time.sleep(1.0)
+        checks = read()
+    return checks
+
+
+def _print_outcome(out: Console, outcome: Outcome) -> None:
+    from concurrency_observer.reporting import print_report  # noqa: PLC0415
+
+    if outcome.report is not None:
+        print_report(outcome.report, out)
+    else:
+        out.print(f"[yellow]no report:[/] {outcome.report_error}")
+    out.print(_truth_table(outcome))
+    out.print(_truth_notes(outcome.truth, outcome.settings))
+    summary = (
+        f"{outcome.truth.started_total} environments started, {outcome.truth.stopped_total} "
+        f"stopped, {outcome.truth.invocations_total} invocations"
+    )
+    if outcome.matches:
+        out.print(
+            f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
+            f"did ({summary}), per init type and in total"
+        )
+    else:
+        wrong = [c for c in outcome.checks if not c.matches]
+        detail = "; ".join(
+            f"{c.metric} ({c.init_type or 'all'}): recorded {c.recorded:g}, truth {c.truth}"
+            for c in wrong
+        )
+        out.print(f"[red]verdict: MISMATCH[/] with the ground truth ({summary}): {detail}")
+    out.print(f"[dim]wall time {outcome.wall_seconds:.1f}s[/]")
+
+
+def _truth_table(outcome: Outcome) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"Ground truth (control plane) vs {outcome.source}", title_justify="left")
+    table.add_column("figure")
+    table.add_column("init type", no_wrap=True)
+    for name in ("control plane", outcome.source, ""):
+        table.add_column(name, justify="right", no_wrap=True)
+    for check in outcome.checks:
+        mark = "[green]=[/]" if check.matches else "[red]≠[/]"
+        scope = check.init_type or "[bold]all[/]"
+        table.add_row(check.label, scope, str(check.truth), f"{check.recorded:g}", mark)
+    return table
+
+
+def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> RenderableType:
+    from rich.text import Text  # noqa: PLC0415
+
+    lines = [
+        f"invocations: {truth.served} from the load + {truth.warmups} provisioning warm-ups "
+        "(the extension counts both); "
+        f"{truth.throttled} throttled (at --max-environments {settings.fleet.max_environments}), "
+        f"{truth.failed} failed",
+        f"environments: peak {truth.peak_live} live, {truth.idle_shutdowns} shut down after "
+        f"{settings.fleet.idle_timeout:g}s idle, the rest at the end (staggered); "
+        f"{truth.forced_shutdowns} had to be killed",
+        "the report's live series counts environments alive at the end of each minute; the "
+        "control plane's peak is instantaneous",
+    ]
+    lines.extend(f"error: {error}" for error in truth.errors[:5])
+    return Text("\n".join(lines), style="dim")
+
+
+def _print_logs(console: Console, simulation: Simulation) -> None:
+    for environment in simulation.fleet.environments():
+        console.rule(f"environment {environment.name}")
+        console.print(getattr(environment, "output", ""), markup=False, highlight=False, end="")
+    console.rule()
+
+
+def _print_log_paths(console: Console, simulation: Simulation) -> None:
+    for environment in simulation.fleet.environments():
+        work_dir = getattr(environment, "work_dir", None)
+        if work_dir is not None:
+            console.print(f"environment {environment.name} log kept: {work_dir / 'output.log'}")
+
+
+def _write_json(path: Path, outcome: Outcome) -> None:
+    try:
+        path.write_text(json.dumps(outcome.to_dict(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc

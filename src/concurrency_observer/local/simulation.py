@@ -1,0 +1,309 @@
+"""One local simulation: the fleet under a seeded load, then the metrics read back and judged.
+
+``Simulation(settings, layer_dir, cloudwatch_url)`` owns a ``Fleet``; ``run(stop)`` brings up the
+provisioned environments, plays the load, and always closes the fleet (every environment shut
+down, staggered), also on error or when ``stop`` is set. ``status()`` is safe to call from another
+thread while it runs (the CLI's live display does).
+
+Afterwards ``recorded_from_cloudwatch`` / ``recorded_from_emf`` read what the extension recorded,
+and ``verdict_checks(snapshot, recorded)`` compares it with the control plane's ground truth,
+figure by figure: environments started (``EnvironmentInit``), stopped (``EnvironmentShutdown``)
+and invocations (``EnvironmentInvocations``, warm-ups included), per init type and in total.
+``simulation_report`` builds the same report ``report`` prints, from CloudWatch or the EMF lines.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Final
+
+from concurrency_observer import schema
+from concurrency_observer.aws.metrics import MetricQuery, get_metric_series
+from concurrency_observer.aws.report import Report, ReportRequest, read_report, resolve_window
+from concurrency_observer.aws.session import aws_errors
+from concurrency_observer.local import readback
+from concurrency_observer.local.emf_report import emf_points, emf_report
+from concurrency_observer.local.environment import EnvironmentSettings, observer_env
+from concurrency_observer.local.fleet import (
+    Fleet,
+    FleetConfig,
+    FleetSnapshot,
+    InvocationOutcome,
+    lambda_environment_factory,
+)
+from concurrency_observer.local.load import LoadProfile, arrival_schedule, run_load
+
+SINK_CLOUDWATCH: Final = "cloudwatch"
+SINK_EMF: Final = "emf"
+FUNCTION_PREFIX: Final = "concurrency-observer-local"
+# What the verdict compares: the metric and the ground-truth figure it must equal.
+CHECKED_METRICS: Final = (
+    (schema.ENVIRONMENT_INIT, "inits (started)"),
+    (schema.ENVIRONMENT_SHUTDOWN, "shutdowns (stopped)"),
+    (schema.ENVIRONMENT_INVOCATIONS, "invocations"),  # warm-ups included
+)
+_PERIOD: Final = 60
+_MIN_LOOKBACK: Final = timedelta(minutes=10)
+_LOAD_WORKER_MARGIN: Final = 8  # throttled and failed invocations return at once
+
+
+def unique_function_name() -> str:
+    """A function name of its own per run, so no earlier run's data is ever counted in."""
+    return f"{FUNCTION_PREFIX}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """Everything ``simulate`` asks for (defaults: docs/simulate.md says why these)."""
+
+    provisioned: int = 2
+    rate: float = 4.0
+    duration: float = 40.0
+    work_ms: int = 300
+    bursts: int = 2
+    burst_size: int = 8
+    seed: int = 1
+    fleet: FleetConfig = field(default_factory=FleetConfig)
+    sink: str = SINK_CLOUDWATCH
+    namespace: str = schema.DEFAULT_NAMESPACE
+    function_name: str = FUNCTION_PREFIX
+    log_level: str | None = None  # the extension's; None keeps its default
+
+    def profile(self) -> LoadProfile:
+        """The arrival process of the load."""
+        return LoadProfile(
+            rate=self.rate,
+            duration=self.duration,
+            seed=self.seed,
+            bursts=self.bursts,
+            burst_size=self.burst_size,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SimulationStatus:
+    """What the live display shows: the phase, the load's progress and the fleet's truth."""
+
+    phase: str
+    scheduled: int
+    sent: int
+    elapsed: float
+    fleet: FleetSnapshot
+
+
+class Simulation:
+    """One run of the fleet under load; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: SimulationSettings,
+        layer_dir: Path,
+        cloudwatch_url: str | None,
+        *,
+        rie_path: Path | None = None,
+        keep_logs: bool = False,
+    ) -> None:
+        """``keep_logs`` keeps each environment's log file after it stops (``work_dir``)."""
+        self.settings = settings
+        environment = EnvironmentSettings(
+            function_name=settings.function_name,
+            cloudwatch_endpoint=cloudwatch_url,
+            extra_env=observer_env(settings.sink, settings.namespace, settings.log_level),
+        )
+        self.fleet = Fleet(
+            lambda_environment_factory(
+                layer_dir, environment, rie_path=rie_path, keep_work_dir=keep_logs
+            ),
+            settings.fleet,
+        )
+        self.schedule = arrival_schedule(settings.profile())
+        self.started_at = datetime.now(timezone.utc)
+        self.ended_at: datetime | None = None
+        self._began = time.monotonic()
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._phase = "starting"
+        self._payload = {"sleep_ms": settings.work_ms}
+
+    def run(self, stop: threading.Event | None = None) -> FleetSnapshot:
+        """Provision, play the load, close the fleet (always); the final ground truth."""
+        stop = stop or threading.Event()
+        try:
+            self._set_phase(f"bringing up {self.settings.provisioned} provisioned")
+            self.fleet.provision(self.settings.provisioned)
+            self._set_phase("load")
+            run_load(
+                self._invoke,
+                self.schedule,
+                workers=self.settings.fleet.max_environments + _LOAD_WORKER_MARGIN,
+                stop=stop,
+            )
+            self._set_phase("shutting down")
+        finally:
+            self.fleet.close()
+            self.ended_at = datetime.now(timezone.utc)
+            self._set_phase("done")
+        return self.fleet.snapshot()
+
+    def _invoke(self) -> InvocationOutcome:
+        with self._lock:
+            self._sent += 1
+        return self.fleet.invoke(self._payload)
+
+    def _set_phase(self, phase: str) -> None:
+        with self._lock:
+            self._phase = phase
+
+    def status(self) -> SimulationStatus:
+        """The progress now (thread-safe)."""
+        with self._lock:
+            phase, sent = self._phase, self._sent
+        return SimulationStatus(
+            phase=phase,
+            scheduled=len(self.schedule),
+            sent=sent,
+            elapsed=time.monotonic() - self._began,
+            fleet=self.fleet.snapshot(),
+        )
+
+    def emf_documents(self) -> list[dict[str, Any]]:
+        """The EMF documents in every environment's output (the ``emf`` sink's records)."""
+        documents: list[dict[str, Any]] = []
+        for environment in self.fleet.environments():
+            documents.extend(readback.emf_documents(getattr(environment, "output", "")))
+        return documents
+
+
+# --- what was recorded, and the verdict --------------------------------------------------------
+
+Recorded = Mapping[tuple[str, str | None], float]
+"""Recorded sums by (metric, init type); init type None is the ``[FunctionName]`` total."""
+
+
+def _floor(moment: datetime, period: int) -> datetime:
+    epoch = (int(moment.timestamp()) // period) * period
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+def recorded_from_cloudwatch(
+    client: Any, namespace: str, function_name: str, since: datetime, until: datetime
+) -> dict[tuple[str, str | None], float]:
+    """Sums of the checked metrics, per known init type and in total, from GetMetricData."""
+    queries: dict[tuple[str, str | None], MetricQuery] = {}
+    for metric, _ in CHECKED_METRICS:
+        function = ((schema.FUNCTION_NAME, function_name),)
+        queries[(metric, None)] = MetricQuery(f"q{len(queries)}", metric, function, "Sum", _PERIOD)
+        for init_type in schema.KNOWN_INIT_TYPES:
+            dimensions = (*function, (schema.INIT_TYPE, init_type))
+            query = MetricQuery(f"q{len(queries)}", metric, dimensions, "Sum", _PERIOD)
+            queries[(metric, init_type)] = query
+    start = _floor(since, _PERIOD)
+    end = _floor(until, _PERIOD) + timedelta(seconds=_PERIOD)
+    with aws_errors("cloudwatch:GetMetricData"):
+        series = get_metric_series(client, namespace, list(queries.values()), start, end)
+    return {key: series[query.id].total for key, query in queries.items()}
+
+
+def recorded_from_emf(
+    documents: Iterable[Mapping[str, Any]], namespace: str, function_name: str
+) -> dict[tuple[str, str | None], float]:
+    """The same sums from EMF documents, as CloudWatch Logs would extract them."""
+    totals: dict[tuple[str, str | None], float] = {}
+    checked = {metric for metric, _ in CHECKED_METRICS}
+    for point in emf_points(documents, namespace):
+        names = dict(point.dimensions)
+        if point.metric not in checked or names.get(schema.FUNCTION_NAME) != function_name:
+            continue
+        if set(names) == {schema.FUNCTION_NAME}:
+            key: tuple[str, str | None] = (point.metric, None)
+        elif set(names) == {schema.FUNCTION_NAME, schema.INIT_TYPE}:
+            key = (point.metric, names[schema.INIT_TYPE])
+        else:
+            continue
+        totals[key] = totals.get(key, 0.0) + point.value
+    return totals
+
+
+@dataclass(frozen=True)
+class Check:
+    """One figure of the verdict: what the control plane knows against what was recorded."""
+
+    metric: str
+    label: str
+    init_type: str | None  # None: all init types ([FunctionName])
+    truth: int
+    recorded: float
+
+    @property
+    def matches(self) -> bool:
+        """Exactly equal (sums of whole numbers: no tolerance)."""
+        return self.recorded == self.truth
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "metric": self.metric,
+            "figure": self.label,
+            "init_type": self.init_type or "all",
+            "truth": self.truth,
+            "recorded": self.recorded,
+            "matches": self.matches,
+        }
+
+
+def _truth(snapshot: FleetSnapshot, metric: str) -> Mapping[str, int]:
+    return {
+        schema.ENVIRONMENT_INIT: snapshot.started,
+        schema.ENVIRONMENT_SHUTDOWN: snapshot.stopped,
+        schema.ENVIRONMENT_INVOCATIONS: snapshot.invocations,
+    }[metric]
+
+
+def verdict_checks(snapshot: FleetSnapshot, recorded: Recorded) -> list[Check]:
+    """Every checked figure per init type (any type either side knows) and in total."""
+    checks = []
+    for metric, label in CHECKED_METRICS:
+        truth = _truth(snapshot, metric)
+        types = set(truth) | {t for (m, t), v in recorded.items() if m == metric and t and v}
+        for init_type in sorted(types):
+            found = recorded.get((metric, init_type), 0.0)
+            checks.append(Check(metric, label, init_type, truth.get(init_type, 0), found))
+        found = recorded.get((metric, None), 0.0)
+        checks.append(Check(metric, label, None, sum(truth.values()), found))
+    return checks
+
+
+def report_request(settings: SimulationSettings, since: datetime, until: datetime) -> ReportRequest:
+    """The report's request: the run's own minutes, with a look-back longer than any lifetime.
+
+    Nothing of this function lived before the run (its name is new), so the look-back only
+    silences the report's "lived longer than the look-back" warning. It stays short: moto scans
+    every stored point once per period.
+    """
+    lookback = max(_MIN_LOOKBACK, until - since + timedelta(seconds=_PERIOD))
+    window = resolve_window(now=until, period=_PERIOD, lookback=lookback, start=since, end=until)
+    return ReportRequest(
+        function_name=settings.function_name,
+        window=window,
+        namespace=settings.namespace,
+        provisioned=settings.provisioned,
+    )
+
+
+def simulation_report(
+    request: ReportRequest, *, client: Any = None, documents: list[dict[str, Any]] | None = None
+) -> Report:
+    """The report from CloudWatch (``client``) or from EMF ``documents``."""
+    if client is not None:
+        return read_report(client, request)
+    return emf_report(documents or [], request)

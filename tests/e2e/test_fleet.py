@@ -1,0 +1,131 @@
+"""The local fleet end to end: real environments under the RIE, a moto CloudWatch, the verdict.
+
+One run (module fixture): 2 provisioned environments, a burst that forces on-demand scale-out, an
+idle timeout short enough for the burst's environments to be shut down before the end. The tests
+check the control plane did all that, that CloudWatch recorded exactly its ground truth, and that
+no process of any environment is left. A second test runs the ``simulate`` command itself.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from concurrency_observer import schema
+from concurrency_observer.cli.simulate import simulate
+from concurrency_observer.local.cloudwatch import LocalCloudWatch
+from concurrency_observer.local.environment import processes_in_session
+from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
+from concurrency_observer.local.simulation import (
+    Check,
+    Simulation,
+    SimulationSettings,
+    recorded_from_cloudwatch,
+    verdict_checks,
+)
+
+pytestmark = pytest.mark.e2e
+
+PC = schema.INIT_PROVISIONED
+OD = schema.INIT_ON_DEMAND
+
+
+@dataclass(frozen=True)
+class FleetRun:
+    """What one fleet run did and what CloudWatch recorded of it."""
+
+    truth: FleetSnapshot
+    checks: list[Check]
+    sessions: list[int]
+
+
+@pytest.fixture(scope="module")
+def fleet_run(rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch) -> FleetRun:
+    """Run the fleet for 10 s: 2 provisioned, 2/s, one burst of 6 at 3.5 s, 1.5 s idle timeout."""
+    settings = SimulationSettings(
+        provisioned=2,
+        rate=2.0,
+        duration=10.0,
+        work_ms=300,
+        bursts=1,
+        burst_size=6,
+        seed=5,
+        fleet=FleetConfig(max_environments=10, idle_timeout=1.5),
+        namespace=f"E2E/{uuid.uuid4().hex[:12]}",  # moto's GetMetricData ignores namespaces
+        function_name=f"e2e-fleet-{uuid.uuid4().hex[:8]}",
+    )
+    simulation = Simulation(settings, layer_dir, cloudwatch.endpoint_url, rie_path=rie_path)
+    truth = simulation.run()
+    assert simulation.ended_at is not None
+    recorded = recorded_from_cloudwatch(
+        cloudwatch.client(),
+        settings.namespace,
+        settings.function_name,
+        simulation.started_at,
+        simulation.ended_at,
+    )
+    sessions = [
+        session
+        for environment in simulation.fleet.environments()
+        if (session := getattr(environment, "session_id", None)) is not None
+    ]
+    return FleetRun(truth, verdict_checks(truth, recorded), sessions)
+
+
+def test_the_load_exercised_every_behaviour(fleet_run: FleetRun) -> None:
+    """2 provisioned, at least 3 on-demand started, at least one idle shutdown, nothing failed."""
+    truth = fleet_run.truth
+    assert truth.started.get(PC) == 2
+    assert truth.started.get(OD, 0) >= 3
+    assert truth.idle_shutdowns >= 1
+    assert truth.failed == 0
+    assert truth.errors == ()
+    assert truth.warmups == 2
+    assert truth.stopped == truth.started
+    assert truth.forced_shutdowns == 0  # the stagger kept every SHUTDOWN inside its deadline
+
+
+def test_cloudwatch_counts_equal_the_ground_truth(fleet_run: FleetRun) -> None:
+    """Inits, shutdowns and invocations in CloudWatch equal the truth per init type and in total."""
+    wrong = [c.to_dict() for c in fleet_run.checks if not c.matches]
+    assert wrong == []
+    scopes = {(c.metric, c.init_type) for c in fleet_run.checks}
+    for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN):
+        assert {(metric, PC), (metric, OD), (metric, None)} <= scopes
+
+
+def test_no_process_is_left_behind(fleet_run: FleetRun) -> None:
+    """Every environment's session is empty after the run (RIE, runtime and extension gone)."""
+    assert len(fleet_run.sessions) == sum(fleet_run.truth.started.values())
+    assert {s: processes_in_session(s) for s in fleet_run.sessions if processes_in_session(s)} == {}
+
+
+def test_simulate_command_prints_a_matching_verdict(tmp_path: Path, rie_path: Path) -> None:
+    """``simulate`` with the emf sink ends with a MATCH verdict, exit 0, and its JSON agrees."""
+    output = tmp_path / "run.json"
+    result = CliRunner().invoke(
+        simulate,
+        [
+            "--sink=emf",
+            "--provisioned=1",
+            "--rate=2",
+            "--duration=4",
+            "--bursts=1",
+            "--burst-size=3",
+            "--idle-timeout=1",
+            f"--json={output}",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "verdict: MATCH" in result.output
+    document = json.loads(output.read_text())
+    assert document["verdict"] == "match"
+    assert document["recorded_from"] == "EMF lines"
+    started = document["ground_truth"]["environments_started"]
+    assert started["by_init_type"][PC] == 1
+    assert document["report"]["inits"]["total"] == started["total"]
