@@ -73,7 +73,16 @@ DISTRIBUTION_METRICS: Final = (
 )
 
 # How long CloudWatch keeps data at a period (seconds): older points only exist at longer periods.
-_RETENTION_BY_PERIOD: Final = ((60, timedelta(days=15)), (300, timedelta(days=63)))
+# CloudWatch keeps high-resolution (sub-minute) points 3 hours, 1-minute points 15 days, 5-minute
+# points 63 days.
+_RETENTION_BY_PERIOD: Final = (
+    (30, timedelta(hours=3)),
+    (60, timedelta(days=15)),
+    (300, timedelta(days=63)),
+)
+# Periods GetMetricData accepts below a minute (for high-resolution data, and the local moto
+# server, which keeps every raw point: the local simulation reports in seconds, not minutes).
+HIGH_RESOLUTION_PERIODS: Final = (1, 5, 10, 20, 30)
 _MAX_PERIODS: Final = 100_800  # GetMetricData's default MaxDatapoints: one query's worth
 
 
@@ -133,10 +142,13 @@ def resolve_window(
 
     Start is rounded down and end up to a multiple of ``period`` (from the epoch), which is how
     CloudWatch aligns periods; naive datetimes are taken as UTC. Raises ``UserError`` on a
-    period that isn't a positive multiple of 60, an empty window, or one too old for the period.
+    period that isn't 1, 5, 10, 20, 30 or a positive multiple of 60, an empty window, or one too
+    old for the period.
     """
-    if period <= 0 or period % 60:
-        raise UserError(f"--period must be a positive multiple of 60 seconds, not {period}")
+    if period not in HIGH_RESOLUTION_PERIODS and (period <= 0 or period % 60):
+        raise UserError(
+            f"--period must be 1, 5, 10, 20, 30 or a positive multiple of 60 seconds, not {period}"
+        )
     if lookback < timedelta(0):
         raise UserError("--lookback cannot be negative")
     now = _aware(now)
@@ -153,8 +165,9 @@ def resolve_window(
         raise UserError("too many periods in the window and look-back: use a larger --period")
     for short_period, kept in _RETENTION_BY_PERIOD:
         if period <= short_period and lookback_start < now - kept:
+            kept_for = f"{kept.days} days" if kept.days else f"{kept.seconds // 3600} hours"
             raise UserError(
-                f"CloudWatch keeps {short_period}-second data for {kept.days} days: "
+                f"CloudWatch keeps {period}-second data for {kept_for}: "
                 "use a larger --period for a window (with its look-back) that old"
             )
     return ReportWindow(start=start, end=end, period=period, lookback_start=lookback_start)

@@ -86,7 +86,13 @@ def check_function_name(name: str) -> str:
 @click.option("--since", type=DURATION, help="Window ending now (or at --end).  [default: 3h]")
 @click.option("--start", type=TIMESTAMP, help="Window start (ISO 8601, UTC if no offset).")
 @click.option("--end", type=TIMESTAMP, help="Window end (ISO 8601).  [default: now]")
-@click.option("--period", type=int, default=60, show_default=True, help="Seconds per point.")
+@click.option(
+    "--period",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Seconds per point: a multiple of 60, or 1/5/10/20/30 for the last 3 hours.",
+)
 @click.option(
     "--lookback",
     type=DURATION,

@@ -50,6 +50,10 @@ CHECKED_METRICS: Final = (
 )
 _PERIOD: Final = 60
 _MIN_LOOKBACK: Final = timedelta(minutes=10)
+# The report's period: a run lasts about a minute, so 60-second points would hide the fleet's
+# shape; the embedded moto server keeps every raw point, so seconds work (CloudWatch keeps such
+# high-resolution periods for 3 hours).
+_REPORT_PERIOD: Final = 5
 _LOAD_WORKER_MARGIN: Final = 8  # throttled and failed invocations return at once
 
 
@@ -291,7 +295,9 @@ def report_request(settings: SimulationSettings, since: datetime, until: datetim
     every stored point once per period.
     """
     lookback = max(_MIN_LOOKBACK, until - since + timedelta(seconds=_PERIOD))
-    window = resolve_window(now=until, period=_PERIOD, lookback=lookback, start=since, end=until)
+    window = resolve_window(
+        now=until, period=_REPORT_PERIOD, lookback=lookback, start=since, end=until
+    )
     return ReportRequest(
         function_name=settings.function_name,
         window=window,

@@ -87,6 +87,8 @@ def test_window_from_start_and_end_treats_naive_as_utc() -> None:
     [
         ({"since": timedelta(hours=1), "period": 90}, "multiple of 60"),
         ({"since": timedelta(hours=1), "period": 0}, "multiple of 60"),
+        ({"since": timedelta(hours=1), "period": 7}, "multiple of 60"),
+        ({"since": timedelta(hours=4), "period": 5}, "5-second data for 3 hours"),
         ({"start": NOW, "end": NOW - timedelta(hours=1)}, "window is empty"),
         ({"since": timedelta(days=20)}, "keeps 60-second data for 15 days"),
         ({"since": timedelta(days=30), "period": 300}, None),

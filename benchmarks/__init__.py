@@ -1,0 +1,1 @@
+"""Benchmarks: what the extension costs each Lambda environment, under the RIE (not tests)."""

@@ -1,0 +1,102 @@
+"""The environments compared side by side: each a layer directory for ``/opt`` and its settings.
+
+1. ``none``: an empty ``extensions/``, the baseline every "added" figure is paired with;
+2. ``floor``: ``benchmarks/floor_layer``, a ``socket``+``json`` extension, the yardstick;
+3. ``emf``: ours, writing EMF lines to stdout;
+4. ``cloudwatch``: ours, PutMetricData to the local moto server (http, 127.0.0.1);
+5. ``cloudwatch-https``: the same over TLS to a moto server with a self-signed certificate, so
+   the sink imports ``ssl`` and shakes hands as it does on AWS;
+6. ``shutdown-only``: ours with the ``emf`` sink, registered for SHUTDOWN alone, so the only
+   difference from ``emf`` is the INVOKE subscription.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.results import CLOUDWATCH, CLOUDWATCH_HTTPS, EMF, FLOOR, NONE, SHUTDOWN_ONLY
+from concurrency_observer.layer import build_layer, extract_layer
+
+FLOOR_LAYER = Path(__file__).resolve().parent / "floor_layer"
+ALL_VARIANTS = (NONE, FLOOR, EMF, CLOUDWATCH, CLOUDWATCH_HTTPS, SHUTDOWN_ONLY)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One thing to compare: a layer for ``/opt`` and the environment variables it runs with."""
+
+    name: str
+    layer: Path
+    settings: Mapping[str, str] = field(default_factory=dict)
+    sink: str | None = None  # which sink's records to count at shutdown (None: no records)
+    subscribes_invoke: bool = True
+
+    @property
+    def has_extension(self) -> bool:
+        """Whether the layer starts an extension (every variant but ``none``)."""
+        return self.name != NONE
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The three layer directories the variants mount: no extension, the floor, ours."""
+
+    none: Path
+    floor: Path
+    ours: Path
+
+
+def prepare_layers(workdir: Path) -> Layers:
+    """Lay out the three layers under ``workdir``; ours from the package's own layer zip."""
+    none = workdir / "layer-none"
+    (none / "extensions").mkdir(parents=True)
+    floor = workdir / "layer-floor"
+    shutil.copytree(FLOOR_LAYER, floor)
+    for launcher in (floor / "extensions").iterdir():
+        launcher.chmod(0o755)  # a checkout may have lost the bit; Lambda needs it
+    built = build_layer(workdir / "concurrency-observer-layer.zip")
+    ours = extract_layer(built.path, workdir / "layer-ours")
+    return Layers(none=none, floor=floor, ours=ours)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A local CloudWatch for a ``cloudwatch`` variant: its URL and, for https, its certificate."""
+
+    url: str
+    cert: Path | None = None
+
+
+def make_variants(
+    layers: Layers,
+    endpoints: Mapping[str, Endpoint],
+    names: tuple[str, ...] = ALL_VARIANTS,
+) -> list[Variant]:
+    """The variants named in ``names``; a cloudwatch variant only with its endpoint."""
+    emf = {"CONCURRENCY_OBSERVER_SINK": "emf"}
+    made = {
+        NONE: Variant(NONE, layers.none),
+        FLOOR: Variant(FLOOR, layers.floor),
+        EMF: Variant(EMF, layers.ours, emf, sink="emf"),
+        SHUTDOWN_ONLY: Variant(
+            SHUTDOWN_ONLY,
+            layers.ours,
+            {**emf, "CONCURRENCY_OBSERVER_EVENTS": "SHUTDOWN"},
+            sink="emf",
+            subscribes_invoke=False,
+        ),
+    }
+    for name, endpoint in endpoints.items():
+        # The harness sets the region and dummy credentials; the certificate is trusted through
+        # OpenSSL's own SSL_CERT_FILE, so the extension's code runs as on AWS.
+        settings = {
+            "CONCURRENCY_OBSERVER_SINK": "cloudwatch",
+            "AWS_ENDPOINT_URL_CLOUDWATCH": endpoint.url,
+        }
+        if endpoint.cert is not None:
+            settings["SSL_CERT_FILE"] = str(endpoint.cert)
+        made[name] = Variant(name, layers.ours, settings, sink="cloudwatch")
+    return [made[name] for name in names if name in made]
