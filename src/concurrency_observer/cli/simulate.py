@@ -530,8 +530,8 @@ def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> Renderab
         f"environments: peak {truth.peak_live} live, {truth.idle_shutdowns} shut down after "
         f"{settings.fleet.idle_timeout:g}s idle, the rest at the end (staggered); "
         f"{truth.forced_shutdowns} had to be killed",
-        "the report's live series counts environments alive at the end of each minute; the "
-        "control plane's peak is instantaneous",
+        "the report's live series counts environments alive at the end of each 5-second "
+        "period; the control plane's peak is instantaneous",
     ]
     lines.extend(f"error: {error}" for error in truth.errors[:5])
     return Text("\n".join(lines), style="dim")
