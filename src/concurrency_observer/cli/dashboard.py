@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from concurrency_observer.cli import options
 from concurrency_observer.cli.report import check_function_name
-from concurrency_observer.schema import DEFAULT_NAMESPACE
 
 
 @click.command()
@@ -16,15 +16,9 @@ from concurrency_observer.schema import DEFAULT_NAMESPACE
     type=click.IntRange(min=0),
     help="Draw the provisioned concurrency you asked for as a line on the live graph.",
 )
-@click.option(
-    "--namespace",
-    default=DEFAULT_NAMESPACE,
-    envvar="CONCURRENCY_OBSERVER_NAMESPACE",
-    show_default=True,
-    help="The metrics' namespace (env: CONCURRENCY_OBSERVER_NAMESPACE).",
-)
-@click.option("--region", help="AWS region (default: AWS_REGION or your config).")
-@click.option("--endpoint-url", help="CloudWatch endpoint, e.g. a local moto server.")
+@options.namespace
+@options.region
+@options.endpoint_url
 def dashboard(
     *,
     function_name: str,

@@ -21,6 +21,7 @@ from concurrency_observer.aws.publish import (
     render_plan,
 )
 from concurrency_observer.aws.session import client
+from concurrency_observer.cli import options
 from concurrency_observer.layer import DEFAULT_OUTPUT, build_layer
 
 
@@ -59,7 +60,7 @@ def _function_names(values: tuple[str, ...]) -> list[str]:
 
 @layer.command()
 @click.option("--name", default=DEFAULT_LAYER_NAME, show_default=True, help="Layer name.")
-@click.option("--region", help="AWS region (default: AWS_REGION or your AWS config).")
+@options.region
 @click.option(
     "--attach",
     "functions",

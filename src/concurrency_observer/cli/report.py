@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
+from concurrency_observer.cli import options
 from concurrency_observer.errors import UserError
-from concurrency_observer.schema import DEFAULT_NAMESPACE
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 # Lambda's rule for a function name (the FunctionName dimension is the name, never an ARN).
@@ -117,15 +117,9 @@ def check_function_name(name: str) -> str:
     type=click.IntRange(min=0),
     help="The provisioned concurrency you asked for, to compare with.",
 )
-@click.option(
-    "--namespace",
-    default=DEFAULT_NAMESPACE,
-    envvar="CONCURRENCY_OBSERVER_NAMESPACE",
-    show_default=True,
-    help="The metrics' namespace (env: CONCURRENCY_OBSERVER_NAMESPACE).",
-)
-@click.option("--region", help="AWS region (default: AWS_REGION or your config).")
-@click.option("--endpoint-url", help="CloudWatch endpoint, e.g. a local moto server.")
+@options.namespace
+@options.region
+@options.endpoint_url
 def report(
     *,
     function_name: str,
