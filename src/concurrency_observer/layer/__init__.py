@@ -20,8 +20,9 @@ of the source; any other version ignores them (its cache tag differs) and compil
 from __future__ import annotations
 
 import hashlib
-import py_compile
+import json
 import stat
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -72,20 +73,38 @@ def _package_sources() -> Iterator[tuple[str, Path]]:
         yield f"concurrency_observer/{source.relative_to(_PACKAGE_ROOT).as_posix()}", source
 
 
-def _bytecode(arcname: str, source: Path, scratch: Path) -> LayerFile:
-    """The ``unchecked-hash`` pyc of one module, as this interpreter would cache it under /opt."""
-    compiled = scratch / f"{len(list(scratch.iterdir()))}.pyc"
-    py_compile.compile(
-        str(source),
-        cfile=str(compiled),
-        dfile=f"/opt/{arcname}",  # the path the runtime sees, so tracebacks name the real file
-        doraise=True,
-        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-    )
-    directory, _, filename = arcname.rpartition("/")
-    module = filename.removesuffix(".py")
-    cached = f"{directory}/__pycache__/{module}.{sys.implementation.cache_tag}.pyc"
-    return LayerFile(cached, compiled.read_bytes(), _REGULAR)
+# Compiles each (source, pyc, runtime path) of the JSON list in argv[1]. Run in a fresh, isolated
+# interpreter: marshal marks objects by their reference counts, which depend on everything the
+# compiling process has loaded, so only a process that always loads the same things writes the
+# same bytes (compiling in the caller's process gave other bytes under pytest than in a shell).
+_COMPILE_SCRIPT: Final = """
+import json, py_compile, sys
+for source, pyc, runtime_path in json.loads(sys.argv[1]):
+    py_compile.compile(source, cfile=pyc, dfile=runtime_path, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+"""
+
+
+def _bytecode(sources: list[tuple[str, Path]]) -> list[LayerFile]:
+    """The ``unchecked-hash`` pyc of each module, as this interpreter would cache it under /opt."""
+    with tempfile.TemporaryDirectory() as scratch:
+        jobs = [
+            # The runtime path goes into the code objects, so tracebacks name the file in Lambda.
+            (str(source), str(Path(scratch) / f"{index}.pyc"), f"/opt/{arcname}")
+            for index, (arcname, source) in enumerate(sources)
+        ]
+        subprocess.run(
+            [sys.executable, "-I", "-S", "-c", _COMPILE_SCRIPT, json.dumps(jobs)],
+            check=True,
+            capture_output=True,
+        )
+        files = []
+        for (arcname, _source), (_, pyc, _) in zip(sources, jobs, strict=True):
+            directory, _, filename = arcname.rpartition("/")
+            module = filename.removesuffix(".py")
+            cached = f"{directory}/__pycache__/{module}.{sys.implementation.cache_tag}.pyc"
+            files.append(LayerFile(cached, Path(pyc).read_bytes(), _REGULAR))
+        return files
 
 
 def layer_files(*, bytecode: bool = True) -> list[LayerFile]:
@@ -97,8 +116,7 @@ def layer_files(*, bytecode: bool = True) -> list[LayerFile]:
     sources = [(f"{CODE_DIR}/{arcname}", source) for arcname, source in _package_sources()]
     files += [LayerFile(arcname, source.read_bytes(), _REGULAR) for arcname, source in sources]
     if bytecode:
-        with tempfile.TemporaryDirectory() as scratch:
-            files += [_bytecode(arcname, source, Path(scratch)) for arcname, source in sources]
+        files += _bytecode(sources)
     return sorted(files, key=lambda f: f.arcname)
 
 
