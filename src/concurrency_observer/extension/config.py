@@ -10,10 +10,10 @@ default, because a typo in a setting must not take the function down.
 | `CONCURRENCY_OBSERVER_LOG_LEVEL` | `INFO` | `ERROR`, `WARNING`, `INFO` (one line at init, one at shutdown) or `DEBUG` (per event) |
 | `CONCURRENCY_OBSERVER_EVENTS` | `INVOKE,SHUTDOWN` | `SHUTDOWN` alone costs nothing per invoke, but then `EnvironmentInvocations`, `EnvironmentTimeToFirstInvoke` are not known (not emitted) and `EnvironmentIdleTime` is measured from init |
 | `CONCURRENCY_OBSERVER_INIT_BUDGET_MS` | `400` | how long delivering the init record may hold up the environment's init (0-5000; 0: send it with the shutdown record). A request still in flight then finishes in the background; a record that failed is sent again at shutdown |
-| `CONCURRENCY_OBSERVER_SHUTDOWN_MARGIN_MS` | `200` | safety margin kept before the SHUTDOWN event's `deadlineMs` (0-2000) |
+| `CONCURRENCY_OBSERVER_SHUTDOWN_MARGIN_MS` | `200` | safety margin kept before the SHUTDOWN event's `deadlineMs` (0-2000); when less than the margin is left, half of what is left is used |
 | `CONCURRENCY_OBSERVER_SIGTERM_BUDGET_MS` | `500` | delivery budget when the extension is stopped by SIGTERM instead of a SHUTDOWN event (0-2000) |
 | `CONCURRENCY_OBSERVER_CONNECT_TIMEOUT_MS` | `300` | TCP+TLS connect timeout to CloudWatch (1-10000), always also bounded by the phase budget |
-| `CONCURRENCY_OBSERVER_READ_TIMEOUT_MS` | `1000` | per-read timeout for CloudWatch responses (1-10000), likewise bounded |
+| `CONCURRENCY_OBSERVER_READ_TIMEOUT_MS` | `1000` | per-read timeout for CloudWatch responses (1-10000), likewise bounded; an attempt after which no other would fit waits for its answer until the deadline instead (re-sending it could count its records twice) |
 | `AWS_LAMBDA_FUNCTION_NAME` | `unknown` | `FunctionName` dimension (set by Lambda) |
 | `AWS_LAMBDA_FUNCTION_VERSION` | `$LATEST` | `FunctionVersion` dimension (set by Lambda) |
 | `AWS_LAMBDA_INITIALIZATION_TYPE` | `on-demand` | `InitType` dimension (set by Lambda; the RIE does not set it) |
@@ -50,6 +50,7 @@ DURATIONS_MS = {
     "CONNECT_TIMEOUT_MS": (300, 1, 10000),
     "READ_TIMEOUT_MS": (1000, 1, 10000),
 }
+_MAX_DIGITS = 18  # more is not a duration in milliseconds (and int() has a digit limit)
 DEFAULT_FUNCTION_NAME = "unknown"
 DEFAULT_FUNCTION_VERSION = "$LATEST"
 
@@ -155,7 +156,9 @@ class _Reader:
         raw = self.get(PREFIX + suffix)
         if raw is None:
             return default
-        if raw.isdigit() and low <= int(raw) <= high:
+        # ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses, and
+        # int() refuses more than 4300 digits; either would raise here and crash the extension.
+        if raw.isascii() and raw.isdigit() and len(raw) <= _MAX_DIGITS and low <= int(raw) <= high:
             return int(raw)
         self.warnings.append(
             f"{PREFIX}{suffix}={raw!r} is not a whole number of milliseconds from "

@@ -11,7 +11,6 @@ and the extension uses its own short budget), because losing the shutdown record
 from __future__ import annotations
 
 import json
-import math
 
 from concurrency_observer.extension.frozen import value
 from concurrency_observer.schema import normalize_shutdown_reason
@@ -22,6 +21,8 @@ if TYPE_CHECKING:
 
 INVOKE = "INVOKE"
 SHUTDOWN = "SHUTDOWN"
+# Epoch milliseconds beyond the integers a float holds exactly are not a deadline (year 287396).
+_MAX_DEADLINE_MS = 2**53
 
 
 class MalformedEventError(ValueError):
@@ -62,10 +63,11 @@ if TYPE_CHECKING:
 
 def _deadline(document: dict[str, object]) -> int | None:
     deadline = document.get("deadlineMs")
-    # bool is an int in Python: a JSON true is not a deadline. Nor is NaN or an infinity.
+    # bool is an int in Python: a JSON true is not a deadline. Nor is NaN, an infinity, or an
+    # integer too large for a float (JSON allows any; converting one raises OverflowError).
     if isinstance(deadline, bool) or not isinstance(deadline, int | float):
         return None
-    if not math.isfinite(deadline):
+    if not -_MAX_DEADLINE_MS <= deadline <= _MAX_DEADLINE_MS:  # compared exactly; NaN fails too
         return None
     return int(deadline)
 

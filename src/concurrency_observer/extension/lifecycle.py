@@ -231,10 +231,15 @@ class Lifecycle:
 def shutdown_deadline(
     deadline_ms: int | None, margin_ms: int, fallback_ms: int, *, mono_now: float, wall_now: float
 ) -> float:
-    """The monotonic deadline for a SHUTDOWN whose ``deadlineMs`` (epoch ms) is given or not."""
+    """The monotonic deadline for a SHUTDOWN whose ``deadlineMs`` (epoch ms) is given or not.
+
+    The margin is kept when there is time for it; when less than the margin is left, half of
+    what is left is used: a record that can still be sent is not given up for a margin.
+    """
     if deadline_ms is None:
         return mono_now + fallback_ms / 1000
-    return mono_now + max(0.0, deadline_ms / 1000 - wall_now - margin_ms / 1000)
+    left = deadline_ms / 1000 - wall_now
+    return mono_now + max(0.0, left - margin_ms / 1000, left / 2)
 
 
 def run(

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 PREFIX = "[concurrency-observer]"
 LEVELS = {"ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 10}
+MAX_MESSAGE = 1000  # characters: one line stays readable in the function's log
 
 
 def _write_stderr(line: str) -> None:
@@ -35,9 +36,12 @@ class Logger:
         return LEVELS[level] >= self._threshold
 
     def log(self, level: str, message: str) -> None:
-        """Write ``message`` on one line if ``level`` is enabled; newlines are escaped."""
+        """Write ``message`` on one line if ``level`` is enabled; newlines are escaped and the
+        message is cut at ``MAX_MESSAGE`` characters."""
         if self.enabled(level):
             flat = message.replace("\r", "\\r").replace("\n", "\\n")
+            if len(flat) > MAX_MESSAGE:  # an echoed setting or body can be any size
+                flat = flat[: MAX_MESSAGE - 3] + "..."
             try:  # noqa: SIM105 (contextlib is not loaded at cold start; this code avoids it)
                 self._write(f"{PREFIX} {level} {flat}\n")
             except (OSError, ValueError):

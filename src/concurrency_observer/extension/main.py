@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # a bug: one line in the user's log, not a traceback
         log.error(f"unexpected {type(error).__name__} at {_where(error)}: {error}")
         code = 1
+    # The work is done. Python restores SIGTERM's default action while it finalizes, so a late
+    # SIGTERM (one racing the SHUTDOWN event) would turn exit 0 into death by signal: ignore it.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(code)
 
 

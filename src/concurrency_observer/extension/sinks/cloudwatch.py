@@ -8,6 +8,9 @@ shutdown can be hours apart, across freezes, and a silently dropped connection w
 whole read timeout.
 
 Delivery is at least once: a request that timed out after CloudWatch processed it is sent again.
+So a response is waited for up to the read timeout only while another full attempt would still
+fit before the deadline; the last attempt waits until the deadline, since cutting it short buys no
+retry and re-sending a request CloudWatch is slow to answer would count its records twice.
 """
 
 from __future__ import annotations
@@ -169,6 +172,13 @@ class CloudWatchSink:
         finally:
             connection.close()
 
+    def _read_timeout_for(self, remaining: float) -> float:
+        """The read timeout of an attempt with ``remaining`` seconds left: the configured one,
+        or all that is left when no second attempt of that length would fit after it."""
+        if remaining < 2 * self._read_timeout:
+            return remaining
+        return self._read_timeout
+
     def _deliver(
         self,
         records: Sequence[Record],
@@ -202,7 +212,7 @@ class CloudWatchSink:
                     self._path,
                     headers,
                     body,
-                    read_timeout=min(self._read_timeout, remaining),
+                    read_timeout=self._read_timeout_for(remaining),
                     connect_timeout=min(self._connect_timeout, remaining),
                 )
             except HttpError as error:

@@ -1,0 +1,229 @@
+"""CloudWatch misbehaving under a real environment (the RIE): hanging, refusing, erroring, denying.
+
+Each test runs the extension from the built layer in a real environment whose CloudWatch endpoint
+is a ``FaultyCloudWatch`` on 127.0.0.1, and checks the three promises: the function is unharmed
+(init within the documented bound, invocations answered, shutdown before the deadline), nothing
+that could be delivered is lost or doubled, and the log says in one line what was lost and why.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from concurrency_observer import schema
+from concurrency_observer.extension.config import DURATIONS_MS
+from concurrency_observer.extension.lifecycle import INIT_DELIVERY_GRACE
+from concurrency_observer.local import readback
+from concurrency_observer.local.cloudwatch import LocalCloudWatch
+from tests.faults.faulty_cloudwatch import (
+    ACCEPT,
+    FORWARD,
+    HANG,
+    HUNG,
+    Answer,
+    FaultyCloudWatch,
+    error,
+    slow,
+)
+from tests.faults.helpers import (
+    RIE_SHUTDOWN_DEADLINE_S,
+    EnvironmentRun,
+    data_of,
+    expected_data_count,
+    run_environment,
+)
+
+pytestmark = pytest.mark.e2e
+
+INIT_BUDGET_S = DURATIONS_MS["INIT_BUDGET_MS"][0] / 1000  # the default, 400 ms
+READ_TIMEOUT_S = DURATIONS_MS["READ_TIMEOUT_MS"][0] / 1000  # the default, 1 s
+# What a busy 2-core machine adds on top of the budget (process scheduling, a slow connect).
+SLACK_S = 0.3
+
+
+def closed_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def assert_function_unharmed(run: EnvironmentRun) -> None:
+    """Invocations answered, the shutdown finished before the RIE's deadline, not killed."""
+    assert run.invocations_succeeded(), [r.body for r in run.invocations]
+    assert run.shutdown.forced is False
+    assert run.shutdown.duration_s < RIE_SHUTDOWN_DEADLINE_S, run.output
+    assert "Traceback" not in run.output
+
+
+@pytest.mark.parametrize("fault", ["hangs", "refuses"])
+def test_unreachable_endpoint_costs_init_at_most_its_budget(
+    rie_path: Path, layer_dir: Path, fault: str
+) -> None:
+    """Hanging or refusing CloudWatch: init within budget+slack of a normal one, loss logged."""
+    with FaultyCloudWatch(then=ACCEPT).running() as normal_cloudwatch:
+        normal = run_environment(rie_path, layer_dir, cloudwatch_url=normal_cloudwatch.url)
+    assert len(normal_cloudwatch.accepted_data()) == expected_data_count()
+    with FaultyCloudWatch(then=HANG).running() as hanging:
+        url = hanging.url if fault == "hangs" else closed_port_url()
+        faulty = run_environment(rie_path, layer_dir, cloudwatch_url=url)
+
+    assert normal.init_duration_ms is not None
+    assert faulty.init_duration_ms is not None
+    added_init_s = (faulty.init_duration_ms - normal.init_duration_ms) / 1000
+    added_first_invoke_s = faulty.invocations[0].latency_s - normal.invocations[0].latency_s
+    assert added_init_s < INIT_BUDGET_S + SLACK_S, (normal.output, faulty.output)
+    assert added_first_invoke_s < INIT_BUDGET_S + SLACK_S
+    assert_function_unharmed(faulty)
+    if fault == "hangs":
+        requests = hanging.snapshot()
+        assert requests[0].at < faulty.first_invoke_done  # the init record was tried at init
+        assert {r.status for r in requests} == {HUNG}
+        assert len(requests) <= 5  # a read timeout per attempt, not a storm
+    init_line, summary = faulty.lines  # one line at init, one at shutdown
+    assert "init record still in flight after the init budget" in init_line
+    # Shut down 0.1 s after init, its delivery is still retrying in the background: not re-sent
+    # (CloudWatch may have taken it), and the line says so beside what was lost and why.
+    assert "delivered nothing, lost shutdown" in summary
+    assert ("timed out" if fault == "hangs" else "cannot connect") in summary
+    assert "init record still in flight" in summary
+
+
+def test_errors_then_success_deliver_each_record_once(
+    rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch
+) -> None:
+    """500, 503 and Throttling before both deliveries: each datum stored once, at its own time."""
+    errors: list[Answer] = [
+        error(500, "InternalFailure"),
+        error(503, "ServiceUnavailable"),
+        error(400, "Throttling"),
+    ]
+    faulty = FaultyCloudWatch(errors, then=FORWARD, forward_to=cloudwatch.endpoint_url)
+
+    def errors_again_at_shutdown() -> None:
+        assert faulty.wait_for_accepted(1, timeout=INIT_BUDGET_S + INIT_DELIVERY_GRACE)
+        faulty.set_script([error(503, "ServiceUnavailable"), error(400, "ThrottlingException")])
+
+    with faulty.running():
+        run = run_environment(
+            rie_path, layer_dir, cloudwatch_url=faulty.url, before_shutdown=errors_again_at_shutdown
+        )
+    assert_function_unharmed(run)
+    requests = faulty.snapshot()
+    assert sum(not r.accepted for r in requests) == 5  # every scripted error was met
+    accepted = faulty.accepted_data()
+    assert len(accepted) == len({(d.name, d.dimensions) for d in accepted})  # no datum twice
+    assert len(accepted) == expected_data_count()
+    (init,) = data_of(accepted, schema.ENVIRONMENT_INIT, run.function_name)
+    (shutdown,) = data_of(accepted, schema.ENVIRONMENT_SHUTDOWN, run.function_name)
+    assert run.started - 0.01 <= init.timestamp <= run.first_invoke_done
+    assert run.shutdown_began - 0.01 <= shutdown.timestamp <= run.shutdown_done
+
+    # moto, behind the faulty front, stored exactly one init and one shutdown.
+    since = datetime.fromtimestamp(run.started, tz=timezone.utc)
+    summaries = readback.read_cloudwatch(cloudwatch.client(), run.namespace, since)
+    for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN):
+        stored = readback.find(summaries, metric, FunctionName=run.function_name)
+        assert stored is not None
+        assert (stored.samples, stored.total) == (1, 1.0)
+
+
+def test_init_record_delivered_late_in_the_background(rie_path: Path, layer_dir: Path) -> None:
+    """CloudWatch down during init, back 1 s later: the init record lands then, stamped at init."""
+    faulty = FaultyCloudWatch(then=error(503, "ServiceUnavailable"))
+
+    def recover_then_wait() -> None:
+        time.sleep(1.0)
+        faulty.set_script([], then=ACCEPT)
+        assert faulty.wait_for_accepted(1, timeout=INIT_BUDGET_S + INIT_DELIVERY_GRACE)
+
+    with faulty.running():
+        run = run_environment(
+            rie_path,
+            layer_dir,
+            cloudwatch_url=faulty.url,
+            before_shutdown=recover_then_wait,
+        )
+    assert_function_unharmed(run)
+    init_line, summary = run.lines
+    assert "init record still in flight after the init budget" in init_line
+    assert "delivered shutdown" in summary
+    init_delivery, shutdown_delivery = [r for r in faulty.snapshot() if r.accepted]
+    assert init_delivery.at >= run.first_invoke_done + 0.9
+    (init,) = data_of(faulty.accepted_data(), schema.ENVIRONMENT_INIT, run.function_name)
+    assert run.started - 0.01 <= init.timestamp <= run.first_invoke_done
+    assert len(faulty.accepted_data()) == expected_data_count()
+    assert shutdown_delivery.at >= run.shutdown_began
+
+
+def test_init_record_given_up_is_sent_at_shutdown_with_its_time(
+    rie_path: Path, layer_dir: Path
+) -> None:
+    """CloudWatch down all through the init delivery's time: the record goes at shutdown."""
+    faulty = FaultyCloudWatch(then=error(400, "Throttling"))
+
+    def outlast_the_init_delivery() -> None:
+        first = faulty.snapshot()[0].at
+        time.sleep(max(0.0, first + INIT_BUDGET_S + INIT_DELIVERY_GRACE + 0.3 - time.time()))
+        faulty.set_script([], then=ACCEPT)
+
+    with faulty.running():
+        run = run_environment(
+            rie_path,
+            layer_dir,
+            cloudwatch_url=faulty.url,
+            before_shutdown=outlast_the_init_delivery,
+        )
+    assert_function_unharmed(run)
+    *_, summary = run.lines
+    assert "delivered init+shutdown" in summary
+    requests = faulty.snapshot()
+    throttled = [r for r in requests if not r.accepted]
+    # Backoff with jitter, capped at 1 s: a handful of attempts over 5.4 s, not a storm.
+    assert 3 <= len(throttled) <= 30
+    (delivery,) = [r for r in requests if r.accepted]
+    assert delivery.at >= run.shutdown_began
+    assert len(delivery.data) == expected_data_count()
+    (init,) = data_of(delivery.data, schema.ENVIRONMENT_INIT, run.function_name)
+    assert run.started - 0.01 <= init.timestamp <= run.first_invoke_done
+    assert delivery.at - init.timestamp > INIT_DELIVERY_GRACE
+
+
+def test_slow_answer_at_shutdown_is_waited_for_not_sent_twice(
+    rie_path: Path, layer_dir: Path
+) -> None:
+    """CloudWatch answering after the read timeout (1 s) at shutdown: one request, stored once."""
+    faulty = FaultyCloudWatch(then=ACCEPT)
+    with faulty.running():
+        run = run_environment(
+            rie_path,
+            layer_dir,
+            cloudwatch_url=faulty.url,
+            before_shutdown=lambda: faulty.set_script([slow(READ_TIMEOUT_S + 0.2)]),
+        )
+    assert_function_unharmed(run)
+    at_shutdown = [r for r in faulty.snapshot() if r.at >= run.shutdown_began]
+    assert len(at_shutdown) == 1  # not re-sent after the read timeout: it was still coming
+    assert at_shutdown[0].accepted
+    assert len(data_of(faulty.accepted_data(), schema.ENVIRONMENT_SHUTDOWN, run.function_name)) == 1
+    *_, summary = run.lines
+    assert "delivered shutdown" in summary
+
+
+def test_access_denied_is_one_line_and_no_retry_storm(rie_path: Path, layer_dir: Path) -> None:
+    """403 AccessDenied: one request at init, one at shutdown, a clear line; the function fine."""
+    with FaultyCloudWatch(then=error(403, "AccessDenied")).running() as denying:
+        run = run_environment(rie_path, layer_dir, cloudwatch_url=denying.url, invocations=5)
+    assert_function_unharmed(run)
+    requests = denying.snapshot()
+    assert [r.status for r in requests] == [403, 403]
+    assert requests[0].at < run.first_invoke_done <= run.shutdown_began <= requests[1].at
+    init_line, summary = run.lines
+    assert "HTTP 403 AccessDenied" in init_line
+    assert "lost init+shutdown (HTTP 403 AccessDenied" in summary
