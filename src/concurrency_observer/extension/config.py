@@ -13,7 +13,6 @@ default, because a typo in a setting must not take the function down.
 | `CONCURRENCY_OBSERVER_SHUTDOWN_MARGIN_MS` | `200` | safety margin kept before the SHUTDOWN event's `deadlineMs` (0-2000); when less than the margin is left, half of what is left is used |
 | `CONCURRENCY_OBSERVER_SIGTERM_BUDGET_MS` | `500` | delivery budget when the extension is stopped by SIGTERM instead of a SHUTDOWN event (0-2000) |
 | `CONCURRENCY_OBSERVER_CONNECT_TIMEOUT_MS` | `300` | TCP+TLS connect timeout to CloudWatch (1-10000), always also bounded by the phase budget |
-| `CONCURRENCY_OBSERVER_READ_TIMEOUT_MS` | `1000` | per-read timeout for CloudWatch responses (1-10000), likewise bounded; an attempt after which no other would fit waits for its answer until the deadline instead (re-sending it could count its records twice) |
 | `AWS_LAMBDA_FUNCTION_NAME` | `unknown` | `FunctionName` dimension (set by Lambda) |
 | `AWS_LAMBDA_FUNCTION_VERSION` | `$LATEST` | `FunctionVersion` dimension (set by Lambda) |
 | `AWS_LAMBDA_INITIALIZATION_TYPE` | `on-demand` | `InitType` dimension (set by Lambda; the RIE does not set it) |
@@ -48,7 +47,6 @@ DURATIONS_MS = {
     "SHUTDOWN_MARGIN_MS": (200, 0, 2000),
     "SIGTERM_BUDGET_MS": (500, 0, 2000),
     "CONNECT_TIMEOUT_MS": (300, 1, 10000),
-    "READ_TIMEOUT_MS": (1000, 1, 10000),
 }
 _MAX_DIGITS = 18  # more is not a duration in milliseconds (and int() has a digit limit)
 DEFAULT_FUNCTION_NAME = "unknown"
@@ -84,7 +82,6 @@ class Config:
     shutdown_margin_ms: int = 200
     sigterm_budget_ms: int = 500
     connect_timeout_ms: int = 300
-    read_timeout_ms: int = 1000
     function_name: str = DEFAULT_FUNCTION_NAME
     function_version: str = DEFAULT_FUNCTION_VERSION
     init_type: str = schema.INIT_ON_DEMAND
@@ -116,7 +113,6 @@ class Config:
             shutdown_margin_ms=read.duration("SHUTDOWN_MARGIN_MS"),
             sigterm_budget_ms=read.duration("SIGTERM_BUDGET_MS"),
             connect_timeout_ms=read.duration("CONNECT_TIMEOUT_MS"),
-            read_timeout_ms=read.duration("READ_TIMEOUT_MS"),
             function_name=read.get("AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_FUNCTION_NAME,
             function_version=read.get("AWS_LAMBDA_FUNCTION_VERSION") or DEFAULT_FUNCTION_VERSION,
             init_type=schema.normalize_init_type(environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")),

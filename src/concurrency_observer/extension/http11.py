@@ -32,7 +32,16 @@ _tls_context: ssl.SSLContext | None = None
 
 
 class HttpError(Exception):
-    """The request could not be completed: connect failure, timeout, reset or malformed response."""
+    """The request could not be completed: connect failure, timeout, reset or malformed response.
+
+    ``sent``: the whole request had been written when the failure came (a timeout or a reset
+    while waiting for the answer), so the server may have acted on it: re-sending it could do
+    the work twice.
+    """
+
+    def __init__(self, message: str, *, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 @value
@@ -132,7 +141,7 @@ class Connection:
         self,
         endpoint: Endpoint,
         connect_timeout: float,
-        read_timeout: float,
+        read_timeout: float | None,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
         """``tls_context`` for https (default: the system's trust store, verifying hostnames)."""
@@ -183,6 +192,7 @@ class Connection:
     def _exchange(
         self, data: bytes, method: str, timeout: float | None, connect_timeout: float | None
     ) -> Response:
+        sent = False
         try:
             file = self._connect(connect_timeout)
             sock = self._sock
@@ -192,6 +202,7 @@ class Connection:
                 sock.sendall(data)
             except (BrokenPipeError, ConnectionResetError):
                 raise _StaleConnection from None
+            sent = True
             response, keep_alive = _read_response(file, method)
         except BaseException as error:
             # A half-read response leaves the connection unusable, whatever interrupted it
@@ -200,9 +211,12 @@ class Connection:
             if isinstance(error, _StaleConnection | HttpError):
                 raise
             if isinstance(error, TimeoutError):
-                raise HttpError(f"timed out talking to {self.endpoint.url}") from None
+                waiting = "waiting for an answer from" if sent else "talking to"
+                raise HttpError(f"timed out {waiting} {self.endpoint.url}", sent=sent) from None
             if isinstance(error, OSError):
-                raise HttpError(f"{self.endpoint.url}: {error.strerror or error}") from None
+                raise HttpError(
+                    f"{self.endpoint.url}: {error.strerror or error}", sent=sent
+                ) from None
             raise
         if not keep_alive:
             self.close()

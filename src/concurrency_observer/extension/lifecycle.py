@@ -123,6 +123,8 @@ class Lifecycle:
         self.pending: list[Record] = []
         self.shutdown_result: DeliveryResult | None = None
         self._init_in_flight: _InitDelivery | None = None
+        # Sent without an answer before their deadline: maybe counted, so never sent again.
+        self.unconfirmed: list[Record] = []
         self._shutdown_started = False
         self._clock = clock
         self._wall_clock = wall_clock
@@ -148,6 +150,9 @@ class Lifecycle:
         outcome = "init record delivered"
         if result is None:
             outcome = "init record still in flight after the init budget, confirmed at shutdown"
+        elif result.unconfirmed:
+            self.unconfirmed.extend(result.unconfirmed)
+            outcome = f"init record sent but unconfirmed, not re-sent ({result.reason})"
         elif result.failed:
             self.pending.extend(result.failed)
             outcome = f"init record not delivered yet, will retry at shutdown ({result.reason})"
@@ -169,6 +174,7 @@ class Lifecycle:
         if result is None:
             return True
         self.pending.extend(result.failed)
+        self.unconfirmed.extend(result.unconfirmed)
         return False
 
     def on_invoke(self) -> None:
@@ -213,6 +219,11 @@ class Lifecycle:
         if result.failed:
             lost = "+".join(record.kind for record in result.failed)
             summary += f", lost {lost} ({result.reason})"
+        if result.unconfirmed:
+            kinds = "+".join(record.kind for record in result.unconfirmed)
+            summary += f", unconfirmed {kinds} (sent, no answer: {result.reason}; never re-sent)"
+        if self.unconfirmed:
+            summary += ", unconfirmed init (sent at init, no answer; never re-sent)"
         if init_in_flight:
             summary += ", init record still in flight (not re-sent, so never counted twice)"
         self.log.info(summary)

@@ -14,9 +14,7 @@ from .fakes import Scripted, ScriptedHttpServer
 OK = Scripted(200, b"<PutMetricDataResponse/>")
 
 
-def lifecycle_for(
-    url: str, init_budget_ms: int, read_timeout: float
-) -> tuple[Lifecycle, list[str]]:
+def lifecycle_for(url: str, init_budget_ms: int) -> tuple[Lifecycle, list[str]]:
     """A real lifecycle and cloudwatch sink aimed at ``url``, with a captured log."""
     config, _warnings = Config.from_environ(
         {
@@ -31,7 +29,6 @@ def lifecycle_for(
         region="us-east-1",
         credentials=Credentials("AKIDEXAMPLE", "secret", None),
         connect_timeout=0.2,
-        read_timeout=read_timeout,
     )
     lines: list[str] = []
     now_wall, now_mono = time.time(), time.monotonic()
@@ -46,7 +43,7 @@ def test_slow_init_delivery_is_awaited_at_shutdown_not_resent() -> None:
     with ScriptedHttpServer(
         [Scripted(200, b"<PutMetricDataResponse/>", delay=0.6), OK]
     ).running() as server:
-        lifecycle, lines = lifecycle_for(server.url, init_budget_ms=200, read_timeout=2.0)
+        lifecycle, lines = lifecycle_for(server.url, init_budget_ms=200)
         started = time.monotonic()
         assert lifecycle.deliver_init() is None  # still in flight
         assert time.monotonic() - started < 0.45
@@ -70,7 +67,7 @@ def test_failed_background_init_is_resent_at_shutdown() -> None:
         403, b"<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>"
     )
     with ScriptedHttpServer([Scripted(403, failing.body, delay=0.4), OK]).running() as server:
-        lifecycle, _lines = lifecycle_for(server.url, init_budget_ms=100, read_timeout=2.0)
+        lifecycle, _lines = lifecycle_for(server.url, init_budget_ms=100)
         assert lifecycle.deliver_init() is None
         time.sleep(0.5)  # the 403 has arrived by now
         result = lifecycle.shutdown("spindown", time.monotonic() + 2.0)
@@ -83,7 +80,7 @@ def test_failed_background_init_is_resent_at_shutdown() -> None:
 def test_init_still_in_flight_at_shutdown_is_not_resent() -> None:
     """An init request outliving the shutdown budget is left alone, and the log says so."""
     with ScriptedHttpServer([Scripted(hang=True), OK]).running() as server:
-        lifecycle, lines = lifecycle_for(server.url, init_budget_ms=100, read_timeout=5.0)
+        lifecycle, lines = lifecycle_for(server.url, init_budget_ms=100)
         assert lifecycle.deliver_init() is None
         started = time.monotonic()
         result = lifecycle.shutdown("spindown", time.monotonic() + 1.0)

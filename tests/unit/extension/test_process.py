@@ -141,7 +141,6 @@ def test_sigterm_during_shutdown_delivery(layer: Path) -> None:
         settings = {
             "CONCURRENCY_OBSERVER_SINK": "cloudwatch",
             "CONCURRENCY_OBSERVER_INIT_BUDGET_MS": "0",  # the init record waits for shutdown
-            "CONCURRENCY_OBSERVER_READ_TIMEOUT_MS": "3000",
             "AWS_ENDPOINT_URL_CLOUDWATCH": cloudwatch.url,
             "AWS_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",

@@ -22,12 +22,17 @@ if TYPE_CHECKING:
 
 @value
 class DeliveryResult:
-    """What a ``deliver`` call achieved: ``failed`` records were not delivered, for ``reason``."""
+    """What a ``deliver`` call achieved: ``failed`` records were not delivered, for ``reason``.
+
+    ``unconfirmed`` records were sent but got no answer before the deadline: CloudWatch may have
+    taken them, so they are never sent again (that could count an environment twice).
+    """
 
     delivered: tuple[Record, ...]
     failed: tuple[Record, ...] = ()
     reason: str = ""
     attempts: int = 1
+    unconfirmed: tuple[Record, ...] = ()
 
 
 def create_sink(config: Config) -> MetricSink:

@@ -2,15 +2,14 @@
 
 One request carries every pending record, each datum with its own record's timestamp. Failures
 are retried with exponential backoff and full jitter while the caller's deadline allows, but only
-when retrying can help: connection errors and timeouts, 5xx, and throttling. A 400 or 403 (bad
-request, access denied) fails at once. The connection is closed after each delivery: init and
-shutdown can be hours apart, across freezes, and a silently dropped connection would cost a
-whole read timeout.
+when retrying can help and cannot count anything twice: connection failures, and answers that say
+the request was not taken (5xx, throttling). A 400 or 403 (bad request, access denied) fails at
+once. A connection is opened per delivery: init and shutdown can be hours apart, across freezes.
 
-Delivery is at least once: a request that timed out after CloudWatch processed it is sent again.
-So a response is waited for up to the read timeout only while another full attempt would still
-fit before the deadline; the last attempt waits until the deadline, since cutting it short buys no
-retry and re-sending a request CloudWatch is slow to answer would count its records twice.
+A request that was sent is never sent again without an answer: its answer is waited for until the
+deadline, and without one its records are ``unconfirmed`` (CloudWatch may have taken them; a
+PutMetricData has no idempotency token, so a re-send would count an environment twice). The
+counts this tool exists for are worth more than the rare record lost that way.
 """
 
 from __future__ import annotations
@@ -120,7 +119,6 @@ class CloudWatchSink:
         region: str | None,
         credentials: Credentials | None,
         connect_timeout: float = 0.3,
-        read_timeout: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -140,7 +138,6 @@ class CloudWatchSink:
             self._endpoint = parse_url(endpoint_url)
             self._path = self._endpoint.base_path or "/"
         self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
@@ -155,7 +152,6 @@ class CloudWatchSink:
             region=config.region,
             credentials=config.credentials,
             connect_timeout=config.connect_timeout_ms / 1000,
-            read_timeout=config.read_timeout_ms / 1000,
         )
 
     def deliver(self, records: Sequence[Record], deadline: float) -> DeliveryResult:
@@ -166,18 +162,11 @@ class CloudWatchSink:
             return DeliveryResult((), tuple(records), self._problem, attempts=0)
         # A connection per call: the init delivery may still run in its thread when the shutdown
         # delivery starts, and the two must not share a socket.
-        connection = Connection(self._endpoint, self._connect_timeout, self._read_timeout)
+        connection = Connection(self._endpoint, self._connect_timeout, None)
         try:
             return self._deliver(records, deadline, connection, self.credentials)
         finally:
             connection.close()
-
-    def _read_timeout_for(self, remaining: float) -> float:
-        """The read timeout of an attempt with ``remaining`` seconds left: the configured one,
-        or all that is left when no second attempt of that length would fit after it."""
-        if remaining < 2 * self._read_timeout:
-            return remaining
-        return self._read_timeout
 
     def _deliver(
         self,
@@ -212,10 +201,14 @@ class CloudWatchSink:
                     self._path,
                     headers,
                     body,
-                    read_timeout=self._read_timeout_for(remaining),
+                    # All the time left: a sent request is not re-sent, so its answer is the only
+                    # way to know whether CloudWatch took it.
+                    read_timeout=remaining,
                     connect_timeout=min(self._connect_timeout, remaining),
                 )
             except HttpError as error:
+                if error.sent:
+                    return DeliveryResult((), (), str(error), attempt, unconfirmed=tuple(records))
                 reason, retryable = str(error), True
             else:
                 if response.status == 200:
