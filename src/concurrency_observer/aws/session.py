@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +32,9 @@ def client(service: str, region: str | None = None, endpoint_url: str | None = N
     from botocore.config import Config  # noqa: PLC0415
 
     config = Config(retries={"mode": "standard", "max_attempts": 5})
+    # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what Lambda sets and what the other
+    # AWS SDKs and our own help text name, so honour it too.
+    region = region or os.environ.get("AWS_REGION") or None
     try:
         return boto3.session.Session().client(
             service, region_name=region, endpoint_url=endpoint_url, config=config
