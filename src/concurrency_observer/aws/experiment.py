@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from concurrency_observer import schema
+from concurrency_observer.aws.metrics import floor_to_period
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError
 from concurrency_observer.study import (
@@ -228,8 +229,8 @@ class CloudWatchInitCounter:
 
     def query(self, since: datetime) -> dict[str, Any]:
         """The GetMetricData request for the window from ``since`` to the end of this period."""
-        start = _floor(since, self._period)
-        end = _floor(self._clock.now(), self._period) + timedelta(seconds=self._period)
+        start = floor_to_period(since, self._period)
+        end = floor_to_period(self._clock.now(), self._period) + timedelta(seconds=self._period)
         return {
             "MetricDataQueries": [
                 {
@@ -268,11 +269,6 @@ class CloudWatchInitCounter:
                     break
                 request = {**request, "NextToken": token}
         return round(total)
-
-
-def _floor(moment: datetime, period: int) -> datetime:
-    epoch = math.floor(moment.timestamp() / period) * period
-    return datetime.fromtimestamp(epoch, timezone.utc)
 
 
 @dataclass(frozen=True)

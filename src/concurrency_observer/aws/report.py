@@ -36,6 +36,7 @@ from concurrency_observer.aws.metrics import (
     MetricQuery,
     Series,
     dimension_values,
+    floor_to_period,
     get_metric_series,
     list_function_metrics,
 )
@@ -115,11 +116,6 @@ class ReportWindow:
         return starts
 
 
-def _floor(moment: datetime, period: int) -> datetime:
-    epoch = math.floor(moment.timestamp() / period) * period
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
-
-
 def _ceil(moment: datetime, period: int) -> datetime:
     epoch = math.ceil(moment.timestamp() / period) * period
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
@@ -157,10 +153,10 @@ def resolve_window(
         if since is None or since <= timedelta(0):
             raise UserError("give a positive --since, or --start")
         start = end - since
-    start, end = _floor(_aware(start), period), _ceil(end, period)
+    start, end = floor_to_period(_aware(start), period), _ceil(end, period)
     if start >= end:
         raise UserError(f"the window is empty: start {_iso(start)} is not before end {_iso(end)}")
-    lookback_start = _floor(start - lookback, period)
+    lookback_start = floor_to_period(start - lookback, period)
     if (end - lookback_start).total_seconds() / period > _MAX_PERIODS:
         raise UserError("too many periods in the window and look-back: use a larger --period")
     for short_period, kept in _RETENTION_BY_PERIOD:

@@ -46,6 +46,11 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # One line, like every other error, with where to look instead of the usage block.
+        where = exc.ctx.command_path if exc.ctx is not None else "concurrency-observer"
+        click.secho(f"error: {exc.format_message()} (see '{where} --help')", fg="red", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

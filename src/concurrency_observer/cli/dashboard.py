@@ -8,7 +8,7 @@ from concurrency_observer.cli import options
 from concurrency_observer.cli.report import check_function_name
 
 
-@click.command()
+@click.command(short_help="Create a CloudWatch dashboard of live environments.")
 @click.option("--function", "function_name", required=True, help="The Lambda function's name.")
 @click.option("--name", help="Dashboard name.  [default: concurrency-observer-<function>]")
 @click.option(

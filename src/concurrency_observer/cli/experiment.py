@@ -26,7 +26,9 @@ from rich.progress import (
 )
 
 from concurrency_observer import schema
+from concurrency_observer.cli import options
 from concurrency_observer.errors import UserError
+from concurrency_observer.extension.config import SINKS
 from concurrency_observer.study import (
     Clock,
     StateStore,
@@ -204,7 +206,7 @@ def run_with_display(make_study: Callable[[StudyListener], Study], console: Cons
             ) from None
 
 
-@click.command()
+@click.command(short_help="Measure environments per provisioned concurrency level.")
 @click.option("--function", "function", metavar="NAME", help="Function name or ARN.")
 @click.option("--alias", metavar="ALIAS", help="Alias (or version) to provision.")
 @click.option(
@@ -213,7 +215,13 @@ def run_with_display(make_study: Callable[[StudyListener], Study], console: Cons
     metavar="N,N,...",
     help="Provisioned concurrency levels to request, e.g. 10,50,100.",
 )
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Measurements per level; the table gives their mean and stdev.",
+)
 @click.option(
     "--settle",
     type=click.FloatRange(min=0),
@@ -241,7 +249,7 @@ def run_with_display(make_study: Callable[[StudyListener], Study], console: Cons
     help="Directory for the state, CSV, JSON and PNG. [default: study-FUNCTION-ALIAS]",
 )
 @click.option("--yes", is_flag=True, help="Start without asking (required without a terminal).")
-@click.option("--region", help="AWS region. [default: from the AWS configuration]")
+@options.region
 @click.option(
     "--namespace",
     help="CloudWatch namespace. [default: the function's CONCURRENCY_OBSERVER_NAMESPACE, "
@@ -261,7 +269,7 @@ def run_with_display(make_study: Callable[[StudyListener], Study], console: Cons
 )
 @click.option(
     "--sink",
-    type=click.Choice(["cloudwatch", "emf"]),
+    type=click.Choice(SINKS),
     default="cloudwatch",
     show_default=True,
     help="--local: count from the embedded CloudWatch (moto) or from the EMF lines.",

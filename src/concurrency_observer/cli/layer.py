@@ -22,10 +22,11 @@ from concurrency_observer.aws.publish import (
 )
 from concurrency_observer.aws.session import client
 from concurrency_observer.cli import options
+from concurrency_observer.errors import UserError
 from concurrency_observer.layer import DEFAULT_OUTPUT, build_layer
 
 
-@click.group()
+@click.group(short_help="Build the layer, or publish and attach it.")
 def layer() -> None:
     """Build the Lambda layer, or publish it to AWS and attach it to functions."""
 
@@ -48,7 +49,10 @@ def layer() -> None:
 )
 def build(output: Path, bytecode: bool) -> None:
     """Write the layer zip (deterministic: the same source gives the same bytes)."""
-    built = build_layer(output, bytecode=bytecode)
+    try:
+        built = build_layer(output, bytecode=bytecode)
+    except OSError as exc:  # a directory that cannot be created or written: one line
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {built.path} ({built.size} bytes, {len(built.entries)} files)")
     click.echo(f"sha256 {built.sha256}")
 

@@ -76,7 +76,7 @@ def check_function_name(name: str) -> str:
     return name
 
 
-@click.command()
+@click.command(short_help="Inits, shutdowns and live environments of a function.")
 @click.option("--function", "function_name", required=True, help="The Lambda function's name.")
 @click.option(
     "--version",
@@ -106,6 +106,7 @@ def check_function_name(name: str) -> str:
     type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
+    help="A table to read, or JSON/CSV on stdout for scripts (warnings go to stderr).",
 )
 @click.option(
     "--plot",

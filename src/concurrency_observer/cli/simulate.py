@@ -24,6 +24,7 @@ import click
 
 from concurrency_observer import schema
 from concurrency_observer.errors import UserError
+from concurrency_observer.extension.config import LOG_LEVELS, SINKS
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     )
 
 _READ_ATTEMPTS = 5  # an external CloudWatch is eventually consistent; moto answers at once
-_LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
 _DISPLAY_INTERVAL_S = 0.25
 
 
@@ -49,18 +49,7 @@ class SimulationInterrupted(UserError):
     exit_code = 130
 
 
-def _function_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from concurrency_observer.cli.report import check_function_name  # noqa: PLC0415
-
-    if value is None:
-        return None
-    try:
-        return check_function_name(value)
-    except UserError as exc:
-        raise click.BadParameter(str(exc)) from exc
-
-
-@click.command()
+@click.command(short_help="Run real Lambda environments here and check the metrics.")
 @click.option(
     "--provisioned",
     "-p",
@@ -132,7 +121,7 @@ def _function_name(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the arrivals.")
 @click.option(
     "--sink",
-    type=click.Choice(["cloudwatch", "emf"]),
+    type=click.Choice(SINKS),
     default="cloudwatch",
     show_default=True,
     help="The extension's sink: PutMetricData to the (embedded) CloudWatch, or EMF lines.",
@@ -151,7 +140,6 @@ def _function_name(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option(
     "--function-name",
     default=None,
-    callback=_function_name,
     help="AWS_LAMBDA_FUNCTION_NAME inside the environments.  [default: "
     "concurrency-observer-local-<random>, new each run]",
 )
@@ -163,7 +151,7 @@ def _function_name(ctx: click.Context, param: click.Parameter, value: str | None
 )
 @click.option(
     "--log-level",
-    type=click.Choice(_LOG_LEVELS, case_sensitive=False),
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default=None,
     help="The extension's log level (CONCURRENCY_OBSERVER_LOG_LEVEL; default INFO).",
 )
@@ -201,6 +189,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     """
     from rich.console import Console  # noqa: PLC0415 (keeps --help instant)
 
+    from concurrency_observer.cli.report import check_function_name  # noqa: PLC0415
     from concurrency_observer.layer import build_layer, extract_layer  # noqa: PLC0415
     from concurrency_observer.local import rie  # noqa: PLC0415
     from concurrency_observer.local.cloudwatch import cloudwatch_endpoint  # noqa: PLC0415
@@ -237,7 +226,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         fleet=fleet_config,
         sink=sink,
         namespace=namespace,
-        function_name=function_name or unique_function_name(),
+        function_name=check_function_name(function_name or unique_function_name()),
         log_level=log_level.upper() if log_level else None,
     )
 

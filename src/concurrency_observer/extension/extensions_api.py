@@ -113,7 +113,6 @@ class ExtensionsApi:
         Raises ``ExtensionsApiError`` otherwise, or when no response came. ``blocking`` waits for
         the response without a read timeout (``/event/next``).
         """
-        url = f"{self.endpoint}{request.path}"
         try:
             response = self._connection.request(
                 request.method,
@@ -123,10 +122,10 @@ class ExtensionsApi:
                 read_timeout=None if blocking else True,
             )
         except HttpError as error:
-            raise ExtensionsApiError(url, None, str(error)) from None
+            raise ExtensionsApiError(self.endpoint + request.path, None, str(error)) from None
         if response.status != expected_status:
             body = response.body.decode("utf-8", "replace")
-            raise ExtensionsApiError(url, response.status, body)
+            raise ExtensionsApiError(self.endpoint + request.path, response.status, body)
         return response
 
     def close(self) -> None:
@@ -141,10 +140,12 @@ class RegisteredExtension:
         self.api = api
         self.extension_id = extension_id
         self.function_name = function_name
+        # The same request at every event: built once, not once per invoke.
+        self._next_request = next_event_request(extension_id)
 
     def next_event(self) -> NextEvent:
         """Block until the next event; ``ExtensionsApiError`` or ``MalformedEventError`` if none."""
-        response = self.api.call(next_event_request(self.extension_id), 200, blocking=True)
+        response = self.api.call(self._next_request, 200, blocking=True)
         return parse_next_event(response.body)
 
     def report_init_error(self, error_type: str, message: str) -> None:

@@ -55,6 +55,10 @@ def value(cls: type[_T]) -> type[_T]:
             raise TypeError(f"{cls.__name__}: field {name!r} without a default follows one with")
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if not kwargs and len(args) == len(fields):  # the common case, per event: no lookups
+            for name, field_value in zip(fields, args, strict=True):
+                object.__setattr__(self, name, field_value)
+            return
         if len(args) > len(fields):
             raise TypeError(f"{cls.__name__}() takes {len(fields)} arguments, got {len(args)}")
         given = dict(zip(fields, args, strict=False))

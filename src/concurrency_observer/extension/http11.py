@@ -146,6 +146,7 @@ class Connection:
     ) -> None:
         """``tls_context`` for https (default: the system's trust store, verifying hostnames)."""
         self.endpoint = endpoint
+        self._host_header = endpoint.host_header  # a property: computed once, not per request
         self._tls_context = tls_context
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -179,7 +180,7 @@ class Connection:
         connection's own. ``connect_timeout``: seconds, default the connection's own.
         A kept-alive connection the server closed meanwhile is re-opened once, transparently.
         """
-        data = encode_request(method, target, self.endpoint.host_header, headers, body)
+        data = encode_request(method, target, self._host_header, headers, body)
         timeout = self.read_timeout if read_timeout is True else read_timeout
         reused = self._sock is not None
         try:
@@ -197,7 +198,8 @@ class Connection:
             file = self._connect(connect_timeout)
             sock = self._sock
             assert sock is not None
-            sock.settimeout(timeout)
+            if sock.gettimeout() != timeout:  # settimeout is a syscall; /event/next repeats None
+                sock.settimeout(timeout)
             try:
                 sock.sendall(data)
             except (BrokenPipeError, ConnectionResetError):

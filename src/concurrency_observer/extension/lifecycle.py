@@ -305,7 +305,8 @@ def _serve_events(
         if interruptions.requested:
             return _terminate(config, lifecycle)
         try:
-            log.debug("Waiting for event...")
+            if log.debugging:
+                log.debug("Waiting for event...")
             interruptions.interruptible = True
             try:
                 event = registered.next_event()
@@ -335,11 +336,12 @@ def _serve_events(
 
 def _handle(event: NextEvent, lifecycle: Lifecycle) -> bool:
     """Act on one event; ``True`` once the environment has shut down."""
-    config, log = lifecycle.config, lifecycle.log
     if isinstance(event, InvokeEvent):
-        log.debug(f"Received INVOKE {event.request_id}")
+        if lifecycle.log.debugging:  # the f-string is not built when DEBUG is off
+            lifecycle.log.debug(f"Received INVOKE {event.request_id}")
         lifecycle.on_invoke()
         return False
+    log, config = lifecycle.log, lifecycle.config
     if isinstance(event, ShutdownEvent):
         log.debug(f"Received SHUTDOWN ({event.reason})")
         deadline = shutdown_deadline(

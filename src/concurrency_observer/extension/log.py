@@ -30,6 +30,8 @@ class Logger:
     def __init__(self, level: str = "INFO", write: Callable[[str], None] = _write_stderr) -> None:
         self._threshold = LEVELS.get(level, LEVELS["INFO"])
         self._write = write
+        # Read on the per-event path, so a DEBUG message is not even formatted when it is dropped.
+        self.debugging = self._threshold <= LEVELS["DEBUG"]
 
     def enabled(self, level: str) -> bool:
         """Whether a message at ``level`` would be written (to skip building costly messages)."""

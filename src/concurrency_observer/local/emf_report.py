@@ -9,13 +9,12 @@ lines hold nothing for the function, like ``read_report``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from concurrency_observer.aws.metrics import Series
+from concurrency_observer.aws.metrics import Series, floor_to_period
 from concurrency_observer.aws.report import (
     FetchedMetrics,
     NoMetricsError,
@@ -24,6 +23,7 @@ from concurrency_observer.aws.report import (
     build_report,
     plan_queries,
 )
+from concurrency_observer.local.readback import emf_values
 from concurrency_observer.schema import FUNCTION_NAME, INIT_TYPE, SHUTDOWN_REASON
 
 
@@ -55,18 +55,9 @@ def emf_points(documents: Iterable[Mapping[str, Any]], namespace: str) -> list[E
                     dimensions = frozenset((d, str(document.get(d, ""))) for d in dimension_set)
                     points.extend(
                         EmfPoint(name, dimensions, moment, value)
-                        for value in _values(document.get(name))
+                        for value in emf_values(document.get(name))
                     )
     return points
-
-
-def _values(raw: object) -> list[float]:
-    items = raw if isinstance(raw, list) else [raw]
-    return [
-        float(v)
-        for v in items
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    ]
 
 
 def _discovered(points: Iterable[EmfPoint], function_name: str, dimension: str) -> list[str]:
@@ -106,8 +97,7 @@ def fetch_from_emf(
                 continue
             if not window.lookback_start <= point.timestamp < window.end:
                 continue
-            epoch = math.floor(point.timestamp.timestamp() / query.period) * query.period
-            period_start = datetime.fromtimestamp(epoch, timezone.utc)
+            period_start = floor_to_period(point.timestamp, query.period)
             buckets.setdefault(period_start, []).append(point.value)
         series[key] = Series(
             tuple(

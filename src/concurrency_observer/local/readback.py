@@ -22,10 +22,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from concurrency_observer import schema
+from concurrency_observer.aws.metrics import MetricQuery, get_metric_series
 
 _STATISTICS = ("SampleCount", "Sum", "Minimum", "Maximum")
 _PERIOD_S = 60
-_QUERIES_PER_CALL = 500  # GetMetricData's limit
 
 
 @dataclass(frozen=True)
@@ -65,39 +65,19 @@ def read_cloudwatch(
     end = (until or datetime.now(timezone.utc)) + timedelta(seconds=_PERIOD_S)
     metrics = _list_metrics(client, namespace)
     queries = [
-        {
-            "Id": f"m{index}_{stat.lower()}",
-            "MetricStat": {
-                "Metric": {
-                    "Namespace": namespace,
-                    "MetricName": metric["MetricName"],
-                    "Dimensions": [
-                        {"Name": d["Name"], "Value": d["Value"]} for d in metric["Dimensions"]
-                    ],
-                },
-                "Period": _PERIOD_S,
-                "Stat": stat,
-            },
-        }
+        MetricQuery(
+            id=f"m{index}_{stat.lower()}",
+            metric_name=str(metric["MetricName"]),
+            # In the listed order: moto matches dimension lists order-sensitively.
+            dimensions=tuple((d["Name"], d["Value"]) for d in metric["Dimensions"]),
+            stat=stat,
+            period=_PERIOD_S,
+        )
         for index, metric in enumerate(metrics)
         for stat in _STATISTICS
     ]
-    values: dict[str, list[float]] = {}
-    for batch_start in range(0, len(queries), _QUERIES_PER_CALL):
-        batch = queries[batch_start : batch_start + _QUERIES_PER_CALL]
-        token: str | None = None
-        while True:
-            answer = client.get_metric_data(
-                MetricDataQueries=batch,
-                StartTime=start,
-                EndTime=end,
-                **({"NextToken": token} if token else {}),
-            )
-            for result in answer.get("MetricDataResults", []):
-                values.setdefault(result["Id"], []).extend(result.get("Values", []))
-            token = answer.get("NextToken")
-            if not token:
-                break
+    series = get_metric_series(client, namespace, queries, start, end)
+    values = {query_id: [value for _, value in found.points] for query_id, found in series.items()}
     summaries = []
     for index, metric in enumerate(metrics):
         by_stat = {stat: values.get(f"m{index}_{stat.lower()}", []) for stat in _STATISTICS}
@@ -161,7 +141,7 @@ def read_emf(output: str, namespace: str | None = None) -> list[MetricSummary]:
             if namespace is not None and directive.get("Namespace") != namespace:
                 continue
             for metric in directive.get("Metrics", []):
-                values = _values(document.get(metric.get("Name")))
+                values = emf_values(document.get(metric.get("Name")))
                 for dimension_set in directive.get("Dimensions", []):
                     key = (
                         str(metric["Name"]),
@@ -187,7 +167,7 @@ def read_emf(output: str, namespace: str | None = None) -> list[MetricSummary]:
     )
 
 
-def _values(raw: object) -> list[float]:
+def emf_values(raw: object) -> list[float]:
     """A metric member's values: a number or a list of numbers (EMF allows both)."""
     items = raw if isinstance(raw, list) else [raw]
     return [

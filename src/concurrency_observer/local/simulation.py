@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from concurrency_observer import schema
-from concurrency_observer.aws.metrics import MetricQuery, get_metric_series
+from concurrency_observer.aws.metrics import MetricQuery, floor_to_period, get_metric_series
 from concurrency_observer.aws.report import Report, ReportRequest, read_report, resolve_window
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.local import readback
@@ -194,11 +194,6 @@ Recorded = Mapping[tuple[str, str | None], float]
 """Recorded sums by (metric, init type); init type None is the ``[FunctionName]`` total."""
 
 
-def _floor(moment: datetime, period: int) -> datetime:
-    epoch = (int(moment.timestamp()) // period) * period
-    return datetime.fromtimestamp(epoch, timezone.utc)
-
-
 def recorded_from_cloudwatch(
     client: Any, namespace: str, function_name: str, since: datetime, until: datetime
 ) -> dict[tuple[str, str | None], float]:
@@ -211,8 +206,8 @@ def recorded_from_cloudwatch(
             dimensions = (*function, (schema.INIT_TYPE, init_type))
             query = MetricQuery(f"q{len(queries)}", metric, dimensions, "Sum", _PERIOD)
             queries[(metric, init_type)] = query
-    start = _floor(since, _PERIOD)
-    end = _floor(until, _PERIOD) + timedelta(seconds=_PERIOD)
+    start = floor_to_period(since, _PERIOD)
+    end = floor_to_period(until, _PERIOD) + timedelta(seconds=_PERIOD)
     with aws_errors("cloudwatch:GetMetricData"):
         series = get_metric_series(client, namespace, list(queries.values()), start, end)
     return {key: series[query.id].total for key, query in queries.items()}

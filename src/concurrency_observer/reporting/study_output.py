@@ -116,44 +116,42 @@ def write_chart(
 ) -> None:
     """Actual against requested: mean with stdev error bars, each repeat as a dot, the 1:1 line."""
     # matplotlib costs about a second to import: only a run that writes a chart pays for it.
-    import matplotlib  # noqa: PLC0415
+    # The Agg canvas without pyplot, as reporting/chart.py draws: no global backend or figure.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot  # noqa: PLC0415
-
-    figure, axes = pyplot.subplots(figsize=(7, 5), dpi=100)
-    try:
-        requested = [s.requested for s in summaries]
-        top = max([*requested, *(r.count for r in results), 1])
-        axes.plot([0, top], [0, top], linestyle="--", color="grey", label="1:1 (as requested)")
-        axes.scatter(
-            [r.level for r in results],
-            [r.count for r in results],
-            s=14,
-            alpha=0.5,
-            color="tab:blue",
-            label="each repeat",
-        )
-        axes.errorbar(
-            requested,
-            [s.mean for s in summaries],
-            yerr=[s.stdev or 0.0 for s in summaries],
-            fmt="o",
-            color="tab:red",
-            capsize=4,
-            label="mean ± stdev",
-        )
-        axes.set_xlabel("provisioned concurrency requested")
-        axes.set_ylabel("environments initialized (EnvironmentInit)")
-        axes.set_title("Environments initialized for provisioned concurrency")
-        axes.set_xlim(left=0)
-        axes.set_ylim(bottom=0)
-        axes.grid(alpha=0.3)
-        axes.legend()
-        figure.tight_layout()
-        figure.savefig(path, format="png")
-    finally:
-        pyplot.close(figure)
+    figure = Figure(figsize=(7, 5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    requested = [s.requested for s in summaries]
+    top = max([*requested, *(r.count for r in results), 1])
+    axes.plot([0, top], [0, top], linestyle="--", color="grey", label="1:1 (as requested)")
+    axes.scatter(
+        [r.level for r in results],
+        [r.count for r in results],
+        s=14,
+        alpha=0.5,
+        color="tab:blue",
+        label="each repeat",
+    )
+    axes.errorbar(
+        requested,
+        [s.mean for s in summaries],
+        yerr=[s.stdev or 0.0 for s in summaries],
+        fmt="o",
+        color="tab:red",
+        capsize=4,
+        label="mean ± stdev",
+    )
+    axes.set_xlabel("provisioned concurrency requested")
+    axes.set_ylabel("environments initialized (EnvironmentInit)")
+    axes.set_title("Environments initialized for provisioned concurrency")
+    axes.set_xlim(left=0)
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, format="png")
 
 
 def write_study_outputs(directory: Path, state: StudyState) -> StudyOutputs:

@@ -217,7 +217,8 @@ class CloudWatchSink:
                 code_match, message_match = _CODE.search(text), _MESSAGE.search(text)
                 code = code_match.group(1) if code_match else None
                 message = message_match.group(1) if message_match else text[:200]
-                reason = f"HTTP {response.status} {code or ''}: {message}".replace("  ", " ")
+                shown = f"HTTP {response.status} {code}" if code else f"HTTP {response.status}"
+                reason = f"{shown}: {message}"
                 retryable = is_retryable(response.status, code)
             if not retryable:
                 return DeliveryResult((), tuple(records), reason, attempt)
