@@ -40,7 +40,6 @@ from concurrency_observer.local.fleet import (
 from concurrency_observer.local.load import LoadProfile, arrival_schedule, run_load
 
 SINK_CLOUDWATCH: Final = "cloudwatch"
-SINK_EMF: Final = "emf"
 FUNCTION_PREFIX: Final = "concurrency-observer-local"
 # What the verdict compares: the metric and the ground-truth figure it must equal.
 CHECKED_METRICS: Final = (
