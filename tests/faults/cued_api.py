@@ -23,9 +23,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.unit.extension.fakes import EXTENSION_ID, ReceivedRequest
+from tests.unit.extension.fakes import (
+    EXTENSION_ID,
+    LocalServer,
+    QuietHandler,
+    ReceivedRequest,
+    serving,
+)
 
 NEXT_PATH = "/2020-01-01/extension/event/next"
 Cue = dict[str, object] | bytes | int
@@ -44,11 +49,6 @@ def invoke_event(request_id: str = "r") -> dict[str, object]:
     return {"eventType": "INVOKE", "requestId": request_id, "deadlineMs": deadline}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 class CuedExtensionsApi:
     """The Extensions API with a queue behind ``/event/next``; see the module docstring."""
 
@@ -62,27 +62,9 @@ class CuedExtensionsApi:
         self._polls = threading.Condition()
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _reply(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for name, value in (extra or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def _record(self) -> ReceivedRequest:
-                length = int(self.headers.get("Content-Length") or 0)
-                received = ReceivedRequest(
-                    self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
-                )
+                received = self.read_request()
                 with api._polls:
                     api.requests.append(received)
                     api._polls.notify_all()
@@ -91,9 +73,9 @@ class CuedExtensionsApi:
             def do_POST(self) -> None:
                 if self._record().path.endswith("/extension/register"):
                     body = json.dumps({"functionName": "fn", "functionVersion": "$LATEST"})
-                    self._reply(200, body.encode(), {"Lambda-Extension-Identifier": EXTENSION_ID})
+                    self.reply(200, body.encode(), {"Lambda-Extension-Identifier": EXTENSION_ID})
                 else:
-                    self._reply(202, b'{"status":"OK"}')
+                    self.reply(202, b'{"status":"OK"}')
 
             def do_GET(self) -> None:
                 self._record()
@@ -106,14 +88,14 @@ class CuedExtensionsApi:
                     self.close_connection = True
                     return
                 if isinstance(cue, int):
-                    self._reply(cue, b'{"errorType":"Cued"}')
+                    self.reply(cue, b'{"errorType":"Cued"}')
                 elif isinstance(cue, bytes):
-                    self._reply(200, cue)
+                    self.reply(200, cue)
                 else:
-                    self._reply(200, json.dumps(cue).encode())
+                    self.reply(200, json.dumps(cue).encode())
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self._server = LocalServer(Handler)
+        self.address = self._server.address
 
     def cue(self, *cues: Cue) -> None:
         """Answer the next ``/event/next`` calls (a blocked one first) with ``cues``."""
@@ -140,16 +122,6 @@ class CuedExtensionsApi:
     @contextmanager
     def running(self) -> Iterator[CuedExtensionsApi]:
         """Serve in a background thread for the block; blocked polls are dropped at the end."""
-        # A short poll interval: shutdown() waits for the loop to notice, 0.5 s by default.
-        thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        thread.start()
-        try:
+        # Closed first, so a client that retries is refused rather than left unanswered.
+        with serving(self._server, after_close=lambda: self._queue.put(_STOPPING)):
             yield self
-        finally:
-            # Closed first, so a client that retries is refused rather than left unanswered.
-            self._server.shutdown()
-            self._server.server_close()
-            self._queue.put(_STOPPING)
-            thread.join(timeout=5)

@@ -27,8 +27,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.unit.extension.fakes import LocalServer, QuietHandler, serving
 
 # Request headers worth passing on to the real server (the signature covers host and x-amz-*).
 _FORWARDED_HEADERS = ("Content-Type", "Authorization", "X-Amz-Date", "X-Amz-Security-Token")
@@ -135,11 +136,6 @@ class Received:
         return self.status == 200
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 class FaultyCloudWatch:
     """A scripted CloudWatch on ``127.0.0.1:<free port>``; see the module docstring."""
 
@@ -161,13 +157,7 @@ class FaultyCloudWatch:
         self.arrived = threading.Condition(self._lock)
         cloudwatch = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no delayed-ACK stalls skewing the timings
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
@@ -192,14 +182,10 @@ class FaultyCloudWatch:
                     received.status, received.answered_at = status, time.time()
                 # A client that stopped waiting finds the data taken all the same, as in AWS.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.send_response(status)
-                    self.send_header("Content-Type", "text/xml")
-                    self.send_header("Content-Length", str(len(reply)))
-                    self.end_headers()
-                    self.wfile.write(reply)
+                    self.reply(status, reply, content_type="text/xml")
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server = LocalServer(Handler)
+        self.url = f"http://{self._server.address}"
 
     def _forward(self, path: str, headers: Message, body: bytes) -> tuple[int, bytes]:
         assert self.forward_to is not None
@@ -250,15 +236,5 @@ class FaultyCloudWatch:
     @contextmanager
     def running(self) -> Iterator[FaultyCloudWatch]:
         """Serve in a background thread for the block; hung requests are released at the end."""
-        # A short poll interval: shutdown() waits for the loop to notice, 0.5 s by default.
-        thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        thread.start()
-        try:
+        with serving(self._server, release=self._stop.set):
             yield self
-        finally:
-            self._stop.set()
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join(timeout=5)

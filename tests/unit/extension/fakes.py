@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,9 +29,76 @@ class ReceivedRequest:
     at: float = field(default_factory=time.time)
 
 
-class _Server(ThreadingHTTPServer):
+class LocalServer(ThreadingHTTPServer):
+    """A threaded HTTP server on 127.0.0.1 (a free port) whose handler threads never block exit."""
+
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:port``."""
+        return f"127.0.0.1:{self.server_address[1]}"
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, no access log, and helpers to record a request and to reply."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def read_request(self) -> ReceivedRequest:
+        """The request as received (its body read whole)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        return ReceivedRequest(
+            self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+        )
+
+    def reply(
+        self,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        """Send one whole response."""
+        self.send_response(status)
+        for name, header_value in (headers or {}).items():
+            self.send_header(name, header_value)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextmanager
+def serving(
+    server: ThreadingHTTPServer,
+    *,
+    release: Callable[[], None] = lambda: None,
+    after_close: Callable[[], None] = lambda: None,
+) -> Iterator[None]:
+    """Serve in a background thread for the block; at the end ``release`` what handlers wait on,
+    stop and close the server, then ``after_close`` (for waits that must see the socket closed)."""
+    # A short poll interval: shutdown() waits for the loop to notice, 0.5 s by default.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        release()
+        server.shutdown()
+        server.server_close()
+        after_close()
+        thread.join(timeout=5)
 
 
 class FakeExtensionsApi:
@@ -53,29 +120,9 @@ class FakeExtensionsApi:
         self._lock = threading.Lock()
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _reply(
-                self, status: int, body: bytes, headers: dict[str, str] | None = None
-            ) -> None:
-                self.send_response(status)
-                for name, header_value in (headers or {}).items():
-                    self.send_header(name, header_value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def _record(self) -> ReceivedRequest:
-                length = int(self.headers.get("Content-Length") or 0)
-                received = ReceivedRequest(
-                    self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
-                )
+                received = self.read_request()
                 with api._lock:
                     api.requests.append(received)
                 return received
@@ -84,12 +131,12 @@ class FakeExtensionsApi:
                 received = self._record()
                 if received.path.endswith("/extension/register"):
                     if api.register_status != 200:
-                        self._reply(api.register_status, b'{"errorType":"Forbidden"}')
+                        self.reply(api.register_status, b'{"errorType":"Forbidden"}')
                         return
                     body = json.dumps({"functionName": "fn", "functionVersion": "$LATEST"})
-                    self._reply(200, body.encode(), {"Lambda-Extension-Identifier": EXTENSION_ID})
+                    self.reply(200, body.encode(), {"Lambda-Extension-Identifier": EXTENSION_ID})
                 else:  # init/error, exit/error
-                    self._reply(202, b'{"status":"OK"}')
+                    self.reply(202, b'{"status":"OK"}')
 
             def do_GET(self) -> None:
                 self._record()
@@ -98,18 +145,18 @@ class FakeExtensionsApi:
                 if event is None:
                     api.waiting.set()
                     api.release.wait(30)
-                    self._reply(500, b'{"errorType":"Released"}')
+                    self.reply(500, b'{"errorType":"Released"}')
                     return
                 if "status" in event:
-                    self._reply(int(str(event["status"])), b'{"errorType":"Scripted"}')
+                    self.reply(int(str(event["status"])), b'{"errorType":"Scripted"}')
                     return
                 if "raw" in event:
-                    self._reply(200, str(event["raw"]).encode())
+                    self.reply(200, str(event["raw"]).encode())
                     return
-                self._reply(200, json.dumps(event).encode())
+                self.reply(200, json.dumps(event).encode())
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self._server = LocalServer(Handler)
+        self.address = self._server.address
 
     def paths(self) -> list[str]:
         """The paths requested, in order."""
@@ -119,14 +166,8 @@ class FakeExtensionsApi:
     @contextmanager
     def running(self) -> Iterator[FakeExtensionsApi]:
         """Serve in a background thread for the duration of the block."""
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serving(self._server, release=self.release.set):
             yield self
-        finally:
-            self.release.set()
-            self._server.shutdown()
-            self._server.server_close()
 
 
 @dataclass
@@ -150,18 +191,9 @@ class ScriptedHttpServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                received = ReceivedRequest(
-                    self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
-                )
+                received = self.read_request()
                 with server._lock:
                     server.requests.append(received)
                     answer = server.script.pop(0) if len(server.script) > 1 else server.script[0]
@@ -171,26 +203,16 @@ class ScriptedHttpServer:
                     return
                 if answer.delay:
                     time.sleep(answer.delay)
-                self.send_response(answer.status)
-                self.send_header("Content-Type", "text/xml")
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
+                self.reply(answer.status, answer.body, content_type="text/xml")
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server = LocalServer(Handler)
+        self.url = f"http://{self._server.address}"
 
     @contextmanager
     def running(self) -> Iterator[ScriptedHttpServer]:
         """Serve in a background thread for the duration of the block."""
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serving(self._server, release=self.stop.set):
             yield self
-        finally:
-            self.stop.set()
-            self._server.shutdown()
-            self._server.server_close()
 
 
 def aws_error(code: str, message: str = "error") -> bytes:
