@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from concurrency_observer import schema
-from concurrency_observer.aws.metrics import floor_to_period
+from concurrency_observer.aws.metrics import MetricQuery, floor_to_period, get_metric_series
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError
 from concurrency_observer.study import (
@@ -227,48 +227,21 @@ class CloudWatchInitCounter:
         """The query period: CloudWatch sums whole periods."""
         return float(self._period)
 
-    def query(self, since: datetime) -> dict[str, Any]:
-        """The GetMetricData request for the window from ``since`` to the end of this period."""
-        start = floor_to_period(since, self._period)
-        end = floor_to_period(self._clock.now(), self._period) + timedelta(seconds=self._period)
-        return {
-            "MetricDataQueries": [
-                {
-                    "Id": "inits",
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": self._namespace,
-                            "MetricName": schema.ENVIRONMENT_INIT,
-                            "Dimensions": [
-                                {"Name": schema.FUNCTION_NAME, "Value": self._function},
-                                {"Name": schema.INIT_TYPE, "Value": schema.INIT_PROVISIONED},
-                            ],
-                        },
-                        "Period": self._period,
-                        "Stat": "Sum",
-                    },
-                    "ReturnData": True,
-                }
-            ],
-            "StartTime": start,
-            "EndTime": max(end, start + timedelta(seconds=self._period)),
-            "ScanBy": "TimestampAscending",
-        }
-
     def count(self, since: datetime) -> int:
         """Environments initialized for provisioned concurrency from ``since`` to now."""
-        request = self.query(since)
-        total = 0.0
+        start = floor_to_period(since, self._period)
+        end = floor_to_period(self._clock.now(), self._period) + timedelta(seconds=self._period)
+        query = MetricQuery(
+            "inits",
+            schema.ENVIRONMENT_INIT,
+            ((schema.FUNCTION_NAME, self._function), (schema.INIT_TYPE, schema.INIT_PROVISIONED)),
+            "Sum",
+            self._period,
+        )
+        end = max(end, start + timedelta(seconds=self._period))
         with aws_errors(f"reading {schema.ENVIRONMENT_INIT} for {self._function}"):
-            while True:
-                response = self._client.get_metric_data(**request)
-                for result in response.get("MetricDataResults", []):
-                    total += sum(result.get("Values", []))
-                token = response.get("NextToken")
-                if not token:
-                    break
-                request = {**request, "NextToken": token}
-        return round(total)
+            series = get_metric_series(self._client, self._namespace, [query], start, end)
+        return round(series["inits"].total)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +98,16 @@ def queue_put(stubber: Stubber, level: int) -> None:
     )
 
 
-def metric_response(*values: float) -> Any:
-    """A GetMetricData answer with one data point per value."""
+def metric_response(*values: float, first_minute: int = 0) -> Any:
+    """A GetMetricData answer with one data point per value, a minute apart."""
     return {
         "MetricDataResults": [
             {
                 "Id": "inits",
                 "Label": "EnvironmentInit",
-                "Timestamps": [START] * len(values),
+                "Timestamps": [
+                    START + timedelta(minutes=first_minute + i) for i in range(len(values))
+                ],
                 "Values": list(values),
                 "StatusCode": "Complete",
             }
@@ -243,7 +245,9 @@ def test_counter_queries_whole_minutes_and_sums_pages(
         datetime(2026, 3, 1, 12, 6, tzinfo=timezone.utc),
     )
     stubber.add_response("get_metric_data", {**metric_response(7, 5), "NextToken": "p2"}, query)
-    stubber.add_response("get_metric_data", metric_response(3), {**query, "NextToken": "p2"})
+    stubber.add_response(
+        "get_metric_data", metric_response(3, first_minute=2), {**query, "NextToken": "p2"}
+    )
     counter = CloudWatchInitCounter(client, FUNCTION, "StudyNS", clock=clock)
     assert counter.count(since) == 15
     assert counter.resolution_seconds == 60.0
