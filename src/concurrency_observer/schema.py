@@ -51,6 +51,19 @@ BASE_DIMENSION_SETS: Final[tuple[tuple[str, ...], ...]] = (
 )
 SHUTDOWN_REASON_SET: Final[tuple[str, ...]] = (FUNCTION_NAME, SHUTDOWN_REASON)
 
+# How the environment was used, known at SHUTDOWN when the extension counts INVOKE events:
+# EnvironmentShutdown is also emitted per FIRST_INVOKE_SET, so CloudWatch sums each class directly
+# (never-invoked provisioned environments, proactive on-demand inits) without percentile tricks.
+FIRST_INVOKE: Final = "FirstInvoke"
+FIRST_INVOKE_SET: Final[tuple[str, ...]] = (FUNCTION_NAME, INIT_TYPE, FIRST_INVOKE)
+FIRST_INVOKE_NEVER: Final = "never"  # shut down without a single INVOKE
+FIRST_INVOKE_PROMPT: Final = "prompt"  # first INVOKE within the threshold of init
+FIRST_INVOKE_DELAYED: Final = "delayed"  # first INVOKE later: a proactive init when on-demand
+FIRST_INVOKE_CLASSES: Final = (FIRST_INVOKE_NEVER, FIRST_INVOKE_PROMPT, FIRST_INVOKE_DELAYED)
+# The threshold's default, seconds (CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS sets it): the gap
+# above which Datadog's extension also calls an on-demand init proactive.
+DEFAULT_PROMPT_THRESHOLD_S: Final = 10.0
+
 # Values of AWS_LAMBDA_INITIALIZATION_TYPE that Lambda documents.
 INIT_ON_DEMAND: Final = "on-demand"
 INIT_PROVISIONED: Final = "provisioned-concurrency"
