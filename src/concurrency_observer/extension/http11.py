@@ -173,6 +173,8 @@ def _lookup_before(
             outcome.append(resolver(host, port))
         except OSError as error:
             outcome.append(error)
+        except Exception as error:  # UnicodeError from the idna codec, say: still a failed lookup
+            outcome.append(OSError(f"{type(error).__name__}: {error}"))
 
     thread = threading.Thread(target=look_up, name="dns-lookup", daemon=True)
     thread.start()
@@ -312,8 +314,12 @@ class Connection:
         except _NothingWritten as unwritten:
             if not reused:
                 raise HttpError(f"{self.endpoint.url}: {unwritten}") from None
-            # The server dropped the idle connection just after the check: not a byte went out.
+        # The server dropped the idle connection just after the check, and not a byte went out:
+        # the request may go, once, on a new connection.
+        try:
             return self._exchange(data, method, timeout, connect_within, deadline)
+        except _NothingWritten as unwritten:
+            raise HttpError(f"{self.endpoint.url}: {unwritten}") from None
 
     def _exchange(
         self,

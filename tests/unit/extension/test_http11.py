@@ -472,3 +472,23 @@ def test_an_ip_address_needs_no_lookup_thread() -> None:
             assert connection.request("GET", "/").status == 204
         finally:
             connection.close()
+
+
+def test_a_write_failing_before_the_first_byte_reconnects_once() -> None:
+    """The idle connection dies between the check and the write, no byte out: one new connection."""
+    received: list[int] = []
+
+    class DeadOnWrite(socket.socket):
+        def send(self, data: Any, flags: int = 0) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    def handle(conn: socket.socket, index: int) -> None:
+        if read_request(conn):  # the dead connection is closed without a byte
+            received.append(index)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    with raw_server(handle) as endpoint, connect(endpoint) as connection:
+        plain = socket.create_connection(("127.0.0.1", endpoint.port))
+        connection._sock = DeadOnWrite(fileno=plain.detach())  # idle, open, dead on write
+        assert connection.request("GET", "/").body == b"ok"
+    assert received == [1]  # connection 0 (the dead one) got nothing; 1 got it once
