@@ -135,9 +135,15 @@ def test_no_egress_fails_open_to_emf_exactly_once(
     assert shutdown["_aws"]["Timestamp"] / 1000 >= faulty.shutdown_began - 0.01
     unreachable = [line for line in faulty.lines if "CloudWatch unreachable" in line]
     assert len(unreachable) == 2  # one line per record written as EMF
-    expected = "cannot connect" if fault == "refused" else "cannot resolve monitoring.invalid"
-    assert all(expected in line for line in unreachable)
-    assert "init record delivered" in faulty.lines[1]
+    # A resolver that answers at once gives "cannot resolve"; one that hangs, "timed out resolving".
+    expected = (
+        ("cannot connect",)
+        if fault == "refused"
+        else ("cannot resolve monitoring.invalid", "timed out resolving monitoring.invalid")
+    )
+    assert all(any(reason in line for reason in expected) for line in unreachable)
+    (init_line,) = [line for line in faulty.lines if " environment of " in line]
+    assert "init record delivered" in init_line or "still in flight" in init_line
     summary = faulty.lines[-1]
     assert "delivered shutdown" in summary  # the init record was delivered at init: not re-sent
     assert "lost" not in summary
