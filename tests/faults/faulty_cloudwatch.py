@@ -11,7 +11,9 @@ then with ``then`` for every request after the script::
 An answer is an AWS error document with a status (``error``), an acceptance without storing
 (``ACCEPT``), passing the request on to a real CloudWatch such as moto (``FORWARD``: what that
 server answers is what the extension gets), or accepting the connection and never answering
-(``HANG``: the request is read, then nothing until the server stops). ``set_script`` swaps the
+(``HANG``: the request is read, then nothing until the server stops), reading the request and
+closing the connection without a word (``DROP``), or answering 200 one byte at a time
+(``trickle(seconds_per_byte)``). ``set_script`` swaps the
 script between phases of a test (init, invocations, shutdown). Every request is recorded with
 when it came, what it was answered, and the data it carried, parsed from the form body.
 """
@@ -46,11 +48,19 @@ class Answer:
     hang: bool = False
     forward: bool = False
     delay: float = 0.0
+    drop: bool = False  # read the request, close the connection, answer nothing
+    trickle: float = 0.0  # seconds between the bytes of a 200 answer
 
 
 ACCEPT = Answer()
 HANG = Answer(hang=True)
 FORWARD = Answer(forward=True)
+DROP = Answer(drop=True)
+
+
+def trickle(seconds_per_byte: float) -> Answer:
+    """Accept, sending the answer one byte every ``seconds_per_byte``."""
+    return Answer(trickle=seconds_per_byte)
 
 
 def error(status: int, code: str) -> Answer:
@@ -172,6 +182,12 @@ class FaultyCloudWatch:
                     cloudwatch._stop.wait()
                     self.close_connection = True
                     return
+                if answer.drop:  # the request was read: maybe taken, as far as the client knows
+                    self.close_connection = True
+                    return
+                if answer.trickle:
+                    self._trickle(answer.trickle, received)
+                    return
                 if answer.forward:
                     status, reply = cloudwatch._forward(self.path, self.headers, body)
                 elif answer.status == 200:
@@ -183,6 +199,25 @@ class FaultyCloudWatch:
                 # A client that stopped waiting finds the data taken all the same, as in AWS.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.reply(status, reply, content_type="text/xml")
+
+            def _trickle(self, seconds_per_byte: float, received: Received) -> None:
+                """A 200 answer, one byte at a time, until it is sent or the client leaves."""
+                body = b"<PutMetricDataResponse/>"
+                answer = (
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+                self.close_connection = True
+                for index in range(len(answer)):
+                    if cloudwatch._stop.wait(seconds_per_byte):
+                        return
+                    try:
+                        self.wfile.write(answer[index : index + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client gave up: the data stays taken, as in AWS
+                with cloudwatch._lock:
+                    received.status, received.answered_at = 200, time.time()
 
         self._server = LocalServer(Handler)
         self.url = f"http://{self._server.address}"

@@ -8,10 +8,12 @@ that could be delivered is lost or doubled, and the log says in one line what wa
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,7 @@ from concurrency_observer.local import readback
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
 from tests.faults.faulty_cloudwatch import (
     ACCEPT,
+    DROP,
     FORWARD,
     HANG,
     HUNG,
@@ -29,6 +32,7 @@ from tests.faults.faulty_cloudwatch import (
     FaultyCloudWatch,
     error,
     slow,
+    trickle,
 )
 from tests.faults.helpers import (
     RIE_SHUTDOWN_DEADLINE_S,
@@ -63,42 +67,86 @@ def assert_function_unharmed(run: EnvironmentRun) -> None:
     assert "Traceback" not in run.output
 
 
-@pytest.mark.parametrize("fault", ["hangs", "refuses"])
-def test_unreachable_endpoint_costs_init_at_most_its_budget(
-    rie_path: Path, layer_dir: Path, fault: str
-) -> None:
-    """Hanging or refusing CloudWatch: init within budget+slack of a normal one, loss logged."""
+def emf_documents(run: EnvironmentRun) -> list[dict[str, Any]]:
+    """The EMF documents the extension wrote for this run's function (stdout, in the output)."""
+    documents = []
+    for line in run.output.splitlines():
+        if line.startswith('{"_aws"'):
+            document = json.loads(line)
+            if document.get(schema.FUNCTION_NAME) == run.function_name:
+                documents.append(document)
+    return documents
+
+
+def test_hanging_endpoint_costs_init_at_most_its_budget(rie_path: Path, layer_dir: Path) -> None:
+    """Opened, then never answered: init within budget+slack, records unconfirmed, no EMF."""
     with FaultyCloudWatch(then=ACCEPT).running() as normal_cloudwatch:
         normal = run_environment(rie_path, layer_dir, cloudwatch_url=normal_cloudwatch.url)
     assert len(normal_cloudwatch.accepted_data()) == expected_data_count()
     with FaultyCloudWatch(then=HANG).running() as hanging:
-        url = hanging.url if fault == "hangs" else closed_port_url()
-        faulty = run_environment(rie_path, layer_dir, cloudwatch_url=url)
+        faulty = run_environment(rie_path, layer_dir, cloudwatch_url=hanging.url)
 
+    assert_init_cost_within_budget(normal, faulty)
+    assert_function_unharmed(faulty)
+    requests = hanging.snapshot()
+    assert requests[0].at < faulty.first_invoke_done  # the init record was tried at init
+    assert {r.status for r in requests} == {HUNG}
+    # One request per record: a request that was sent is awaited, never sent again.
+    assert len(requests) == 2
+    # The requests may have been taken: writing the records as EMF too could count them twice.
+    assert emf_documents(faulty) == []
+    init_line, summary = faulty.lines  # one line at init, one at shutdown
+    assert "init record still in flight after the init budget" in init_line
+    # Shut down 0.1 s after init, its delivery is still waiting in the background: not re-sent
+    # (CloudWatch may have taken it), and the line says so beside what was lost and why.
+    assert "delivered nothing, unconfirmed shutdown" in summary
+    assert "timed out waiting for an answer" in summary
+    assert "init record still in flight" in summary
+
+
+def assert_init_cost_within_budget(normal: EnvironmentRun, faulty: EnvironmentRun) -> None:
+    """The faulty run's init and first invoke took at most the init budget (+ slack) more."""
     assert normal.init_duration_ms is not None
     assert faulty.init_duration_ms is not None
     added_init_s = (faulty.init_duration_ms - normal.init_duration_ms) / 1000
     added_first_invoke_s = faulty.invocations[0].latency_s - normal.invocations[0].latency_s
     assert added_init_s < INIT_BUDGET_S + SLACK_S, (normal.output, faulty.output)
     assert added_first_invoke_s < INIT_BUDGET_S + SLACK_S
+
+
+@pytest.mark.parametrize("fault", ["refused", "dns-fails"])
+def test_no_egress_fails_open_to_emf_exactly_once(
+    rie_path: Path, layer_dir: Path, fault: str
+) -> None:
+    """No connection can be opened (a VPC without egress): each record once, as an EMF line."""
+    with FaultyCloudWatch(then=ACCEPT).running() as normal_cloudwatch:
+        normal = run_environment(rie_path, layer_dir, cloudwatch_url=normal_cloudwatch.url)
+    # .invalid never resolves (RFC 6761): the lookup fails, with or without a network.
+    url = closed_port_url() if fault == "refused" else "https://monitoring.invalid"
+    faulty = run_environment(rie_path, layer_dir, cloudwatch_url=url)
+
+    assert_init_cost_within_budget(normal, faulty)
     assert_function_unharmed(faulty)
-    if fault == "hangs":
-        requests = hanging.snapshot()
-        assert requests[0].at < faulty.first_invoke_done  # the init record was tried at init
-        assert {r.status for r in requests} == {HUNG}
-        # One request per record: a request that was sent is awaited, never sent again.
-        assert len(requests) == 2
-    init_line, summary = faulty.lines  # one line at init, one at shutdown
-    assert "init record still in flight after the init budget" in init_line
-    # Shut down 0.1 s after init, its delivery is still waiting in the background: not re-sent
-    # (CloudWatch may have taken it), and the line says so beside what was lost and why.
-    if fault == "hangs":
-        assert "delivered nothing, unconfirmed shutdown" in summary
-        assert "timed out waiting for an answer" in summary
-    else:
-        assert "delivered nothing, lost shutdown" in summary
-        assert "cannot connect" in summary
-    assert "init record still in flight" in summary
+    documents = emf_documents(faulty)
+    assert [schema.ENVIRONMENT_INIT in d for d in documents] == [True, False]
+    assert [schema.ENVIRONMENT_SHUTDOWN in d for d in documents] == [False, True]
+    init, shutdown = documents
+    assert faulty.started - 0.01 <= init["_aws"]["Timestamp"] / 1000 <= faulty.first_invoke_done
+    assert shutdown["_aws"]["Timestamp"] / 1000 >= faulty.shutdown_began - 0.01
+    unreachable = [line for line in faulty.lines if "CloudWatch unreachable" in line]
+    assert len(unreachable) == 2  # one line per record written as EMF
+    # A resolver that answers at once gives "cannot resolve"; one that hangs, "timed out resolving".
+    expected = (
+        ("cannot connect",)
+        if fault == "refused"
+        else ("cannot resolve monitoring.invalid", "timed out resolving monitoring.invalid")
+    )
+    assert all(any(reason in line for reason in expected) for line in unreachable)
+    (init_line,) = [line for line in faulty.lines if " environment of " in line]
+    assert "init record delivered" in init_line or "still in flight" in init_line
+    summary = faulty.lines[-1]
+    assert "delivered shutdown" in summary  # the init record was delivered at init: not re-sent
+    assert "lost" not in summary
 
 
 def test_errors_then_success_deliver_each_record_once(
@@ -233,3 +281,49 @@ def test_access_denied_is_one_line_and_no_retry_storm(rie_path: Path, layer_dir:
     init_line, summary = run.lines
     assert "HTTP 403 AccessDenied" in init_line
     assert "lost init+shutdown (HTTP 403 AccessDenied" in summary
+
+
+def test_a_retry_read_then_dropped_is_never_sent_a_third_time(
+    rie_path: Path, layer_dir: Path
+) -> None:
+    """503, then the retry read and the connection closed: the init record goes no third time."""
+    faulty = FaultyCloudWatch([error(503, "ServiceUnavailable"), DROP], then=ACCEPT)
+    with faulty.running():
+        run = run_environment(
+            rie_path,
+            layer_dir,
+            cloudwatch_url=faulty.url,
+            before_shutdown=lambda: time.sleep(0.5),  # the init delivery is over by then
+        )
+    assert_function_unharmed(run)
+    carrying_init = [
+        r for r in faulty.snapshot() if data_of(r.data, schema.ENVIRONMENT_INIT, run.function_name)
+    ]
+    # Refused once (503: not taken), read once and dropped (maybe taken): never a third time.
+    assert [r.status for r in carrying_init] == [503, HUNG]
+    accepted = faulty.accepted_data()
+    assert data_of(accepted, schema.ENVIRONMENT_INIT, run.function_name) == []
+    assert len(data_of(accepted, schema.ENVIRONMENT_SHUTDOWN, run.function_name)) == 1
+    assert emf_documents(run) == []  # a request that may have been taken is never written as EMF
+    init_line, summary = run.lines
+    assert "init record sent but unconfirmed, not re-sent" in init_line
+    assert "delivered shutdown" in summary
+
+
+def test_a_trickling_answer_cannot_stretch_the_shutdown(rie_path: Path, layer_dir: Path) -> None:
+    """CloudWatch answering a byte every 100 ms at shutdown: the extension leaves in time."""
+    faulty = FaultyCloudWatch(then=ACCEPT)
+    with faulty.running():
+        run = run_environment(
+            rie_path,
+            layer_dir,
+            cloudwatch_url=faulty.url,
+            before_shutdown=lambda: faulty.set_script([trickle(0.1)]),
+        )
+    assert_function_unharmed(run)  # before the RIE's 2 s deadline, not killed
+    at_shutdown = [r for r in faulty.snapshot() if r.at >= run.shutdown_began]
+    assert len(at_shutdown) == 1  # sent once, never again
+    assert emf_documents(run) == []
+    *_, summary = run.lines
+    assert "unconfirmed shutdown" in summary
+    assert "timed out waiting for an answer" in summary

@@ -19,6 +19,7 @@ default, because a typo in a setting must not take the function down.
 | `AWS_LAMBDA_RUNTIME_API` | none | `host:port` of the Extensions API (set by Lambda); without it the extension cannot register |
 | `AWS_REGION`, then `AWS_DEFAULT_REGION` | none | region of the CloudWatch endpoint (`cloudwatch` sink) |
 | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | none | credentials that sign PutMetricData (set by Lambda from the execution role) |
+| `AWS_CONTAINER_CREDENTIALS_FULL_URI` (or `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`), `AWS_CONTAINER_AUTHORIZATION_TOKEN` or `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` | none | where credentials are fetched when the variables above are absent, as botocore's container provider does (SnapStart sets these instead); fetched at delivery time, cached until shortly before their `Expiration` |
 | `AWS_ENDPOINT_URL_CLOUDWATCH`, then `AWS_ENDPOINT_URL` | `https://monitoring.<region>.amazonaws.com` (`.amazonaws.com.cn` in `cn-` regions) | CloudWatch endpoint override, as botocore reads it; `http://` allowed (a local moto server) |
 """  # noqa: E501 (a Markdown table, copied into the README)
 
@@ -55,6 +56,21 @@ DEFAULT_FUNCTION_VERSION = "$LATEST"
 # CloudWatch's namespace rule (PutMetricData reference): 1-255 characters from this set.
 _NAMESPACE = re.compile(r"[0-9A-Za-z.\-_/#: ]{1,255}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-\d{1,2}")
+# The container credentials hosts botocore allows over plain http besides loopback addresses.
+ECS_CREDENTIALS_HOST = "http://169.254.170.2"
+CONTAINER_CREDENTIALS_HOSTS = ("169.254.170.2", "169.254.170.23", "fd00:ec2::23", "localhost")
+
+
+def _is_allowed_credentials_host(host: str) -> bool:
+    """A loopback IP address (127.0.0.0/8, ::1) or one of ``CONTAINER_CREDENTIALS_HOSTS``."""
+    if host in CONTAINER_CREDENTIALS_HOSTS or host in ("::1", "0:0:0:0:0:0:0:1"):
+        return True
+    parts = host.split(".")
+    return (
+        len(parts) == 4
+        and parts[0] == "127"
+        and all(p.isascii() and p.isdigit() and int(p) <= 255 for p in parts)
+    )
 
 
 @value
@@ -68,6 +84,20 @@ class Credentials:
     def __repr__(self) -> str:
         token = ", session_token=..." if self.session_token else ""
         return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key=...{token})"
+
+
+@value
+class ContainerCredentialsSource:
+    """Where the container credentials endpoint is and how to authorize (the token or its file)."""
+
+    uri: str
+    token: str | None = None
+    token_file: str | None = None
+
+    def __repr__(self) -> str:
+        token = ", token=..." if self.token else ""
+        token_file = f", token_file={self.token_file!r}" if self.token_file else ""
+        return f"ContainerCredentialsSource(uri={self.uri!r}{token}{token_file})"
 
 
 @value
@@ -89,6 +119,7 @@ class Config:
     region: str | None = None
     credentials: Credentials | None = None
     cloudwatch_endpoint: str | None = None
+    container_credentials: ContainerCredentialsSource | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> tuple[Config, list[str]]:
@@ -98,11 +129,13 @@ class Config:
         region = read.region()
         endpoint = read.endpoint(region)
         credentials = read.credentials()
+        container_credentials = read.container_credentials() if sink == "cloudwatch" else None
         if sink == "cloudwatch" and endpoint is None:
             read.warnings.append("no AWS_REGION or endpoint: the cloudwatch sink cannot deliver")
-        if sink == "cloudwatch" and credentials is None:
+        if sink == "cloudwatch" and credentials is None and container_credentials is None:
             read.warnings.append(
-                "no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: the cloudwatch sink cannot sign"
+                "no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY nor "
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI: the cloudwatch sink cannot sign"
             )
         config = cls(
             sink=sink,
@@ -120,6 +153,7 @@ class Config:
             region=region,
             credentials=credentials,
             cloudwatch_endpoint=endpoint,
+            container_credentials=container_credentials,
         )
         return config, read.warnings
 
@@ -199,6 +233,42 @@ class _Reader:
         if access_key and secret_key:
             return Credentials(access_key, secret_key, self.get("AWS_SESSION_TOKEN"))
         return None
+
+    def container_credentials(self) -> ContainerCredentialsSource | None:
+        """The container credentials endpoint, read as botocore's ``ContainerProvider`` reads it.
+
+        A relative URI goes to the ECS agent's address; a full URI must be https, or http to a
+        loopback address or one of the container hosts botocore allows (the token must not be
+        sent anywhere else). The token file, when named, wins over the token and is read at
+        each fetch (it can be rotated).
+        """
+        relative = self.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        variable = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+        uri = self.get(variable)
+        if relative is not None:
+            variable, uri = (
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                ECS_CREDENTIALS_HOST + relative,
+            )
+        if uri is None:
+            return None
+        try:
+            endpoint = parse_url(uri)
+        except ValueError as error:
+            self.warnings.append(f"{variable}: {error}; ignoring it")
+            return None
+        if endpoint.scheme != "https" and not _is_allowed_credentials_host(endpoint.host):
+            self.warnings.append(
+                f"{variable}={uri!r}: http is allowed only to a loopback address or "
+                f"{', '.join(CONTAINER_CREDENTIALS_HOSTS)}; ignoring it"
+            )
+            return None
+        token = self.environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+        if token is not None and ("\r" in token or "\n" in token):
+            self.warnings.append("AWS_CONTAINER_AUTHORIZATION_TOKEN has a line break; ignoring it")
+            token = None
+        token_file = self.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+        return ContainerCredentialsSource(uri, token, token_file)
 
     def endpoint(self, region: str | None) -> str | None:
         for variable in ("AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL"):

@@ -83,6 +83,10 @@ class EnvironmentSettings:
     """What an environment looks like from inside: its function, init type, region, endpoint.
 
     ``extra_env`` adds or overrides variables (``CONCURRENCY_OBSERVER_*``, see ``observer_env``).
+    ``init_caching`` runs the RIE with ``--enable-init-caching`` (what SnapStart uses): it then
+    sets ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` and
+    serves the credentials of its own environment at that URI (with ``Expiration``
+    ``0001-01-01T00:00:00Z``); the ``AWS_ACCESS_KEY_ID`` family is still passed through.
     """
 
     function_name: str = "concurrency-observer-local"
@@ -93,6 +97,11 @@ class EnvironmentSettings:
     memory_size_mb: int = 128
     timeout_s: int = 30
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    init_caching: bool = False
+
+    def rie_options(self) -> list[str]:
+        """The RIE's own options these settings ask for (before the runtime's command)."""
+        return ["--enable-init-caching"] if self.init_caching else []
 
     def environ(self, python: str = sys.executable) -> dict[str, str]:
         """The complete environment of the RIE and so of the runtime and extensions."""
@@ -251,6 +260,7 @@ class LambdaEnvironment:
             f"{ports.LOOPBACK}:{runtime_port}",
             "--runtime-interface-emulator-address",
             f"{ports.LOOPBACK}:{emulator_port}",
+            *self.settings.rie_options(),
             sys.executable,
             "-m",
             "awslambdaric",

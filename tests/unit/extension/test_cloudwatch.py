@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 import time
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 
 from concurrency_observer import schema
-from concurrency_observer.extension.config import Config, Credentials
+from concurrency_observer.extension.config import Config, ContainerCredentialsSource, Credentials
+from concurrency_observer.extension.credentials import ContainerCredentials
 from concurrency_observer.extension.records import (
     Environment,
     ShutdownFacts,
@@ -17,14 +22,18 @@ from concurrency_observer.extension.records import (
 )
 from concurrency_observer.extension.sinks import create_sink
 from concurrency_observer.extension.sinks.cloudwatch import (
+    CONNECT_FAILURES_BEFORE_EMF,
     CloudWatchSink,
     form_encode,
     is_retryable,
     iso8601,
     put_metric_data_params,
 )
+from concurrency_observer.extension.sinks.emf import EmfSink
 
 from .fakes import Scripted, ScriptedHttpServer, aws_error
+from .test_credentials import TOKEN as CREDENTIALS_TOKEN
+from .test_credentials import CredentialsServer
 
 ENVIRONMENT = Environment("orders", "7", "on-demand")
 INIT = build_init_record(ENVIRONMENT, 1700000000.123)
@@ -289,3 +298,229 @@ def test_default_jitter_is_uniform_in_unit_interval() -> None:
     values = [_uniform_jitter() for _ in range(200)]
     assert all(0 <= v < 1 for v in values)
     assert len(set(values)) > 150
+
+
+# -- fail open, exactly once, container credentials -------------------------------------------
+
+
+class EmfCapture:
+    """An EMF sink whose lines go to a list."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.sink = EmfSink("Test/NS", self.lines.append)
+
+
+def failing_open_sink(url: str, emf: EmfCapture, log: list[str], **options: Any) -> CloudWatchSink:
+    """A sink like ``from_config`` builds: falling back to EMF, logging to ``log``."""
+    return CloudWatchSink(
+        namespace="Test/NS",
+        endpoint_url=url,
+        region="us-east-1",
+        credentials=options.pop("credentials", CREDENTIALS),
+        connect_timeout=0.2,
+        fallback=emf.sink,
+        log=log.append,
+        **options,
+    )
+
+
+def closed_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_refused_connections_fail_open_to_emf_once() -> None:
+    """No connection can be opened: the records become EMF lines, delivered, one log line."""
+    emf, log = EmfCapture(), list[str]()
+    result = failing_open_sink(closed_port_url(), emf, log).deliver(
+        [INIT, SHUTDOWN], time.monotonic() + 5
+    )
+    assert result.delivered == result.emf_fallback == (INIT, SHUTDOWN)
+    assert result.failed == result.unconfirmed == ()
+    assert result.attempts == CONNECT_FAILURES_BEFORE_EMF
+    assert [json.loads(line)["_aws"]["Timestamp"] for line in emf.lines] == [
+        INIT.timestamp_ms,
+        SHUTDOWN.timestamp_ms,
+    ]
+    (line,) = log
+    assert "CloudWatch unreachable" in line
+    assert "cannot connect" in line
+    assert "wrote init+shutdown as EMF" in line
+
+
+def test_hanging_dns_fails_open_within_the_deadline() -> None:
+    """A DNS lookup that never returns (injected): abandoned per attempt, then EMF."""
+    release = threading.Event()
+
+    def hanging_resolver(host: bytes | str, port: int) -> list[Any]:
+        release.wait(30)
+        raise OSError("released")
+
+    emf, log = EmfCapture(), list[str]()
+    sink = failing_open_sink(
+        "https://monitoring.us-east-1.amazonaws.com", emf, log, resolver=hanging_resolver
+    )
+    started = time.monotonic()
+    try:
+        result = sink.deliver([INIT], started + 3)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 3
+    assert result.emf_fallback == (INIT,)
+    assert len(emf.lines) == 1
+    assert "timed out resolving monitoring.us-east-1.amazonaws.com" in log[0]
+
+
+def test_opened_then_hung_is_unconfirmed_and_never_emf() -> None:
+    """A connection opened, the request taken, no answer: unconfirmed, no EMF line, no re-send."""
+    emf, log = EmfCapture(), list[str]()
+    with ScriptedHttpServer([Scripted(hang=True)]).running() as server:
+        result = failing_open_sink(server.url, emf, log).deliver([INIT], time.monotonic() + 0.6)
+    assert result.unconfirmed == (INIT,)
+    assert result.delivered == result.emf_fallback == ()
+    assert emf.lines == []
+    assert log == []
+    assert len(server.requests) == 1
+
+
+def test_an_endpoint_that_answered_once_is_not_bypassed() -> None:
+    """503, then refused: CloudWatch was reached, so no EMF; the record stays failed."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def answer_once_then_vanish() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            read_http_request(conn)
+            body = aws_error("ServiceUnavailable")
+            conn.sendall(
+                b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+        listener.close()  # every later attempt is refused
+
+    thread = threading.Thread(target=answer_once_then_vanish, daemon=True)
+    thread.start()
+    emf, log = EmfCapture(), list[str]()
+    result = failing_open_sink(url, emf, log).deliver([INIT], time.monotonic() + 0.5)
+    thread.join(2)
+    assert result.failed == (INIT,)
+    assert result.attempts >= 1 + CONNECT_FAILURES_BEFORE_EMF  # refused after the 503, retried
+    assert "cannot connect" in result.reason
+    assert emf.lines == []
+    assert log == []
+
+
+def read_http_request(conn: socket.socket) -> bytes:
+    """One whole request (head and Content-Length body) from ``conn``; b"" at EOF."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, field_value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(field_value)
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_503_then_a_retry_read_and_dropped_reaches_the_server_at_most_once_more() -> None:
+    """The issue's case: 503 on a kept-alive connection, the retry read then dropped: no third."""
+    received: list[tuple[int, bytes]] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        index = 0
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                request = read_http_request(conn)
+                received.append((index, request))
+                if index == 0:
+                    body = aws_error("ServiceUnavailable")
+                    conn.sendall(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(body), body)
+                    )
+                    received.append((index, read_http_request(conn)))  # read, then dropped
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            index += 1
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    emf, log = EmfCapture(), list[str]()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        result = failing_open_sink(url, emf, log, jitter=lambda: 0.0).deliver(
+            [INIT], time.monotonic() + 2
+        )
+        time.sleep(0.2)  # a re-send would have arrived by now
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+    carrying_init = [i for i, request in received if b"MetricName=EnvironmentInit&" in request]
+    # Once refused (503, not taken), once read and dropped (maybe taken): never a third time.
+    assert carrying_init == [0, 0]
+    assert result.unconfirmed == (INIT,)
+    assert result.delivered == result.failed == ()
+    assert emf.lines == []
+
+
+def test_container_credentials_fetched_lazily_and_used_to_sign() -> None:
+    """SnapStart: nothing fetched until a delivery; the fetched keys and token sign the request."""
+    with (
+        CredentialsServer().running() as credentials_server,
+        ScriptedHttpServer([OK]).running() as server,
+    ):
+        config, warnings = Config.from_environ(
+            {
+                "AWS_REGION": "us-east-1",
+                "AWS_ENDPOINT_URL_CLOUDWATCH": server.url,
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI": credentials_server.uri,
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": CREDENTIALS_TOKEN,
+            }
+        )
+        assert warnings == []
+        sink = CloudWatchSink.from_config(config)
+        assert credentials_server.authorizations == []  # not before it is needed
+        result = sink.deliver([INIT], time.monotonic() + 5)
+    assert result.delivered == (INIT,)
+    (request,) = server.requests
+    assert request.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=ASIAFETCHED1/")
+    assert request.headers["X-Amz-Security-Token"] == "session-1"
+
+
+def test_expired_token_answer_fetches_fresh_credentials() -> None:
+    """CloudWatch says ExpiredToken: the cache is dropped, fresh keys fetched, the retry signed."""
+    with (
+        CredentialsServer().running() as credentials_server,
+        ScriptedHttpServer([Scripted(400, aws_error("ExpiredToken")), OK]).running() as server,
+    ):
+        source = ContainerCredentialsSource(credentials_server.uri, CREDENTIALS_TOKEN)
+        sink = CloudWatchSink(
+            namespace="Test/NS",
+            endpoint_url=server.url,
+            region="us-east-1",
+            credentials=None,
+            container_credentials=ContainerCredentials(source),
+        )
+        result = sink.deliver([INIT], time.monotonic() + 5)
+    assert result.delivered == (INIT,)
+    assert len(credentials_server.authorizations) == 2
+    assert len(server.requests) == 2

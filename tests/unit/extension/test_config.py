@@ -161,3 +161,28 @@ def test_docstring_documents_every_setting() -> None:
         assert f"`{name}`" in doc
     assert "`AWS_ENDPOINT_URL_CLOUDWATCH`" in doc
     assert "`AWS_ENDPOINT_URL`" in doc
+
+
+def test_container_credentials_count_as_credentials() -> None:
+    """SnapStart's container variables alone: read, and no "cannot sign" warning; documented."""
+    from concurrency_observer.extension import config as module
+
+    config, warnings = Config.from_environ(
+        {
+            "AWS_REGION": "us-east-1",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9001/2021-04-23/credentials",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": "t",
+        }
+    )
+    assert config.credentials is None
+    assert config.container_credentials is not None
+    assert config.container_credentials.token == "t"
+    assert warnings == []
+    doc = module.__doc__ or ""
+    for name in (
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    ):
+        assert f"`{name}`" in doc

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def raw_server(handle: Callable[[socket.socket, int], None]) -> Iterator[Endpoin
 
 @contextmanager
 def connect(
-    endpoint: Endpoint, connect_timeout: float = 1, read_timeout: float = 1
+    endpoint: Endpoint, connect_timeout: float = 1, read_timeout: float | None = 1
 ) -> Iterator[Connection]:
     """A client connection, closed afterwards."""
     connection = Connection(endpoint, connect_timeout, read_timeout)
@@ -151,18 +152,62 @@ def test_body_until_close() -> None:
         assert connection.request("GET", "/").body == b"all of it"
 
 
-def test_stale_kept_alive_connection_is_reopened() -> None:
-    """A server that closed the kept-alive connection meanwhile: the request is sent again."""
+def test_stale_kept_alive_connection_is_detected_before_writing() -> None:
+    """A kept-alive connection the server closed meanwhile: the request goes once, on a new one."""
+    received: list[tuple[int, bytes]] = []  # (connection index, request head)
 
     def handle(conn: socket.socket, index: int) -> None:
-        read_request(conn)
+        received.append((index, read_request(conn)))
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % index)
         # then close: the client still holds the connection as kept alive
 
     with raw_server(handle) as endpoint, connect(endpoint) as connection:
-        assert connection.request("GET", "/").body == b"0"
-        time.sleep(0.1)
-        assert connection.request("GET", "/").body == b"1"
+        assert connection.request("GET", "/first").body == b"0"
+        time.sleep(0.1)  # the server's FIN arrives
+        assert connection.request("GET", "/second").body == b"1"
+    assert [(index, head.split(b" ")[1]) for index, head in received] == [
+        (0, b"/first"),
+        (1, b"/second"),
+    ]
+
+
+def test_junk_on_an_idle_connection_means_a_new_one() -> None:
+    """Bytes nobody asked for on an idle connection: not reused, the request goes on a new one."""
+    received: list[int] = []
+
+    def handle(conn: socket.socket, index: int) -> None:
+        read_request(conn)
+        received.append(index)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")
+        if index == 0:
+            time.sleep(0.05)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\njunk")
+            time.sleep(0.5)  # keep it open: only the junk tells it apart
+
+    with raw_server(handle) as endpoint, connect(endpoint) as connection:
+        connection.request("GET", "/")
+        time.sleep(0.2)
+        assert connection.request("GET", "/").body == b"x"
+    assert received == [0, 1]
+
+
+def test_a_request_read_then_dropped_is_never_sent_again() -> None:
+    """The server reads the request on a kept-alive connection and closes: HttpError(sent), once."""
+    received: list[tuple[int, bytes]] = []
+
+    def handle(conn: socket.socket, index: int) -> None:
+        received.append((index, read_request(conn)))
+        if index == 0:
+            conn.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n")
+            received.append((index, read_request(conn)))  # the retry: read, then dropped
+
+    with raw_server(handle) as endpoint, connect(endpoint) as connection:
+        assert connection.request("POST", "/", body=b"r").status == 503
+        with pytest.raises(HttpError, match="closed by the server") as raised:
+            connection.request("POST", "/", body=b"r")
+        assert raised.value.sent is True
+        time.sleep(0.2)  # a third request would have reached the server by now
+    assert [index for index, _ in received] == [0, 0]
 
 
 def test_read_timeout() -> None:
@@ -289,3 +334,161 @@ def test_https_refuses_an_untrusted_certificate(tls_files: tuple[Path, Path]) ->
                 connection.request("GET", "/")
         finally:
             connection.close()
+
+
+# -- one deadline per request -----------------------------------------------------------------
+
+# What a busy 2-core machine may add to a deadline before the client notices it.
+SLACK_S = 1.5
+
+
+def test_a_trickling_server_cannot_stretch_the_deadline() -> None:
+    """A server sending its response one byte every 50 ms: HttpError at the deadline."""
+    stop = threading.Event()
+
+    def handle(conn: socket.socket, _index: int) -> None:
+        read_request(conn)
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000:
+            if stop.wait(0.05):
+                return
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    with raw_server(handle) as endpoint, connect(endpoint, 1, None) as connection:
+        started = time.monotonic()
+        try:
+            with pytest.raises(HttpError, match="timed out waiting for an answer") as raised:
+                connection.request("GET", "/", deadline=started + 0.5)
+        finally:
+            stop.set()
+        elapsed = time.monotonic() - started
+    assert raised.value.sent is True
+    assert 0.45 <= elapsed < 0.5 + SLACK_S
+
+
+def test_deadline_is_checked_between_reads_on_the_injected_clock() -> None:
+    """Every read costs 1 s on an injected clock: a 10-byte trickle ends at the 3 s deadline."""
+    now = [0.0]
+    reads: list[float] = []
+
+    def clock() -> float:
+        return now[0]
+
+    class TickingSocket(socket.socket):
+        def recv(self, size: int, flags: int = 0) -> bytes:
+            data = super().recv(1, flags)  # one byte per read, as a trickling server gives
+            reads.append(now[0])
+            now[0] += 1.0
+            return data
+
+    def handle(conn: socket.socket, _index: int) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        time.sleep(0.5)
+
+    with raw_server(handle) as endpoint:
+        connection = Connection(endpoint, 1, None, clock=clock)
+        plain = socket.create_connection(("127.0.0.1", endpoint.port))
+        sock = TickingSocket(fileno=plain.detach())
+        connection._sock = sock  # an open connection whose reads the clock can see
+        try:
+            with pytest.raises(HttpError, match="timed out"):
+                connection.request("GET", "/", deadline=3.0)
+        finally:
+            connection.close()
+    assert reads == [0.0, 1.0, 2.0]  # no read started at or after the deadline
+
+
+def test_a_hanging_dns_lookup_is_abandoned_at_the_deadline() -> None:
+    """An injected resolver that never returns: HttpError at the deadline, nothing sent."""
+    release = threading.Event()
+    calls: list[bytes | str] = []
+
+    def hanging_resolver(host: bytes | str, port: int) -> list[Any]:
+        calls.append(host)
+        release.wait(30)
+        raise OSError("released")
+
+    connection = Connection(
+        Endpoint("https", "monitoring.example.invalid", 443),
+        5,
+        5,
+        resolver=hanging_resolver,
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(HttpError, match="timed out resolving") as raised:
+            connection.request("POST", "/", body=b"x", deadline=started + 0.3)
+    finally:
+        release.set()
+    elapsed = time.monotonic() - started
+    assert calls == [b"monitoring.example.invalid"]
+    assert raised.value.sent is False
+    assert 0.25 <= elapsed < 0.3 + SLACK_S
+
+
+def test_connect_timeout_bounds_lookup_connect_and_tls_together() -> None:
+    """A resolver taking 0.2 s of a 0.3 s connect timeout leaves 0.1 s for the TLS handshake."""
+    handshakes: list[float] = []
+
+    def slow_resolver(host: bytes | str, port: int) -> list[Any]:
+        time.sleep(0.2)
+        return socket.getaddrinfo("127.0.0.1", port, type=socket.SOCK_STREAM)
+
+    def handle(conn: socket.socket, _index: int) -> None:
+        handshakes.append(time.monotonic())
+        time.sleep(1.0)  # accepts, never answers the ClientHello
+
+    with raw_server(handle) as endpoint:
+        connection = Connection(
+            Endpoint("https", "cloudwatch.test", endpoint.port),
+            0.3,
+            5,
+            resolver=slow_resolver,
+        )
+        started = time.monotonic()
+        with pytest.raises(HttpError, match="timed out in the TLS handshake") as raised:
+            connection.request("POST", "/", body=b"x")
+        elapsed = time.monotonic() - started
+    assert raised.value.sent is False
+    assert 0.25 <= elapsed < 0.3 + SLACK_S
+
+
+def test_an_ip_address_needs_no_lookup_thread() -> None:
+    """127.0.0.1 is used as is: the resolver (and with it threading) is never called."""
+
+    def refusing_resolver(host: bytes | str, port: int) -> list[Any]:
+        raise AssertionError("an IP address was looked up")
+
+    def handle(conn: socket.socket, _index: int) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    with raw_server(handle) as endpoint:
+        connection = Connection(endpoint, 1, 1, resolver=refusing_resolver)
+        try:
+            assert connection.request("GET", "/").status == 204
+        finally:
+            connection.close()
+
+
+def test_a_write_failing_before_the_first_byte_reconnects_once() -> None:
+    """The idle connection dies between the check and the write, no byte out: one new connection."""
+    received: list[int] = []
+
+    class DeadOnWrite(socket.socket):
+        def send(self, data: Any, flags: int = 0) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    def handle(conn: socket.socket, index: int) -> None:
+        if read_request(conn):  # the dead connection is closed without a byte
+            received.append(index)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    with raw_server(handle) as endpoint, connect(endpoint) as connection:
+        plain = socket.create_connection(("127.0.0.1", endpoint.port))
+        connection._sock = DeadOnWrite(fileno=plain.detach())  # idle, open, dead on write
+        assert connection.request("GET", "/").body == b"ok"
+    assert received == [1]  # connection 0 (the dead one) got nothing; 1 got it once

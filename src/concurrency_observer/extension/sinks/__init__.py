@@ -26,6 +26,8 @@ class DeliveryResult:
 
     ``unconfirmed`` records were sent but got no answer before the deadline: CloudWatch may have
     taken them, so they are never sent again (that could count an environment twice).
+    ``emf_fallback``: the delivered records that went out as EMF lines because no connection to
+    CloudWatch could be opened (they are delivered: never to be sent again).
     """
 
     delivered: tuple[Record, ...]
@@ -33,6 +35,7 @@ class DeliveryResult:
     reason: str = ""
     attempts: int = 1
     unconfirmed: tuple[Record, ...] = ()
+    emf_fallback: tuple[Record, ...] = ()
 
 
 def create_sink(config: Config) -> MetricSink:

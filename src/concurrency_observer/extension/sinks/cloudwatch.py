@@ -10,6 +10,18 @@ A request that was sent is never sent again without an answer: its answer is wai
 deadline, and without one its records are ``unconfirmed`` (CloudWatch may have taken them; a
 PutMetricData has no idempotency token, so a re-send would count an environment twice). The
 counts this tool exists for are worth more than the rare record lost that way.
+
+Fail open (a function in a VPC without egress, docs/aws.md): when no connection to CloudWatch
+could be opened at all (the DNS lookup, the connect or the TLS handshake failed or timed out, so
+not a byte of any request left), the records are written as EMF lines instead, with one log
+line. They have certainly not reached CloudWatch, so each record is counted exactly once either
+way, and the delivery reports them delivered: the lifecycle never sends them again. A connection
+that was opened and then hung is the other case: the request may have been taken, so its records
+stay unconfirmed and no EMF line is written.
+
+Credentials come from the environment (``AWS_ACCESS_KEY_ID`` and the rest), or, when those are
+absent (SnapStart), from the container credentials endpoint at delivery time
+(``credentials.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +39,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from concurrency_observer.extension.config import Config, Credentials
+    from concurrency_observer.extension.credentials import ContainerCredentials
+    from concurrency_observer.extension.http11 import Resolver
     from concurrency_observer.extension.records import Record
+    from concurrency_observer.extension.sinks.protocol import MetricSink
 
 SERVICE = "monitoring"
 API_VERSION = "2010-08-01"
@@ -36,6 +51,13 @@ MAX_DATA_PER_REQUEST = 1000  # PutMetricData limit
 BACKOFF_BASE = 0.05  # seconds; doubled per attempt, full jitter
 BACKOFF_CAP = 1.0
 MIN_ATTEMPT_TIME = 0.02  # an attempt with less time left than this cannot succeed
+# Attempts in a row that could not open a connection before a delivery fails open to EMF. One
+# retry rides out a blip; waiting for the deadline instead would hold every cold start in a VPC
+# without egress to the whole init budget, and lose the init record of an environment shut down
+# before its background delivery gives up (5.4 s).
+CONNECT_FAILURES_BEFORE_EMF = 2
+# What CloudWatch answers for credentials that expired meanwhile: fetch fresh ones and retry.
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 # Error codes AWS uses for throttling (botocore's retry handler treats these the same way).
 THROTTLING_CODES = frozenset(
     {
@@ -118,26 +140,40 @@ class CloudWatchSink:
         endpoint_url: str | None,
         region: str | None,
         credentials: Credentials | None,
+        container_credentials: ContainerCredentials | None = None,
         connect_timeout: float = 0.3,
+        fallback: MetricSink | None = None,
+        log: Callable[[str], None] = lambda _line: None,
+        resolver: Resolver | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = _uniform_jitter,
     ) -> None:
+        """``credentials`` win over ``container_credentials`` (botocore's order). ``fallback``
+        takes the records no connection could carry (the EMF sink); ``log`` gets the one line
+        that says so. ``resolver`` replaces ``getaddrinfo`` (tests)."""
         self.namespace = namespace
         self.region = region
         self.credentials = credentials
+        self.container_credentials = None if credentials else container_credentials
         self._problem = ""
         if endpoint_url is None or region is None:
             self._problem = "no region or endpoint (AWS_REGION, AWS_ENDPOINT_URL_CLOUDWATCH)"
-        elif credentials is None:
-            self._problem = "no credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+        elif credentials is None and container_credentials is None:
+            self._problem = (
+                "no credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or "
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI)"
+            )
         self._endpoint = None
         self._path = "/"
         if endpoint_url is not None:
             self._endpoint = parse_url(endpoint_url)
             self._path = self._endpoint.base_path or "/"
         self._connect_timeout = connect_timeout
+        self._fallback = fallback
+        self._log = log
+        self._resolver = resolver
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
@@ -145,84 +181,167 @@ class CloudWatchSink:
 
     @classmethod
     def from_config(cls, config: Config) -> CloudWatchSink:
-        """The sink for ``config``'s endpoint, region, credentials and timeouts."""
+        """The sink for ``config``'s endpoint, region, credentials and timeouts, failing open to
+        EMF lines on stdout."""
+        from concurrency_observer.extension.log import Logger  # noqa: PLC0415
+        from concurrency_observer.extension.sinks.emf import EmfSink  # noqa: PLC0415
+
+        container = None
+        if config.credentials is None and config.container_credentials is not None:
+            from concurrency_observer.extension.credentials import (  # noqa: PLC0415
+                ContainerCredentials,
+            )
+
+            container = ContainerCredentials(config.container_credentials)
         return cls(
             namespace=config.namespace,
             endpoint_url=config.cloudwatch_endpoint,
             region=config.region,
             credentials=config.credentials,
+            container_credentials=container,
             connect_timeout=config.connect_timeout_ms / 1000,
+            fallback=EmfSink(config.namespace),
+            log=Logger(config.log_level).warning,
         )
 
     def deliver(self, records: Sequence[Record], deadline: float) -> DeliveryResult:
         """Send ``records`` in one PutMetricData call, retried until it succeeds or time is up."""
         if not records:
             return DeliveryResult((), attempts=0)
-        if self._problem or self._endpoint is None or self.credentials is None:
+        if self._problem or self._endpoint is None:
             return DeliveryResult((), tuple(records), self._problem, attempts=0)
         # A connection per call: the init delivery may still run in its thread when the shutdown
         # delivery starts, and the two must not share a socket.
-        connection = Connection(self._endpoint, self._connect_timeout, None)
+        connection = Connection(
+            self._endpoint,
+            self._connect_timeout,
+            None,
+            resolver=self._resolver,
+            clock=self._clock,
+        )
         try:
-            return self._deliver(records, deadline, connection, self.credentials)
+            result, unreachable = self._deliver(records, deadline, connection)
         finally:
             connection.close()
+        if unreachable and result.failed and self._fallback is not None:
+            return self._fail_open(result, deadline)
+        return result
+
+    def _fail_open(self, result: DeliveryResult, deadline: float) -> DeliveryResult:
+        """Write the records no connection could carry as EMF lines (see the module docstring)."""
+        assert self._fallback is not None
+        written = self._fallback.deliver(result.failed, deadline)
+        kinds = "+".join(record.kind for record in written.delivered) or "nothing"
+        self._log(
+            f"CloudWatch unreachable, nothing sent ({result.reason}): wrote {kinds} as EMF on "
+            "stdout instead, counted once that way (a VPC without egress needs a NAT or the "
+            "monitoring interface endpoint)"
+        )
+        return DeliveryResult(
+            written.delivered,
+            written.failed,
+            written.reason or result.reason,
+            result.attempts,
+            emf_fallback=written.delivered,
+        )
+
+    def _credentials(self, deadline: float) -> Credentials | str:
+        """The credentials to sign with, or why there are none right now."""
+        if self.credentials is not None:
+            return self.credentials
+        assert self.container_credentials is not None
+        # Only SnapStart-like environments get here: the module is loaded by from_config then.
+        from concurrency_observer.extension.credentials import CredentialsError  # noqa: PLC0415
+
+        try:
+            return self.container_credentials.get(deadline)
+        except CredentialsError as error:
+            return f"cannot get credentials: {error}"
 
     def _deliver(
-        self,
-        records: Sequence[Record],
-        deadline: float,
-        connection: Connection,
-        credentials: Credentials,
-    ) -> DeliveryResult:
+        self, records: Sequence[Record], deadline: float, connection: Connection
+    ) -> tuple[DeliveryResult, bool]:
+        """The delivery's result, and whether it ended without any connection to CloudWatch."""
         body = form_encode(put_metric_data_params(self.namespace, records))
         attempt = 0
         reason = "no time left to send"
+        connect_failures = 0  # attempts in a row that opened no connection
+        reached = False  # a byte of some request went to CloudWatch
         while True:
             remaining = deadline - self._clock()
             if remaining < MIN_ATTEMPT_TIME:
-                return DeliveryResult((), tuple(records), f"{reason} (deadline)", attempt)
+                failed = DeliveryResult((), tuple(records), f"{reason} (deadline)", attempt)
+                return failed, connect_failures > 0 and not reached
             attempt += 1
-            headers = [("Content-Type", CONTENT_TYPE)]
-            headers += sign(
-                method="POST",
-                host=connection.endpoint.host_header,
-                path=self._path,
-                headers=headers,
-                body=body,
-                credentials=credentials,
-                region=self.region or "",
-                service=SERVICE,
-                timestamp=self._wall_clock(),
-            )
-            try:
-                response = connection.request(
-                    "POST",
-                    self._path,
-                    headers,
-                    body,
-                    # All the time left: a sent request is not re-sent, so its answer is the only
-                    # way to know whether CloudWatch took it.
-                    read_timeout=remaining,
-                    connect_timeout=min(self._connect_timeout, remaining),
-                )
-            except HttpError as error:
-                if error.sent:
-                    return DeliveryResult((), (), str(error), attempt, unconfirmed=tuple(records))
-                reason, retryable = str(error), True
+            credentials = self._credentials(deadline)
+            if isinstance(credentials, str):
+                reason, retryable = credentials, True
             else:
-                if response.status == 200:
-                    return DeliveryResult(tuple(records), attempts=attempt)
-                text = response.body.decode("utf-8", "replace")
-                code_match, message_match = _CODE.search(text), _MESSAGE.search(text)
-                code = code_match.group(1) if code_match else None
-                message = message_match.group(1) if message_match else text[:200]
-                shown = f"HTTP {response.status} {code}" if code else f"HTTP {response.status}"
-                reason = f"{shown}: {message}"
-                retryable = is_retryable(response.status, code)
+                try:
+                    response = connection.request(
+                        "POST",
+                        self._path,
+                        self._signed_headers(connection, body, credentials),
+                        body,
+                        # No read timeout of its own: a sent request is not re-sent, so its answer
+                        # is the only way to know whether CloudWatch took it; the deadline bounds
+                        # everything from the DNS lookup to the answer's last byte.
+                        read_timeout=None,
+                        connect_timeout=self._connect_timeout,
+                        deadline=deadline,
+                    )
+                except HttpError as error:
+                    if error.sent:
+                        unconfirmed = DeliveryResult(
+                            (), (), str(error), attempt, unconfirmed=tuple(records)
+                        )
+                        return unconfirmed, False
+                    connect_failures += 1
+                    reason, retryable = str(error), True
+                    if (
+                        self._fallback is not None
+                        and not reached
+                        and connect_failures >= CONNECT_FAILURES_BEFORE_EMF
+                    ):
+                        return DeliveryResult((), tuple(records), reason, attempt), True
+                else:
+                    connect_failures, reached = 0, True
+                    if response.status == 200:
+                        return DeliveryResult(tuple(records), attempts=attempt), False
+                    reason, retryable = self._refusal(response.status, response.body)
             if not retryable:
-                return DeliveryResult((), tuple(records), reason, attempt)
+                return DeliveryResult((), tuple(records), reason, attempt), False
             backoff = self._jitter() * min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
             if self._clock() + backoff + MIN_ATTEMPT_TIME > deadline:
-                return DeliveryResult((), tuple(records), f"{reason} (deadline)", attempt)
+                failed = DeliveryResult((), tuple(records), f"{reason} (deadline)", attempt)
+                return failed, connect_failures > 0 and not reached
             self._sleep(backoff)
+
+    def _signed_headers(
+        self, connection: Connection, body: bytes, credentials: Credentials
+    ) -> list[tuple[str, str]]:
+        headers = [("Content-Type", CONTENT_TYPE)]
+        headers += sign(
+            method="POST",
+            host=connection.endpoint.host_header,
+            path=self._path,
+            headers=headers,
+            body=body,
+            credentials=credentials,
+            region=self.region or "",
+            service=SERVICE,
+            timestamp=self._wall_clock(),
+        )
+        return headers
+
+    def _refusal(self, status: int, body: bytes) -> tuple[str, bool]:
+        """The reason CloudWatch gave for not taking a request, and whether to try again."""
+        text = body.decode("utf-8", "replace")
+        code_match, message_match = _CODE.search(text), _MESSAGE.search(text)
+        code = code_match.group(1) if code_match else None
+        message = message_match.group(1) if message_match else text[:200]
+        shown = f"HTTP {status} {code}" if code else f"HTTP {status}"
+        if code in EXPIRED_CODES and self.container_credentials is not None:
+            self.container_credentials.invalidate()  # fresh ones at the next attempt
+            return f"{shown}: {message}", True
+        return f"{shown}: {message}", is_retryable(status, code)
