@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from concurrency_observer import schema
 from concurrency_observer.extension.config import Config
+from concurrency_observer.extension.event_loop import MAX_NEXT_FAILURES, run
 from concurrency_observer.extension.extensions_api import ExtensionsApi
-from concurrency_observer.extension.lifecycle import MAX_NEXT_FAILURES, Interruptions, run
+from concurrency_observer.extension.interruptions import Interruptions
 from concurrency_observer.extension.log import Logger
 from concurrency_observer.local import readback
 from tests.faults.cued_api import Cue, CuedExtensionsApi

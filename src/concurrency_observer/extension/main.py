@@ -13,8 +13,9 @@ import sys
 import time
 
 from concurrency_observer.extension.config import Config
+from concurrency_observer.extension.event_loop import run
 from concurrency_observer.extension.extensions_api import ExtensionsApi
-from concurrency_observer.extension.lifecycle import Interruptions, run
+from concurrency_observer.extension.interruptions import Interruptions
 from concurrency_observer.extension.log import Logger
 
 DEFAULT_EXTENSION_NAME = "concurrency-observer"

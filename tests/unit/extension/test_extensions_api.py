@@ -15,7 +15,6 @@ from concurrency_observer.extension.extensions_api import (
     ExtensionsApi,
     ExtensionsApiError,
     exit_error_request,
-    init_error_request,
     next_event_request,
     register,
     register_request,
@@ -45,15 +44,10 @@ def test_next_event_request() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("build", "kind"), [(init_error_request, "init"), (exit_error_request, "exit")]
-)
-def test_error_requests(build: object, kind: str) -> None:
-    """Error reports carry the identifier, the error type header and an ErrorRequest body."""
-    assert callable(build)
-    request = build("id-1", "Extension.Failed", "x" * 5000)
-    assert isinstance(request, ApiRequest)
-    assert request.path == f"/2020-01-01/extension/{kind}/error"
+def test_exit_error_request() -> None:
+    """An exit report carries the identifier, the error type header and an ErrorRequest body."""
+    request = exit_error_request("id-1", "Extension.Failed", "x" * 5000)
+    assert request.path == "/2020-01-01/extension/exit/error"
     assert (EXTENSION_ID_HEADER, "id-1") in request.headers
     assert (FUNCTION_ERROR_TYPE_HEADER, "Extension.Failed") in request.headers
     document = json.loads(request.body)
@@ -72,7 +66,6 @@ def test_register_and_poll_against_server() -> None:
         api = ExtensionsApi(fake.address)
         registered = register(api, "my-ext", ("INVOKE", "SHUTDOWN"))
         assert registered.extension_id == EXTENSION_ID
-        assert registered.function_name == "fn"
         assert registered.next_event() == InvokeEvent("r1", 10)
         with pytest.raises(MalformedEventError):
             registered.next_event()

@@ -10,15 +10,10 @@ import pytest
 
 from concurrency_observer import schema
 from concurrency_observer.extension.config import Config
+from concurrency_observer.extension.event_loop import MAX_NEXT_FAILURES, run, shutdown_deadline
 from concurrency_observer.extension.extensions_api import ExtensionsApi
-from concurrency_observer.extension.lifecycle import (
-    MAX_NEXT_FAILURES,
-    Interruptions,
-    Lifecycle,
-    Terminated,
-    run,
-    shutdown_deadline,
-)
+from concurrency_observer.extension.interruptions import Interruptions, Terminated
+from concurrency_observer.extension.lifecycle import Lifecycle
 from concurrency_observer.extension.log import Logger
 from concurrency_observer.extension.records import Record
 from concurrency_observer.extension.sinks import DeliveryResult

@@ -1,0 +1,175 @@
+"""The event loop: register, deliver the init record, serve ``/event/next`` until SHUTDOWN.
+
+``run`` is the whole extension after configuration:
+
+1. register (for the configured events); if that fails there is no extension identifier to
+   report with, so it logs one line and returns 1 (see ``run``'s comment on what Lambda does);
+2. let ``Lifecycle`` deliver the init record within the init budget, before the first
+   ``/event/next``;
+3. serve ``/event/next``: count INVOKE events, skip unknown ones, log malformed ones; if
+   ``/event/next`` itself fails, back off (no busy loop) and give up only after many failures;
+4. at SHUTDOWN (or SIGTERM), let ``Lifecycle`` deliver what is pending before the deadline minus
+   the margin, once, and return 0.
+"""
+
+from __future__ import annotations
+
+import time
+
+from concurrency_observer.extension.events import InvokeEvent, MalformedEventError, ShutdownEvent
+from concurrency_observer.extension.extensions_api import ExtensionsApiError, register
+from concurrency_observer.extension.interruptions import Terminated
+from concurrency_observer.extension.lifecycle import Lifecycle
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from concurrency_observer.extension.config import Config
+    from concurrency_observer.extension.events import NextEvent
+    from concurrency_observer.extension.extensions_api import ExtensionsApi, RegisteredExtension
+    from concurrency_observer.extension.interruptions import Interruptions
+    from concurrency_observer.extension.log import Logger
+
+# The ShutdownReason when SIGTERM, not a SHUTDOWN event, ends the extension.
+SIGTERM_REASON = "sigterm"
+MAX_NEXT_FAILURES = 10  # consecutive /event/next failures before the API is considered broken
+NEXT_BACKOFF_BASE = 0.05  # seconds, doubled per consecutive failure
+NEXT_BACKOFF_CAP = 5.0
+
+
+def shutdown_deadline(
+    deadline_ms: int | None, margin_ms: int, fallback_ms: int, *, mono_now: float, wall_now: float
+) -> float:
+    """The monotonic deadline for a SHUTDOWN whose ``deadlineMs`` (epoch ms) is given or not.
+
+    The margin is kept when there is time for it; when less than the margin is left, half of
+    what is left is used: a record that can still be sent is not given up for a margin.
+    """
+    if deadline_ms is None:
+        return mono_now + fallback_ms / 1000
+    left = deadline_ms / 1000 - wall_now
+    return mono_now + max(0.0, left - margin_ms / 1000, left / 2)
+
+
+def run(
+    config: Config,
+    api: ExtensionsApi,
+    extension_name: str,
+    log: Logger,
+    interruptions: Interruptions,
+    *,
+    started_wall: float,
+    started_mono: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run the extension until SHUTDOWN or SIGTERM; the process exit code."""
+    log.debug("Registering...")
+    try:
+        registered = register(api, extension_name, config.events)
+    except ExtensionsApiError as error:
+        # /extension/init/error needs the identifier that only a successful register returns
+        # (the RIE's handler answers 403 to a request without a known Lambda-Extension-Identifier),
+        # so a failed registration cannot be reported there. Lambda treats an extension process
+        # that exits during init as Extension.Crash and fails the init, which is the truth here:
+        # the Extensions API is broken. Waiting instead would only hold init to its timeout.
+        log.error(f"cannot register with the Extensions API: {error}")
+        return 1
+    log.debug(f"Registered with ID: {registered.extension_id}")
+
+    # Here, not at the top: the sinks package is only needed once registered.
+    from concurrency_observer.extension.sinks import create_sink  # noqa: PLC0415
+
+    lifecycle = Lifecycle(
+        config,
+        create_sink(config),
+        log,
+        started_wall=started_wall,
+        started_mono=started_mono,
+    )
+    lifecycle.deliver_init()
+    return _serve_events(registered, lifecycle, interruptions=interruptions, sleep=sleep)
+
+
+def _serve_events(
+    registered: RegisteredExtension,
+    lifecycle: Lifecycle,
+    *,
+    interruptions: Interruptions,
+    sleep: Callable[[float], None],
+) -> int:
+    config, log = lifecycle.config, lifecycle.log
+    failures = 0
+    while True:
+        if interruptions.requested:
+            return _terminate(config, lifecycle)
+        try:
+            if log.debugging:
+                log.debug("Waiting for event...")
+            interruptions.interruptible = True
+            try:
+                event = registered.next_event()
+            finally:
+                interruptions.interruptible = False
+            failures = 0
+            if _handle(event, lifecycle):
+                return 0
+        except Terminated:
+            return _terminate(config, lifecycle)
+        except Exception as error:  # API errors, malformed events, and bugs: log, back off, go on
+            failures += 1
+            if isinstance(error, MalformedEventError):
+                log.warning(f"ignoring a malformed event: {error}")
+            else:
+                log.warning(f"/event/next failed ({failures}/{MAX_NEXT_FAILURES}): {error}")
+            if failures >= MAX_NEXT_FAILURES:
+                return _give_up(registered, lifecycle, log, error)
+            try:
+                interruptions.interruptible = True
+                sleep(min(NEXT_BACKOFF_CAP, NEXT_BACKOFF_BASE * 2 ** (failures - 1)))
+            except Terminated:
+                return _terminate(config, lifecycle)
+            finally:
+                interruptions.interruptible = False
+
+
+def _handle(event: NextEvent, lifecycle: Lifecycle) -> bool:
+    """Act on one event; ``True`` once the environment has shut down."""
+    if isinstance(event, InvokeEvent):
+        if lifecycle.log.debugging:  # the f-string is not built when DEBUG is off
+            lifecycle.log.debug(f"Received INVOKE {event.request_id}")
+        lifecycle.on_invoke()
+        return False
+    log, config = lifecycle.log, lifecycle.config
+    if isinstance(event, ShutdownEvent):
+        log.debug(f"Received SHUTDOWN ({event.reason})")
+        deadline = shutdown_deadline(
+            event.deadline_ms,
+            config.shutdown_margin_ms,
+            config.sigterm_budget_ms,
+            mono_now=time.monotonic(),
+            wall_now=time.time(),
+        )
+        lifecycle.shutdown(event.reason, deadline)
+        return True
+    log.debug(f"Ignoring an event of unknown type {event.event_type!r}")
+    return False
+
+
+def _terminate(config: Config, lifecycle: Lifecycle) -> int:
+    lifecycle.shutdown(SIGTERM_REASON, time.monotonic() + config.sigterm_budget_ms / 1000)
+    return 0
+
+
+def _give_up(
+    registered: RegisteredExtension, lifecycle: Lifecycle, log: Logger, error: BaseException
+) -> int:
+    message = f"the Extensions API keeps failing, exiting: {error}"
+    log.error(message)
+    budget = lifecycle.config.sigterm_budget_ms / 1000
+    lifecycle.shutdown("extension-error", time.monotonic() + budget)
+    try:
+        registered.report_exit_error("Extension.EventsApiFailed", message)
+    except ExtensionsApiError as report_error:
+        log.debug(f"could not report the exit error: {report_error}")
+    return 1
