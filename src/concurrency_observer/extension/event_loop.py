@@ -106,11 +106,7 @@ def _serve_events(
         try:
             if log.debugging:
                 log.debug("Waiting for event...")
-            interruptions.interruptible = True
-            try:
-                event = registered.next_event()
-            finally:
-                interruptions.interruptible = False
+            event = interruptions.wait(registered.next_event)
             failures = 0
             if _handle(event, lifecycle):
                 return 0
@@ -124,13 +120,11 @@ def _serve_events(
                 log.warning(f"/event/next failed ({failures}/{MAX_NEXT_FAILURES}): {error}")
             if failures >= MAX_NEXT_FAILURES:
                 return _give_up(registered, lifecycle, log, error)
+            backoff = min(NEXT_BACKOFF_CAP, NEXT_BACKOFF_BASE * 2 ** (failures - 1))
             try:
-                interruptions.interruptible = True
-                sleep(min(NEXT_BACKOFF_CAP, NEXT_BACKOFF_BASE * 2 ** (failures - 1)))
+                interruptions.wait(sleep, backoff)
             except Terminated:
                 return _terminate(config, lifecycle)
-            finally:
-                interruptions.interruptible = False
 
 
 def _handle(event: NextEvent, lifecycle: Lifecycle) -> bool:
