@@ -50,7 +50,7 @@ class SignalledBeforeTheCheck(Interruptions):
         super().__init__()
         self.fired = False
 
-    @property  # type: ignore[override]
+    @property
     def requested(self) -> bool:
         if self.interruptible and not self.fired:
             self.fired = True
