@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from concurrency_observer import schema
 from concurrency_observer.extension.events import InvokeEvent, MalformedEventError, ShutdownEvent
 from concurrency_observer.extension.extensions_api import ExtensionsApiError, register
 from concurrency_observer.extension.interruptions import Terminated
@@ -36,6 +37,9 @@ SIGTERM_REASON = "sigterm"
 MAX_NEXT_FAILURES = 10  # consecutive /event/next failures before the API is considered broken
 NEXT_BACKOFF_BASE = 0.05  # seconds, doubled per consecutive failure
 NEXT_BACKOFF_CAP = 5.0
+SHUTDOWN_ONLY = ("SHUTDOWN",)
+# The errorType of a register refused for its events (LMI refusing INVOKE to external extensions).
+INVALID_EVENT_TYPE = "Extension.InvalidEventType"
 
 
 def shutdown_deadline(
@@ -64,9 +68,10 @@ def run(
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Run the extension until SHUTDOWN or SIGTERM; the process exit code."""
+    events = events_to_register(config)
     log.debug("Registering...")
     try:
-        registered = register(api, extension_name, config.events)
+        registered, events = _register(api, extension_name, events, log)
     except ExtensionsApiError as error:
         # /extension/init/error needs the identifier that only a successful register returns
         # (the RIE's handler answers 403 to a request without a known Lambda-Extension-Identifier),
@@ -86,9 +91,42 @@ def run(
         log,
         started_wall=started_wall,
         started_mono=started_mono,
+        events=events,
     )
     lifecycle.deliver_init()
     return _serve_events(registered, lifecycle, interruptions=interruptions, sleep=sleep)
+
+
+def events_to_register(config: Config) -> tuple[str, ...]:
+    """The configured events, SHUTDOWN alone under Lambda Managed Instances.
+
+    LMI refuses INVOKE to external extensions (``403 Extension.InvalidEventType``): one environment
+    serves many invocations at once there, and extensions are not told of them.
+    """
+    if config.init_type == schema.INIT_MANAGED_INSTANCES:
+        return SHUTDOWN_ONLY
+    return config.events
+
+
+def _register(
+    api: ExtensionsApi, extension_name: str, events: tuple[str, ...], log: Logger
+) -> tuple[RegisteredExtension, tuple[str, ...]]:
+    """Register for ``events``; for SHUTDOWN alone if Lambda refuses INVOKE. Both returned.
+
+    Any mode that refuses INVOKE the way LMI does is covered too, whatever its init type says.
+    """
+    try:
+        return register(api, extension_name, events), events
+    except ExtensionsApiError as error:
+        if not (events != SHUTDOWN_ONLY and refuses_event_type(error)):
+            raise
+        log.debug(f"INVOKE refused ({error.body[:120]}): registering for SHUTDOWN only")
+    return register(api, extension_name, SHUTDOWN_ONLY), SHUTDOWN_ONLY
+
+
+def refuses_event_type(error: ExtensionsApiError) -> bool:
+    """Whether Lambda refused a register because of its events (``Extension.InvalidEventType``)."""
+    return error.status == 403 and INVALID_EVENT_TYPE in error.body
 
 
 def _serve_events(

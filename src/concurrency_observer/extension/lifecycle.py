@@ -43,9 +43,11 @@ class Lifecycle:
         *,
         started_wall: float,
         started_mono: float,
+        events: Sequence[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """``events`` are those Lambda accepted at register (the configured ones by default)."""
         self.config = config
         self.sink = sink
         self.log = log
@@ -54,7 +56,7 @@ class Lifecycle:
         )
         self.started_mono = started_mono
         self.init_record = build_init_record(self.environment, started_wall)
-        self.counting_invokes = "INVOKE" in config.events
+        self.counting_invokes = "INVOKE" in (config.events if events is None else events)
         self.invocations = 0
         self.first_invoke: float | None = None
         self.last_invoke: float | None = None
