@@ -121,10 +121,13 @@ class FakeExtensionsApi:
         register_status: int = 200,
         *,
         refuse_invoke: bool = False,
+        register_failures: int | None = None,
     ) -> None:
-        """``refuse_invoke``: refuse a register for INVOKE as Lambda Managed Instances does."""
+        """``refuse_invoke``: refuse a register for INVOKE as Lambda Managed Instances does.
+        ``register_failures``: answer ``register_status`` that many times only, then 200."""
         self.events = list(events)
         self.register_status = register_status
+        self.register_failures = register_failures
         self.refuse_invoke = refuse_invoke
         self.requests: list[ReceivedRequest] = []
         self.waiting = threading.Event()
@@ -145,7 +148,10 @@ class FakeExtensionsApi:
                     if api.refuse_invoke and "INVOKE" in json.loads(received.body)["events"]:
                         self.reply(403, INVALID_EVENT_TYPE_BODY)
                         return
-                    if api.register_status != 200:
+                    failing = api.register_failures is None or api.register_failures > 0
+                    if api.register_status != 200 and failing:
+                        if api.register_failures is not None:
+                            api.register_failures -= 1
                         self.reply(api.register_status, b'{"errorType":"Forbidden"}')
                         return
                     body = json.dumps({"functionName": "fn", "functionVersion": "$LATEST"})

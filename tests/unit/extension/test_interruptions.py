@@ -12,13 +12,13 @@ import pytest
 
 from concurrency_observer import schema
 from concurrency_observer.extension.config import Config
-from concurrency_observer.extension.event_loop import _serve_events
+from concurrency_observer.extension.event_loop import _Loop
 from concurrency_observer.extension.events import InvokeEvent, ShutdownEvent, UnknownEvent
 from concurrency_observer.extension.extensions_api import ExtensionsApiError
 from concurrency_observer.extension.interruptions import Interruptions, Terminated
-from concurrency_observer.extension.lifecycle import Lifecycle
 from concurrency_observer.extension.log import Logger
 from concurrency_observer.extension.records import Record
+from concurrency_observer.extension.session import Session
 from concurrency_observer.extension.sinks import DeliveryResult
 
 SIGTERM = 15
@@ -138,22 +138,21 @@ def serve(
     log = SignallingLog(interruptions, cue)
     config, _ = Config.from_environ({"AWS_LAMBDA_FUNCTION_NAME": "fn"})
     sink = KeptSink()
-    lifecycle = Lifecycle(
+    session = Session(
         config,
-        sink,
         Logger("DEBUG", log),
         started_wall=1700000000.0,
         started_mono=100.0,
         clock=lambda: 101.0,
         wall_clock=lambda: 1700000001.0,
     )
+    session.start(config.events)
+    assert session.lifecycle is not None
+    session.lifecycle.sink = sink
     sleeps: list[float] = []
-    code = _serve_events(
-        registration,  # type: ignore[arg-type]
-        lifecycle,
-        interruptions=interruptions,
-        sleep=sleeps.append,
-    )
+    loop = _Loop(None, "x", session.log, interruptions, session=session, sleep=sleeps.append)
+    loop.registered = registration  # type: ignore[assignment]
+    code = loop.serve_events()
     return code, sink, sleeps, registration
 
 
