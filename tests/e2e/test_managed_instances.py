@@ -21,6 +21,7 @@ from concurrency_observer.local.environment import (
     LambdaEnvironment,
     observer_env,
 )
+from tests.faults.api_proxy import wrapped_layer
 from tests.faults.helpers import observer_lines, unique_name
 
 pytestmark = pytest.mark.e2e
@@ -71,3 +72,27 @@ def test_lmi_concurrent_invokes_one_init_one_shutdown(rie_path: Path, layer_dir:
     assert shutdown[schema.SHUTDOWN_REASON] == "spindown"
     assert schema.ENVIRONMENT_INVOCATIONS not in shutdown  # LMI does not tell extensions
     assert shutdown[schema.ENVIRONMENT_LIFETIME] > 0
+
+
+def test_invoke_refused_by_the_rie_registers_again(
+    rie_path: Path, layer_dir: Path, tmp_path: Path
+) -> None:
+    """Told it is on-demand under LMI, it asks for INVOKE, is refused, registers for SHUTDOWN."""
+    # The wrapper overrides the init type the RIE sets, so the first register includes INVOKE.
+    layer = wrapped_layer(
+        layer_dir, tmp_path / "opt", None, AWS_LAMBDA_INITIALIZATION_TYPE="on-demand"
+    )
+    settings = lmi_settings(unique_name("Lmi"))
+    with (
+        LambdaEnvironment(layer, settings, name="lmi", rie_path=rie_path) as environment,
+        ThreadPoolExecutor(CONCURRENCY) as pool,
+    ):
+        results = list(pool.map(environment.invoke, [{"sleep_ms": 100}] * CONCURRENCY))
+        environment.shutdown()
+    output = environment.output
+    assert [r.status for r in results] == [200] * CONCURRENCY, output[-2000:]
+    assert "ErrorInvalidEventType" in output  # the RIE did refuse INVOKE
+    assert "Extension.Crash" not in output
+    documents = readback.emf_documents(output)
+    assert [schema.ENVIRONMENT_INIT in d for d in documents] == [True, False]
+    assert schema.ENVIRONMENT_INVOCATIONS not in documents[1]

@@ -312,6 +312,8 @@ class _Loop:
             if self.api is not None:
                 if self.registered is None:
                     self.registered = self._register_until_done(SHUTDOWN_ONLY)
+                    if self.session is not None:  # its records claim no invocation count
+                        self.session.events = SHUTDOWN_ONLY
                 return self.serve_events()
         except Terminated:
             return self.terminate()

@@ -1,10 +1,11 @@
 """The Lambda Extensions API client: requests built as data, one choke point, one error type.
 
-Requests are made by pure functions (``register_request``, ``next_event_request``,
-``exit_error_request``) and tested as data. ``ExtensionsApi.call`` is the
-only place that sends them; any status other than the expected one raises
-``ExtensionsApiError`` with the endpoint, the status and the body. ``register`` returns a
-``RegisteredExtension``, the only object that can poll ``/event/next``.
+Requests are made by pure functions (``register_request``, ``next_event_request``) and tested
+as data. ``ExtensionsApi.call`` is the only place that sends them; any status other than the
+expected one raises ``ExtensionsApiError`` with the endpoint, the status and the body.
+``register`` returns a ``RegisteredExtension``, the only object that can poll ``/event/next``.
+There is no error reporting: ``/extension/init/error`` and ``/extension/exit/error`` precede an
+exit, and this extension never exits before SHUTDOWN (see ``event_loop``).
 """
 
 from __future__ import annotations
@@ -28,11 +29,8 @@ BASE_PATH = f"/{API_VERSION}/extension"
 # Header names, as the Extensions API reference spells them.
 EXTENSION_NAME_HEADER = "Lambda-Extension-Name"
 EXTENSION_ID_HEADER = "Lambda-Extension-Identifier"
-FUNCTION_ERROR_TYPE_HEADER = "Lambda-Extension-Function-Error-Type"
-EVENT_ID_HEADER = "Lambda-Extension-Event-Identifier"
 
 DEFAULT_EVENTS = ("INVOKE", "SHUTDOWN")
-_ERROR_MESSAGE_MAX = 1024
 
 
 @value
@@ -69,23 +67,6 @@ def register_request(extension_name: str, events: Sequence[str] = DEFAULT_EVENTS
 def next_event_request(extension_id: str) -> ApiRequest:
     """``GET /extension/event/next``: blocks until Lambda has an event for the extension."""
     return ApiRequest("GET", f"{BASE_PATH}/event/next", ((EXTENSION_ID_HEADER, extension_id),))
-
-
-def exit_error_request(extension_id: str, error_type: str, message: str) -> ApiRequest:
-    """``POST /extension/exit/error``: the extension is about to exit because of an error.
-
-    ``error_type`` is ``Category.Reason`` (for example ``Extension.EventsApiFailed``).
-    """
-    body = json.dumps(
-        {"errorMessage": message[:_ERROR_MESSAGE_MAX], "errorType": error_type, "stackTrace": []},
-        separators=(",", ":"),
-    ).encode()
-    headers = (
-        (EXTENSION_ID_HEADER, extension_id),
-        (FUNCTION_ERROR_TYPE_HEADER, error_type),
-        ("Content-Type", "application/json"),
-    )
-    return ApiRequest("POST", f"{BASE_PATH}/exit/error", headers, body)
 
 
 class ExtensionsApi:
@@ -125,7 +106,7 @@ class ExtensionsApi:
 
 
 class RegisteredExtension:
-    """An extension Lambda registered: the only way to poll ``/event/next`` or report errors."""
+    """An extension Lambda registered: the only way to poll ``/event/next``."""
 
     def __init__(self, api: ExtensionsApi, extension_id: str) -> None:
         self.api = api
@@ -137,10 +118,6 @@ class RegisteredExtension:
         """Block until the next event; ``ExtensionsApiError`` or ``MalformedEventError`` if none."""
         response = self.api.call(self._next_request, 200, blocking=True)
         return parse_next_event(response.body)
-
-    def report_exit_error(self, error_type: str, message: str) -> None:
-        """Tell Lambda why the extension is about to exit."""
-        self.api.call(exit_error_request(self.extension_id, error_type, message), 202)
 
 
 def register(

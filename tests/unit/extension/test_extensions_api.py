@@ -10,11 +10,9 @@ from concurrency_observer.extension.events import InvokeEvent, MalformedEventErr
 from concurrency_observer.extension.extensions_api import (
     EXTENSION_ID_HEADER,
     EXTENSION_NAME_HEADER,
-    FUNCTION_ERROR_TYPE_HEADER,
     ApiRequest,
     ExtensionsApi,
     ExtensionsApiError,
-    exit_error_request,
     next_event_request,
     register,
     register_request,
@@ -44,18 +42,6 @@ def test_next_event_request() -> None:
     )
 
 
-def test_exit_error_request() -> None:
-    """An exit report carries the identifier, the error type header and an ErrorRequest body."""
-    request = exit_error_request("id-1", "Extension.Failed", "x" * 5000)
-    assert request.path == "/2020-01-01/extension/exit/error"
-    assert (EXTENSION_ID_HEADER, "id-1") in request.headers
-    assert (FUNCTION_ERROR_TYPE_HEADER, "Extension.Failed") in request.headers
-    document = json.loads(request.body)
-    assert document["errorType"] == "Extension.Failed"
-    assert 0 < len(document["errorMessage"]) <= 1024
-    assert document["stackTrace"] == []
-
-
 def test_register_and_poll_against_server() -> None:
     """register() returns the identifier; next_event() parses events, on one connection."""
     events: list[dict[str, object]] = [
@@ -69,11 +55,9 @@ def test_register_and_poll_against_server() -> None:
         assert registered.next_event() == InvokeEvent("r1", 10)
         with pytest.raises(MalformedEventError):
             registered.next_event()
-        registered.report_exit_error("Extension.Test", "bye")
         api.close()
     assert fake.requests[0].headers[EXTENSION_NAME_HEADER] == "my-ext"
     assert fake.requests[1].headers[EXTENSION_ID_HEADER] == EXTENSION_ID
-    assert fake.paths()[-1] == "/2020-01-01/extension/exit/error"
 
 
 def test_register_refused_carries_endpoint_status_body() -> None:
