@@ -13,7 +13,10 @@ every environment restored from the snapshot resumes there, and extensions get n
 So under SnapStart nothing is recorded, and no sink (no connection) is made, before the snapshot:
 the first ``/event/next`` answer is the restore, and the lifecycle starts then, with the wall and
 monotonic clocks of that moment (lifetime and time to first invoke run from the restore). Each
-restored environment so gets one init record, stamped at its restore. The sinks draw no random
+restored environment so gets one init record, stamped at its restore. A restore shows as the wall
+clock jumping ahead of the monotonic one; that jump is only logged (DEBUG), not required: under
+SnapStart every first answer follows a restore, and whether the monotonic clock paused across
+the snapshot is not something to depend on. The sinks draw no random
 state of their own (``os.urandom``), so none is carried over from the snapshot either.
 """
 
