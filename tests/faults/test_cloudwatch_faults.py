@@ -19,7 +19,7 @@ import pytest
 
 from concurrency_observer import schema
 from concurrency_observer.extension.config import DURATIONS_MS
-from concurrency_observer.extension.lifecycle import INIT_DELIVERY_GRACE
+from concurrency_observer.extension.init_delivery import INIT_DELIVERY_GRACE
 from concurrency_observer.local import readback
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
 from tests.faults.faulty_cloudwatch import (

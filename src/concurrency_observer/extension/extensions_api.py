@@ -1,10 +1,11 @@
 """The Lambda Extensions API client: requests built as data, one choke point, one error type.
 
-Requests are made by pure functions (``register_request``, ``next_event_request``,
-``init_error_request``, ``exit_error_request``) and tested as data. ``ExtensionsApi.call`` is the
-only place that sends them; any status other than the expected one raises
-``ExtensionsApiError`` with the endpoint, the status and the body. ``register`` returns a
-``RegisteredExtension``, the only object that can poll ``/event/next``.
+Requests are made by pure functions (``register_request``, ``next_event_request``) and tested
+as data. ``ExtensionsApi.call`` is the only place that sends them; any status other than the
+expected one raises ``ExtensionsApiError`` with the endpoint, the status and the body.
+``register`` returns a ``RegisteredExtension``, the only object that can poll ``/event/next``.
+There is no error reporting: ``/extension/init/error`` and ``/extension/exit/error`` precede an
+exit, and this extension never exits before SHUTDOWN (see ``event_loop``).
 """
 
 from __future__ import annotations
@@ -28,11 +29,8 @@ BASE_PATH = f"/{API_VERSION}/extension"
 # Header names, as the Extensions API reference spells them.
 EXTENSION_NAME_HEADER = "Lambda-Extension-Name"
 EXTENSION_ID_HEADER = "Lambda-Extension-Identifier"
-FUNCTION_ERROR_TYPE_HEADER = "Lambda-Extension-Function-Error-Type"
-EVENT_ID_HEADER = "Lambda-Extension-Event-Identifier"
 
 DEFAULT_EVENTS = ("INVOKE", "SHUTDOWN")
-_ERROR_MESSAGE_MAX = 1024
 
 
 @value
@@ -69,32 +67,6 @@ def register_request(extension_name: str, events: Sequence[str] = DEFAULT_EVENTS
 def next_event_request(extension_id: str) -> ApiRequest:
     """``GET /extension/event/next``: blocks until Lambda has an event for the extension."""
     return ApiRequest("GET", f"{BASE_PATH}/event/next", ((EXTENSION_ID_HEADER, extension_id),))
-
-
-def _error_request(kind: str, extension_id: str, error_type: str, message: str) -> ApiRequest:
-    body = json.dumps(
-        {"errorMessage": message[:_ERROR_MESSAGE_MAX], "errorType": error_type, "stackTrace": []},
-        separators=(",", ":"),
-    ).encode()
-    headers = (
-        (EXTENSION_ID_HEADER, extension_id),
-        (FUNCTION_ERROR_TYPE_HEADER, error_type),
-        ("Content-Type", "application/json"),
-    )
-    return ApiRequest("POST", f"{BASE_PATH}/{kind}/error", headers, body)
-
-
-def init_error_request(extension_id: str, error_type: str, message: str) -> ApiRequest:
-    """``POST /extension/init/error``: the extension registered but cannot initialize.
-
-    ``error_type`` is ``Category.Reason`` (for example ``Extension.ConfigInvalid``).
-    """
-    return _error_request("init", extension_id, error_type, message)
-
-
-def exit_error_request(extension_id: str, error_type: str, message: str) -> ApiRequest:
-    """``POST /extension/exit/error``: the extension is about to exit because of an error."""
-    return _error_request("exit", extension_id, error_type, message)
 
 
 class ExtensionsApi:
@@ -134,12 +106,11 @@ class ExtensionsApi:
 
 
 class RegisteredExtension:
-    """An extension Lambda registered: the only way to poll ``/event/next`` or report errors."""
+    """An extension Lambda registered: the only way to poll ``/event/next``."""
 
-    def __init__(self, api: ExtensionsApi, extension_id: str, function_name: str | None) -> None:
+    def __init__(self, api: ExtensionsApi, extension_id: str) -> None:
         self.api = api
         self.extension_id = extension_id
-        self.function_name = function_name
         # The same request at every event: built once, not once per invoke.
         self._next_request = next_event_request(extension_id)
 
@@ -147,14 +118,6 @@ class RegisteredExtension:
         """Block until the next event; ``ExtensionsApiError`` or ``MalformedEventError`` if none."""
         response = self.api.call(self._next_request, 200, blocking=True)
         return parse_next_event(response.body)
-
-    def report_init_error(self, error_type: str, message: str) -> None:
-        """Tell Lambda initialization failed (Lambda then fails the environment's init)."""
-        self.api.call(init_error_request(self.extension_id, error_type, message), 202)
-
-    def report_exit_error(self, error_type: str, message: str) -> None:
-        """Tell Lambda why the extension is about to exit."""
-        self.api.call(exit_error_request(self.extension_id, error_type, message), 202)
 
 
 def register(
@@ -166,11 +129,6 @@ def register(
     if not extension_id:
         body = response.body.decode("utf-8", "replace")
         raise ExtensionsApiError(f"{api.endpoint}{BASE_PATH}/register", 200, f"no id: {body}")
-    function_name = None
-    try:
-        document = json.loads(response.body)
-        if isinstance(document, dict) and isinstance(document.get("functionName"), str):
-            function_name = document["functionName"]
-    except ValueError:
-        pass  # the body is informational; the identifier header is what matters
-    return RegisteredExtension(api, extension_id, function_name)
+    # The body (functionName, functionVersion, handler) is informational: the configuration
+    # already has them from the environment; the identifier header is what matters.
+    return RegisteredExtension(api, extension_id)

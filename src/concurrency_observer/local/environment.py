@@ -25,6 +25,16 @@ Use::
 
 One invocation at a time per environment: the RIE exits if it gets two at once, so concurrent
 ``invoke`` calls wait for each other (``busy`` tells a router to pick another environment).
+
+Lambda Managed Instances (``EnvironmentSettings(max_concurrency=N)``): the RIE's own LMI mode,
+switched on by ``AWS_LAMBDA_MAX_CONCURRENCY``. It initializes at start, not at the first invoke,
+serves up to N invocations at once (``invoke`` calls then run concurrently), and sets
+``AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances`` itself. Its runtime must be
+``/var/task/bootstrap`` and runs, like the extensions, as an unprivileged user that cannot read
+root's home (this venv): so ``/var`` is a tmpfs of the environment's mount namespace, the
+standard-library ``function/concurrent_bootstrap.py`` is mounted as ``/var/task/bootstrap``, and
+PATH leads to the system's ``python3``. The RIE passes empty AWS credentials there: use the
+``emf`` sink.
 Every started environment is also killed at interpreter exit (``atexit``) if its owner did not
 shut it down.
 """
@@ -68,6 +78,18 @@ DUMMY_SESSION_TOKEN: Final = "local-simulation-token"  # noqa: S105 (not a secre
 _MOUNT_AND_EXEC: Final = (
     'layer="$1"; shift; mount --bind "$layer" /opt && mount -o remount,bind,ro /opt && exec "$@"'
 )
+# Lambda Managed Instances: also a tmpfs on /var (this host has no /var/task) with the task
+# directory (holding the runtime's bootstrap) mounted read-only on /var/task. $2 is the task dir.
+_MOUNT_LMI_AND_EXEC: Final = (
+    'layer="$1"; task="$2"; shift 2; mount --bind "$layer" /opt && '
+    "mount -o remount,bind,ro /opt && mount -t tmpfs -o mode=755 tmpfs /var && "
+    'mkdir /var/task /var/tmp && chmod 1777 /var/tmp && mount --bind "$task" /var/task && '
+    'mount -o remount,bind,ro /var/task && exec "$@"'
+)
+LMI_BOOTSTRAP: Final = TASK_ROOT / "concurrent_bootstrap.py"
+# What an unprivileged runtime and its extensions can run: the system's python3, not this venv's.
+_LMI_PATH: Final = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:/opt/bin"
+_NO_IDLE_RUNTIME: Final = b"Runtime.Unavailable"  # the LMI mode's answer when no worker is idle
 _START_ATTEMPTS: Final = 3
 _POLL_S: Final = 0.01
 _KILL_WAIT_S: Final = 5.0
@@ -87,6 +109,8 @@ class EnvironmentSettings:
     sets ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` and
     serves the credentials of its own environment at that URI (with ``Expiration``
     ``0001-01-01T00:00:00Z``); the ``AWS_ACCESS_KEY_ID`` family is still passed through.
+    ``max_concurrency`` runs the RIE's Lambda Managed Instances mode with that many invocations
+    at once per environment (see the module docstring); ``None``: the ordinary mode.
     """
 
     function_name: str = "concurrency-observer-local"
@@ -98,6 +122,7 @@ class EnvironmentSettings:
     timeout_s: int = 30
     extra_env: Mapping[str, str] = field(default_factory=dict)
     init_caching: bool = False
+    max_concurrency: int | None = None
 
     def rie_options(self) -> list[str]:
         """The RIE's own options these settings ask for (before the runtime's command)."""
@@ -127,6 +152,10 @@ class EnvironmentSettings:
         }
         if self.init_type is not None:  # None: leave it unset, as the RIE itself does
             env["AWS_LAMBDA_INITIALIZATION_TYPE"] = self.init_type
+        if self.max_concurrency is not None:
+            env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.max_concurrency)
+            env["PATH"] = _LMI_PATH
+            env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)  # the RIE's LMI mode sets it
         if self.cloudwatch_endpoint is not None:
             env["AWS_ENDPOINT_URL_CLOUDWATCH"] = self.cloudwatch_endpoint
         env.update(self.extra_env)
@@ -205,6 +234,7 @@ class LambdaEnvironment:
         self._final_output: str | None = None
         self._lock = threading.Lock()
         self._invoke_lock = threading.Lock()
+        self._in_flight = 0  # invocations posted and not answered (Managed Instances mode)
         self.started_at: float | None = None
         self.shutdown_result: ShutdownResult | None = None
 
@@ -218,6 +248,9 @@ class LambdaEnvironment:
         rie_path = self._rie_path or rie.rie_binary()
         if self._layer_dir is not None and not self._layer_dir.is_dir():
             raise EnvironmentFailed(f"layer directory {self._layer_dir} does not exist")
+        concurrency = self.settings.max_concurrency
+        if concurrency is not None and concurrency < 1:
+            raise EnvironmentFailed(f"max_concurrency must be 1 or more, not {concurrency}")
         prefix = f"concurrency-observer-{schema.safe_token(self.name)}-"
         self._work_dir = Path(tempfile.mkdtemp(prefix=prefix))
         layer_dir = self._layer_dir or self._work_dir / "empty-opt"
@@ -246,25 +279,25 @@ class LambdaEnvironment:
         assert self._ports is not None
         assert self._work_dir is not None
         runtime_port, emulator_port = self._ports
+        mount: list[str] = [_MOUNT_AND_EXEC, "sh", str(layer_dir)]
+        runtime = [sys.executable, "-m", "awslambdaric", HANDLER]
+        if self.settings.max_concurrency is not None:
+            mount = [_MOUNT_LMI_AND_EXEC, "sh", str(layer_dir), str(self._lmi_task_dir())]
+            runtime = []  # the LMI mode runs /var/task/bootstrap
         argv = [
             shutil.which("unshare") or "unshare",
             *rie.unshare_flags(),
             "--",
             "/bin/sh",
             "-c",
-            _MOUNT_AND_EXEC,
-            "sh",
-            str(layer_dir),
+            *mount,
             str(rie_path),
             "--runtime-api-address",
             f"{ports.LOOPBACK}:{runtime_port}",
             "--runtime-interface-emulator-address",
             f"{ports.LOOPBACK}:{emulator_port}",
             *self.settings.rie_options(),
-            sys.executable,
-            "-m",
-            "awslambdaric",
-            HANDLER,
+            *runtime,
         ]
         with (self._work_dir / OUTPUT_FILE).open("wb") as log:
             # A session of its own: the terminal's Ctrl-C does not hit the environment; we stop
@@ -279,6 +312,17 @@ class LambdaEnvironment:
                 start_new_session=True,
             )
         self._rie_pid = None
+
+    def _lmi_task_dir(self) -> Path:
+        """The Managed Instances task directory: the runtime as ``bootstrap``, world-readable."""
+        assert self._work_dir is not None
+        task = self._work_dir / "task"
+        task.mkdir(mode=0o755, exist_ok=True)
+        task.chmod(0o755)  # the mount's root: the unprivileged runtime must be able to enter it
+        bootstrap = task / "bootstrap"
+        shutil.copyfile(LMI_BOOTSTRAP, bootstrap)
+        bootstrap.chmod(0o755)
+        return task
 
     def _wait_ready(self, deadline: float) -> bool:
         assert self._process is not None
@@ -300,10 +344,37 @@ class LambdaEnvironment:
         assert self._ports is not None
         body = json.dumps({} if payload is None else payload).encode()
         connection = http.client.HTTPConnection(ports.LOOPBACK, self._ports[1], timeout=timeout)
+        if self.settings.max_concurrency is not None:  # Managed Instances: many at once
+            with self._lock:
+                self._in_flight += 1
+            try:
+                return self._post_when_a_worker_is_idle(connection, body, timeout)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
         # The RIE serves one invocation at a time, and a second one in flight makes it exit
         # (measured with this version): calls wait for each other here instead.
         with self._invoke_lock:
             return self._post(connection, body)
+
+    def _post_when_a_worker_is_idle(
+        self, connection: http.client.HTTPConnection, body: bytes, timeout: float
+    ) -> InvokeResult:
+        """Post; while the LMI mode answers that no runtime worker is idle, wait and post again.
+
+        The RIE refuses at once (400 ``Runtime.Unavailable``) an invocation that finds every
+        worker busy or not yet back on ``/next`` after its last answer; Lambda's router would
+        hold it for a worker instead, so the harness does.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self._post(connection, body)
+            unavailable = result.status == 400 and _NO_IDLE_RUNTIME in result.body
+            if not unavailable or time.monotonic() >= deadline:
+                return result
+            time.sleep(_POLL_S)
+            assert self._ports is not None
+            connection = http.client.HTTPConnection(ports.LOOPBACK, self._ports[1], timeout=timeout)
 
     def _post(self, connection: http.client.HTTPConnection, body: bytes) -> InvokeResult:
         started_at = time.time()
@@ -418,7 +489,10 @@ class LambdaEnvironment:
 
     @property
     def busy(self) -> bool:
-        """Whether an invocation is in flight (another ``invoke`` would wait for it)."""
+        """Whether another ``invoke`` would wait: one invocation in flight, or ``max_concurrency``
+        of them in the Managed Instances mode."""
+        if self.settings.max_concurrency is not None:
+            return self._in_flight >= self.settings.max_concurrency
         return self._invoke_lock.locked()
 
     @property

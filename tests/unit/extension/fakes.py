@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 EXTENSION_ID = "3f1c7f4e-0d3a-4c4e-9a57-0c1f2d3e4f50"
+# What Lambda Managed Instances answers to an external extension registering for INVOKE.
+INVALID_EVENT_TYPE_BODY = (
+    b'{"errorMessage":"INVOKE: ErrorInvalidEventType","errorType":"Extension.InvalidEventType"}'
+)
 
 
 @dataclass
@@ -111,9 +115,20 @@ class FakeExtensionsApi:
     ``waiting`` is set so a test knows the extension is blocked there.
     """
 
-    def __init__(self, events: list[dict[str, object]], register_status: int = 200) -> None:
+    def __init__(
+        self,
+        events: list[dict[str, object]],
+        register_status: int = 200,
+        *,
+        refuse_invoke: bool = False,
+        register_failures: int | None = None,
+    ) -> None:
+        """``refuse_invoke``: refuse a register for INVOKE as Lambda Managed Instances does.
+        ``register_failures``: answer ``register_status`` that many times only, then 200."""
         self.events = list(events)
         self.register_status = register_status
+        self.register_failures = register_failures
+        self.refuse_invoke = refuse_invoke
         self.requests: list[ReceivedRequest] = []
         self.waiting = threading.Event()
         self.release = threading.Event()
@@ -130,7 +145,13 @@ class FakeExtensionsApi:
             def do_POST(self) -> None:
                 received = self._record()
                 if received.path.endswith("/extension/register"):
-                    if api.register_status != 200:
+                    if api.refuse_invoke and "INVOKE" in json.loads(received.body)["events"]:
+                        self.reply(403, INVALID_EVENT_TYPE_BODY)
+                        return
+                    failing = api.register_failures is None or api.register_failures > 0
+                    if api.register_status != 200 and failing:
+                        if api.register_failures is not None:
+                            api.register_failures -= 1
                         self.reply(api.register_status, b'{"errorType":"Forbidden"}')
                         return
                     body = json.dumps({"functionName": "fn", "functionVersion": "$LATEST"})

@@ -10,12 +10,9 @@ from concurrency_observer.extension.events import InvokeEvent, MalformedEventErr
 from concurrency_observer.extension.extensions_api import (
     EXTENSION_ID_HEADER,
     EXTENSION_NAME_HEADER,
-    FUNCTION_ERROR_TYPE_HEADER,
     ApiRequest,
     ExtensionsApi,
     ExtensionsApiError,
-    exit_error_request,
-    init_error_request,
     next_event_request,
     register,
     register_request,
@@ -45,23 +42,6 @@ def test_next_event_request() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("build", "kind"), [(init_error_request, "init"), (exit_error_request, "exit")]
-)
-def test_error_requests(build: object, kind: str) -> None:
-    """Error reports carry the identifier, the error type header and an ErrorRequest body."""
-    assert callable(build)
-    request = build("id-1", "Extension.Failed", "x" * 5000)
-    assert isinstance(request, ApiRequest)
-    assert request.path == f"/2020-01-01/extension/{kind}/error"
-    assert (EXTENSION_ID_HEADER, "id-1") in request.headers
-    assert (FUNCTION_ERROR_TYPE_HEADER, "Extension.Failed") in request.headers
-    document = json.loads(request.body)
-    assert document["errorType"] == "Extension.Failed"
-    assert 0 < len(document["errorMessage"]) <= 1024
-    assert document["stackTrace"] == []
-
-
 def test_register_and_poll_against_server() -> None:
     """register() returns the identifier; next_event() parses events, on one connection."""
     events: list[dict[str, object]] = [
@@ -72,15 +52,12 @@ def test_register_and_poll_against_server() -> None:
         api = ExtensionsApi(fake.address)
         registered = register(api, "my-ext", ("INVOKE", "SHUTDOWN"))
         assert registered.extension_id == EXTENSION_ID
-        assert registered.function_name == "fn"
         assert registered.next_event() == InvokeEvent("r1", 10)
         with pytest.raises(MalformedEventError):
             registered.next_event()
-        registered.report_exit_error("Extension.Test", "bye")
         api.close()
     assert fake.requests[0].headers[EXTENSION_NAME_HEADER] == "my-ext"
     assert fake.requests[1].headers[EXTENSION_ID_HEADER] == EXTENSION_ID
-    assert fake.paths()[-1] == "/2020-01-01/extension/exit/error"
 
 
 def test_register_refused_carries_endpoint_status_body() -> None:

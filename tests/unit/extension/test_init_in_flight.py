@@ -44,9 +44,8 @@ def test_slow_init_delivery_is_awaited_at_shutdown_not_resent() -> None:
         [Scripted(200, b"<PutMetricDataResponse/>", delay=0.6), OK]
     ).running() as server:
         lifecycle, lines = lifecycle_for(server.url, init_budget_ms=200)
-        started = time.monotonic()
-        assert lifecycle.deliver_init() is None  # still in flight
-        assert time.monotonic() - started < 0.45
+        # None: init went on without the answer (which takes 0.6 s) instead of waiting for it.
+        assert lifecycle.deliver_init() is None
         assert "still in flight" in lines[0]
 
         result = lifecycle.shutdown("spindown", time.monotonic() + 2.0)
@@ -88,6 +87,6 @@ def test_init_still_in_flight_at_shutdown_is_not_resent() -> None:
 
     assert result is not None
     assert [r.kind for r in result.delivered] == ["shutdown"]
-    assert elapsed < 1.2
+    assert elapsed < 10  # not the 30 s the init request hangs: room for a busy machine
     assert sum(b"MetricName=EnvironmentInit&" in r.body for r in server.requests) == 1
     assert "init record still in flight" in lines[-1]

@@ -5,20 +5,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from concurrency_observer import schema
 from concurrency_observer.extension.config import Config
+from concurrency_observer.extension.event_loop import run, shutdown_deadline
 from concurrency_observer.extension.extensions_api import ExtensionsApi
-from concurrency_observer.extension.lifecycle import (
-    MAX_NEXT_FAILURES,
-    Interruptions,
-    Lifecycle,
-    Terminated,
-    run,
-    shutdown_deadline,
-)
+from concurrency_observer.extension.interruptions import Interruptions, Terminated
+from concurrency_observer.extension.lifecycle import Lifecycle
 from concurrency_observer.extension.log import Logger
 from concurrency_observer.extension.records import Record
 from concurrency_observer.extension.sinks import DeliveryResult
@@ -200,27 +196,58 @@ def emf_lines(text: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
+class StopAfter:
+    """A sleep that records instead of sleeping, and fires SIGTERM at its ``limit``-th call."""
+
+    def __init__(self, interruptions: Interruptions, limit: int = 1000) -> None:
+        self.interruptions = interruptions
+        self.limit = limit
+        self.sleeps: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if len(self.sleeps) >= self.limit:
+            self.interruptions.on_sigterm(15, None)
+
+
 def run_against(
-    fake: FakeExtensionsApi, environ: dict[str, str], sleeps: list[float] | None = None
+    fake: FakeExtensionsApi,
+    environ: dict[str, str],
+    sleeps: list[float] | None = None,
+    *,
+    sigterm_after_sleeps: int = 1000,
+    fallback: str | None = None,
+    execv: object = None,
 ) -> int:
-    """run() in process against ``fake`` with the emf sink; sleeps recorded, not slept."""
+    """run() in process against ``fake`` with the emf sink; sleeps recorded, not slept, and the
+    ``sigterm_after_sleeps``-th one fires SIGTERM (so a loop that never ends is stopped)."""
     config, _ = Config.from_environ(
         {"CONCURRENCY_OBSERVER_SINK": "emf", "AWS_LAMBDA_RUNTIME_API": fake.address, **environ}
     )
     api = ExtensionsApi(fake.address)
+    interruptions = Interruptions()
+    sleep = StopAfter(interruptions, sigterm_after_sleeps)
+
+    def refuse_exec(path: str, argv: list[str]) -> None:
+        raise AssertionError("no hand-over expected")
+
     try:
         return run(
             config,
             api,
             "concurrency-observer",
             Logger("DEBUG", lambda line: None),
-            Interruptions(),
+            interruptions,
             started_wall=time.time(),
             started_mono=time.monotonic(),
-            sleep=(sleeps.append if sleeps is not None else time.sleep),
+            sleep=sleep,
+            fallback=fallback,
+            execv=execv if callable(execv) else refuse_exec,
         )
     finally:
         api.close()
+        if sleeps is not None:
+            sleeps.extend(sleep.sleeps)
 
 
 def test_run_survives_malformed_and_unknown_events(capsys: pytest.CaptureFixture[str]) -> None:
@@ -245,18 +272,30 @@ def test_run_survives_malformed_and_unknown_events(capsys: pytest.CaptureFixture
     assert len(sleeps) == 1  # the malformed event backed off once, no busy loop
 
 
-def test_run_backs_off_then_gives_up_on_a_broken_api(capsys: pytest.CaptureFixture[str]) -> None:
-    """/event/next failing every time: growing backoff, then exit/error and exit code 1."""
-    events: list[dict[str, object]] = [{"status": 500}] * MAX_NEXT_FAILURES
+def test_run_never_gives_up_on_a_broken_api(capsys: pytest.CaptureFixture[str]) -> None:
+    """/event/next failing 40 times: capped backoff, still polling, then SHUTDOWN: exit 0."""
+    events: list[dict[str, object]] = [{"status": 500}] * 40
+    events.append({"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": 1})
     sleeps: list[float] = []
     with FakeExtensionsApi(events).running() as fake:
-        assert run_against(fake, {}, sleeps) == 1
-    assert len(sleeps) == MAX_NEXT_FAILURES - 1
+        assert run_against(fake, {}, sleeps) == 0
+    assert len(sleeps) == 40
     assert sleeps == sorted(sleeps)
-    assert sleeps[-1] <= 5.0
-    assert fake.paths()[-1] == "/2020-01-01/extension/exit/error"
+    assert sleeps[-1] == 5.0  # capped
+    assert "/2020-01-01/extension/exit/error" not in fake.paths()
     documents = emf_lines(capsys.readouterr().out)
-    assert len(documents) == 2  # the environment is going away: its shutdown is recorded
+    assert documents[1][schema.SHUTDOWN_REASON] == "spindown"
+
+
+def test_sigterm_ends_a_broken_api_with_the_shutdown_record(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """/event/next failing for ever: SIGTERM during a backoff still writes the shutdown record."""
+    with FakeExtensionsApi([{"status": 503}] * 100).running() as fake:
+        assert run_against(fake, {}, sigterm_after_sleeps=12) == 0
+    documents = emf_lines(capsys.readouterr().out)
+    assert [schema.ENVIRONMENT_INIT in d for d in documents] == [True, False]
+    assert documents[1][schema.SHUTDOWN_REASON] == "sigterm"
 
 
 def test_run_recovers_after_transient_next_failures(capsys: pytest.CaptureFixture[str]) -> None:
@@ -278,12 +317,60 @@ def test_run_recovers_after_transient_next_failures(capsys: pytest.CaptureFixtur
     assert emf_lines(capsys.readouterr().out)[-1][schema.ENVIRONMENT_INVOCATIONS] == 1
 
 
-def test_run_registration_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    """Registration refused: exit code 1, no record, nothing after register."""
+def test_run_register_retried_until_it_works(capsys: pytest.CaptureFixture[str]) -> None:
+    """Register refused 5 times (no fallback): retried with capped backoff, then served."""
+    events: list[dict[str, object]] = [{"eventType": "SHUTDOWN", "deadlineMs": 1}]
+    sleeps: list[float] = []
+    with FakeExtensionsApi(events, register_status=500, register_failures=5).running() as fake:
+        assert run_against(fake, {}, sleeps) == 0
+    assert fake.paths().count("/2020-01-01/extension/register") == 6
+    assert sleeps == [0.05, 0.1, 0.2, 0.4, 0.8]
+    assert len(emf_lines(capsys.readouterr().out)) == 2
+
+
+def test_run_register_refused_for_ever_waits_for_sigterm(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Register always refused, no fallback: no exit; SIGTERM writes init and shutdown records."""
+    sleeps: list[float] = []
     with FakeExtensionsApi([], register_status=403).running() as fake:
-        assert run_against(fake, {}) == 1
-    assert fake.paths() == ["/2020-01-01/extension/register"]
-    assert emf_lines(capsys.readouterr().out) == []
+        assert run_against(fake, {}, sleeps, sigterm_after_sleeps=20) == 0
+    assert set(fake.paths()) == {"/2020-01-01/extension/register"}
+    assert max(sleeps) == 1.0  # capped: init is waiting for every extension to register
+    documents = emf_lines(capsys.readouterr().out)
+    assert [schema.ENVIRONMENT_INIT in d for d in documents] == [True, False]
+    assert documents[1][schema.SHUTDOWN_REASON] == "sigterm"
+
+
+class HandedOver(BaseException):
+    """What the test's execv raises in place of becoming another program."""
+
+
+def test_run_register_refused_hands_over_to_the_fallback(tmp_path: Path) -> None:
+    """Register refused 3 times: the process becomes fallback.sh (execv), with the name."""
+    fallback = tmp_path / "fallback.sh"
+    fallback.write_text("#!/bin/sh\n")
+    fallback.chmod(0o755)
+    calls: list[tuple[str, list[str]]] = []
+
+    def execv(path: str, argv: list[str]) -> None:
+        calls.append((path, argv))
+        raise HandedOver
+
+    with FakeExtensionsApi([], register_status=500).running() as fake, pytest.raises(HandedOver):
+        run_against(fake, {}, fallback=str(fallback), execv=execv)
+    assert calls == [(str(fallback), [str(fallback), "concurrency-observer"])]
+    assert fake.paths().count("/2020-01-01/extension/register") == 4
+
+
+def test_run_without_an_executable_fallback_keeps_registering(tmp_path: Path) -> None:
+    """A fallback path that is missing is skipped: register goes on being retried."""
+    events: list[dict[str, object]] = [{"eventType": "SHUTDOWN", "deadlineMs": 1}]
+    failing = FakeExtensionsApi(events, register_status=500, register_failures=6)
+    with failing.running() as fake:
+        code = run_against(fake, {}, fallback=str(tmp_path / "missing.sh"))
+    assert code == 0
+    assert fake.paths().count("/2020-01-01/extension/register") == 7
 
 
 def test_run_registers_for_configured_events() -> None:

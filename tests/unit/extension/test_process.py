@@ -210,19 +210,27 @@ def test_bad_configuration_does_not_stop_it(layer: Path) -> None:
     assert kinds(documents(process.stdout)) == ["init", "shutdown"]
 
 
-def test_outside_lambda_exits_with_one_line(layer: Path) -> None:
-    """Without AWS_LAMBDA_RUNTIME_API: exit 1 and one clear line, no traceback."""
-    process = subprocess.run(
+@pytest.mark.parametrize("runtime_api", [None, "not a host:port/"])
+def test_without_an_extensions_api_waits_for_sigterm(layer: Path, runtime_api: str | None) -> None:
+    """No (or a malformed) AWS_LAMBDA_RUNTIME_API: one clear line, no exit until SIGTERM, then 0."""
+    environ = {"PATH": os.environ.get("PATH", ""), "CONCURRENCY_OBSERVER_SINK": "emf"}
+    if runtime_api is not None:
+        environ["AWS_LAMBDA_RUNTIME_API"] = runtime_api
+    process = subprocess.Popen(
         bootstrap_command(layer),
-        env={"PATH": os.environ.get("PATH", ""), "CONCURRENCY_OBSERVER_SINK": "emf"},
-        check=False,
-        capture_output=True,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=30,
     )
-    assert process.returncode == 1
-    assert process.stderr.count("\n") == 1
-    assert "AWS_LAMBDA_RUNTIME_API" in process.stderr
+    assert process.stderr is not None
+    first = process.stderr.readline()  # written before it starts waiting
+    assert "AWS_LAMBDA_RUNTIME_API" in first
+    assert process.poll() is None  # still there: an exit would be Extension.Crash in Lambda
+    process.send_signal(signal.SIGTERM)
+    _stdout, rest = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "Traceback" not in rest
 
 
 def imported_modules(stderr: str) -> dict[str, int]:

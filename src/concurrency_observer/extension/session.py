@@ -1,0 +1,147 @@
+"""What the extension holds between events, guarded so that no bug ends it before SHUTDOWN.
+
+A ``Session`` owns the environment's ``Lifecycle`` (its counts and records) once the extension is
+registered, and shields the event loop from it: a bug while starting it, counting an INVOKE or
+writing the shutdown record is logged in one line and the loop goes on, since an extension that
+exits before SHUTDOWN is an ``Extension.Crash`` of the customer's environment. At shutdown it
+writes what it can: if the lifecycle never started, a new one is tried, its init record going out
+with the shutdown record.
+
+SnapStart (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``): Lambda runs init once, when the version
+is published, and snapshots the environment while the extension is blocked in ``/event/next``;
+every environment restored from the snapshot resumes there, and extensions get no restore event.
+So under SnapStart nothing is recorded, and no sink (no connection) is made, before the snapshot:
+the first ``/event/next`` answer is the restore, and the lifecycle starts then, with the wall and
+monotonic clocks of that moment (lifetime and time to first invoke run from the restore). Each
+restored environment so gets one init record, stamped at its restore. A restore shows as the wall
+clock jumping ahead of the monotonic one; that jump is only logged (DEBUG), not required: under
+SnapStart every first answer follows a restore, and whether the monotonic clock paused across
+the snapshot is not something to depend on. The sinks draw no random
+state of their own (``os.urandom``), so none is carried over from the snapshot either.
+"""
+
+from __future__ import annotations
+
+import time
+
+from concurrency_observer import schema
+from concurrency_observer.extension.lifecycle import Lifecycle
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from concurrency_observer.extension.config import Config
+    from concurrency_observer.extension.log import Logger
+
+# A wall clock ahead of the monotonic clock by more than this, since init, is a restore.
+RESTORE_JUMP = 1.0  # seconds
+
+
+def where(error: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``error``'s traceback (no traceback import)."""
+    import os  # noqa: PLC0415 (os is loaded already; imported here to keep the top lean)
+
+    trace = error.__traceback__
+    if trace is None:
+        return "?"
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    return f"{os.path.basename(trace.tb_frame.f_code.co_filename)}:{trace.tb_lineno}"
+
+
+def describe(error: BaseException) -> str:
+    """One line for an unexpected error: its type, where it was raised, and its message."""
+    return f"unexpected {type(error).__name__} at {where(error)}: {error}"
+
+
+class Session:
+    """The registered extension's state: a ``Lifecycle`` once started, every call guarded."""
+
+    def __init__(
+        self,
+        config: Config,
+        log: Logger,
+        *,
+        started_wall: float,
+        started_mono: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.log = log
+        self.started_wall = started_wall
+        self.started_mono = started_mono
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.events: Sequence[str] = config.events
+        self.lifecycle: Lifecycle | None = None
+        # Under SnapStart the environment starts at its restore: the first /event/next answer.
+        self.awaiting_restore = config.init_type == schema.INIT_SNAP_START
+
+    def start(self, events: Sequence[str]) -> None:
+        """Registered for ``events``: start the lifecycle and deliver the init record (not before
+        a snapshot: under SnapStart that waits for ``on_answer``)."""
+        self.events = events
+        if not self.awaiting_restore:
+            self._start_lifecycle(self.started_wall, self.started_mono, deliver_init=True)
+
+    def on_answer(self) -> None:
+        """``/event/next`` answered: under SnapStart the first answer is the restore."""
+        if not self.awaiting_restore:
+            return
+        self.awaiting_restore = False
+        wall, mono = self.wall_clock(), self.clock()
+        jump = (wall - self.started_wall) - (mono - self.started_mono)
+        if jump > RESTORE_JUMP:
+            self.log.debug(f"restored from a snapshot: the wall clock jumped {jump:.1f} s")
+        self._start_lifecycle(wall, mono, deliver_init=True)
+
+    def on_invoke(self) -> None:
+        """Count an INVOKE event, if there is a lifecycle to count it."""
+        if self.lifecycle is None:
+            return
+        try:
+            self.lifecycle.on_invoke()
+        except Exception as error:
+            self.log.error(describe(error))
+
+    def shutdown(self, reason: str, deadline: float) -> None:
+        """Write the shutdown record (and a never-sent init record) before ``deadline``, once."""
+        try:
+            if self.lifecycle is None:
+                # Never started (a bug, or SIGTERM before a restore): the init record goes now.
+                lifecycle = self._start_lifecycle(
+                    self.started_wall, self.started_mono, deliver_init=False
+                )
+                if lifecycle is None:
+                    return
+                lifecycle.pending.append(lifecycle.init_record)
+            assert self.lifecycle is not None
+            self.lifecycle.shutdown(reason, deadline)
+        except Exception as error:
+            self.log.error(f"{describe(error)}; the shutdown record is lost")
+
+    def _start_lifecycle(
+        self, started_wall: float, started_mono: float, *, deliver_init: bool
+    ) -> Lifecycle | None:
+        # Here, not at the top: the sinks package is only needed once registered.
+        from concurrency_observer.extension.sinks import create_sink  # noqa: PLC0415
+
+        try:
+            self.lifecycle = Lifecycle(
+                self.config,
+                create_sink(self.config),
+                self.log,
+                started_wall=started_wall,
+                started_mono=started_mono,
+                events=self.events,
+                clock=self.clock,
+                wall_clock=self.wall_clock,
+            )
+            if deliver_init:
+                self.lifecycle.deliver_init()
+        except Exception as error:
+            self.log.error(f"{describe(error)}; serving events without records")
+            self.lifecycle = None
+        return self.lifecycle
