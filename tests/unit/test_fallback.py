@@ -334,13 +334,15 @@ def test_launcher_prefers_python_unless_shutdown_only_emf(layer: Path, tools: st
         assert ("bash fallback" in process.stderr) == fallback, (settings_, process.stderr)
 
 
-@pytest.mark.parametrize("script", ["launcher.sh", "fallback.sh"])
+@pytest.mark.parametrize(
+    "script", ["layer/launcher.sh", "layer/fallback.sh", "local/function/bash_runtime.sh"]
+)
 def test_shellcheck_is_clean(script: str) -> None:
     """shellcheck finds nothing in the launcher (POSIX sh) and the fallback (bash)."""
     shellcheck = shutil.which("shellcheck")
     assert shellcheck is not None, "shellcheck is missing: scripts/test installs it (apt-get)"
     result = subprocess.run(
-        [shellcheck, "--severity=style", str(SOURCES / script)],
+        [shellcheck, "--severity=style", str(SOURCES.parent / script)],
         check=False,
         capture_output=True,
         text=True,

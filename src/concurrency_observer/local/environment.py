@@ -37,6 +37,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -68,6 +69,10 @@ DUMMY_SESSION_TOKEN: Final = "local-simulation-token"  # noqa: S105 (not a secre
 _MOUNT_AND_EXEC: Final = (
     'layer="$1"; shift; mount --bind "$layer" /opt && mount -o remount,bind,ro /opt && exec "$@"'
 )
+# Where Lambda's Python runtimes keep their interpreter (the launcher's second place to look).
+LAMBDA_PYTHON_DIR: Final = "/var/lang/bin"
+# A runtime with no python at all: bash on the Runtime API over /dev/tcp (see the file).
+BASH_RUNTIME: Final = TASK_ROOT / "bash_runtime.sh"
 _START_ATTEMPTS: Final = 3
 _POLL_S: Final = 0.01
 _KILL_WAIT_S: Final = 5.0
@@ -83,6 +88,10 @@ class EnvironmentSettings:
     """What an environment looks like from inside: its function, init type, region, endpoint.
 
     ``extra_env`` adds or overrides variables (``CONCURRENCY_OBSERVER_*``, see ``observer_env``).
+    ``runtime_command`` replaces the Python runtime (``awslambdaric``) with another one, such as
+    ``("/bin/bash", str(BASH_RUNTIME))``; ``hidden_paths`` are covered inside the environment's
+    own mount namespace (a file by ``/dev/null``, a directory by an empty one; missing ones are
+    skipped), e.g. ``python3_paths(...)`` to run it as a runtime without python3.
     """
 
     function_name: str = "concurrency-observer-local"
@@ -93,6 +102,8 @@ class EnvironmentSettings:
     memory_size_mb: int = 128
     timeout_s: int = 30
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    runtime_command: tuple[str, ...] | None = None
+    hidden_paths: tuple[str, ...] = ()
 
     def environ(self, python: str = sys.executable) -> dict[str, str]:
         """The complete environment of the RIE and so of the runtime and extensions."""
@@ -122,6 +133,28 @@ class EnvironmentSettings:
             env["AWS_ENDPOINT_URL_CLOUDWATCH"] = self.cloudwatch_endpoint
         env.update(self.extra_env)
         return env
+
+
+def python3_paths(search_path: str) -> tuple[str, ...]:
+    """Every ``python3`` on ``search_path`` (a PATH value) and Lambda's ``/var/lang/bin``.
+
+    What to hide (``EnvironmentSettings.hidden_paths``) so an environment has no python3 at all:
+    ``/dev/null`` over a file is not a regular executable, so ``command -v`` passes it by.
+    """
+    found = [str(Path(d) / "python3") for d in search_path.split(":") if d]
+    return (*dict.fromkeys(p for p in found if os.path.lexists(p)), LAMBDA_PYTHON_DIR)
+
+
+def _hide_commands(hidden: tuple[str, ...], empty_dir: Path) -> str:
+    """Shell commands that cover each existing path of ``hidden``, each followed by ``&&``."""
+    commands = []
+    for raw in hidden:
+        path = Path(raw)
+        if not path.exists():
+            continue  # nothing to hide; a mount point must exist
+        cover = empty_dir if path.is_dir() else Path("/dev/null")
+        commands.append(f"mount --bind {shlex.quote(str(cover))} {shlex.quote(raw)} && ")
+    return "".join(commands)
 
 
 def observer_env(
@@ -237,13 +270,20 @@ class LambdaEnvironment:
         assert self._ports is not None
         assert self._work_dir is not None
         runtime_port, emulator_port = self._ports
+        script = _MOUNT_AND_EXEC
+        if self.settings.hidden_paths:
+            empty_dir = self._work_dir / "hidden"
+            empty_dir.mkdir(exist_ok=True)
+            hide = _hide_commands(self.settings.hidden_paths, empty_dir)
+            script = script.replace("exec ", hide + "exec ", 1)
+        runtime = self.settings.runtime_command or (sys.executable, "-m", "awslambdaric", HANDLER)
         argv = [
             shutil.which("unshare") or "unshare",
             *rie.unshare_flags(),
             "--",
             "/bin/sh",
             "-c",
-            _MOUNT_AND_EXEC,
+            script,
             "sh",
             str(layer_dir),
             str(rie_path),
@@ -251,10 +291,7 @@ class LambdaEnvironment:
             f"{ports.LOOPBACK}:{runtime_port}",
             "--runtime-interface-emulator-address",
             f"{ports.LOOPBACK}:{emulator_port}",
-            sys.executable,
-            "-m",
-            "awslambdaric",
-            HANDLER,
+            *runtime,
         ]
         with (self._work_dir / OUTPUT_FILE).open("wb") as log:
             # A session of its own: the terminal's Ctrl-C does not hit the environment; we stop
