@@ -366,3 +366,46 @@ def test_launcher_without_bash_says_so_in_one_line(layer: Path) -> None:
     assert process.stdout == ""
     assert process.stderr.count("\n") == 1
     assert "no python3 >= 3.10 and no bash" in process.stderr
+
+
+# Runs the sourced fallback with its wall clock jumping an hour ahead while it waits on its first
+# /event/next, as a SnapStart restore does (the uptime clock, frozen in the snapshot, does not).
+RESTORE_EMULATION = """
+source "$1"
+eval "real_$(declare -f now_ms)"
+eval "real_$(declare -f request)"
+jump=0
+now_ms() { real_now_ms; now=$((now + jump)); }
+request() {
+    real_request "$@"
+    local answered=$?
+    [[ $2 == */event/next ]] && jump=3600000
+    return $answered
+}
+main concurrency-observer
+"""
+
+
+@pytest.mark.parametrize("init_type", ["snap-start", "on-demand"])
+def test_a_snapstart_restore_writes_an_init_record_of_its_own(tools: str, init_type: str) -> None:
+    """snap-start: a jump of the wall clock against uptime is a restore, with its own init."""
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, PATH=tools, AWS_LAMBDA_INITIALIZATION_TYPE=init_type)
+        process = run_to_end(
+            [BASH, "-c", RESTORE_EMULATION, "bash", str(SOURCES / "fallback.sh")], env
+        )
+    assert process.returncode == 0, process.stderr
+    docs = documents(process.stdout)
+    inits = [d for d in docs if schema.ENVIRONMENT_INIT in d]
+    (shutdown,) = [d for d in docs if schema.ENVIRONMENT_SHUTDOWN in d]
+    lifetime = shutdown[schema.ENVIRONMENT_LIFETIME]
+    assert isinstance(lifetime, float)
+    if init_type == "snap-start":
+        snapshot, restored = inits
+        assert 3600_000 <= timestamp(restored) - timestamp(snapshot) < 3630_000
+        assert timestamp(restored) <= timestamp(shutdown)
+        assert lifetime < 30  # from the restore, not from the snapshot's init
+        assert "restored from a snapshot" in process.stderr
+    else:  # only SnapStart restores; elsewhere a clock step is only a clock step
+        assert len(inits) == 1
+        assert lifetime >= 3600

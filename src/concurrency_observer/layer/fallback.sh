@@ -9,10 +9,16 @@
 # Extension.Crash and fails every invoke. The metric names, units, dimension sets and namespace are
 # those of src/concurrency_observer/schema.py; docs/runtimes.md says what is and is not recorded.
 #
+# SnapStart (Java and .NET run this fallback): Lambda runs init once, snapshots the environment
+# while this script waits on /event/next, and resumes every restored environment there, with no
+# event to say so. The wall clock then jumps against the uptime clock, which the snapshot froze;
+# on that jump this writes an init record for the restored environment, timestamped at the restore,
+# and measures the lifetime from it (docs/runtimes.md).
+#
 # Runs on bash 4.2 (Amazon Linux 2) and 5.x (Amazon Linux 2023): $EPOCHREALTIME only when set.
 # $1: the name to register under (the launcher's file name): Lambda knows an external extension,
 # the kind that gets SHUTDOWN, by the name of its executable in /opt/extensions.
-# Sourced (tests), it only defines its functions.
+# Sourced (tests), it only defines its functions; main runs it.
 
 # Bytes, not characters: ranges, ${v,,} and read -N then behave the same in every locale.
 export LC_ALL=C
@@ -22,10 +28,11 @@ readonly LOG_PREFIX='[concurrency-observer]'
 readonly API_PATH=/2020-01-01/extension
 readonly DEFAULT_NAMESPACE=ConcurrencyObserver
 readonly TOKEN_MAX=32
+readonly RESTORE_JUMP_MS=2000 # wall clock ahead of uptime by more than this: a restored snapshot
 readonly BASE_SETS='["FunctionName"],["FunctionName","FunctionVersion"],["FunctionName","InitType"]'
 
 now_ms() {
-    # Sets $now: epoch milliseconds. bash 5 has $EPOCHREALTIME (its decimal point follows the
+    # Sets $now: epoch milliseconds (wall clock). bash 5 has $EPOCHREALTIME (its decimal point follows the
     # locale, hence the pattern); bash 4.2 forks date once; printf's %(%s)T is whole seconds.
     local stamp
     if [[ -n ${EPOCHREALTIME:-} ]]; then
@@ -36,6 +43,16 @@ now_ms() {
     else
         printf -v stamp '%(%s)T' -1
         now=$((stamp * 1000))
+    fi
+}
+
+uptime_ms() {
+    # Sets $uptime: milliseconds since boot from /proc/uptime (a clock the snapshot stops), or ''.
+    local up=''
+    uptime=''
+    { read -r up _ </proc/uptime; } 2>/dev/null
+    if [[ $up == +([0-9]).[0-9][0-9] ]]; then
+        uptime=$((10#${up%.*} * 1000 + 10#${up#*.} * 10))
     fi
 }
 
@@ -144,7 +161,9 @@ finish() {
     seconds $((now - started_ms))
     lifetime=$secs
     emit "{\"_aws\":{\"Timestamp\":$now,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS,[\"FunctionName\",\"ShutdownReason\"]],\"Metrics\":[{\"Name\":\"EnvironmentShutdown\",\"Unit\":\"Count\"}]},{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS],\"Metrics\":[{\"Name\":\"EnvironmentLifetime\",\"Unit\":\"Seconds\"},{\"Name\":\"EnvironmentIdleTime\",\"Unit\":\"Seconds\"}]}]},$base_values,\"ShutdownReason\":\"$token\",\"EnvironmentShutdown\":1,\"EnvironmentLifetime\":$lifetime,\"EnvironmentIdleTime\":$lifetime}"
-    log_line INFO "shutdown ($token) after $lifetime s, bash fallback (SHUTDOWN only, emf): delivered init+shutdown"
+    local restored=''
+    ((restores > 0)) && restored=" (restored from a snapshot)"
+    log_line INFO "shutdown ($token) after $lifetime s$restored, bash fallback (SHUTDOWN only, emf): delivered init+shutdown"
     exit 0
 }
 
@@ -212,14 +231,38 @@ register() {
     backoff=0
 }
 
+clock_offset() {
+    # Sets $offset: wall clock minus uptime (ms), '' when the uptime is unknown; and $uptime.
+    now_ms
+    uptime_ms
+    offset=${uptime:+$((now - uptime))}
+}
+
+check_restore() {
+    # After a wait on /event/next of a snap-start environment: if the wall clock jumped against
+    # the uptime since $1 (the uptime when the wait began), this is a restored copy of the
+    # snapshot: its life starts at the restore, which is the uptime elapsed since $1 ago.
+    local before=$1 now uptime offset
+    [[ $init_type == snap-start && -n $before && -n $init_offset ]] || return 0
+    clock_offset
+    [[ -n $offset ]] && ((offset - init_offset > RESTORE_JUMP_MS)) || return 0
+    started_ms=$((now - (uptime - before)))
+    init_offset=$offset
+    restores=$((restores + 1))
+    emit_init
+}
+
 serve_events() {
     # /event/next until SHUTDOWN; a failed call backs off and tries again, an unknown event is
     # skipped.
-    local reason
+    local reason waiting_since uptime
     while :; do
+        uptime_ms
+        waiting_since=$uptime
         if request GET "$API_PATH/event/next" '' "Lambda-Extension-Identifier: $extension_id" &&
             [[ $status == 200 ]]; then
             backoff=0
+            check_restore "$waiting_since"
             if [[ $body =~ \"eventType\"[[:space:]]*:[[:space:]]*\"SHUTDOWN\" ]]; then
                 reason=''
                 if [[ $body =~ \"shutdownReason\"[[:space:]]*:[[:space:]]*\"([^\"]*)\" ]]; then
@@ -233,19 +276,27 @@ serve_events() {
     done
 }
 
-[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
+main() {
+    # $1: the name to register under.
+    local now offset uptime
+    clock_offset
+    started_ms=$now
+    init_offset=$offset
+    restores=0
+    # A closed stdout must give a failed write, not a death by SIGPIPE.
+    trap '' PIPE
+    trap 'finish sigterm' TERM
+    configure
+    api=${AWS_LAMBDA_RUNTIME_API:-}
+    api_host=${api%:*}
+    api_port=${api##*:}
+    extension_name=${1:-${0##*/}}
+    register
+    emit_init
+    log_line INFO "${warning}$init_type environment of $function_name, bash fallback (SHUTDOWN only, emf): init record delivered"
+    serve_events
+}
 
-now_ms
-readonly started_ms=$now
-# A closed stdout must give a failed write, not a death by SIGPIPE.
-trap '' PIPE
-trap 'finish sigterm' TERM
-configure
-api=${AWS_LAMBDA_RUNTIME_API:-}
-api_host=${api%:*}
-api_port=${api##*:}
-extension_name=${1:-${0##*/}}
-register
-emit_init
-log_line INFO "${warning}$init_type environment of $function_name, bash fallback (SHUTDOWN only, emf): init record delivered"
-serve_events
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi
