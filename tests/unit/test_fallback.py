@@ -402,10 +402,22 @@ def test_a_snapstart_restore_writes_an_init_record_of_its_own(tools: str, init_t
     assert isinstance(lifetime, float)
     if init_type == "snap-start":
         snapshot, restored = inits
-        assert 3600_000 <= timestamp(restored) - timestamp(snapshot) < 3630_000
+        # /proc/uptime counts in 10 ms steps: the restore is placed to within them
+        assert 3599_900 <= timestamp(restored) - timestamp(snapshot) < 3630_000
         assert timestamp(restored) <= timestamp(shutdown)
         assert lifetime < 30  # from the restore, not from the snapshot's init
         assert "restored from a snapshot" in process.stderr
     else:  # only SnapStart restores; elsewhere a clock step is only a clock step
         assert len(inits) == 1
         assert lifetime >= 3600
+
+
+@pytest.mark.parametrize(("level", "lines"), [("error", 0), ("WARNING", 0), ("debug", 2)])
+def test_the_log_level_is_honoured(layer: Path, level: str, lines: int) -> None:
+    """CONCURRENCY_OBSERVER_LOG_LEVEL above INFO silences the two INFO lines; records stay."""
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, CONCURRENCY_OBSERVER_LOG_LEVEL=level)
+        process = run_to_end(fallback_command(layer), env)
+    assert process.returncode == 0, process.stderr
+    assert len(process.stderr.splitlines()) == lines, process.stderr
+    assert len(documents(process.stdout)) == 2

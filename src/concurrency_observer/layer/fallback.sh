@@ -57,7 +57,11 @@ uptime_ms() {
 }
 
 log_line() {
-    # One line on stderr, which Lambda sends to the function's log stream.
+    # log_line LEVEL MESSAGE: one line on stderr (the function's log stream), unless
+    # CONCURRENCY_OBSERVER_LOG_LEVEL is above LEVEL (ERROR > WARNING > INFO, as in extension/log.py).
+    case "$1/${log_level:-INFO}" in
+        INFO/ERROR | INFO/WARNING | WARNING/ERROR) return 0 ;;
+    esac
     printf '%s %s %s\n' "$LOG_PREFIX" "$1" "$2" >&2 || :
 }
 
@@ -111,9 +115,12 @@ seconds() {
 }
 
 configure() {
-    # Reads the environment once, like extension/config.py; sets the record's constant parts and
-    # $warning (empty, or one sentence for the init log line).
+    # Reads the environment once, like extension/config.py; sets the record's constant parts,
+    # $log_level and $warning (empty, or one sentence for the init log line). The sink is always
+    # emf and the events SHUTDOWN, whatever CONCURRENCY_OBSERVER_SINK and _EVENTS say.
     warning=''
+    trimmed "${CONCURRENCY_OBSERVER_LOG_LEVEL:-}"
+    log_level=${trim^^}
     trimmed "${CONCURRENCY_OBSERVER_NAMESPACE:-}"
     namespace=${trim:-$DEFAULT_NAMESPACE}
     if ! valid_namespace "$namespace"; then
