@@ -32,8 +32,9 @@ readonly RESTORE_JUMP_MS=2000 # wall clock ahead of uptime by more than this: a 
 readonly BASE_SETS='["FunctionName"],["FunctionName","FunctionVersion"],["FunctionName","InitType"]'
 
 now_ms() {
-    # Sets $now: epoch milliseconds (wall clock). bash 5 has $EPOCHREALTIME (its decimal point follows the
-    # locale, hence the pattern); bash 4.2 forks date once; printf's %(%s)T is whole seconds.
+    # Sets $now: epoch milliseconds (wall clock). bash 5 has $EPOCHREALTIME (its decimal point
+    # follows the locale, hence the pattern); bash 4.2 forks date (at init and at shutdown only);
+    # printf's %(%s)T, the last resort, is whole seconds.
     local stamp
     if [[ -n ${EPOCHREALTIME:-} ]]; then
         stamp=${EPOCHREALTIME/[.,]/}
@@ -57,12 +58,12 @@ uptime_ms() {
 }
 
 log_line() {
-    # log_line LEVEL MESSAGE: one line on stderr (the function's log stream), unless
-    # CONCURRENCY_OBSERVER_LOG_LEVEL is above LEVEL (ERROR > WARNING > INFO, as in extension/log.py).
+    # log_line LEVEL MESSAGE...: one line on stderr (the function's log stream), unless
+    # CONCURRENCY_OBSERVER_LOG_LEVEL is above LEVEL (ERROR > WARNING > INFO, as extension/log.py).
     case "$1/${log_level:-INFO}" in
         INFO/ERROR | INFO/WARNING | WARNING/ERROR) return 0 ;;
     esac
-    printf '%s %s %s\n' "$LOG_PREFIX" "$1" "$2" >&2 || :
+    printf '%s %s %s\n' "$LOG_PREFIX" "$1" "${*:2}" >&2 || :
 }
 
 trimmed() {
@@ -124,7 +125,8 @@ configure() {
     trimmed "${CONCURRENCY_OBSERVER_NAMESPACE:-}"
     namespace=${trim:-$DEFAULT_NAMESPACE}
     if ! valid_namespace "$namespace"; then
-        warning="CONCURRENCY_OBSERVER_NAMESPACE is not a valid CloudWatch namespace, using $DEFAULT_NAMESPACE; "
+        warning="CONCURRENCY_OBSERVER_NAMESPACE is not a valid CloudWatch namespace"
+        warning+=", using $DEFAULT_NAMESPACE; "
         namespace=$DEFAULT_NAMESPACE
     fi
     trimmed "${AWS_LAMBDA_FUNCTION_NAME:-}"
@@ -168,9 +170,9 @@ finish() {
     seconds $((now - started_ms))
     lifetime=$secs
     emit "{\"_aws\":{\"Timestamp\":$now,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS,[\"FunctionName\",\"ShutdownReason\"]],\"Metrics\":[{\"Name\":\"EnvironmentShutdown\",\"Unit\":\"Count\"}]},{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS],\"Metrics\":[{\"Name\":\"EnvironmentLifetime\",\"Unit\":\"Seconds\"},{\"Name\":\"EnvironmentIdleTime\",\"Unit\":\"Seconds\"}]}]},$base_values,\"ShutdownReason\":\"$token\",\"EnvironmentShutdown\":1,\"EnvironmentLifetime\":$lifetime,\"EnvironmentIdleTime\":$lifetime}"
-    local restored=''
-    ((restores > 0)) && restored=" (restored from a snapshot)"
-    log_line INFO "shutdown ($token) after $lifetime s$restored, bash fallback (SHUTDOWN only, emf): delivered init+shutdown"
+    local summary="shutdown ($token) after $lifetime s"
+    ((restores > 0)) && summary+=" (restored from a snapshot)"
+    log_line INFO "$summary, bash fallback (SHUTDOWN only, emf): delivered init+shutdown"
     exit 0
 }
 
@@ -231,7 +233,8 @@ register() {
         "Lambda-Extension-Name: $extension_name" 'Content-Type: application/json' &&
         [[ $status == 200 && -n $extension_id ]]; do
         if ((backoff == 0)); then
-            log_line ERROR "cannot register with the Extensions API at '$api' (HTTP $status): retrying"
+            log_line ERROR "cannot register with the Extensions API at '$api' (HTTP $status)," \
+                "retrying"
         fi
         next_backoff
     done
@@ -292,15 +295,16 @@ main() {
     restores=0
     # A closed stdout must give a failed write, not a death by SIGPIPE.
     trap '' PIPE
-    trap 'finish sigterm' TERM
     configure
+    trap 'finish sigterm' TERM
     api=${AWS_LAMBDA_RUNTIME_API:-}
     api_host=${api%:*}
     api_port=${api##*:}
     extension_name=${1:-${0##*/}}
     register
     emit_init
-    log_line INFO "${warning}$init_type environment of $function_name, bash fallback (SHUTDOWN only, emf): init record delivered"
+    log_line INFO "${warning}$init_type environment of $function_name," \
+        "bash fallback (SHUTDOWN only, emf): init record delivered"
     serve_events
 }
 

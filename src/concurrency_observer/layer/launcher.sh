@@ -1,5 +1,6 @@
 #!/bin/sh
-# Lambda starts every executable in /opt/extensions at init; this file's name is the extension's name.
+# Lambda starts every executable in /opt/extensions at init; this file's name is the extension's
+# name.
 # It picks what runs, without starting any extra process (no version probe, no dirname/basename):
 # - python3 >= 3.10 (the first python3 on PATH, else /var/lang/bin/python3): the full extension,
 #   run isolated (-I: no user site, no PYTHON* variables, no script dir on sys.path), without site
@@ -22,7 +23,8 @@ without_bash() {
     # emulator: an extension that never registers holds every init until the function timeout (each
     # invoke "Task timed out"); one that exits fails each invoke at once (Extension.Crash). Both are
     # fatal; failing fast costs the function least and this line says why (docs/runtimes.md).
-    echo "[concurrency-observer] ERROR no python3 >= 3.10 and no bash: this layer cannot run here, remove it" >&2
+    echo "[concurrency-observer] ERROR no python3 >= 3.10 and no bash:" \
+        "this layer cannot run here, remove it" >&2
     exit 0
 }
 
