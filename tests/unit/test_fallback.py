@@ -33,6 +33,7 @@ from concurrency_observer.layer import (
     build_layer,
     extract_layer,
 )
+from concurrency_observer.local import rie
 
 from .extension.fakes import EXTENSION_ID, FakeExtensionsApi
 from .extension.test_emf import assert_valid_emf
@@ -421,3 +422,33 @@ def test_the_log_level_is_honoured(layer: Path, level: str, lines: int) -> None:
     assert process.returncode == 0, process.stderr
     assert len(process.stderr.splitlines()) == lines, process.stderr
     assert len(documents(process.stdout)) == 2
+
+
+# Gives the process a /var/lang/bin/python3 (this interpreter) in a mount namespace of its own,
+# as the Python runtimes have, then runs the launcher ($1).
+WITH_LAMBDA_PYTHON = (
+    "PATH=/usr/bin:/bin:/usr/sbin:/sbin mount -t tmpfs tmpfs /var && /bin/mkdir -p /var/lang/bin "
+    '&& /bin/ln -s "$2" /var/lang/bin/python3 && exec "$1"'
+)
+
+
+@pytest.mark.parametrize("first_on_path", ["old-python", "no-python"])
+def test_launcher_finds_var_lang_python(layer: Path, tools: str, first_on_path: str) -> None:
+    """An old or no python3 on PATH, a 3.10+ /var/lang/bin/python3: the Python extension runs."""
+    rie.check_host()
+    search_path = tools
+    if first_on_path == "old-python":
+        old = old_python()
+        assert old is not None, "no python3 older than 3.10 under ~/.pyenv/versions"
+        search_path = f"{old}:{tools}"
+    shell = shutil.which("sh") or "/bin/sh"
+    unshare = [shutil.which("unshare") or "unshare", *rie.unshare_flags()]
+    command = [*unshare, "--", shell, "-c", WITH_LAMBDA_PYTHON, "sh", str(layer / LAUNCHER_PATH)]
+    command.append(sys.executable)
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, PATH=search_path, CONCURRENCY_OBSERVER_SINK="emf")
+        process = run_to_end(command, env)
+    assert process.returncode == 0, process.stderr
+    assert len(documents(process.stdout)) == 2
+    assert "bash fallback" not in process.stderr
+    assert "sink emf" in process.stderr  # the Python extension's init line
