@@ -452,3 +452,18 @@ def test_launcher_finds_var_lang_python(layer: Path, tools: str, first_on_path: 
     assert len(documents(process.stdout)) == 2
     assert "bash fallback" not in process.stderr
     assert "sink emf" in process.stderr  # the Python extension's init line
+
+
+def test_runs_in_bash_42_compatibility_mode_without_epochrealtime(tools: str) -> None:
+    """BASH_COMPAT=4.2 and no $EPOCHREALTIME (as bash 4.2 on Amazon Linux 2): same records."""
+    script = 'unset EPOCHREALTIME; source "$1"; main concurrency-observer'
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, PATH=tools, BASH_COMPAT="4.2")
+        started = time.time()
+        process = run_to_end([BASH, "-c", script, "bash", str(SOURCES / "fallback.sh")], env)
+        finished = time.time()
+    assert process.returncode == 0, process.stderr
+    init, shutdown = documents(process.stdout)
+    for document in (init, shutdown):
+        assert_valid_emf(document)
+    assert int(started * 1000) - 1 <= timestamp(init) <= timestamp(shutdown) <= finished * 1000 + 1
