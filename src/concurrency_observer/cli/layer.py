@@ -75,8 +75,8 @@ def _function_names(values: tuple[str, ...]) -> list[str]:
 @click.option(
     "--sink",
     type=click.Choice(SINKS),
-    help=f"Set {SINK_VARIABLE} on attached functions "
-    f"(default: keep the function's own, else {DEFAULT_SINK}).",
+    help=f"Set {SINK_VARIABLE} on attached functions (default: keep the function's own, else "
+    f"{DEFAULT_SINK}; emf on runtimes without Python 3.10+, where the bash fallback runs).",
 )
 @click.option(
     "--zip",
