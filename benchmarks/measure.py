@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from benchmarks import procfs
 from benchmarks.results import Sample
-from benchmarks.variants import Variant
+from benchmarks.variants import FALLBACK_MARK, Variant
 from concurrency_observer import schema
 from concurrency_observer.local import readback
 from concurrency_observer.local.environment import (
@@ -185,12 +185,14 @@ def time_to_register(output: str) -> float | None:
 
 
 def _check_registration(output: str, variant: Variant, sample: Sample) -> None:
-    """An extension that failed to register would look cheap: make that an error."""
+    """An extension that failed to register, or the other engine of ours, is an error."""
     if not variant.has_extension:
         return
     events = "[INVOKE SHUTDOWN]" if variant.subscribes_invoke else "[SHUTDOWN]"
     if f"registered, subscribed to {events}" not in output:
         sample.errors.append(f"the RIE did not log a registration for {events}")
+    if variant.engine is not None and (FALLBACK_MARK in output) != (variant.engine == "bash"):
+        sample.errors.append(f"the layer did not run its {variant.engine} engine")
 
 
 def _count_records(

@@ -17,6 +17,7 @@ EMF = "emf"
 CLOUDWATCH = "cloudwatch"
 CLOUDWATCH_HTTPS = "cloudwatch-https"
 SHUTDOWN_ONLY = "shutdown-only"
+FALLBACK = "fallback"
 
 SHUTDOWN_DEADLINE_MS = 2000.0  # what the RIE (and Lambda) give extensions after SHUTDOWN
 # "Well inside" the deadline: half of it, leaving the other half for a slow Lambda host.

@@ -7,7 +7,10 @@
 5. ``cloudwatch-https``: the same over TLS to a moto server with a self-signed certificate, so
    the sink imports ``ssl`` and shakes hands as it does on AWS;
 6. ``shutdown-only``: ours with the ``emf`` sink, registered for SHUTDOWN alone, so the only
-   difference from ``emf`` is the INVOKE subscription.
+   difference from ``emf`` is the INVOKE subscription (the Python extension, held to it with
+   ``CONCURRENCY_OBSERVER_ENGINE=python``: the launcher would pick the fallback for this setting);
+7. ``fallback``: the same settings through the launcher's own choice, the layer's bash fallback:
+   what runs on every runtime without python3 3.10+, and for SHUTDOWN only + ``emf``.
 """
 
 from __future__ import annotations
@@ -17,11 +20,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.results import CLOUDWATCH, CLOUDWATCH_HTTPS, EMF, FLOOR, NONE, SHUTDOWN_ONLY
+from benchmarks.results import (
+    CLOUDWATCH,
+    CLOUDWATCH_HTTPS,
+    EMF,
+    FALLBACK,
+    FLOOR,
+    NONE,
+    SHUTDOWN_ONLY,
+)
 from concurrency_observer.layer import build_layer, extract_layer
 
 FLOOR_LAYER = Path(__file__).resolve().parent / "floor_layer"
-ALL_VARIANTS = (NONE, FLOOR, EMF, CLOUDWATCH, CLOUDWATCH_HTTPS, SHUTDOWN_ONLY)
+ALL_VARIANTS = (NONE, FLOOR, EMF, CLOUDWATCH, CLOUDWATCH_HTTPS, SHUTDOWN_ONLY, FALLBACK)
+# What our layer logs when its bash fallback runs; a variant checks it ran the engine it names.
+FALLBACK_MARK = "bash fallback"
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,7 @@ class Variant:
     settings: Mapping[str, str] = field(default_factory=dict)
     sink: str | None = None  # which sink's records to count at shutdown (None: no records)
     subscribes_invoke: bool = True
+    engine: str | None = None  # ours: "python" or "bash" (the fallback); None: not our layer
 
     @property
     def has_extension(self) -> bool:
@@ -77,16 +91,21 @@ def make_variants(
 ) -> list[Variant]:
     """The variants named in ``names``; a cloudwatch variant only with its endpoint."""
     emf = {"CONCURRENCY_OBSERVER_SINK": "emf"}
+    shutdown_only = {**emf, "CONCURRENCY_OBSERVER_EVENTS": "SHUTDOWN"}
     made = {
         NONE: Variant(NONE, layers.none),
         FLOOR: Variant(FLOOR, layers.floor),
-        EMF: Variant(EMF, layers.ours, emf, sink="emf"),
+        EMF: Variant(EMF, layers.ours, emf, sink="emf", engine="python"),
         SHUTDOWN_ONLY: Variant(
             SHUTDOWN_ONLY,
             layers.ours,
-            {**emf, "CONCURRENCY_OBSERVER_EVENTS": "SHUTDOWN"},
+            {**shutdown_only, "CONCURRENCY_OBSERVER_ENGINE": "python"},
             sink="emf",
             subscribes_invoke=False,
+            engine="python",
+        ),
+        FALLBACK: Variant(
+            FALLBACK, layers.ours, shutdown_only, sink="emf", subscribes_invoke=False, engine="bash"
         ),
     }
     for name, endpoint in endpoints.items():
@@ -98,5 +117,5 @@ def make_variants(
         }
         if endpoint.cert is not None:
             settings["SSL_CERT_FILE"] = str(endpoint.cert)
-        made[name] = Variant(name, layers.ours, settings, sink="cloudwatch")
+        made[name] = Variant(name, layers.ours, settings, sink="cloudwatch", engine="python")
     return [made[name] for name in names if name in made]

@@ -11,6 +11,7 @@ import pytest
 
 from concurrency_observer.layer import (
     CODE_DIR,
+    FALLBACK_PATH,
     LAUNCHER_PATH,
     build_layer,
     extract_layer,
@@ -28,6 +29,7 @@ def test_layout_has_the_launcher_and_the_code(tmp_path: Path) -> None:
     modes = _modes(built.path)
     assert modes[LAUNCHER_PATH] == 0o755
     assert modes[f"{CODE_DIR}/bootstrap.py"] == 0o644
+    assert modes[FALLBACK_PATH] == 0o755
     assert f"{CODE_DIR}/concurrency_observer/extension/main.py" in modes
     assert f"{CODE_DIR}/concurrency_observer/schema.py" in modes
     # Only what runs inside Lambda: no CLI, AWS, local or reporting code.
@@ -87,9 +89,10 @@ def test_without_bytecode_only_sources(tmp_path: Path) -> None:
 
 
 def test_extract_keeps_the_executable_bit(tmp_path: Path) -> None:
-    """Unpacking keeps the launcher executable, as Lambda does."""
+    """Unpacking keeps the launcher and the fallback executable, as Lambda does."""
     root = extract_layer(build_layer(tmp_path / "layer.zip").path, tmp_path / "opt")
     assert (root / LAUNCHER_PATH).stat().st_mode & 0o111
+    assert (root / FALLBACK_PATH).stat().st_mode & 0o111
 
 
 def test_extract_refuses_entries_that_escape(tmp_path: Path) -> None:

@@ -68,12 +68,13 @@ def test_cfn_lint_would_catch_a_broken_template(tmp_path: Path) -> None:
 
 
 def test_the_layer_matches_what_publish_declares(template: dict[str, Any]) -> None:
-    """Runtimes the Lambda API accepts and the extension supports; both architectures."""
+    """Exactly the runtimes ``layer publish`` lists, and both architectures."""
     layer = _resource(template, "AWS::Serverless::LayerVersion")
     model = botocore.session.get_session().get_service_model("lambda")
-    supported = compatible_runtimes(model.shape_for("Runtime").enum)
-    assert set(layer["CompatibleRuntimes"]) <= set(supported)
-    assert {"python3.10", "python3.13"} <= set(layer["CompatibleRuntimes"])
+    assert tuple(layer["CompatibleRuntimes"]) == compatible_runtimes(
+        model.shape_for("Runtime").enum
+    )
+    assert {"python3.10", "python3.13", "provided.al2023"} <= set(layer["CompatibleRuntimes"])
     assert tuple(layer["CompatibleArchitectures"]) == ARCHITECTURES
 
 

@@ -1,10 +1,12 @@
 """Publish the layer and attach it to functions, as a plan (data) that is printed or applied.
 
 ``plan_publish`` only reads (ListLayerVersions, GetFunctionConfiguration) and refuses, before
-anything changes, every function the extension cannot run in. ``render_plan`` turns the plan into
-the diff-like lines ``--dry-run`` prints; ``apply_plan`` publishes the layer version and updates
-each function in turn, waiting for each update to finish. The Lambda client is injected, so tests
-hand in a moto-backed one.
+anything changes, every function the layer cannot be attached to (a container image, a version
+other than $LATEST, unreadable variables, no room for one more layer). Every runtime is served:
+Python 3.10+ by the extension, any other by the layer's bash fallback (docs/runtimes.md).
+``render_plan`` turns the plan into the diff-like lines ``--dry-run`` prints; ``apply_plan``
+publishes the layer version and updates each function in turn, waiting for each update to finish.
+The Lambda client is injected, so tests hand in a moto-backed one.
 """
 
 from __future__ import annotations
@@ -30,14 +32,26 @@ LICENSE_INFO: Final = "MIT-0"
 DESCRIPTION: Final = (
     f"concurrency-observer {__version__}: Lambda extension counting execution environments"
 )
-# The code is pure Python, so one zip serves both architectures.
+# The code is pure Python and bash, so one zip serves both architectures.
 ARCHITECTURES: Final = ("x86_64", "arm64")
-# The launcher runs the extension on the runtime's own python3, and the code needs 3.10+.
+# The launcher runs the extension on the runtime's own python3, and the code needs 3.10+; on any
+# other runtime the bash fallback runs instead.
 MIN_PYTHON: Final = (3, 10)
 # Lambda's limit on layers per function.
 MAX_LAYERS: Final = 5
 # PublishLayerVersion takes at most this many compatible runtimes.
 MAX_COMPATIBLE_RUNTIMES: Final = 15
+# CompatibleRuntimes is metadata (the console's and ListLayers' filter), not a check: the layer runs
+# on any runtime. The 15 slots, per family, newest versions of the installed botocore's model first
+# (docs/aws.md says which and why): Python 3.10+ gets the full extension, the others the fallback.
+RUNTIME_FAMILIES: Final[tuple[tuple[str, int], ...]] = (
+    (r"python3\.(\d+)", 6),
+    (r"nodejs(\d+)\.x", 3),
+    (r"java(\d+)", 2),
+    (r"dotnet(\d+)", 1),
+    (r"ruby(\d+)\.(\d+)", 2),
+    (r"provided\.al(2023)", 1),
+)
 
 _PYTHON_RUNTIME: Final = re.compile(r"python(\d+)\.(\d+)")
 _LAYER_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -58,18 +72,32 @@ def python_version_of(runtime: str | None) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def compatible_runtimes(runtime_enum: Iterable[str]) -> tuple[str, ...]:
-    """The Python runtimes the extension supports among those the Lambda API accepts, oldest first.
+def uses_fallback(runtime: str | None) -> bool:
+    """Whether the layer's bash fallback, not the Python extension, runs on ``runtime``."""
+    python = python_version_of(runtime)
+    return python is None or python < MIN_PYTHON
 
-    ``runtime_enum`` is the ``Runtime`` enum of the installed botocore's Lambda model: botocore
-    rejects any other value before sending, so the list follows the installed botocore.
+
+def compatible_runtimes(runtime_enum: Iterable[str]) -> tuple[str, ...]:
+    """The runtimes to list, by ``RUNTIME_FAMILIES``: each family's newest, oldest first in it.
+
+    ``runtime_enum`` is the ``Runtime`` enum of the installed botocore's Lambda model, so the
+    list follows the installed botocore; Python below 3.10 is left out (it gets the fallback, but
+    the fallback's runtimes are listed by their own families).
     """
-    versions = sorted(
-        version
-        for version in map(python_version_of, runtime_enum)
-        if version is not None and version >= MIN_PYTHON
-    )
-    return tuple(f"python{major}.{minor}" for major, minor in versions)[-MAX_COMPATIBLE_RUNTIMES:]
+    names = tuple(runtime_enum)
+    chosen: list[str] = []
+    for pattern, quota in RUNTIME_FAMILIES:
+        family = re.compile(pattern)
+        versions = sorted(
+            (tuple(int(part) for part in match.groups()), name)
+            for name in names
+            if (match := family.fullmatch(name)) is not None
+        )
+        if pattern.startswith("python"):
+            versions = [(v, n) for v, n in versions if (3, *v) >= MIN_PYTHON]
+        chosen += [name for _version, name in versions[-quota:]]
+    return tuple(chosen[:MAX_COMPATIBLE_RUNTIMES])
 
 
 def runtime_enum_of(lambda_client: Any) -> tuple[str, ...]:
@@ -125,6 +153,8 @@ class FunctionConfig:
     variables: Mapping[str, str]
     environment_error: str | None
     revision_id: str | None
+    # Lambda Managed Instances: GetFunctionConfiguration reports a CapacityProviderConfig.
+    managed_instances: bool = False
 
     @classmethod
     def from_response(cls, requested: str, response: Mapping[str, Any]) -> FunctionConfig:
@@ -146,6 +176,7 @@ class FunctionConfig:
                 else None
             ),
             revision_id=response.get("RevisionId"),
+            managed_instances=bool(response.get("CapacityProviderConfig")),
         )
 
 
@@ -158,20 +189,35 @@ def refusal(config: FunctionConfig) -> str | None:
         )
     if config.package_type == "Image":
         return "a container image function takes no layers; copy the layer into the image instead"
-    python = python_version_of(config.runtime)
-    if python is None:
-        return (
-            f"runtime {config.runtime or 'none'} has no python3 for the extension; "
-            f"it needs a Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ runtime"
-        )
-    if python < MIN_PYTHON:
-        return f"runtime {config.runtime} is too old; the extension needs Python 3.10+"
     if config.environment_error:
         return (
             f"its environment variables cannot be read ({config.environment_error}), "
             "so they could not be kept"
         )
     return None
+
+
+FALLBACK_RECORDS: Final = (
+    "has no python3 3.10+, so the layer's bash fallback runs: it records init and shutdown "
+    "(reason, lifetime, idle time from init), no invocation metrics, as EMF lines in the "
+    "function's log whatever the sink (CloudWatch Logs extracts them; no IAM needed)"
+)
+MANAGED_INSTANCES_RECORDS: Final = (
+    "Lambda Managed Instances: SHUTDOWN only, so init and shutdown (reason, lifetime, idle time "
+    "from init), no invocation metrics; unqualified invokes run $LATEST.PUBLISHED, so publish it "
+    "to put the layer to use: aws lambda publish-version --function-name {name} "
+    "--publish-to LATEST_PUBLISHED"
+)
+
+
+def what_is_recorded(config: FunctionConfig) -> list[str]:
+    """One line per way this function's records differ from the full set (docs/runtimes.md)."""
+    lines = []
+    if uses_fallback(config.runtime):
+        lines.append(f"runtime {config.runtime} {FALLBACK_RECORDS}")
+    if config.managed_instances:
+        lines.append(MANAGED_INSTANCES_RECORDS.format(name=config.name))
+    return lines
 
 
 @dataclass(frozen=True)
@@ -227,20 +273,26 @@ class Attachment:
         )
 
 
-def sink_variables(current: Mapping[str, str], sink: Sink | None) -> dict[str, str]:
-    """The sink variables to set: the chosen sink, else the function's own, else the default."""
-    wanted = sink or current.get(SINK_VARIABLE) or DEFAULT_SINK
+def sink_variables(
+    current: Mapping[str, str], sink: Sink | None, default: Sink = DEFAULT_SINK
+) -> dict[str, str]:
+    """The sink variables to set: the chosen sink, else the function's own, else ``default``."""
+    wanted = sink or current.get(SINK_VARIABLE) or default
     return {} if current.get(SINK_VARIABLE) == wanted else {SINK_VARIABLE: wanted}
 
 
 def plan_attachment(
     function: FunctionConfig, layer_arn: str | None, sink: Sink | None
 ) -> Attachment:
-    """The change for one function; ``layer_arn`` is our layer's unversioned ARN, if it exists."""
+    """The change for one function; ``layer_arn`` is our layer's unversioned ARN, if it exists.
+
+    Where the fallback runs, the default sink is ``emf``: what it writes whatever the variable says.
+    """
     replaced = tuple(
         arn for arn in function.layers if layer_arn is not None and unversioned(arn) == layer_arn
     )
-    return Attachment(function, replaced, sink_variables(function.variables, sink))
+    default: Sink = "emf" if uses_fallback(function.runtime) else DEFAULT_SINK
+    return Attachment(function, replaced, sink_variables(function.variables, sink, default))
 
 
 @dataclass(frozen=True)
@@ -335,6 +387,7 @@ def render_attachment(attachment: Attachment, version_arn: str) -> list[str]:
         lines.append(f"    + {name}={value}" if old is None else f"    ~ {name}: {old} -> {value}")
     if not attachment.variables_set:
         lines.append(f"      {SINK_VARIABLE} unchanged")
+    lines += [f"  records: {line}" for line in what_is_recorded(function)]
     return lines
 
 

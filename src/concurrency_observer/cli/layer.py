@@ -75,8 +75,8 @@ def _function_names(values: tuple[str, ...]) -> list[str]:
 @click.option(
     "--sink",
     type=click.Choice(SINKS),
-    help=f"Set {SINK_VARIABLE} on attached functions "
-    f"(default: keep the function's own, else {DEFAULT_SINK}).",
+    help=f"Set {SINK_VARIABLE} on attached functions (default: keep the function's own, else "
+    f"{DEFAULT_SINK}; emf on runtimes without Python 3.10+, where the bash fallback runs).",
 )
 @click.option(
     "--zip",
@@ -94,11 +94,13 @@ def publish(  # click passes options by keyword
     zip_path: Path | None,
     dry_run: bool,
 ) -> None:
-    """Publish the layer (Python 3.10+ runtimes, x86_64 and arm64) and print its LayerVersionArn.
+    """Publish the layer (every runtime family, x86_64 and arm64) and print its LayerVersionArn.
 
-    With --attach, every function is checked first (Python runtime, at most 5 layers) and none is
-    changed if any is refused; then each gets the new version in place of an older one of this
-    layer, keeping its other layers and environment variables.
+    With --attach, every function is checked first (a zip function's $LATEST, at most 5 layers)
+    and none is changed if any is refused; then each gets the new version in place of an older
+    one of this layer, keeping its other layers and environment variables. Where the runtime has
+    no Python 3.10+, the layer's bash fallback runs (init and shutdown only, as EMF lines: the
+    sink defaults to emf there), and a line says so; so does one for Lambda Managed Instances.
     """
     content = zip_path.read_bytes() if zip_path else _built_layer()
     lambda_client = client("lambda", region=region)

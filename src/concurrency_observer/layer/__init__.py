@@ -1,9 +1,10 @@
 """Build the Lambda layer zip: the launcher in ``extensions/`` and the stdlib-only code beside it.
 
-Layout (DESIGN.md)::
+Layout (docs/design.md)::
 
     extensions/concurrency-observer        executable launcher; its file name is the extension name
     concurrency-observer/bootstrap.py      puts the code on sys.path and runs the extension
+    concurrency-observer/fallback.sh       bash fallback (executable): no python3 3.10+
     concurrency-observer/concurrency_observer/{__init__,schema}.py
     concurrency-observer/concurrency_observer/extension/**.py
 
@@ -34,6 +35,7 @@ from typing import Final
 EXTENSION_NAME: Final = "concurrency-observer"
 LAUNCHER_PATH: Final = f"extensions/{EXTENSION_NAME}"
 CODE_DIR: Final = EXTENSION_NAME
+FALLBACK_PATH: Final = f"{CODE_DIR}/fallback.sh"
 DEFAULT_OUTPUT: Final = Path("dist") / f"{EXTENSION_NAME}-layer.zip"
 
 # 1980-01-01, the earliest time a zip entry can hold: a fixed stamp makes the zip reproducible.
@@ -112,6 +114,7 @@ def layer_files(*, bytecode: bool = True) -> list[LayerFile]:
     files = [
         LayerFile(LAUNCHER_PATH, (_TEMPLATES / "launcher.sh").read_bytes(), _EXECUTABLE),
         LayerFile(f"{CODE_DIR}/bootstrap.py", (_TEMPLATES / "bootstrap.py").read_bytes(), _REGULAR),
+        LayerFile(FALLBACK_PATH, (_TEMPLATES / "fallback.sh").read_bytes(), _EXECUTABLE),
     ]
     sources = [(f"{CODE_DIR}/{arcname}", source) for arcname, source in _package_sources()]
     files += [LayerFile(arcname, source.read_bytes(), _REGULAR) for arcname, source in sources]

@@ -47,6 +47,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -90,6 +91,10 @@ LMI_BOOTSTRAP: Final = TASK_ROOT / "concurrent_bootstrap.py"
 # What an unprivileged runtime and its extensions can run: the system's python3, not this venv's.
 _LMI_PATH: Final = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:/opt/bin"
 _NO_IDLE_RUNTIME: Final = b"Runtime.Unavailable"  # the LMI mode's answer when no worker is idle
+# Where Lambda's Python runtimes keep their interpreter (the launcher's second place to look).
+LAMBDA_PYTHON_DIR: Final = "/var/lang/bin"
+# A runtime with no python at all: bash on the Runtime API over /dev/tcp (see the file).
+BASH_RUNTIME: Final = TASK_ROOT / "bash_runtime.sh"
 _START_ATTEMPTS: Final = 3
 _POLL_S: Final = 0.01
 _KILL_WAIT_S: Final = 5.0
@@ -111,6 +116,10 @@ class EnvironmentSettings:
     ``0001-01-01T00:00:00Z``); the ``AWS_ACCESS_KEY_ID`` family is still passed through.
     ``max_concurrency`` runs the RIE's Lambda Managed Instances mode with that many invocations
     at once per environment (see the module docstring); ``None``: the ordinary mode.
+    ``runtime_command`` replaces the Python runtime (``awslambdaric``) with another one, such as
+    ``("/bin/bash", str(BASH_RUNTIME))``; ``hidden_paths`` are covered inside the environment's
+    own mount namespace (a file by ``/dev/null``, a directory by an empty one; missing ones are
+    skipped), e.g. ``python3_paths(...)`` to run it as a runtime without python3.
     """
 
     function_name: str = "concurrency-observer-local"
@@ -123,6 +132,8 @@ class EnvironmentSettings:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     init_caching: bool = False
     max_concurrency: int | None = None
+    runtime_command: tuple[str, ...] | None = None
+    hidden_paths: tuple[str, ...] = ()
 
     def rie_options(self) -> list[str]:
         """The RIE's own options these settings ask for (before the runtime's command)."""
@@ -160,6 +171,28 @@ class EnvironmentSettings:
             env["AWS_ENDPOINT_URL_CLOUDWATCH"] = self.cloudwatch_endpoint
         env.update(self.extra_env)
         return env
+
+
+def python3_paths(search_path: str) -> tuple[str, ...]:
+    """Every ``python3`` on ``search_path`` (a PATH value) and Lambda's ``/var/lang/bin``.
+
+    What to hide (``EnvironmentSettings.hidden_paths``) so an environment has no python3 at all:
+    ``/dev/null`` over a file is not a regular executable, so ``command -v`` passes it by.
+    """
+    found = [str(Path(d) / "python3") for d in search_path.split(":") if d]
+    return (*dict.fromkeys(p for p in found if os.path.lexists(p)), LAMBDA_PYTHON_DIR)
+
+
+def _hide_commands(hidden: tuple[str, ...], empty_dir: Path) -> str:
+    """Shell commands that cover each existing path of ``hidden``, each followed by ``&&``."""
+    commands = []
+    for raw in hidden:
+        path = Path(raw)
+        if not path.exists():
+            continue  # nothing to hide; a mount point must exist
+        cover = empty_dir if path.is_dir() else Path("/dev/null")
+        commands.append(f"mount --bind {shlex.quote(str(cover))} {shlex.quote(raw)} && ")
+    return "".join(commands)
 
 
 def observer_env(
@@ -279,18 +312,31 @@ class LambdaEnvironment:
         assert self._ports is not None
         assert self._work_dir is not None
         runtime_port, emulator_port = self._ports
-        mount: list[str] = [_MOUNT_AND_EXEC, "sh", str(layer_dir)]
-        runtime = [sys.executable, "-m", "awslambdaric", HANDLER]
+        script, mount_args = _MOUNT_AND_EXEC, [str(layer_dir)]
+        runtime: tuple[str, ...] = self.settings.runtime_command or (
+            sys.executable,
+            "-m",
+            "awslambdaric",
+            HANDLER,
+        )
         if self.settings.max_concurrency is not None:
-            mount = [_MOUNT_LMI_AND_EXEC, "sh", str(layer_dir), str(self._lmi_task_dir())]
-            runtime = []  # the LMI mode runs /var/task/bootstrap
+            script = _MOUNT_LMI_AND_EXEC
+            mount_args = [str(layer_dir), str(self._lmi_task_dir())]
+            runtime = ()  # the LMI mode runs /var/task/bootstrap
+        if self.settings.hidden_paths:
+            empty_dir = self._work_dir / "hidden"
+            empty_dir.mkdir(exist_ok=True)
+            hide = _hide_commands(self.settings.hidden_paths, empty_dir)
+            script = script.replace("exec ", hide + "exec ", 1)
         argv = [
             shutil.which("unshare") or "unshare",
             *rie.unshare_flags(),
             "--",
             "/bin/sh",
             "-c",
-            *mount,
+            script,
+            "sh",
+            *mount_args,
             str(rie_path),
             "--runtime-api-address",
             f"{ports.LOOPBACK}:{runtime_port}",

@@ -27,10 +27,13 @@ from concurrency_observer.aws.publish import (
     plan_publish,
     python_version_of,
     refusal,
+    render_attachment,
     render_plan,
     runtime_enum_of,
     unversioned,
+    uses_fallback,
     wait_for_update,
+    what_is_recorded,
 )
 from concurrency_observer.aws.session import client
 from concurrency_observer.errors import AwsError, UserError
@@ -118,19 +121,32 @@ def publish(
     return apply_plan(lambda_client, plan, content).layer_version_arn
 
 
-def test_compatible_runtimes_are_the_models_python_310_and_later() -> None:
-    """Only python3.N with N >= 10, sorted by version (3.10 before 3.9 would sort wrong as text)."""
-    enum = ["nodejs20.x", "python3.9", "python3.12", "python3.10", "provided.al2023", "python3.11"]
-    assert compatible_runtimes(enum) == ("python3.10", "python3.11", "python3.12")
+def test_compatible_runtimes_take_each_familys_newest() -> None:
+    """Python 3.10+ then each family's newest by version number (3.10 after 3.9, 22 after 8)."""
+    enum = [
+        "nodejs20.x", "nodejs8.10", "nodejs22.x", "nodejs24.x", "nodejs18.x", "python3.9",
+        "python3.12", "python3.10", "python3.11", "provided.al2023", "provided.al2", "provided",
+        "java8.al2", "java17", "java21", "java11", "java17.al2023", "dotnet8", "dotnetcore3.1",
+        "dotnet6", "ruby3.2", "ruby3.3", "ruby3.4", "go1.x", "custom",
+    ]  # fmt: skip
+    assert compatible_runtimes(enum) == (
+        "python3.10", "python3.11", "python3.12", "nodejs20.x", "nodejs22.x", "nodejs24.x",
+        "java17", "java21", "dotnet8", "ruby3.3", "ruby3.4", "provided.al2023",
+    )  # fmt: skip
 
 
 def test_compatible_runtimes_follow_the_installed_botocore(lambda_client: Any) -> None:
-    """Every runtime we publish is in botocore's enum, and 3.10 to 3.13 are all there."""
+    """At most 15, all in botocore's enum: Python 3.10-3.13 and every other family's newest."""
     enum = runtime_enum_of(lambda_client)
     runtimes = compatible_runtimes(enum)
+    assert len(runtimes) <= 15
     assert set(runtimes) <= set(enum)
-    assert {"python3.10", "python3.11", "python3.12", "python3.13"} <= set(runtimes)
-    assert all((python_version_of(r) or (0, 0)) >= (3, 10) for r in runtimes)
+    assert {"python3.10", "python3.11", "python3.12", "python3.13", "provided.al2023"} <= set(
+        runtimes
+    )
+    for family in ("nodejs", "java", "dotnet", "ruby"):
+        assert any(r.startswith(family) for r in runtimes), family
+    assert all((python_version_of(r) or (3, 10)) >= (3, 10) for r in runtimes)
 
 
 def test_publish_creates_a_version_with_the_right_metadata(
@@ -190,18 +206,32 @@ def test_the_chosen_sink_overrides_and_an_existing_one_is_kept(
     assert configuration(lambda_client, "fn")[1][SINK_VARIABLE] == "emf"
 
 
-def test_a_nodejs_function_is_refused_and_nothing_changes(
+def test_nodejs_and_old_python_functions_get_the_layer_and_emf(
     lambda_client: Any, layer_zip: bytes
 ) -> None:
-    """In a mixed list the Node.js function blocks all: no layer version, no function changed."""
+    """Node.js and python3.9 take the layer (the fallback runs there), with emf by default."""
     make_function(lambda_client, "py", variables={"A": "1"})
     make_function(lambda_client, "node", runtime="nodejs20.x", variables={"A": "1"})
-    before = {name: configuration(lambda_client, name) for name in ("py", "node")}
-    with pytest.raises(AttachRefused, match=r"node: runtime nodejs20\.x has no python3"):
-        publish(lambda_client, layer_zip, ("py", "node"))
-    assert {name: configuration(lambda_client, name) for name in ("py", "node")} == before
-    layer_versions = lambda_client.list_layer_versions(LayerName="concurrency-observer")
-    assert layer_versions["LayerVersions"] == []
+    make_function(lambda_client, "old", runtime="python3.9")
+    arn = publish(lambda_client, layer_zip, ("py", "node", "old"))
+    assert configuration(lambda_client, "py") == ([arn], {"A": "1", SINK_VARIABLE: "cloudwatch"})
+    assert configuration(lambda_client, "node") == ([arn], {"A": "1", SINK_VARIABLE: "emf"})
+    assert configuration(lambda_client, "old") == ([arn], {SINK_VARIABLE: "emf"})
+
+
+def test_the_fallback_line_says_what_is_recorded(lambda_client: Any, layer_zip: bytes) -> None:
+    """The rendering of a non-Python function has one records line; a Python 3.10+ one none."""
+    make_function(lambda_client, "node", runtime="nodejs22.x")
+    make_function(lambda_client, "py")
+    plan = plan_publish(lambda_client, layer_spec(lambda_client), 1, ("node", "py"))
+    node, py = (render_attachment(a, "arn:new") for a in plan.attachments)
+    records = [line for line in node if line.startswith("  records: ")]
+    assert len(records) == 1
+    for fact in ("nodejs22.x", "bash fallback", "init and shutdown", "idle time from init"):
+        assert fact in records[0]
+    assert "no invocation metrics" in records[0]
+    assert "EMF" in records[0]
+    assert not [line for line in py if "records:" in line]
 
 
 def test_the_layer_limit_is_checked_before_anything_changes(
@@ -281,8 +311,6 @@ def _config(**overrides: Any) -> FunctionConfig:
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"Runtime": "python3.9"}, "too old"),
-        ({"Runtime": "provided.al2023"}, "no python3"),
         ({"Runtime": None, "PackageType": "Image"}, "container image"),
         ({"Version": "3"}, "names version 3"),
         ({"Environment": {"Error": {"ErrorCode": "KMSAccessDenied"}}}, "cannot be read"),
@@ -291,14 +319,93 @@ def _config(**overrides: Any) -> FunctionConfig:
 def test_functions_the_extension_cannot_run_in_are_refused(
     overrides: dict[str, Any], reason: str
 ) -> None:
-    """Old Python, OS-only runtimes, images, versions and unreadable variables each say why."""
+    """Images, versions and unreadable variables each say why."""
     assert reason in (refusal(_config(**overrides)) or "")
 
 
-@pytest.mark.parametrize("runtime", ["python3.10", "python3.13", "python3.14"])
-def test_supported_python_runtimes_are_accepted(runtime: str) -> None:
-    """Python 3.10 and later pass."""
+@pytest.mark.parametrize(
+    ("runtime", "fallback"),
+    [
+        ("python3.10", False),
+        ("python3.14", False),
+        ("python3.9", True),
+        ("python3.8", True),
+        ("nodejs24.x", True),
+        ("java21", True),
+        ("dotnet8", True),
+        ("ruby3.4", True),
+        ("provided.al2023", True),
+    ],
+)
+def test_every_runtime_is_accepted(runtime: str, fallback: bool) -> None:
+    """Any runtime passes; the fallback runs where no Python 3.10+ is."""
     assert refusal(_config(Runtime=runtime)) is None
+    assert uses_fallback(runtime) is fallback
+    assert bool(what_is_recorded(_config(Runtime=runtime))) is fallback
+
+
+LMI_CONFIG: dict[str, Any] = {
+    "CapacityProviderConfig": {
+        "LambdaManagedInstancesCapacityProviderConfig": {
+            "CapacityProviderArn": "arn:aws:lambda:us-east-1:123456789012:capacity-provider:cp",
+            "PerExecutionEnvironmentMaxConcurrency": 16,
+        }
+    },
+    "State": "ActiveNonInvocable",
+}
+
+
+def test_a_managed_instances_function_attaches_and_says_to_publish() -> None:
+    """CapacityProviderConfig (LMI): attached like any other, and one line on what it records."""
+    import botocore.session
+    from botocore.stub import Stubber
+
+    stubbed = botocore.session.get_session().create_client(
+        "lambda", region_name=REGION, aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:fn"
+    function = {
+        "FunctionName": "fn",
+        "FunctionArn": arn,
+        "Version": "$LATEST",
+        "Runtime": "python3.13",
+        "RevisionId": "r1",
+        "LastUpdateStatus": "Successful",
+        **LMI_CONFIG,
+    }
+    layer_arn = "arn:aws:lambda:us-east-1:123456789012:layer:concurrency-observer"
+    stubber = Stubber(stubbed)
+    stubber.add_response("list_layer_versions", {"LayerVersions": []})
+    stubber.add_response("get_function_configuration", function, {"FunctionName": "fn"})
+    stubber.add_response(
+        "publish_layer_version", {"LayerVersionArn": f"{layer_arn}:1", "Version": 1}
+    )
+    stubber.add_response("get_function_configuration", function)
+    stubber.add_response(
+        "update_function_configuration",
+        {},
+        {
+            "FunctionName": arn,
+            "Layers": [f"{layer_arn}:1"],
+            "Environment": {"Variables": {SINK_VARIABLE: "cloudwatch"}},
+            "RevisionId": "r1",
+        },
+    )
+    stubber.add_response("get_function_configuration", {**function, "RevisionId": "r2"})
+    stubber.activate()
+    plan = plan_publish(stubbed, layer_spec(stubbed), 1, ("fn",))
+    assert plan.attachments[0].function.managed_instances
+    result = apply_plan(stubbed, plan, b"zip")
+    assert result.attached == ("fn",)
+    stubber.assert_no_pending_responses()
+    records = [
+        line
+        for line in render_attachment(plan.attachments[0], result.layer_version_arn)
+        if line.startswith("  records: ")
+    ]
+    assert len(records) == 1
+    assert "Lambda Managed Instances: SHUTDOWN only" in records[0]
+    assert "--publish-to LATEST_PUBLISHED" in records[0]
 
 
 class _Clock:

@@ -85,13 +85,30 @@ def test_a_refused_function_exits_1_with_one_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A Node.js function: exit 1, a single 'error:' line naming it, no traceback."""
-    make_function(lambda_client, "node", runtime="nodejs22.x")
-    code, out, err = run_main(monkeypatch, capsys, "layer", "publish", "--attach", "node")
+    """A function with 5 layers already: exit 1, a single 'error:' line naming it, no traceback."""
+    others = tuple(other_layer(lambda_client, f"l{i}") for i in range(5))
+    make_function(lambda_client, "full", layers=others)
+    code, out, err = run_main(monkeypatch, capsys, "layer", "publish", "--attach", "full")
     assert code == 1
     assert out == ""
     assert err.count("\n") == 1
-    assert err.startswith("error: not attaching the layer to any function; node: runtime nodejs22")
+    assert err.startswith("error: not attaching the layer to any function; full: it already has 5")
+
+
+def test_a_nodejs_function_is_attached_with_one_line_on_the_fallback(
+    lambda_client: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Node.js function gets the layer and emf; stderr has one line on what is recorded."""
+    make_function(lambda_client, "node", runtime="nodejs22.x")
+    code, out, err = run_main(monkeypatch, capsys, "layer", "publish", "--attach", "node")
+    assert code == 0, err
+    arn = out.strip()
+    assert configuration(lambda_client, "node") == ([arn], {SINK_VARIABLE: "emf"})
+    records = [line for line in err.splitlines() if "records:" in line]
+    assert len(records) == 1
+    assert "bash fallback" in records[0]
 
 
 @pytest.fixture

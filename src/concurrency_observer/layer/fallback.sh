@@ -1,0 +1,313 @@
+#!/bin/bash
+# concurrency-observer's dependency-free extension: bash and its /dev/tcp, nothing else (no curl,
+# no python). The launcher runs it where no python3 >= 3.10 exists (Node.js, Java, .NET, Ruby,
+# provided.al2023, python3.8/3.9) and where it is the cheaper of the two (SHUTDOWN only + emf).
+#
+# It registers for SHUTDOWN only, writes the init record as one EMF line on stdout before its first
+# /event/next, and at SHUTDOWN (or SIGTERM, whichever comes first, once) the shutdown record, then
+# exits 0. It never exits before that: Lambda treats an extension that exits early as
+# Extension.Crash and fails every invoke. The metric names, units, dimension sets and namespace are
+# those of src/concurrency_observer/schema.py; docs/runtimes.md says what is and is not recorded.
+#
+# SnapStart (Java and .NET run this fallback): Lambda runs init once, snapshots the environment
+# while this script waits on /event/next, and resumes every restored environment there, with no
+# event to say so. The wall clock then jumps against the uptime clock, which the snapshot froze;
+# on that jump this writes an init record for the restored environment, timestamped at the restore,
+# and measures the lifetime from it (docs/runtimes.md).
+#
+# Runs on bash 4.2 (Amazon Linux 2) and 5.x (Amazon Linux 2023): $EPOCHREALTIME only when set.
+# $1: the name to register under (the launcher's file name): Lambda knows an external extension,
+# the kind that gets SHUTDOWN, by the name of its executable in /opt/extensions.
+# Sourced (tests), it only defines its functions; main runs it.
+
+# Bytes, not characters: ranges, ${v,,} and read -N then behave the same in every locale.
+export LC_ALL=C
+shopt -s extglob
+
+readonly LOG_PREFIX='[concurrency-observer]'
+readonly API_PATH=/2020-01-01/extension
+readonly DEFAULT_NAMESPACE=ConcurrencyObserver
+readonly TOKEN_MAX=32
+readonly RESTORE_JUMP_MS=2000 # wall clock ahead of uptime by more than this: a restored snapshot
+readonly BASE_SETS='["FunctionName"],["FunctionName","FunctionVersion"],["FunctionName","InitType"]'
+
+now_ms() {
+    # Sets $now: epoch milliseconds (wall clock). bash 5 has $EPOCHREALTIME (its decimal point
+    # follows the locale, hence the pattern); bash 4.2 forks date (at init and at shutdown only);
+    # printf's %(%s)T, the last resort, is whole seconds.
+    local stamp
+    if [[ -n ${EPOCHREALTIME:-} ]]; then
+        stamp=${EPOCHREALTIME/[.,]/}
+        now=$((10#${stamp:0:${#stamp}-3}))
+    elif stamp=$(date +%s%3N 2>/dev/null) && [[ $stamp == +([0-9]) ]]; then
+        now=$((10#$stamp))
+    else
+        printf -v stamp '%(%s)T' -1
+        now=$((stamp * 1000))
+    fi
+}
+
+uptime_ms() {
+    # Sets $uptime: milliseconds since boot from /proc/uptime (a clock the snapshot stops), or ''.
+    local up=''
+    uptime=''
+    { read -r up _ </proc/uptime; } 2>/dev/null
+    if [[ $up == +([0-9]).[0-9][0-9] ]]; then
+        uptime=$((10#${up%.*} * 1000 + 10#${up#*.} * 10))
+    fi
+}
+
+log_line() {
+    # log_line LEVEL MESSAGE...: one line on stderr (the function's log stream), unless
+    # CONCURRENCY_OBSERVER_LOG_LEVEL is above LEVEL (ERROR > WARNING > INFO, as extension/log.py).
+    case "$1/${log_level:-INFO}" in
+        INFO/ERROR | INFO/WARNING | WARNING/ERROR) return 0 ;;
+    esac
+    printf '%s %s %s\n' "$LOG_PREFIX" "$1" "${*:2}" >&2 || :
+}
+
+trimmed() {
+    # Sets $trim: $1 without leading and trailing whitespace (str.strip(): ASCII and \x1c-\x1f).
+    local ws=$' \t\n\v\f\r\x1c\x1d\x1e\x1f'
+    trim=${1##+(["$ws"])}
+    trim=${trim%%+(["$ws"])}
+}
+
+safe_token() {
+    # Sets $token like schema.safe_token: lower-case, runs of anything but [a-z0-9_.-] become
+    # one "-", no "-" at either end, at most 32 characters, "unknown" when nothing is left.
+    local raw=${1,,}
+    raw=${raw//+([^a-z0-9_.-])/-}
+    raw=${raw##+(-)}
+    raw=${raw%%+(-)}
+    token=${raw:0:TOKEN_MAX}
+    token=${token:-unknown}
+}
+
+json_string() {
+    # Sets $json: $1 as a JSON string. Control characters are rare (a setting with a newline), so
+    # the byte loop runs only when there is one.
+    local text=${1//\\/\\\\} out='' char code i
+    text=${text//\"/\\\"}
+    if [[ $text == *[[:cntrl:]]* ]]; then
+        for ((i = 0; i < ${#text}; i++)); do
+            char=${text:i:1}
+            if [[ $char == [[:cntrl:]] ]]; then
+                printf -v code '%d' "'$char"
+                printf -v char '\\u%04x' "$code"
+            fi
+            out+=$char
+        done
+        text=$out
+    fi
+    json="\"$text\""
+}
+
+valid_namespace() {
+    # CloudWatch's rule, as extension/config.py applies it: 1-255 of 0-9A-Za-z.-_/#: and space,
+    # not starting with AWS/.
+    [[ -n $1 && ${#1} -le 255 && $1 != *[^0-9A-Za-z./#:\ _-]* && $1 != AWS/* ]]
+}
+
+seconds() {
+    # Sets $secs: $1 milliseconds as seconds with 3 decimals (never negative: a clock step back).
+    local ms=$(($1 < 0 ? 0 : $1))
+    printf -v secs '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+
+configure() {
+    # Reads the environment once, like extension/config.py; sets the record's constant parts,
+    # $log_level and $warning (empty, or one sentence for the init log line). The sink is always
+    # emf and the events SHUTDOWN, whatever CONCURRENCY_OBSERVER_SINK and _EVENTS say.
+    warning=''
+    trimmed "${CONCURRENCY_OBSERVER_LOG_LEVEL:-}"
+    log_level=${trim^^}
+    trimmed "${CONCURRENCY_OBSERVER_NAMESPACE:-}"
+    namespace=${trim:-$DEFAULT_NAMESPACE}
+    if ! valid_namespace "$namespace"; then
+        warning="CONCURRENCY_OBSERVER_NAMESPACE is not a valid CloudWatch namespace"
+        warning+=", using $DEFAULT_NAMESPACE; "
+        namespace=$DEFAULT_NAMESPACE
+    fi
+    trimmed "${AWS_LAMBDA_FUNCTION_NAME:-}"
+    function_name=${trim:-unknown}
+    json_string "$function_name"
+    local function_json=$json
+    trimmed "${AWS_LAMBDA_FUNCTION_VERSION:-}"
+    json_string "${trim:-\$LATEST}"
+    local version_json=$json
+    trimmed "${AWS_LAMBDA_INITIALIZATION_TYPE:-}"
+    init_type=on-demand
+    if [[ -n $trim ]]; then
+        safe_token "$trim"
+        init_type=$token
+    fi
+    base_values="\"FunctionName\":$function_json,\"FunctionVersion\":$version_json,\"InitType\":\"$init_type\""
+}
+
+emit() {
+    # One EMF document on one line, in one write.
+    printf '%s\n' "$1" || :
+}
+
+init_written=''
+emit_init() {
+    init_written=1
+    emit "{\"_aws\":{\"Timestamp\":$started_ms,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS],\"Metrics\":[{\"Name\":\"EnvironmentInit\",\"Unit\":\"Count\"}]}]},$base_values,\"EnvironmentInit\":1}"
+}
+
+shutdown_written=''
+finish() {
+    # Writes the shutdown record once and exits 0; $1 is the reason as Lambda sent it.
+    [[ -n $shutdown_written ]] && exit 0
+    shutdown_written=1
+    trap '' TERM
+    local now token secs lifetime
+    # SIGTERM before the init record went out: write it too, so every shutdown has its init.
+    [[ -n $init_written ]] || emit_init
+    now_ms
+    safe_token "$1"
+    seconds $((now - started_ms))
+    lifetime=$secs
+    emit "{\"_aws\":{\"Timestamp\":$now,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS,[\"FunctionName\",\"ShutdownReason\"]],\"Metrics\":[{\"Name\":\"EnvironmentShutdown\",\"Unit\":\"Count\"}]},{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS],\"Metrics\":[{\"Name\":\"EnvironmentLifetime\",\"Unit\":\"Seconds\"},{\"Name\":\"EnvironmentIdleTime\",\"Unit\":\"Seconds\"}]}]},$base_values,\"ShutdownReason\":\"$token\",\"EnvironmentShutdown\":1,\"EnvironmentLifetime\":$lifetime,\"EnvironmentIdleTime\":$lifetime}"
+    local summary="shutdown ($token) after $lifetime s"
+    ((restores > 0)) && summary+=" (restored from a snapshot)"
+    log_line INFO "$summary, bash fallback (SHUTDOWN only, emf): delivered init+shutdown"
+    exit 0
+}
+
+request() {
+    # request METHOD PATH BODY [HEADER...]: one HTTP/1.1 exchange with the Extensions API on a
+    # fresh connection. Sets $status (000 when no answer), $extension_id (if the answer names
+    # one) and $body; fails when nothing came back.
+    local method=$1 path=$2 data=$3 line header length=''
+    shift 3
+    status=000
+    body=''
+    { exec 3<>"/dev/tcp/$api_host/$api_port"; } 2>/dev/null || return 1
+    {
+        printf '%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n' \
+            "$method" "$path" "$api" "${#data}"
+        for header in "$@"; do printf '%s\r\n' "$header"; done
+        printf '\r\n%s' "$data"
+    } >&3 2>/dev/null || {
+        exec 3<&-
+        return 1
+    }
+    if ! IFS=' ' read -r _ status _ <&3; then
+        exec 3<&-
+        status=000
+        return 1
+    fi
+    status=${status%$'\r'}
+    while IFS= read -r line <&3; do
+        line=${line%$'\r'}
+        [[ -z $line ]] && break
+        case ${line,,} in
+            lambda-extension-identifier:*) trimmed "${line#*:}" && extension_id=$trim ;;
+            content-length:*) trimmed "${line#*:}" && length=$trim ;;
+        esac
+    done
+    if [[ $length == +([0-9]) ]]; then
+        IFS= read -r -N "$length" body <&3
+    else
+        IFS= read -r -d '' body <&3
+    fi
+    exec 3<&-
+    [[ $status == +([0-9]) ]] || status=000
+}
+
+backoff=0
+next_backoff() {
+    # Sleeps 0.05 s, doubled per consecutive failure up to 5 s: no busy loop, and no giving up.
+    local delays=(0.05 0.1 0.2 0.4 0.8 1.6 3.2 5)
+    sleep "${delays[backoff]}" 2>/dev/null || sleep 1
+    if ((backoff < ${#delays[@]} - 1)); then backoff=$((backoff + 1)); fi
+}
+
+register() {
+    # Until registered there is no identifier to poll with: keep trying (init waits for it, and a
+    # process that exits now fails the environment). One log line, at the first failure.
+    extension_id=''
+    until request POST "$API_PATH/register" '{"events":["SHUTDOWN"]}' \
+        "Lambda-Extension-Name: $extension_name" 'Content-Type: application/json' &&
+        [[ $status == 200 && -n $extension_id ]]; do
+        if ((backoff == 0)); then
+            log_line ERROR "cannot register with the Extensions API at '$api' (HTTP $status)," \
+                "retrying"
+        fi
+        next_backoff
+    done
+    backoff=0
+}
+
+clock_offset() {
+    # Sets $offset: wall clock minus uptime (ms), '' when the uptime is unknown; and $uptime.
+    now_ms
+    uptime_ms
+    offset=${uptime:+$((now - uptime))}
+}
+
+check_restore() {
+    # After a wait on /event/next of a snap-start environment: if the wall clock jumped against
+    # the uptime since $1 (the uptime when the wait began), this is a restored copy of the
+    # snapshot: its life starts at the restore, which is the uptime elapsed since $1 ago.
+    local before=$1 now uptime offset
+    [[ $init_type == snap-start && -n $before && -n $init_offset ]] || return 0
+    clock_offset
+    [[ -n $offset ]] && ((offset - init_offset > RESTORE_JUMP_MS)) || return 0
+    started_ms=$((now - (uptime - before)))
+    init_offset=$offset
+    restores=$((restores + 1))
+    emit_init
+}
+
+serve_events() {
+    # /event/next until SHUTDOWN; a failed call backs off and tries again, an unknown event is
+    # skipped.
+    local reason waiting_since uptime
+    while :; do
+        uptime_ms
+        waiting_since=$uptime
+        if request GET "$API_PATH/event/next" '' "Lambda-Extension-Identifier: $extension_id" &&
+            [[ $status == 200 ]]; then
+            backoff=0
+            check_restore "$waiting_since"
+            if [[ $body =~ \"eventType\"[[:space:]]*:[[:space:]]*\"SHUTDOWN\" ]]; then
+                reason=''
+                if [[ $body =~ \"shutdownReason\"[[:space:]]*:[[:space:]]*\"([^\"]*)\" ]]; then
+                    reason=${BASH_REMATCH[1]}
+                fi
+                finish "$reason"
+            fi
+        else
+            next_backoff
+        fi
+    done
+}
+
+main() {
+    # $1: the name to register under.
+    local now offset uptime
+    clock_offset
+    started_ms=$now
+    init_offset=$offset
+    restores=0
+    # A closed stdout must give a failed write, not a death by SIGPIPE.
+    trap '' PIPE
+    configure
+    trap 'finish sigterm' TERM
+    api=${AWS_LAMBDA_RUNTIME_API:-}
+    api_host=${api%:*}
+    api_port=${api##*:}
+    extension_name=${1:-${0##*/}}
+    register
+    emit_init
+    log_line INFO "${warning}$init_type environment of $function_name," \
+        "bash fallback (SHUTDOWN only, emf): init record delivered"
+    serve_events
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi

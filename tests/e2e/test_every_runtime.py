@@ -1,0 +1,138 @@
+"""The built layer on runtimes without python3 >= 3.10, under the real RIE: the bash fallback.
+
+Two setups, each one environment invoked several times then SIGTERMed (the RIE sends SHUTDOWN):
+
+- a custom runtime in bash (``local/function/bash_runtime.sh``) with every python3 hidden from the
+  environment (``/dev/null`` bind-mounted over each one on PATH, ``/var/lang/bin`` covered too);
+- the usual Python runtime, with a python3 older than 3.10 first on PATH (python3.8/3.9 runtimes).
+
+Every invoke must succeed, and the output must hold exactly one init and one shutdown EMF record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from concurrency_observer import schema
+from concurrency_observer.local import readback
+from concurrency_observer.local.environment import (
+    BASH_RUNTIME,
+    EnvironmentSettings,
+    InvokeResult,
+    LambdaEnvironment,
+    observer_env,
+    python3_paths,
+)
+
+pytestmark = pytest.mark.e2e
+
+INVOCATIONS = 3
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one environment answered and wrote."""
+
+    namespace: str
+    function_name: str
+    invocations: list[InvokeResult]
+    output: str
+
+
+def run_environment(rie_path: Path, layer_dir: Path, settings: EnvironmentSettings) -> Run:
+    """Start the environment, invoke it ``INVOCATIONS`` times, SIGTERM it."""
+    environment = LambdaEnvironment(layer_dir, settings, name="runtime", rie_path=rie_path).start()
+    try:
+        results = [environment.invoke({"n": n}) for n in range(INVOCATIONS)]
+        environment.shutdown()
+    finally:
+        environment.close()
+    namespace = settings.extra_env["CONCURRENCY_OBSERVER_NAMESPACE"]
+    return Run(namespace, settings.function_name, results, environment.output)
+
+
+def settings_for(**fields: object) -> EnvironmentSettings:
+    """Settings with a function and namespace of their own; emf is what the fallback writes."""
+    namespace = f"E2E/{uuid.uuid4().hex[:12]}"
+    env = observer_env(namespace=namespace)
+    extra = fields.pop("extra_env", {})
+    assert isinstance(extra, dict)
+    return EnvironmentSettings(
+        function_name=f"e2e-{uuid.uuid4().hex[:10]}",
+        extra_env={**env, **extra},
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def old_python_dir() -> str:
+    """The bin directory of a python3 older than 3.10 (pyenv); the test fails without one."""
+    for minor in (9, 8):
+        found = sorted(Path("~/.pyenv/versions").expanduser().glob(f"3.{minor}.*/bin/python3"))
+        if found:
+            return str(found[0].parent)
+    pytest.fail("no python3.8 or 3.9 under ~/.pyenv/versions: this test needs one")
+
+
+@pytest.fixture(scope="module")
+def no_python_run(rie_path: Path, layer_dir: Path) -> Run:
+    """The bash runtime with every python3 hidden."""
+    search_path = EnvironmentSettings().environ()["PATH"]
+    settings = settings_for(
+        runtime_command=("/bin/bash", str(BASH_RUNTIME)),
+        hidden_paths=python3_paths(search_path),
+    )
+    return run_environment(rie_path, layer_dir, settings)
+
+
+@pytest.fixture(scope="module")
+def old_python_run(rie_path: Path, layer_dir: Path) -> Run:
+    """The Python runtime with python3 < 3.10 first on PATH."""
+    search_path = EnvironmentSettings().environ()["PATH"]
+    settings = settings_for(extra_env={"PATH": f"{old_python_dir()}:{search_path}"})
+    return run_environment(rie_path, layer_dir, settings)
+
+
+@pytest.fixture(params=["no-python", "old-python"])
+def run(request: pytest.FixtureRequest) -> Run:
+    """Each setup's run."""
+    fixture = {"no-python": "no_python_run", "old-python": "old_python_run"}[request.param]
+    found = request.getfixturevalue(fixture)
+    assert isinstance(found, Run)
+    return found
+
+
+def test_every_invoke_succeeds(run: Run) -> None:
+    """Every invocation answered 200 with the function's own payload, no Extension.Crash."""
+    assert [r.status for r in run.invocations] == [200] * INVOCATIONS, run.output
+    assert all(r.function_error is None for r in run.invocations), run.output
+    assert "Extension.Crash" not in run.output
+
+
+def test_one_init_and_one_shutdown_record(run: Run) -> None:
+    """Exactly one init and one shutdown EMF document, written by the bash fallback."""
+    documents = [
+        d
+        for d in readback.emf_documents(run.output)
+        if d.get(schema.FUNCTION_NAME) == run.function_name
+    ]
+    inits = [d for d in documents if schema.ENVIRONMENT_INIT in d]
+    shutdowns = [d for d in documents if schema.ENVIRONMENT_SHUTDOWN in d]
+    assert (len(inits), len(shutdowns), len(documents)) == (1, 1, 2), run.output
+    assert shutdowns[0][schema.SHUTDOWN_REASON] == "sandboxterminated"
+    assert shutdowns[0][schema.ENVIRONMENT_LIFETIME] >= 0
+    assert schema.ENVIRONMENT_INVOCATIONS not in shutdowns[0]  # SHUTDOWN only: not counted
+    assert "bash fallback" in run.output
+    summaries = readback.read_emf(run.output, run.namespace)
+    init = readback.find(summaries, schema.ENVIRONMENT_INIT, FunctionName=run.function_name)
+    assert init is not None
+    assert (init.samples, init.total) == (1, 1.0)
+
+
+def test_no_python_setup_really_had_no_python(no_python_run: Run) -> None:
+    """The runtime answered from bash, and the launcher found no python3 to run."""
+    assert all(r.payload.get("runtime") == "bash" for r in no_python_run.invocations)
+    assert "Registered" not in no_python_run.output  # the Python extension never started

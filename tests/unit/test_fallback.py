@@ -1,0 +1,469 @@
+"""The bash fallback and the launcher's choice, run as Lambda runs them against a fake API.
+
+The fallback's EMF lines are checked against the EMF specification's schema (the test the Python
+sink passes) and against the document the Python sink writes for the same record.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from concurrency_observer import schema
+from concurrency_observer.extension.records import (
+    Environment,
+    ShutdownFacts,
+    build_init_record,
+    build_shutdown_record,
+)
+from concurrency_observer.extension.sinks.emf import emf_document
+from concurrency_observer.layer import (
+    EXTENSION_NAME,
+    FALLBACK_PATH,
+    LAUNCHER_PATH,
+    build_layer,
+    extract_layer,
+)
+from concurrency_observer.local import rie
+
+from .extension.fakes import EXTENSION_ID, FakeExtensionsApi
+from .extension.test_emf import assert_valid_emf
+
+SOURCES = Path(schema.__file__).resolve().parent / "layer"
+BASH = shutil.which("bash") or "/bin/bash"
+
+
+@pytest.fixture(scope="module")
+def layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The layer built and extracted as Lambda would mount it on /opt."""
+    root = tmp_path_factory.mktemp("layer")
+    return extract_layer(build_layer(root / "layer.zip", bytecode=False).path, root / "opt")
+
+
+def shutdown_event(reason: str = "spindown") -> dict[str, object]:
+    """A SHUTDOWN event with a deadline 2 s from now."""
+    deadline = int((time.time() + 2) * 1000)
+    return {"eventType": "SHUTDOWN", "shutdownReason": reason, "deadlineMs": deadline}
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PATH directory with bash and the two coreutils the fallback may use, and no python3."""
+    directory = tmp_path_factory.mktemp("bin")
+    for tool in ("bash", "date", "sleep"):
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (directory / tool).symlink_to(found)
+    return str(directory)
+
+
+def environment(api: FakeExtensionsApi, **extra: str) -> dict[str, str]:
+    """A minimal Lambda-like environment (the tests that run python3 set PATH)."""
+    return {
+        "PATH": "/nonexistent",
+        "AWS_LAMBDA_RUNTIME_API": api.address,
+        "AWS_LAMBDA_FUNCTION_NAME": "orders",
+        "AWS_LAMBDA_FUNCTION_VERSION": "3",
+        **extra,
+    }
+
+
+def fallback_command(layer: Path, name: str = EXTENSION_NAME) -> list[str]:
+    """The fallback as the launcher execs it."""
+    return [BASH, str(layer / FALLBACK_PATH), name]
+
+
+def run_to_end(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a process to its end with captured text output."""
+    return subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=30)
+
+
+def documents(stdout: str) -> list[dict[str, object]]:
+    """The EMF documents printed, one per line."""
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def timestamp(document: dict[str, object]) -> int:
+    """The document's Timestamp (epoch ms)."""
+    metadata = document["_aws"]
+    assert isinstance(metadata, dict)
+    stamp = metadata["Timestamp"]
+    assert isinstance(stamp, int)
+    return stamp
+
+
+def test_records_are_valid_emf_and_match_the_python_sink(layer: Path) -> None:
+    """Init then shutdown, each valid EMF and equal to the Python sink's document for them."""
+    env_vars = {"AWS_LAMBDA_INITIALIZATION_TYPE": "Provisioned-Concurrency"}
+    with FakeExtensionsApi(
+        [{"eventType": "FUTURE"}, shutdown_event("Spin Down!")]
+    ).running() as api:
+        started = time.time()
+        process = run_to_end(fallback_command(layer), environment(api, **env_vars))
+        finished = time.time()
+    assert process.returncode == 0, process.stderr
+    init, shutdown = documents(process.stdout)
+    for document in (init, shutdown):
+        assert_valid_emf(document)
+    environment_ = Environment("orders", "3", "provisioned-concurrency")
+    init_stamp, shutdown_stamp = timestamp(init), timestamp(shutdown)
+    assert started * 1000 - 1 <= init_stamp <= shutdown_stamp <= finished * 1000 + 1
+    assert init == emf_document(
+        build_init_record(environment_, init_stamp / 1000), schema.DEFAULT_NAMESPACE
+    )
+    lifetime = round((shutdown_stamp - init_stamp) / 1000, 3)
+    facts = ShutdownFacts("spin-down", shutdown_stamp / 1000, lifetime, lifetime, None, None)
+    expected = emf_document(build_shutdown_record(environment_, facts), schema.DEFAULT_NAMESPACE)
+    assert shutdown == expected
+    register, first_next, *_ = api.requests
+    assert json.loads(register.body) == {"events": ["SHUTDOWN"]}
+    assert register.headers["Lambda-Extension-Name"] == EXTENSION_NAME
+    assert first_next.headers["Lambda-Extension-Identifier"] == EXTENSION_ID
+    assert init_stamp <= first_next.at * 1000  # the init record was out before the first /next
+    lines = process.stderr.splitlines()
+    assert len(lines) == 2, process.stderr
+    assert all(line.startswith("[concurrency-observer] INFO ") for line in lines)
+
+
+def test_sigterm_during_next_writes_one_shutdown_record(layer: Path) -> None:
+    """SIGTERM while blocked on /event/next, then another: one init, one shutdown, exit 0."""
+    with FakeExtensionsApi([]).running() as api:
+        process = subprocess.Popen(
+            fallback_command(layer),
+            env=environment(api),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert api.waiting.wait(20), "the fallback never blocked on /event/next"
+        time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    docs = documents(stdout)
+    assert [schema.ENVIRONMENT_INIT in d for d in docs] == [True, False]
+    assert docs[1][schema.SHUTDOWN_REASON] == "sigterm"
+    assert docs[1][schema.ENVIRONMENT_SHUTDOWN] == 1
+
+
+def test_failures_never_end_it_before_shutdown(layer: Path) -> None:
+    """A refused register and failing /event/next calls: it retries, then records at SHUTDOWN."""
+    events: list[dict[str, object]] = [{"status": 500}, {"status": 403}, shutdown_event()]
+    with FakeExtensionsApi(events, register_status=403).running() as api:
+        process = subprocess.Popen(
+            fallback_command(layer),
+            env=environment(api),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while api.paths().count("/2020-01-01/extension/register") < 3:
+            assert time.monotonic() < deadline, "register was not retried"
+            assert process.poll() is None, "the fallback exited after a refused register"
+            time.sleep(0.02)
+        api.register_status = 200
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    docs = documents(stdout)
+    assert [schema.ENVIRONMENT_INIT in d for d in docs] == [True, False]
+    assert docs[1][schema.SHUTDOWN_REASON] == "spindown"
+    assert api.paths().count("/2020-01-01/extension/event/next") == 3
+    assert stderr.count("cannot register") == 1, stderr
+
+
+def test_namespace_is_validated_like_the_python_config(layer: Path) -> None:
+    """A valid namespace is used; an invalid one falls back to the default with one warning."""
+    for namespace, expected in (
+        (" Team/Orders #1: x_y.z-w ", "Team/Orders #1: x_y.z-w"),
+        ("AWS/Lambda", schema.DEFAULT_NAMESPACE),
+        ('Quote"d', schema.DEFAULT_NAMESPACE),
+    ):
+        with FakeExtensionsApi([shutdown_event()]).running() as api:
+            env = environment(api, CONCURRENCY_OBSERVER_NAMESPACE=namespace)
+            process = run_to_end(fallback_command(layer), env)
+        assert process.returncode == 0, process.stderr
+        for document in documents(process.stdout):
+            assert_valid_emf(document)
+            metadata = document["_aws"]
+            assert isinstance(metadata, dict)
+            assert {d["Namespace"] for d in metadata["CloudWatchMetrics"]} == {expected}
+        assert ("not a valid CloudWatch namespace" in process.stderr) == (
+            expected == schema.DEFAULT_NAMESPACE
+        )
+
+
+def test_odd_function_names_are_escaped(layer: Path) -> None:
+    """Quotes, backslashes and control characters in the names still give valid JSON."""
+    name, version = 'or"d\\e\trs\x01', "  "
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api)
+        env.update(AWS_LAMBDA_FUNCTION_NAME=name, AWS_LAMBDA_FUNCTION_VERSION=version)
+        process = run_to_end(fallback_command(layer), env)
+    assert process.returncode == 0, process.stderr
+    for document in documents(process.stdout):
+        assert_valid_emf(document)
+        assert document[schema.FUNCTION_NAME] == name
+        assert document[schema.FUNCTION_VERSION] == "$LATEST"
+
+
+def _bash_function(function: str, result: str, values: list[str]) -> list[str]:
+    """Each of ``values`` through the sourced fallback's ``function``, reading ``$result``."""
+    script = (
+        f'source "$1"; while IFS= read -r -d "" v; do {function} "$v"; '
+        f'printf "%s\\0" "${result}"; done'
+    )
+    output = subprocess.run(
+        [BASH, "-c", script, "bash", str(SOURCES / "fallback.sh")],
+        input="".join(f"{v}\0" for v in values).encode(),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    ).stdout
+    return output.decode().split("\0")[:-1]
+
+
+def _lowers_to_ascii(text: str) -> bool:
+    # Python lower-cases a few non-ASCII letters to ASCII (KELVIN SIGN -> k); bash in the C
+    # locale, as the fallback runs, treats every non-ASCII byte as unsafe.
+    return any(not c.isascii() and any(x.isascii() for x in c.lower()) for c in text)
+
+
+TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(TEXT.filter(lambda t: not _lowers_to_ascii(t)), min_size=1, max_size=20))
+def test_safe_token_matches_the_schema(values: list[str]) -> None:
+    """The fallback's safe_token gives schema.safe_token's token for any text."""
+    assert _bash_function("safe_token", "token", values) == [schema.safe_token(v) for v in values]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(TEXT, min_size=1, max_size=20))
+def test_json_string_round_trips(values: list[str]) -> None:
+    """The fallback's json_string is a JSON string that decodes to the value itself."""
+    assert [json.loads(j) for j in _bash_function("json_string", "json", values)] == values
+
+
+@pytest.mark.parametrize(
+    "prelude",
+    [":", "unset EPOCHREALTIME", "unset EPOCHREALTIME; PATH=/nonexistent"],
+    ids=["epochrealtime", "date", "printf"],
+)
+def test_every_clock_gives_epoch_milliseconds(prelude: str) -> None:
+    """$EPOCHREALTIME (bash 5), date +%s%3N (bash 4.2) and printf %(%s)T agree with the clock."""
+    before = time.time()
+    script = f'source "$1"; {prelude}; now_ms; echo "$now"'
+    output = subprocess.run(
+        [BASH, "-c", script, "bash", str(SOURCES / "fallback.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    after = time.time()
+    assert int(before) * 1000 - 1000 <= int(output) <= after * 1000 + 1
+
+
+# -- the launcher's choice ----------------------------------------------------------------------
+
+
+def old_python() -> str | None:
+    """A python3 older than 3.10 on this machine (pyenv), if any."""
+    for minor in (9, 8, 7, 6):
+        found = sorted(Path("~/.pyenv/versions").expanduser().glob(f"3.{minor}.*/bin/python3"))
+        if found:
+            return str(found[0].parent)
+    return None
+
+
+def test_launcher_without_python_runs_the_fallback(layer: Path, tools: str) -> None:
+    """No python3 anywhere: the launcher execs the fallback, which records init and shutdown."""
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        process = run_to_end([str(layer / LAUNCHER_PATH)], environment(api, PATH=tools))
+    assert process.returncode == 0, process.stderr
+    assert len(documents(process.stdout)) == 2
+    assert "bash fallback" in process.stderr
+    assert api.requests[0].headers["Lambda-Extension-Name"] == EXTENSION_NAME
+
+
+def test_launcher_with_an_old_python_runs_the_fallback(layer: Path, tools: str) -> None:
+    """python3 3.9 or older first on PATH: bootstrap.py hands over to the fallback, no exit."""
+    old = old_python()
+    assert old is not None, "no python3 older than 3.10 under ~/.pyenv/versions"
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, PATH=f"{old}:{tools}")
+        process = run_to_end([str(layer / LAUNCHER_PATH)], env)
+    assert process.returncode == 0, process.stderr
+    assert len(documents(process.stdout)) == 2
+    assert "bash fallback" in process.stderr
+
+
+def test_launcher_prefers_python_unless_shutdown_only_emf(layer: Path, tools: str) -> None:
+    """python3.10+ on PATH: Python by default, the fallback for SHUTDOWN only + emf."""
+    python_dir = str(Path(sys.executable).parent)
+    cases = [
+        ({"CONCURRENCY_OBSERVER_SINK": "emf"}, False),
+        ({"CONCURRENCY_OBSERVER_SINK": "EMF", "CONCURRENCY_OBSERVER_EVENTS": "shutdown"}, True),
+        (
+            {
+                "CONCURRENCY_OBSERVER_SINK": "emf",
+                "CONCURRENCY_OBSERVER_EVENTS": "SHUTDOWN",
+                "CONCURRENCY_OBSERVER_ENGINE": "python",
+            },
+            False,
+        ),
+        ({"CONCURRENCY_OBSERVER_SINK": "emf", "CONCURRENCY_OBSERVER_ENGINE": "bash"}, True),
+    ]
+    for settings_, fallback in cases:
+        with FakeExtensionsApi([shutdown_event()]).running() as api:
+            env = environment(api, PATH=f"{python_dir}:{tools}", **settings_)
+            process = run_to_end([str(layer / LAUNCHER_PATH)], env)
+        assert process.returncode == 0, process.stderr
+        assert len(documents(process.stdout)) == 2
+        assert ("bash fallback" in process.stderr) == fallback, (settings_, process.stderr)
+
+
+@pytest.mark.parametrize(
+    "script", ["layer/launcher.sh", "layer/fallback.sh", "local/function/bash_runtime.sh"]
+)
+def test_shellcheck_is_clean(script: str) -> None:
+    """shellcheck finds nothing in the launcher (POSIX sh) and the fallback (bash)."""
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck is not None, "shellcheck is missing: scripts/test installs it (apt-get)"
+    result = subprocess.run(
+        [shellcheck, "--severity=style", str(SOURCES.parent / script)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_bootstrap_stays_parseable_by_old_pythons() -> None:
+    """bootstrap.py compiles under Python 2.7 and 3.6 (it must reach its version check)."""
+    pythons = sorted(Path("~/.pyenv/versions").expanduser().glob("[23].[67].*/bin/python"))
+    assert pythons, "no Python 2.7 or 3.6 under ~/.pyenv/versions"
+    for python in pythons:
+        code = "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')"
+        bootstrap = str(SOURCES / "bootstrap.py")
+        subprocess.run([str(python), "-c", code, bootstrap], check=True, timeout=30)
+
+
+def test_launcher_without_bash_says_so_in_one_line(layer: Path) -> None:
+    """Neither python3 nor bash: one line saying the layer cannot run here (see without_bash)."""
+    process = run_to_end([str(layer / LAUNCHER_PATH)], {"PATH": "/nonexistent"})
+    assert process.stdout == ""
+    assert process.stderr.count("\n") == 1
+    assert "no python3 >= 3.10 and no bash" in process.stderr
+
+
+# Runs the sourced fallback with its wall clock jumping an hour ahead while it waits on its first
+# /event/next, as a SnapStart restore does (the uptime clock, frozen in the snapshot, does not).
+RESTORE_EMULATION = """
+source "$1"
+eval "real_$(declare -f now_ms)"
+eval "real_$(declare -f request)"
+jump=0
+now_ms() { real_now_ms; now=$((now + jump)); }
+request() {
+    real_request "$@"
+    local answered=$?
+    [[ $2 == */event/next ]] && jump=3600000
+    return $answered
+}
+main concurrency-observer
+"""
+
+
+@pytest.mark.parametrize("init_type", ["snap-start", "on-demand"])
+def test_a_snapstart_restore_writes_an_init_record_of_its_own(tools: str, init_type: str) -> None:
+    """snap-start: a jump of the wall clock against uptime is a restore, with its own init."""
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, PATH=tools, AWS_LAMBDA_INITIALIZATION_TYPE=init_type)
+        process = run_to_end(
+            [BASH, "-c", RESTORE_EMULATION, "bash", str(SOURCES / "fallback.sh")], env
+        )
+    assert process.returncode == 0, process.stderr
+    docs = documents(process.stdout)
+    inits = [d for d in docs if schema.ENVIRONMENT_INIT in d]
+    (shutdown,) = [d for d in docs if schema.ENVIRONMENT_SHUTDOWN in d]
+    lifetime = shutdown[schema.ENVIRONMENT_LIFETIME]
+    assert isinstance(lifetime, float)
+    if init_type == "snap-start":
+        snapshot, restored = inits
+        # /proc/uptime counts in 10 ms steps: the restore is placed to within them
+        assert 3599_900 <= timestamp(restored) - timestamp(snapshot) < 3630_000
+        assert timestamp(restored) <= timestamp(shutdown)
+        assert lifetime < 30  # from the restore, not from the snapshot's init
+        assert "restored from a snapshot" in process.stderr
+    else:  # only SnapStart restores; elsewhere a clock step is only a clock step
+        assert len(inits) == 1
+        assert lifetime >= 3600
+
+
+@pytest.mark.parametrize(("level", "lines"), [("error", 0), ("WARNING", 0), ("debug", 2)])
+def test_the_log_level_is_honoured(layer: Path, level: str, lines: int) -> None:
+    """CONCURRENCY_OBSERVER_LOG_LEVEL above INFO silences the two INFO lines; records stay."""
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, CONCURRENCY_OBSERVER_LOG_LEVEL=level)
+        process = run_to_end(fallback_command(layer), env)
+    assert process.returncode == 0, process.stderr
+    assert len(process.stderr.splitlines()) == lines, process.stderr
+    assert len(documents(process.stdout)) == 2
+
+
+# Gives the process a /var/lang/bin/python3 (this interpreter) in a mount namespace of its own,
+# as the Python runtimes have, then runs the launcher ($1).
+WITH_LAMBDA_PYTHON = (
+    "PATH=/usr/bin:/bin:/usr/sbin:/sbin mount -t tmpfs tmpfs /var && /bin/mkdir -p /var/lang/bin "
+    '&& /bin/ln -s "$2" /var/lang/bin/python3 && exec "$1"'
+)
+
+
+@pytest.mark.parametrize("first_on_path", ["old-python", "no-python"])
+def test_launcher_finds_var_lang_python(layer: Path, tools: str, first_on_path: str) -> None:
+    """An old or no python3 on PATH, a 3.10+ /var/lang/bin/python3: the Python extension runs."""
+    rie.check_host()
+    search_path = tools
+    if first_on_path == "old-python":
+        old = old_python()
+        assert old is not None, "no python3 older than 3.10 under ~/.pyenv/versions"
+        search_path = f"{old}:{tools}"
+    shell = shutil.which("sh") or "/bin/sh"
+    unshare = [shutil.which("unshare") or "unshare", *rie.unshare_flags()]
+    command = [*unshare, "--", shell, "-c", WITH_LAMBDA_PYTHON, "sh", str(layer / LAUNCHER_PATH)]
+    command.append(sys.executable)
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, PATH=search_path, CONCURRENCY_OBSERVER_SINK="emf")
+        process = run_to_end(command, env)
+    assert process.returncode == 0, process.stderr
+    assert len(documents(process.stdout)) == 2
+    assert "bash fallback" not in process.stderr
+    assert "sink emf" in process.stderr  # the Python extension's init line
+
+
+def test_runs_in_bash_42_compatibility_mode_without_epochrealtime(tools: str) -> None:
+    """BASH_COMPAT=4.2 and no $EPOCHREALTIME (as bash 4.2 on Amazon Linux 2): same records."""
+    script = 'unset EPOCHREALTIME; source "$1"; main concurrency-observer'
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, PATH=tools, BASH_COMPAT="4.2")
+        started = time.time()
+        process = run_to_end([BASH, "-c", script, "bash", str(SOURCES / "fallback.sh")], env)
+        finished = time.time()
+    assert process.returncode == 0, process.stderr
+    init, shutdown = documents(process.stdout)
+    for document in (init, shutdown):
+        assert_valid_emf(document)
+    assert int(started * 1000) - 1 <= timestamp(init) <= timestamp(shutdown) <= finished * 1000 + 1
