@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     )
 
 _READ_ATTEMPTS = 5  # an external CloudWatch is eventually consistent; moto answers at once
+THRESHOLD_MARGIN_S = 0.5  # no held environment is first invoked this close to the threshold
 _DISPLAY_INTERVAL_S = 0.25
 
 
@@ -118,6 +119,30 @@ class SimulationInterrupted(UserError):
     help="ceil(P x factor) environments are brought up for P provisioned: a known truth for "
     "checking the measurement.",
 )
+@click.option(
+    "--proactive-rate",
+    type=click.FloatRange(0, 10),
+    default=0.2,
+    show_default=True,
+    help="On-demand environments initialized ahead of demand, per second (a seeded Poisson "
+    "process): some are invoked later, some never.",
+)
+@click.option(
+    "--pc-max-lifetime",
+    type=click.FloatRange(0, 3600),
+    default=15.0,
+    show_default=True,
+    help="Seconds after which a provisioned environment is recycled: a replacement is "
+    "initialized, then the old one shut down. 0: never.",
+)
+@click.option(
+    "--prompt-threshold-ms",
+    type=click.IntRange(100, 600_000),
+    default=2000,
+    show_default=True,
+    help="A first invoke later than this after init is 'delayed' (proactive when on-demand); "
+    "given to the extension as CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS.",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the arrivals.")
 @click.option(
     "--sink",
@@ -169,6 +194,9 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     max_environments: int,
     idle_timeout: float,
     over_provisioning: float,
+    proactive_rate: float,
+    pc_max_lifetime: float,
+    prompt_threshold_ms: int,
     seed: int,
     sink: str,
     endpoint_url: str | None,
@@ -183,9 +211,12 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
 
     A local control plane routes each invocation to an idle environment, starts on-demand ones
     when all are busy (throttling beyond --max-environments), shuts idle ones down after
-    --idle-timeout, and brings --provisioned environments up front. The RIE initializes an
-    environment on its first invoke, so each provisioned one is brought up by a warm-up invoke,
-    counted as an invocation. Then the report is read back and compared with the ground truth.
+    --idle-timeout, and brings --provisioned environments up front, recycling them after
+    --pc-max-lifetime; it also initializes on-demand environments ahead of demand
+    (--proactive-rate). The RIE initializes an environment on its first invoke, so those
+    initialized ahead are brought up by a held warm-up invoke, let through (and counted as an
+    invocation) when the first invocation is routed there. Then the report is read back and
+    compared with the ground truth, class by class (docs/simulate.md).
     """
     from rich.console import Console  # noqa: PLC0415 (keeps --help instant)
 
@@ -208,6 +239,9 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         max_environments=max_environments,
         idle_timeout=idle_timeout,
         over_provisioning=over_provisioning,
+        prompt_threshold=prompt_threshold_ms / 1000,
+        threshold_margin=min(THRESHOLD_MARGIN_S, prompt_threshold_ms / 4000),
+        pc_max_lifetime=pc_max_lifetime or None,
     )
     wanted = fleet_config.provisioned_environments(provisioned)
     if wanted > max_environments:
@@ -223,6 +257,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         bursts=bursts,
         burst_size=burst_size,
         seed=seed,
+        proactive_rate=proactive_rate,
         fleet=fleet_config,
         sink=sink,
         namespace=namespace,
@@ -281,13 +316,16 @@ def _print_plan(console: Console, settings: SimulationSettings) -> None:
         f"\nload: {settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} bursts of "
         f"{settings.burst_size}, {settings.work_ms} ms each, seed {settings.seed}"
         f"\nfleet: {provisioned} provisioned{extra}, at most {fleet.max_environments} "
-        f"environments, idle timeout {fleet.idle_timeout:g}s"
+        f"environments, idle timeout {fleet.idle_timeout:g}s, "
+        f"{settings.proactive_rate:g}/s initialized ahead of demand, provisioned recycled "
+        + (f"after {fleet.pc_max_lifetime:g}s" if fleet.pc_max_lifetime else "never")
+        + f"\nfirst invoke: prompt within {fleet.prompt_threshold:g}s of init, later delayed"
     )
-    if provisioned:
-        console.print(
-            "[dim]the RIE initializes on the first invoke: each provisioned environment is "
-            "brought up by a warm-up invoke, counted as an invocation[/]"
-        )
+    console.print(
+        "[dim]the RIE initializes on the first invoke: environments initialized ahead of "
+        "demand hold that invoke (a warm-up) until an invocation is routed there; then the "
+        "extension sees it, and counts it as an invocation[/]"
+    )
 
 
 def _run_with_display(simulation: Simulation, console: Console) -> FleetSnapshot:
@@ -362,9 +400,14 @@ def _status_table(status: SimulationStatus) -> Table:
     )
     table.add_row(
         "lifecycle",
-        f"{fleet.started_total} started, {fleet.stopped_total} stopped, "
-        f"{fleet.idle_shutdowns} idle shutdowns",
+        f"{fleet.started_total} started ({fleet.proactive} ahead of demand, "
+        f"{fleet.replacements} PC replacements), {fleet.stopped_total} stopped, "
+        f"{fleet.idle_shutdowns} idle shutdowns, {fleet.held} initialized not invoked yet",
     )
+    usage = ", ".join(
+        f"{fleet.first_invoke_count(None, c)} {c}" for c in schema.FIRST_INVOKE_CLASSES
+    )
+    table.add_row("first invoke", f"of those stopped: {usage}")
     return table
 
 
@@ -472,6 +515,7 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
         print_report(outcome.report, out)
     else:
         out.print(f"[yellow]no report:[/] {outcome.report_error}")
+    out.print(_classes_table(outcome.truth, outcome.settings))
     out.print(_truth_table(outcome))
     out.print(_truth_notes(outcome.truth, outcome.settings))
     summary = (
@@ -486,7 +530,9 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
     else:
         wrong = [c for c in outcome.checks if not c.matches]
         detail = "; ".join(
-            f"{c.metric} ({c.init_type or 'all'}): recorded {c.recorded:g}, truth {c.truth}"
+            f"{c.metric} ({c.init_type or 'all'}"
+            + (f", FirstInvoke {c.first_invoke}" if c.first_invoke else "")
+            + f"): recorded {c.recorded:g}, truth {c.truth}"
             for c in wrong
         )
         out.print(f"[red]verdict: MISMATCH[/] with the ground truth ({summary}): {detail}")
@@ -508,11 +554,36 @@ def _truth_table(outcome: Outcome) -> Table:
     return table
 
 
+def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
+    """Why each environment exists, per init type: the control plane's side of the classes."""
+    from rich.table import Table  # noqa: PLC0415
+
+    threshold = settings.fleet.prompt_threshold
+    table = Table(
+        title=f"Why each environment exists (control plane; prompt = first invoke within "
+        f"{threshold:g}s of init)",
+        title_justify="left",
+    )
+    table.add_column("init type", no_wrap=True)
+    for name in ("created", "never invoked", "prompt", "delayed", "ahead of demand", "replaced"):
+        table.add_column(name, justify="right")
+    for init_type in sorted(set(truth.started) | {t for t, _ in truth.first_invoke}):
+        provisioned = init_type == schema.INIT_PROVISIONED
+        table.add_row(
+            init_type,
+            str(truth.started.get(init_type, 0)),
+            *(str(truth.first_invoke.get((init_type, c), 0)) for c in schema.FIRST_INVOKE_CLASSES),
+            "-" if provisioned else str(truth.proactive),
+            str(truth.replacements) if provisioned else "-",
+        )
+    return table
+
+
 def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> RenderableType:
     from rich.text import Text  # noqa: PLC0415
 
     lines = [
-        f"invocations: {truth.served} from the load + {truth.warmups} provisioning warm-ups "
+        f"invocations: {truth.served} from the load + {truth.warmups} held warm-ups let through "
         "(the extension counts both); "
         f"{truth.throttled} throttled (at --max-environments {settings.fleet.max_environments}), "
         f"{truth.failed} failed",
@@ -521,7 +592,15 @@ def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> Renderab
         f"{truth.forced_shutdowns} had to be killed",
         "the report's live series counts environments alive at the end of each 5-second "
         "period; the control plane's peak is instantaneous",
+        f"ahead of demand: {truth.proactive} on-demand inits; recycling: {truth.replacements} "
+        f"provisioned replacements initialized, {truth.recycled} old ones shut down",
     ]
+    if truth.near_threshold:
+        lines.append(
+            f"{truth.near_threshold} cold start(s) answered within "
+            f"{settings.fleet.threshold_margin:g}s of the threshold: their class is the "
+            "control plane's upper bound, the extension may see them prompt"
+        )
     lines.extend(f"error: {error}" for error in truth.errors[:5])
     return Text("\n".join(lines), style="dim")
 
