@@ -16,7 +16,7 @@ from concurrency_observer import schema
 from concurrency_observer.cli.simulate import Outcome, finish, simulate
 from concurrency_observer.errors import EnvironmentUnfit, UserError
 from concurrency_observer.local.fleet import FleetSnapshot
-from concurrency_observer.local.simulation import SimulationSettings, verdict_checks
+from concurrency_observer.local.simulation import Recorded, SimulationSettings, verdict_checks
 
 OD = schema.INIT_ON_DEMAND
 
@@ -66,7 +66,7 @@ def test_a_mismatch_is_printed_and_exits_1(tmp_path: Path) -> None:
         forced_shutdowns=0,
         peak_live=2,
     )
-    recorded = {
+    recorded: Recorded = {
         (schema.ENVIRONMENT_INIT, None): 2.0,
         (schema.ENVIRONMENT_INIT, OD): 2.0,
         (schema.ENVIRONMENT_SHUTDOWN, None): 1.0,

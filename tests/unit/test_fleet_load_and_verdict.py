@@ -12,7 +12,7 @@ from concurrency_observer.aws.report import ReportRequest, resolve_window
 from concurrency_observer.local.emf_report import fetch_from_emf
 from concurrency_observer.local.fleet import FleetSnapshot
 from concurrency_observer.local.load import LoadProfile, arrival_schedule, burst_times, run_load
-from concurrency_observer.local.simulation import recorded_from_emf, verdict_checks
+from concurrency_observer.local.simulation import Recorded, recorded_from_emf, verdict_checks
 
 PC = schema.INIT_PROVISIONED
 OD = schema.INIT_ON_DEMAND
@@ -84,7 +84,7 @@ def snapshot(
 def test_verdict_matches_only_when_every_figure_is_equal() -> None:
     """Equal per type and in total: every check matches; one inflated type total: that one fails."""
     truth = snapshot({PC: 2, OD: 3}, {PC: 2, OD: 3}, {PC: 10, OD: 4})
-    recorded = {
+    recorded: Recorded = {
         (schema.ENVIRONMENT_INIT, None): 5.0,
         (schema.ENVIRONMENT_INIT, PC): 2.0,
         (schema.ENVIRONMENT_INIT, OD): 3.0,
@@ -96,7 +96,7 @@ def test_verdict_matches_only_when_every_figure_is_equal() -> None:
         (schema.ENVIRONMENT_INVOCATIONS, OD): 4.0,
     }
     checks = verdict_checks(truth, recorded)
-    assert len(checks) == 9
+    assert len(checks) == 9 + 6  # and the three FirstInvoke classes of each init type (all 0)
     assert all(check.matches for check in checks)
     wrong = verdict_checks(truth, {**recorded, (schema.ENVIRONMENT_INIT, OD): 4.0})
     assert [(c.metric, c.init_type) for c in wrong if not c.matches] == [
@@ -107,9 +107,7 @@ def test_verdict_matches_only_when_every_figure_is_equal() -> None:
 def test_verdict_flags_an_init_type_the_control_plane_never_started() -> None:
     """A recorded snap-start init the truth does not have is a failing check of its own."""
     truth = snapshot({OD: 1}, {OD: 1}, {OD: 1})
-    recorded: dict[tuple[str, str | None], float] = {
-        (schema.ENVIRONMENT_INIT, schema.INIT_SNAP_START): 1.0
-    }
+    recorded: Recorded = {(schema.ENVIRONMENT_INIT, schema.INIT_SNAP_START): 1.0}
     failing = [c for c in verdict_checks(truth, recorded) if not c.matches]
     assert (schema.ENVIRONMENT_INIT, schema.INIT_SNAP_START) in [
         (c.metric, c.init_type) for c in failing

@@ -114,10 +114,10 @@ class SimulationInterrupted(UserError):
 @click.option(
     "--over-provisioning",
     type=click.FloatRange(1.0, 10.0),
-    default=1.0,
+    default=1.5,
     show_default=True,
-    help="ceil(P x factor) environments are brought up for P provisioned: a known truth for "
-    "checking the measurement.",
+    help="ceil(P x factor) environments are brought up for P provisioned (at most P serve at "
+    "once, so the spares may never be invoked): a known truth for checking the measurement.",
 )
 @click.option(
     "--proactive-rate",
@@ -560,12 +560,13 @@ def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
 
     threshold = settings.fleet.prompt_threshold
     table = Table(
-        title=f"Why each environment exists (control plane; prompt = first invoke within "
-        f"{threshold:g}s of init)",
+        title=f"Why each environment exists (control plane): never invoked, first invoked within "
+        f"{threshold:g}s of init (prompt) or later (delayed); initialized ahead of demand; "
+        "provisioned replacements (recycling)",
         title_justify="left",
     )
     table.add_column("init type", no_wrap=True)
-    for name in ("created", "never invoked", "prompt", "delayed", "ahead of demand", "replaced"):
+    for name in ("created", "never", "prompt", "delayed", "ahead", "replaced"):
         table.add_column(name, justify="right")
     for init_type in sorted(set(truth.started) | {t for t, _ in truth.first_invoke}):
         provisioned = init_type == schema.INIT_PROVISIONED

@@ -3,8 +3,10 @@
 ``Fleet`` does for environments on this machine what Lambda's control plane does for a function:
 
 - **Routing.** ``invoke(payload)`` sends one invocation to an idle environment: a provisioned one
-  first (Lambda spills over to on-demand only when provisioned concurrency is busy), else the
-  on-demand one used most recently, so the others stay idle and can be reclaimed.
+  first (Lambda spills over to on-demand only when provisioned concurrency is busy: P invocations
+  at once, even when more than P environments were initialized for it), one already invoked
+  before one still held, else the on-demand one used most recently, so the others stay idle and
+  can be reclaimed.
 - **Scale-out.** When every environment is busy, a new on-demand environment is started for the
   invocation (its first invoke is its init: a cold start). At ``max_environments`` (provisioned
   ones included, as Lambda counts them against the concurrency limit) the invocation is
@@ -428,11 +430,20 @@ class Fleet:
 
     def _idle_slot(self) -> Slot | None:
         now = self._clock()
+        # Provisioned concurrency P serves at most P invocations at once, however many
+        # environments were initialized for it: beyond, Lambda spills over to on-demand.
+        busy_provisioned = sum(
+            1
+            for s in self._slots
+            if s.state is SlotState.BUSY and s.init_type == schema.INIT_PROVISIONED
+        )
+        provisioned_full = busy_provisioned >= self._provisioned_target
         idle = [
             s
             for s in self._slots
             if s.state is SlotState.IDLE
             and not s.retiring
+            and not (provisioned_full and s.init_type == schema.INIT_PROVISIONED)
             # Too close to the threshold to say which side the extension will see: not yet.
             and not (s.held and self.config.near_threshold(now - (s.init_at or now)))
         ]
