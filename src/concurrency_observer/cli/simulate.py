@@ -128,6 +128,14 @@ class SimulationInterrupted(UserError):
     "process): some are invoked later, some never.",
 )
 @click.option(
+    "--provisioned-lead",
+    type=click.FloatRange(0, 600),
+    default=3.0,
+    show_default=True,
+    help="Seconds between the provisioned environments being ready and the first invocation "
+    "(provisioned concurrency is set up ahead of traffic).",
+)
+@click.option(
     "--pc-max-lifetime",
     type=click.FloatRange(0, 3600),
     default=15.0,
@@ -195,6 +203,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     idle_timeout: float,
     over_provisioning: float,
     proactive_rate: float,
+    provisioned_lead: float,
     pc_max_lifetime: float,
     prompt_threshold_ms: int,
     seed: int,
@@ -258,6 +267,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         burst_size=burst_size,
         seed=seed,
         proactive_rate=proactive_rate,
+        provisioned_lead=provisioned_lead,
         fleet=fleet_config,
         sink=sink,
         namespace=namespace,
@@ -313,7 +323,8 @@ def _print_plan(console: Console, settings: SimulationSettings) -> None:
     extra = "" if provisioned == settings.provisioned else f" (x{fleet.over_provisioning:g})"
     console.print(
         f"function {settings.function_name}, namespace {settings.namespace}, sink {settings.sink}"
-        f"\nload: {settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} bursts of "
+        f"\nload: {settings.provisioned_lead:g}s after provisioning, "
+        f"{settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} bursts of "
         f"{settings.burst_size}, {settings.work_ms} ms each, seed {settings.seed}"
         f"\nfleet: {provisioned} provisioned{extra}, at most {fleet.max_environments} "
         f"environments, idle timeout {fleet.idle_timeout:g}s, "

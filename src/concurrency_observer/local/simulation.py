@@ -87,6 +87,7 @@ class SimulationSettings:
     burst_size: int = 8
     seed: int = 1
     proactive_rate: float = 0.0  # on-demand inits ahead of demand, per second (seeded Poisson)
+    provisioned_lead: float = 0.0  # seconds between provisioned concurrency READY and the load
     fleet: FleetConfig = field(default_factory=FleetConfig)
     sink: str = SINK_CLOUDWATCH
     namespace: str = schema.DEFAULT_NAMESPACE
@@ -164,6 +165,11 @@ class Simulation:
         try:
             self._set_phase(f"bringing up {self.settings.provisioned} provisioned")
             self.fleet.provision(self.settings.provisioned)
+            lead = self.settings.provisioned_lead if self.settings.provisioned else 0.0
+            if lead > 0:
+                self._set_phase(f"provisioned, the load starts in {lead:g}s")
+                if stop.wait(lead):
+                    return self.fleet.snapshot()  # the finally below still closes the fleet
             self._set_phase("load")
             ahead = threading.Thread(
                 target=run_load,
