@@ -175,6 +175,23 @@ class InitCounter(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Provisioned environments shut down since a start, and how many of them were ever invoked."""
+
+    shut_down: int
+    invoked: int
+
+
+class UsageCounter(Protocol):
+    """Reads how the provisioned environments of a repeat were used, from their shutdowns."""
+
+    def usage(self, since: datetime) -> Usage:
+        """Provisioned ``EnvironmentShutdown`` from ``since`` to now, and those ever invoked
+        (``FirstInvoke`` prompt or delayed)."""
+        ...
+
+
 class StudyListener(Protocol):
     """Where the engine reports what it does: one-line notes and progress of the waits."""
 
@@ -334,6 +351,8 @@ class RepeatResult:
     allocated: int
     settle_seconds: float
     settled: bool
+    shut_down: int | None = None  # provisioned shutdowns read after the removal (None: not read)
+    invoked: int | None = None  # of those, ever invoked (FirstInvoke prompt or delayed)
 
     @property
     def ratio(self) -> float:
@@ -473,6 +492,7 @@ class Study:
     store: StateStore
     listener: StudyListener
     clock: Clock = field(default_factory=SystemClock)
+    usage: UsageCounter | None = None  # when set: after each removal, created vs ever invoked
 
     def run(self) -> StudyState:
         """Measure every pending repeat, saving after each; restore the original config at the end.
@@ -528,6 +548,7 @@ class Study:
         self.target.remove()
         note = "" if settled.settled else " (still changing at the bound: recorded as is)"
         self.listener.note(f"{label}: {settled.count} environments initialized{note}")
+        usage = self._read_usage(label, start)
         return RepeatResult(
             level=level,
             repeat=repeat,
@@ -537,7 +558,33 @@ class Study:
             allocated=ready.allocated,
             settle_seconds=round(settled.seconds, 3),
             settled=settled.settled,
+            shut_down=None if usage is None else usage.shut_down,
+            invoked=None if usage is None else usage.invoked,
         )
+
+    def _read_usage(self, label: str, start: datetime) -> Usage | None:
+        """After the removal: wait until the shutdowns stop arriving, then read the usage.
+
+        Lambda shuts removed environments down over a while, and each reports at its SHUTDOWN;
+        the wait is the count's (settle period, bounded by the settle timeout).
+        """
+        counter = self.usage
+        if counter is None:
+            return None
+        settled = wait_for_settled_count(
+            lambda: counter.usage(start).shut_down,
+            settle=self.plan.settle,
+            interval=self.plan.poll_interval,
+            timeout=self.plan.settle_timeout,
+            clock=self.clock,
+            on_progress=self.listener.progress,
+        )
+        usage = counter.usage(start)
+        note = "" if settled.settled else " (still arriving at the bound)"
+        self.listener.note(
+            f"{label}: {usage.shut_down} shut down{note}, {usage.invoked} of them ever invoked"
+        )
+        return usage
 
     def _aligned_start(self) -> datetime:
         """Wait for the next boundary of the counter's resolution and return it.
@@ -588,6 +635,8 @@ class LevelSummary:
     stdev: float | None
     minimum: int
     maximum: int
+    shut_down_mean: float | None = None  # over the repeats whose usage was read
+    invoked_mean: float | None = None  # environments ever invoked, mean over those repeats
 
     @property
     def ratio(self) -> float:
@@ -597,20 +646,26 @@ class LevelSummary:
 
 def summarize(results: Sequence[RepeatResult]) -> list[LevelSummary]:
     """One row per level, sorted by level; ``stdev`` is the sample stdev (None below 2 repeats)."""
-    by_level: dict[int, list[int]] = {}
+    by_level: dict[int, list[RepeatResult]] = {}
     for result in results:
-        by_level.setdefault(result.level, []).append(result.count)
-    return [
-        LevelSummary(
-            requested=level,
-            repeats=len(counts),
-            mean=statistics.fmean(counts),
-            stdev=statistics.stdev(counts) if len(counts) > 1 else None,
-            minimum=min(counts),
-            maximum=max(counts),
+        by_level.setdefault(result.level, []).append(result)
+    summaries = []
+    for level, repeats in sorted(by_level.items()):
+        counts = [r.count for r in repeats]
+        read = [r for r in repeats if r.shut_down is not None and r.invoked is not None]
+        summaries.append(
+            LevelSummary(
+                requested=level,
+                repeats=len(counts),
+                mean=statistics.fmean(counts),
+                stdev=statistics.stdev(counts) if len(counts) > 1 else None,
+                minimum=min(counts),
+                maximum=max(counts),
+                shut_down_mean=statistics.fmean(r.shut_down or 0 for r in read) if read else None,
+                invoked_mean=statistics.fmean(r.invoked or 0 for r in read) if read else None,
+            )
         )
-        for level, counts in sorted(by_level.items())
-    ]
+    return summaries
 
 
 def parse_levels(text: str) -> tuple[int, ...]:
