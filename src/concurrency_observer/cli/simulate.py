@@ -536,7 +536,8 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
     if outcome.matches:
         out.print(
             f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
-            f"did ({summary}), per init type and in total"
+            f"did ({summary}), per init type and in total, and how each environment was used "
+            "(never, prompt, delayed) per init type"
         )
     else:
         wrong = [c for c in outcome.checks if not c.matches]
@@ -566,28 +567,38 @@ def _truth_table(outcome: Outcome) -> Table:
 
 
 def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
-    """Why each environment exists, per init type: the control plane's side of the classes."""
+    """Why each environment exists, per init type: the control plane's side of every class."""
     from rich.table import Table  # noqa: PLC0415
 
     threshold = settings.fleet.prompt_threshold
-    table = Table(
-        title=f"Why each environment exists (control plane): never invoked, first invoked within "
-        f"{threshold:g}s of init (prompt) or later (delayed); initialized ahead of demand; "
-        "provisioned replacements (recycling)",
-        title_justify="left",
+    types = sorted(set(truth.started) | {t for t, _ in truth.first_invoke})
+    table = Table(title="Why each environment exists (control plane)", title_justify="left")
+    table.add_column("environments")
+    for init_type in types:
+        table.add_column(init_type, justify="right", no_wrap=True)
+    table.add_column("all", justify="right")
+
+    def row(label: str, counts: list[int | None]) -> None:
+        known = [n for n in counts if n is not None]
+        cells = ["-" if n is None else str(n) for n in counts]
+        table.add_row(label, *cells, str(sum(known)))
+
+    row("created (inits)", [truth.started.get(t, 0) for t in types])
+    labels = {
+        schema.FIRST_INVOKE_NEVER: "shut down, never invoked",
+        schema.FIRST_INVOKE_PROMPT: f"shut down, first invoked within {threshold:g}s",
+        schema.FIRST_INVOKE_DELAYED: f"shut down, first invoked after {threshold:g}s",
+    }
+    for usage, label in labels.items():
+        row(label, [truth.first_invoke.get((t, usage), 0) for t in types])
+    provisioned = schema.INIT_PROVISIONED
+    row(
+        "initialized ahead of demand",
+        [None if t == provisioned else truth.proactive for t in types],
     )
-    table.add_column("init type", no_wrap=True)
-    for name in ("created", "never", "prompt", "delayed", "ahead", "replaced"):
-        table.add_column(name, justify="right")
-    for init_type in sorted(set(truth.started) | {t for t, _ in truth.first_invoke}):
-        provisioned = init_type == schema.INIT_PROVISIONED
-        table.add_row(
-            init_type,
-            str(truth.started.get(init_type, 0)),
-            *(str(truth.first_invoke.get((init_type, c), 0)) for c in schema.FIRST_INVOKE_CLASSES),
-            "-" if provisioned else str(truth.proactive),
-            str(truth.replacements) if provisioned else "-",
-        )
+    row(
+        "replacements (recycled)", [truth.replacements if t == provisioned else None for t in types]
+    )
     return table
 
 

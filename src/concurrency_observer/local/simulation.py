@@ -64,9 +64,9 @@ _LOAD_WORKER_MARGIN: Final = 8  # throttled and failed invocations return at onc
 _PROACTIVE_WORKERS: Final = 2
 PROMPT_THRESHOLD_VARIABLE: Final = "CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS"
 FIRST_INVOKE_LABELS: Final = {
-    schema.FIRST_INVOKE_NEVER: "never invoked",
-    schema.FIRST_INVOKE_PROMPT: "invoked promptly",
-    schema.FIRST_INVOKE_DELAYED: "first invoked late",
+    schema.FIRST_INVOKE_NEVER: "shutdowns: never invoked",
+    schema.FIRST_INVOKE_PROMPT: "shutdowns: prompt",
+    schema.FIRST_INVOKE_DELAYED: "shutdowns: delayed",
 }
 
 
@@ -348,7 +348,7 @@ def verdict_checks(snapshot: FleetSnapshot, recorded: Recorded) -> list[Check]:
         for usage in schema.FIRST_INVOKE_CLASSES:
             truth_count = snapshot.first_invoke.get((init_type, usage), 0)
             found = recorded.get((shutdown, init_type, usage), 0.0)
-            label = f"shutdowns: {FIRST_INVOKE_LABELS[usage]}"
+            label = FIRST_INVOKE_LABELS[usage]
             checks.append(Check(shutdown, label, init_type, truth_count, found, usage))
     return checks
 
