@@ -15,7 +15,7 @@ import pytest
 from concurrency_observer import schema
 from concurrency_observer.local.fleet import WARMUP_PAYLOAD, Fleet, FleetConfig, FleetError
 from concurrency_observer.local.load import LoadProfile, burst_times, proactive_schedule
-from tests.unit.test_fleet import FakeClock, FakeFactory, hold, wait_busy
+from tests.unit.test_fleet import FakeClock, FakeEnvironment, FakeFactory, hold, wait_busy
 
 PC = schema.INIT_PROVISIONED
 OD = schema.INIT_ON_DEMAND
@@ -298,3 +298,98 @@ def test_verdict_compares_every_first_invoke_class_per_init_type() -> None:
         (PC, NEVER),
         (PC, PROMPT),
     ]
+
+
+def test_a_held_environment_waits_until_its_class_is_beyond_doubt() -> None:
+    """Threshold 2, margin 0.5: prompt up to 1.5 s after sending; delayed from 2.5 s after held."""
+    cfg = config()
+    assert cfg.releasable(since_init=1.5, since_ready=0.5)
+    assert not cfg.releasable(since_init=1.6, since_ready=1.6)
+    assert not cfg.releasable(since_init=3.4, since_ready=2.4)  # init slow to reach the gate
+    assert cfg.releasable(since_init=3.5, since_ready=2.5)
+
+
+class SlowInitFactory(FakeFactory):
+    """Fakes whose held init reaches the gate ``seconds`` after it is sent (on ``clock``)."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.seconds = seconds
+
+    def __call__(self, name: str, init_type: str) -> FakeEnvironment:
+        environment = super().__call__(name, init_type)
+        hold_init = environment.hold_init
+
+        def slow(payload: object = None) -> None:
+            self.clock.now += self.seconds
+            hold_init(payload)
+
+        environment.hold_init = slow  # type: ignore[method-assign]
+        return environment
+
+
+def test_a_slow_held_init_is_released_late_enough_from_the_gate() -> None:
+    """Held 1 s after sending: at 3.4 s from sending (2.4 s held) passed over; at 3.5 s delayed."""
+    clock = FakeClock()
+    factory = SlowInitFactory(clock, 1.0)
+    with Fleet(factory, config(), clock=clock, reaper=False) as fleet:
+        assert fleet.initialize_ahead()
+        clock.now += 2.4
+        assert fleet.invoke().cold
+        clock.now += 0.1
+        busy, _ = hold(fleet)  # the cold one: already invoked, preferred
+        wait_busy(fleet, 1)
+        outcome = fleet.invoke()
+        factory.made[1].release.set()
+        busy.join()
+    assert not outcome.cold
+    assert fleet.snapshot().first_invoke == {(OD, DELAYED): 1, (OD, PROMPT): 1}
+
+
+class TimedAnswer:
+    """An answer that says when the function was invoked, as ``InvokeResult`` does."""
+
+    def __init__(self, invoked_monotonic: float) -> None:
+        self.invoked_monotonic = invoked_monotonic
+
+
+class LongWorkFactory(FakeFactory):
+    """Fakes invoked ``invoked_after`` s after being called, answering ``work`` s later."""
+
+    def __init__(self, clock: FakeClock, invoked_after: float, work: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.invoked_after = invoked_after
+        self.work = work
+
+    def __call__(self, name: str, init_type: str) -> FakeEnvironment:
+        environment = super().__call__(name, init_type)
+
+        def invoke(payload: object = None) -> TimedAnswer:
+            invoked_at = self.clock.now + self.invoked_after
+            self.clock.now += self.invoked_after + self.work
+            return TimedAnswer(invoked_at)
+
+        environment.invoke = invoke  # type: ignore[method-assign]
+        return environment
+
+
+def test_a_cold_start_is_timed_by_when_the_function_was_invoked() -> None:
+    """Invoked 0.4 s after its init was sent, answered 5 s later: prompt, and no doubt about it."""
+    clock = FakeClock()
+    with Fleet(LongWorkFactory(clock, 0.4, 5.0), config(), clock=clock, reaper=False) as fleet:
+        assert fleet.invoke().cold
+    truth = fleet.snapshot()
+    assert truth.first_invoke == {(OD, PROMPT): 1}
+    assert truth.near_threshold == 0
+
+
+def test_a_cold_start_invoked_late_is_flagged_as_uncertain() -> None:
+    """Invoked 1.8 s after its init was sent (above 2 - 0.5): prompt, flagged as near."""
+    clock = FakeClock()
+    with Fleet(LongWorkFactory(clock, 1.8, 0.1), config(), clock=clock, reaper=False) as fleet:
+        fleet.invoke()
+    truth = fleet.snapshot()
+    assert truth.first_invoke == {(OD, PROMPT): 1}
+    assert truth.near_threshold == 1

@@ -620,9 +620,10 @@ def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> Renderab
     ]
     if truth.near_threshold:
         lines.append(
-            f"{truth.near_threshold} cold start(s) answered within "
-            f"{settings.fleet.threshold_margin:g}s of the threshold: their class is the "
-            "control plane's upper bound, the extension may see them prompt"
+            f"{truth.near_threshold} cold start(s) first invoked later than "
+            f"{settings.fleet.prompt_threshold - settings.fleet.threshold_margin:g}s after "
+            "their init was sent: the control plane's gap is an upper bound (it includes the "
+            "extension's own start), so near the threshold the extension may see prompt"
         )
     lines.extend(f"error: {error}" for error in truth.errors[:5])
     return Text("\n".join(lines), style="dim")

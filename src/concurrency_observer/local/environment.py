@@ -159,6 +159,14 @@ class InvokeResult:
             return None
 
     @property
+    def invoked_monotonic(self) -> float | None:
+        """When the function began this invocation, in ``time.monotonic()`` seconds (one clock
+        for the machine: no time namespace), as the function of ``function/handler.py`` says."""
+        payload = self.payload
+        value = payload.get("invoked_monotonic") if isinstance(payload, dict) else None
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
     def function_error(self) -> str | None:
         """The ``errorType`` when the function failed (the RIE answers 200 with an error body)."""
         payload = self.payload

@@ -30,10 +30,12 @@
   environments like this, and bills each replacement's init.
 - **How each environment was used** (the extension's ``FirstInvoke``): never invoked; first
   invoke within ``prompt_threshold`` of its init (prompt); later (delayed). The fleet knows the
-  gap from its own clock: the release of a held init, or the answer to a cold start's first
-  invocation (an upper bound of the gap the extension measures). So that its truth cannot differ
-  from the extension's by a few milliseconds of clock offset, a held environment is never
-  released within ``threshold_margin`` of the threshold: routing passes it over meanwhile.
+  gap from its own clock: the release of a held init, or, for a cold start, when the function
+  says it was invoked (``invoked_monotonic`` of the answer; the answer's arrival otherwise): an
+  upper bound of the gap the extension measures. So that its truth cannot differ from the
+  extension's by its clock's start, a held environment is released only when its class is
+  beyond doubt (``FleetConfig.releasable``, ``threshold_margin``): routing passes it over
+  meanwhile.
 - **Shutdowns** (idle, removal, close) go through a ``ShutdownStagger``: a few at a time and a gap
   between two SIGTERMs, so each environment meets the RIE's 2 s SHUTDOWN deadline (fifty
   SIGTERMed at the same instant overrun it on 2 cores).
@@ -147,9 +149,21 @@ class FleetConfig:
             return schema.FIRST_INVOKE_PROMPT
         return schema.FIRST_INVOKE_DELAYED
 
-    def near_threshold(self, age: float) -> bool:
-        """Whether a first invoke ``age`` s after init is too close to call (the margin)."""
-        return abs(age - self.prompt_threshold) < self.threshold_margin
+    def releasable(self, since_init: float, since_ready: float) -> bool:
+        """Whether a held environment may get its first invoke now, its class beyond doubt.
+
+        The extension starts its clock between the init's first invoke being sent
+        (``since_init`` ago) and the init being held at the gate (``since_ready`` ago). Within
+        the threshold minus the margin of the former, it is prompt for sure (the margin covers
+        the release reaching the extension); beyond the threshold plus the margin of the latter,
+        delayed for sure. In between, routing passes the environment over.
+        """
+        prompt = since_init <= self.prompt_threshold - self.threshold_margin
+        return prompt or since_ready >= self.prompt_threshold + self.threshold_margin
+
+    def uncertain(self, gap_upper_bound: float) -> bool:
+        """Whether a cold start's first invoke, known only from above, may not be prompt."""
+        return gap_upper_bound > self.prompt_threshold - self.threshold_margin
 
     def provisioned_environments(self, requested: int) -> int:
         """How many environments ``requested`` provisioned concurrency brings up (ceil(P x f))."""
@@ -188,6 +202,7 @@ class Slot:
     warm: bool = False  # initialized and ready: its first invoke answered, or held at the gate
     held: bool = False  # its first invoke is held: no INVOKE has reached the extension yet
     init_at: float | None = None
+    ready_at: float | None = None  # a held init: when it was known to wait at the gate
     first_invoke_gap: float | None = None  # init to the extension's first INVOKE, as known here
     last_active: float = 0.0
     invocations: int = 0
@@ -238,7 +253,7 @@ class FleetSnapshot:
     replacements: int = 0  # provisioned environments initialized to replace a recycled one
     recycled: int = 0  # provisioned environments shut down after pc_max_lifetime
     held: int = 0  # live now, initialized and not invoked yet
-    near_threshold: int = 0  # cold starts answered too close to the threshold to call for sure
+    near_threshold: int = 0  # cold starts whose first invoke came too late to be sure it was prompt
 
     @property
     def started_total(self) -> int:
@@ -445,7 +460,7 @@ class Fleet:
             and not s.retiring
             and not (provisioned_full and s.init_type == schema.INIT_PROVISIONED)
             # Too close to the threshold to say which side the extension will see: not yet.
-            and not (s.held and self.config.near_threshold(now - (s.init_at or now)))
+            and not (s.held and not self._releasable(s, now))
         ]
         if not idle:
             return None
@@ -455,6 +470,11 @@ class Fleet:
             idle,
             key=lambda s: (s.init_type == schema.INIT_PROVISIONED, not s.held, s.last_active),
         )
+
+    def _releasable(self, slot: Slot, now: float) -> bool:
+        init_at = slot.init_at if slot.init_at is not None else now
+        ready_at = slot.ready_at if slot.ready_at is not None else now
+        return self.config.releasable(now - init_at, now - ready_at)
 
     def _release(self, slot: Slot) -> bool:
         """Let a held init's warm-up through, just before the invocation routed there."""
@@ -518,7 +538,7 @@ class Fleet:
                     return False
                 with self._changed:
                     slot.held = slot.warm = True
-                    slot.last_active = self._clock()
+                    slot.ready_at = slot.last_active = self._clock()
                     if slot.state is SlotState.STARTING:
                         slot.state = SlotState.IDLE
                     self._changed.notify_all()
@@ -541,16 +561,20 @@ class Fleet:
             self._mark_initialized(slot)
         began = self._clock()
         try:
-            slot.environment.invoke(payload)
+            answer = slot.environment.invoke(payload)
         except UserError as exc:
             self._retire_failed(slot, f"{slot.environment.name}: {exc}")
             return InvocationOutcome(Outcome.FAILED, slot.init_type, cold, error=str(exc))
         latency = self._clock() - began
         stop_now = False
         with self._changed:
-            if slot.first_invoke_gap is None:  # a cold start: the answer bounds the INVOKE
-                slot.first_invoke_gap = self._clock() - (slot.init_at or began)
-                if self.config.near_threshold(slot.first_invoke_gap):
+            if slot.first_invoke_gap is None:  # a cold start
+                # When the function was invoked (on the same monotonic clock) bounds when the
+                # extension got its INVOKE; else the answer does, the invocation's work included.
+                invoked_at = getattr(answer, "invoked_monotonic", None)
+                at = invoked_at if isinstance(invoked_at, float) else self._clock()
+                slot.first_invoke_gap = at - (slot.init_at if slot.init_at is not None else began)
+                if self.config.uncertain(slot.first_invoke_gap):
                     self._counts["near_threshold"] += 1
             slot.warm = True
             slot.invocations += 1

@@ -49,6 +49,7 @@ _wait_for_gate()
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Sleep ``event['sleep_ms']`` milliseconds (bounded), then describe this environment."""
+    invoked_monotonic = time.monotonic()  # one clock for the whole machine: the fleet's too
     global _served  # per environment: the point of the count
     _served += 1
     request = event if isinstance(event, dict) else {}
@@ -62,6 +63,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         "invocation": _served,
         "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
         "request_id": getattr(context, "aws_request_id", None),
+        "invoked_monotonic": invoked_monotonic,
         "slept_ms": sleep_ms if isinstance(sleep_ms, int | float) and sleep_ms > 0 else 0,
         "env": echoed,
     }
