@@ -291,6 +291,39 @@ def wait_for_settled_count(
             stable_since = clock.monotonic() if value > 0 else None
 
 
+def wait_for_shutdowns(
+    read_count: Callable[[], int],
+    *,
+    expected: int,
+    settle: float,
+    interval: float,
+    timeout: float,
+    clock: Clock,
+    on_progress: ProgressCallback,
+) -> SettledCount:
+    """Poll ``read_count`` (shutdowns seen) until it reaches ``expected``, or has not changed for
+    ``settle`` s, or ``timeout`` s have passed; never an error: what was seen is the answer.
+
+    Unlike the init count, zero is a possible answer (Lambda may not have shut any down yet):
+    ``settled`` says whether all ``expected`` were seen or the count stopped moving.
+    """
+    started = clock.monotonic()
+    last = read_count()
+    stable_since = started
+    while True:
+        now = clock.monotonic()
+        stable_for = now - stable_since
+        on_progress(WaitProgress("shutdowns", min(last, expected), expected, f"{last} seen"))
+        if last >= expected or (last > 0 and stable_for >= settle):
+            return SettledCount(last, now - started, settled=True)
+        if now - started >= timeout:
+            return SettledCount(last, now - started, settled=False)
+        clock.sleep(max(0.0, min(interval, timeout - (now - started))))
+        value = read_count()
+        if value != last:
+            last, stable_since = value, clock.monotonic()
+
+
 # --- the plan and the saved state ------------------------------------------------------------
 
 
@@ -548,7 +581,7 @@ class Study:
         self.target.remove()
         note = "" if settled.settled else " (still changing at the bound: recorded as is)"
         self.listener.note(f"{label}: {settled.count} environments initialized{note}")
-        usage = self._read_usage(label, start)
+        usage = self._read_usage(label, start, settled.count)
         return RepeatResult(
             level=level,
             repeat=repeat,
@@ -562,17 +595,19 @@ class Study:
             invoked=None if usage is None else usage.invoked,
         )
 
-    def _read_usage(self, label: str, start: datetime) -> Usage | None:
-        """After the removal: wait until the shutdowns stop arriving, then read the usage.
+    def _read_usage(self, label: str, start: datetime, created: int) -> Usage | None:
+        """After the removal: wait for the shutdowns (bounded), then read the usage.
 
-        Lambda shuts removed environments down over a while, and each reports at its SHUTDOWN;
-        the wait is the count's (settle period, bounded by the settle timeout).
+        Lambda shuts removed environments down at its own pace, and each reports at its
+        SHUTDOWN; the wait ends when all ``created`` were seen, when the count stops moving for
+        the settle period, or at ``--timeout``. Ever invoked counts the shutdowns seen by then.
         """
         counter = self.usage
         if counter is None:
             return None
-        settled = wait_for_settled_count(
+        seen = wait_for_shutdowns(
             lambda: counter.usage(start).shut_down,
+            expected=created,
             settle=self.plan.settle,
             interval=self.plan.poll_interval,
             timeout=self.plan.settle_timeout,
@@ -580,9 +615,10 @@ class Study:
             on_progress=self.listener.progress,
         )
         usage = counter.usage(start)
-        note = "" if settled.settled else " (still arriving at the bound)"
+        note = "" if seen.settled else " (still arriving at the bound)"
         self.listener.note(
-            f"{label}: {usage.shut_down} shut down{note}, {usage.invoked} of them ever invoked"
+            f"{label}: {usage.shut_down} of {created} shut down{note}, "
+            f"{usage.invoked} of them ever invoked"
         )
         return usage
 

@@ -162,9 +162,9 @@ def test_every_class_is_printed_per_init_type_and_a_class_mismatch_is_named() ->
 
     # columns: on-demand, provisioned-concurrency, all
     assert cells("created (inits)") == ["4", "3", "7"]
-    assert cells("shut down, never invoked") == ["1", "1", "2"]
-    assert cells("first invoked within 10s") == ["2", "0", "2"]
-    assert cells("first invoked after 10s") == ["1", "2", "3"]
+    assert cells("never invoked") == ["1", "1", "2"]
+    assert cells("prompt: 1st invoke <= 10s") == ["2", "0", "2"]
+    assert cells("delayed: 1st invoke > 10s") == ["1", "2", "3"]
     assert cells("initialized ahead of demand") == ["2", "-", "2"]
     assert cells("replacements (recycled)") == ["-", "1", "1"]
     text = " ".join(" ".join(lines).split())  # the verdict wraps

@@ -27,6 +27,7 @@ from concurrency_observer.study import (
     poll_until_ready,
     summarize,
     wait_for_settled_count,
+    wait_for_shutdowns,
 )
 
 
@@ -429,3 +430,39 @@ def test_without_a_usage_counter_the_figures_stay_unknown(tmp_path: Path) -> Non
     state, _ = run_study(FakeFleet(ManualClock()), tmp_path, make_plan(levels=(10,), repeats=1))
     assert (state.results[0].shut_down, state.results[0].invoked) == (None, None)
     assert summarize(state.results)[0].invoked_mean is None
+
+
+def test_waiting_for_shutdowns_ends_when_all_are_seen_or_at_the_bound() -> None:
+    """All 4 seen at 60 s: done then; none ever seen: 0 at the 300 s bound, no error."""
+    clock = ManualClock()
+    began = clock.monotonic()
+    seen = wait_for_shutdowns(
+        lambda: 4 if clock.monotonic() - began >= 60 else 0,
+        expected=4,
+        settle=120.0,
+        interval=15.0,
+        timeout=300.0,
+        clock=clock,
+        on_progress=ignore,
+    )
+    assert (seen.count, seen.seconds, seen.settled) == (4, 60.0, True)
+    never = wait_for_shutdowns(
+        lambda: 0,
+        expected=4,
+        settle=120.0,
+        interval=15.0,
+        timeout=300.0,
+        clock=clock,
+        on_progress=ignore,
+    )
+    assert (never.count, never.seconds, never.settled) == (0, 300.0, False)
+    some = wait_for_shutdowns(
+        lambda: 3,
+        expected=4,
+        settle=120.0,
+        interval=15.0,
+        timeout=300.0,
+        clock=clock,
+        on_progress=ignore,
+    )
+    assert (some.count, some.seconds, some.settled) == (3, 120.0, True)  # stopped moving

@@ -584,10 +584,10 @@ def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
         table.add_row(label, *cells, str(sum(known)))
 
     row("created (inits)", [truth.started.get(t, 0) for t in types])
-    labels = {
-        schema.FIRST_INVOKE_NEVER: "shut down, never invoked",
-        schema.FIRST_INVOKE_PROMPT: f"shut down, first invoked within {threshold:g}s",
-        schema.FIRST_INVOKE_DELAYED: f"shut down, first invoked after {threshold:g}s",
+    labels = {  # of those shut down: every one is, by the end of a run
+        schema.FIRST_INVOKE_NEVER: "never invoked",
+        schema.FIRST_INVOKE_PROMPT: f"prompt: 1st invoke <= {threshold:g}s",
+        schema.FIRST_INVOKE_DELAYED: f"delayed: 1st invoke > {threshold:g}s",
     }
     for usage, label in labels.items():
         row(label, [truth.first_invoke.get((t, usage), 0) for t in types])
