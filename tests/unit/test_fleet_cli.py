@@ -171,3 +171,10 @@ def test_every_class_is_printed_per_init_type_and_a_class_mismatch_is_named() ->
     verdict = text[text.index("verdict: MISMATCH") :]
     assert "EnvironmentShutdown (on-demand, FirstInvoke prompt): recorded 3, truth 2" in verdict
     assert "EnvironmentShutdown (on-demand, FirstInvoke delayed): recorded 0, truth 1" in verdict
+
+
+def test_a_sub_second_recycling_lifetime_is_refused() -> None:
+    """--pc-max-lifetime 0.5 would recycle without pause: refused in one line before starting."""
+    result = CliRunner().invoke(simulate, ["--pc-max-lifetime", "0.5"])
+    assert isinstance(result.exception, UserError)
+    assert "--pc-max-lifetime must be at least 1 second" in str(result.exception)

@@ -242,6 +242,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
 
     out = Console()
     progress = Console(stderr=True, highlight=False, soft_wrap=True)
+    if 0 < pc_max_lifetime < 1:
+        raise UserError("--pc-max-lifetime must be at least 1 second (or 0: never recycle)")
     if endpoint_url is not None and sink != "cloudwatch":
         raise UserError("--endpoint-url is for the cloudwatch sink; the emf sink writes to the log")
     fleet_config = FleetConfig(

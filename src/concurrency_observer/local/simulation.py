@@ -171,10 +171,11 @@ class Simulation:
                 if stop.wait(lead):
                     return self.fleet.snapshot()  # the finally below still closes the fleet
             self._set_phase("load")
+            load_over = threading.Event()
             ahead = threading.Thread(
                 target=run_load,
                 args=(self.fleet.initialize_ahead, self.proactive),
-                kwargs={"workers": _PROACTIVE_WORKERS, "stop": stop},
+                kwargs={"workers": _PROACTIVE_WORKERS, "stop": load_over},
                 name="proactive-inits",
                 daemon=True,
             )
@@ -187,7 +188,7 @@ class Simulation:
                     stop=stop,
                 )
             finally:
-                stop.set()  # the load is over: no more proactive inits either
+                load_over.set()  # ended or stopped: no more inits ahead of demand either
                 ahead.join()
             self._set_phase("shutting down")
         finally:
