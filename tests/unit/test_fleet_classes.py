@@ -73,7 +73,7 @@ def test_each_class_per_init_type(clocked: tuple[Fleet, FakeFactory, FakeClock])
     assert fleet.reap_idle() == 1  # c (d was used 3.6 s ago)
     fleet.close()
     truth = fleet.snapshot()
-    assert [e.name for e in factory.made] == ["pc1", "pc2", "od3", "od4"]
+    assert [e.name for e in factory.made] == ["pc1", "pc2", "od-ahead3", "od4"]
     assert factory.made[2].payloads == []
     assert truth.first_invoke == {
         (PC, PROMPT): 1,

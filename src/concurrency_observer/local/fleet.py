@@ -172,12 +172,12 @@ class FleetConfig:
 
 
 class Origin(Enum):
-    """Why the control plane initialized an environment."""
+    """Why the control plane initialized an environment; the value prefixes its name."""
 
-    DEMAND = "demand"  # an invocation found no idle environment: a cold start
-    PROACTIVE = "proactive"  # on-demand, ahead of demand (initialize_ahead)
-    PROVISIONED = "provisioned"  # provision(): provisioned concurrency
-    REPLACEMENT = "replacement"  # provisioned, replacing one past pc_max_lifetime
+    DEMAND = "od"  # an invocation found no idle environment: a cold start
+    PROACTIVE = "od-ahead"  # on-demand, ahead of demand (initialize_ahead)
+    PROVISIONED = "pc"  # provision(): provisioned concurrency
+    REPLACEMENT = "pc-replacement"  # provisioned, replacing one past pc_max_lifetime
 
 
 class SlotState(Enum):
@@ -479,7 +479,8 @@ class Fleet:
     def _release(self, slot: Slot) -> bool:
         """Let a held init's warm-up through, just before the invocation routed there."""
         with self._changed:
-            gap = self._clock() - (slot.init_at or 0.0)
+            now = self._clock()
+            gap = now - (slot.init_at if slot.init_at is not None else now)
         try:
             slot.environment.release_init()
         except UserError as exc:
@@ -499,8 +500,7 @@ class Fleet:
 
     def _new_slot(self, init_type: str, origin: Origin = Origin.DEMAND) -> Slot:
         self._names += 1
-        short = "pc" if init_type == schema.INIT_PROVISIONED else "od"
-        environment = self._factory(f"{short}{self._names}", init_type)
+        environment = self._factory(f"{origin.value}{self._names}", init_type)
         slot = Slot(environment, init_type, origin, last_active=self._clock())
         self._slots.append(slot)
         return slot
