@@ -58,7 +58,7 @@ class SimulationInterrupted(UserError):
     default=2,
     show_default=True,
     help="Provisioned concurrency: environments initialized up front (InitType "
-    "provisioned-concurrency), each by a warm-up invoke.",
+    "provisioned-concurrency), each by a held warm-up invoke, not invoked until used.",
 )
 @click.option(
     "--rate",
