@@ -7,6 +7,8 @@ FirstInvoke class (never, prompt, delayed) the ground truth gives every environm
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -393,3 +395,45 @@ def test_a_cold_start_invoked_late_is_flagged_as_uncertain() -> None:
     truth = fleet.snapshot()
     assert truth.first_invoke == {(OD, PROMPT): 1}
     assert truth.near_threshold == 1
+
+
+class StuckFactory(FakeFactory):
+    """Fakes whose ``{"hold": True}`` invocation gives up by itself only after 60 s."""
+
+    def __call__(self, name: str, init_type: str) -> FakeEnvironment:
+        environment = super().__call__(name, init_type)
+        answer = environment.invoke
+
+        def invoke(payload: object = None) -> object:
+            if isinstance(payload, dict) and payload.get("hold"):
+                environment.entered.set()
+                environment.release.wait(60)
+                return {"ok": True}
+            return answer(payload)
+
+        environment.invoke = invoke  # type: ignore[method-assign]
+        return environment
+
+
+def test_close_does_not_wait_for_a_recycled_environment_stuck_busy() -> None:
+    """The recycler waits for a busy old environment; close() ends that wait, stops it once."""
+    clock, factory = FakeClock(), StuckFactory()
+    cfg = config(pc_max_lifetime=10.0, reaper_interval=0.01)
+    fleet = Fleet(factory, cfg, clock=clock)  # with the reaper and recycler threads
+    fleet.provision(1)
+    busy, _ = hold(fleet)  # the provisioned one, held busy until released
+    wait_busy(fleet, 1)
+    clock.now += 10.0
+    deadline = time.monotonic() + 5
+    while fleet.snapshot().started.get(PC, 0) < 2:  # the recycler has started a replacement
+        assert time.monotonic() < deadline, "no replacement was started"
+        time.sleep(0.005)
+    closer = threading.Thread(target=fleet.close, kwargs={"inflight_timeout": 0.1})
+    closer.start()
+    closer.join(20)  # a liveness bound, not a timing: the stuck invocation lasts 60 s
+    stuck = closer.is_alive()
+    factory.made[0].release.set()
+    busy.join()
+    closer.join()
+    assert not stuck
+    assert [e.shutdowns for e in factory.made] == [1, 1]

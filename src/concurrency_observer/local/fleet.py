@@ -695,7 +695,6 @@ class Fleet:
             for old in due:
                 old.replacing = True
                 pairs.append((old, self._new_slot(schema.INIT_PROVISIONED, Origin.REPLACEMENT)))
-                self._counts["replacements"] += 1
         replaced = 0
         for old, new in pairs:
             if not self._start(new, held=True):
@@ -704,6 +703,7 @@ class Fleet:
                 continue
             with self._changed:
                 old.retiring = True
+                self._counts["replacements"] += 1
                 self._counts["recycled"] += 1
             self._stop_when_idle(old, reason="recycled")
             replaced += 1
@@ -727,6 +727,8 @@ class Fleet:
     def _stop_when_idle(self, slot: Slot, reason: str = "removed") -> None:
         with self._changed:
             while slot.state in (SlotState.STARTING, SlotState.BUSY):
+                if self._closing:
+                    return  # close() stops every environment, this one too
                 self._changed.wait(timeout=1.0)
             if slot.state is not SlotState.IDLE:
                 return
