@@ -168,8 +168,7 @@ class Simulation:
             lead = self.settings.provisioned_lead if self.settings.provisioned else 0.0
             if lead > 0:
                 self._set_phase(f"provisioned, the load starts in {lead:g}s")
-                if stop.wait(lead):
-                    return self.fleet.snapshot()  # the finally below still closes the fleet
+                stop.wait(lead)  # set: run_load below sends nothing
             self._set_phase("load")
             load_over = threading.Event()
             ahead = threading.Thread(
