@@ -204,6 +204,7 @@ class LambdaEnvironment:
         """
         self.name = name
         self.init_gate = init_gate
+        self._gate_open = False
         self._held: threading.Thread | None = None
         self._held_result: InvokeResult | EnvironmentFailed | None = None
         self.settings = settings or EnvironmentSettings()
@@ -367,8 +368,9 @@ class LambdaEnvironment:
         return result
 
     def _open_gate(self) -> None:
-        if self.init_gate and self._work_dir is not None:
+        if self.init_gate and not self._gate_open and self._work_dir is not None:
             (self._work_dir / INIT_GATE_FILE).touch()
+            self._gate_open = True
 
     def _post(self, connection: http.client.HTTPConnection, body: bytes) -> InvokeResult:
         started_at = time.time()
