@@ -82,7 +82,11 @@ def test_a_held_init_shut_down_was_never_invoked(rie_path: Path, minimal_layer: 
     finally:
         environment.close()
     assert registered  # the RIE logged the registration while the init was held
-    assert minimal_lines(environment) == ["[minimal] SHUTDOWN SandboxTerminated"]
+    # One SHUTDOWN and nothing else: SandboxTerminated from the SIGTERM, or spindown when the
+    # RIE's own clean-up of the unfinished init reaches the extension first (both seen here).
+    (line,) = minimal_lines(environment)
+    assert line in ("[minimal] SHUTDOWN SandboxTerminated", "[minimal] SHUTDOWN spindown")
+    assert environment.output.count("External agent minimal") == 1  # never initialized twice
     assert result.forced is False
 
 
