@@ -175,6 +175,23 @@ class InitCounter(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Provisioned environments shut down since a start, and how many of them were ever invoked."""
+
+    shut_down: int
+    invoked: int
+
+
+class UsageCounter(Protocol):
+    """Reads how the provisioned environments of a repeat were used, from their shutdowns."""
+
+    def usage(self, since: datetime) -> Usage:
+        """Provisioned ``EnvironmentShutdown`` from ``since`` to now, and those ever invoked
+        (``FirstInvoke`` prompt or delayed)."""
+        ...
+
+
 class StudyListener(Protocol):
     """Where the engine reports what it does: one-line notes and progress of the waits."""
 
@@ -274,6 +291,39 @@ def wait_for_settled_count(
             stable_since = clock.monotonic() if value > 0 else None
 
 
+def wait_for_shutdowns(
+    read_count: Callable[[], int],
+    *,
+    expected: int,
+    settle: float,
+    interval: float,
+    timeout: float,
+    clock: Clock,
+    on_progress: ProgressCallback,
+) -> SettledCount:
+    """Poll ``read_count`` (shutdowns seen) until it reaches ``expected``, or has not changed for
+    ``settle`` s, or ``timeout`` s have passed; never an error: what was seen is the answer.
+
+    Unlike the init count, zero is a possible answer (Lambda may not have shut any down yet):
+    ``settled`` says whether all ``expected`` were seen or the count stopped moving.
+    """
+    started = clock.monotonic()
+    last = read_count()
+    stable_since = started
+    while True:
+        now = clock.monotonic()
+        stable_for = now - stable_since
+        on_progress(WaitProgress("shutdowns", min(last, expected), expected, f"{last} seen"))
+        if last >= expected or (last > 0 and stable_for >= settle):
+            return SettledCount(last, now - started, settled=True)
+        if now - started >= timeout:
+            return SettledCount(last, now - started, settled=False)
+        clock.sleep(max(0.0, min(interval, timeout - (now - started))))
+        value = read_count()
+        if value != last:
+            last, stable_since = value, clock.monotonic()
+
+
 # --- the plan and the saved state ------------------------------------------------------------
 
 
@@ -334,6 +384,8 @@ class RepeatResult:
     allocated: int
     settle_seconds: float
     settled: bool
+    shut_down: int | None = None  # provisioned shutdowns read after the removal (None: not read)
+    invoked: int | None = None  # of those, ever invoked (FirstInvoke prompt or delayed)
 
     @property
     def ratio(self) -> float:
@@ -473,6 +525,7 @@ class Study:
     store: StateStore
     listener: StudyListener
     clock: Clock = field(default_factory=SystemClock)
+    usage: UsageCounter | None = None  # when set: after each removal, created vs ever invoked
 
     def run(self) -> StudyState:
         """Measure every pending repeat, saving after each; restore the original config at the end.
@@ -528,6 +581,7 @@ class Study:
         self.target.remove()
         note = "" if settled.settled else " (still changing at the bound: recorded as is)"
         self.listener.note(f"{label}: {settled.count} environments initialized{note}")
+        usage = self._read_usage(label, start, settled.count)
         return RepeatResult(
             level=level,
             repeat=repeat,
@@ -537,7 +591,36 @@ class Study:
             allocated=ready.allocated,
             settle_seconds=round(settled.seconds, 3),
             settled=settled.settled,
+            shut_down=None if usage is None else usage.shut_down,
+            invoked=None if usage is None else usage.invoked,
         )
+
+    def _read_usage(self, label: str, start: datetime, created: int) -> Usage | None:
+        """After the removal: wait for the shutdowns (bounded), then read the usage.
+
+        Lambda shuts removed environments down at its own pace, and each reports at its
+        SHUTDOWN; the wait ends when all ``created`` were seen, when the count stops moving for
+        the settle period, or at ``--timeout``. Ever invoked counts the shutdowns seen by then.
+        """
+        counter = self.usage
+        if counter is None:
+            return None
+        seen = wait_for_shutdowns(
+            lambda: counter.usage(start).shut_down,
+            expected=created,
+            settle=self.plan.settle,
+            interval=self.plan.poll_interval,
+            timeout=self.plan.settle_timeout,
+            clock=self.clock,
+            on_progress=self.listener.progress,
+        )
+        usage = counter.usage(start)
+        note = "" if seen.settled else " (still arriving at the bound)"
+        self.listener.note(
+            f"{label}: {usage.shut_down} of {created} shut down{note}, "
+            f"{usage.invoked} of them ever invoked"
+        )
+        return usage
 
     def _aligned_start(self) -> datetime:
         """Wait for the next boundary of the counter's resolution and return it.
@@ -588,6 +671,8 @@ class LevelSummary:
     stdev: float | None
     minimum: int
     maximum: int
+    shut_down_mean: float | None = None  # over the repeats whose usage was read
+    invoked_mean: float | None = None  # environments ever invoked, mean over those repeats
 
     @property
     def ratio(self) -> float:
@@ -597,20 +682,26 @@ class LevelSummary:
 
 def summarize(results: Sequence[RepeatResult]) -> list[LevelSummary]:
     """One row per level, sorted by level; ``stdev`` is the sample stdev (None below 2 repeats)."""
-    by_level: dict[int, list[int]] = {}
+    by_level: dict[int, list[RepeatResult]] = {}
     for result in results:
-        by_level.setdefault(result.level, []).append(result.count)
-    return [
-        LevelSummary(
-            requested=level,
-            repeats=len(counts),
-            mean=statistics.fmean(counts),
-            stdev=statistics.stdev(counts) if len(counts) > 1 else None,
-            minimum=min(counts),
-            maximum=max(counts),
+        by_level.setdefault(result.level, []).append(result)
+    summaries = []
+    for level, repeats in sorted(by_level.items()):
+        counts = [r.count for r in repeats]
+        read = [r for r in repeats if r.shut_down is not None and r.invoked is not None]
+        summaries.append(
+            LevelSummary(
+                requested=level,
+                repeats=len(counts),
+                mean=statistics.fmean(counts),
+                stdev=statistics.stdev(counts) if len(counts) > 1 else None,
+                minimum=min(counts),
+                maximum=max(counts),
+                shut_down_mean=statistics.fmean(r.shut_down or 0 for r in read) if read else None,
+                invoked_mean=statistics.fmean(r.invoked or 0 for r in read) if read else None,
+            )
         )
-        for level, counts in sorted(by_level.items())
-    ]
+    return summaries
 
 
 def parse_levels(text: str) -> tuple[int, ...]:

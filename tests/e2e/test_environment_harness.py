@@ -67,6 +67,50 @@ def test_extension_gets_shutdown_on_sigterm(rie_path: Path, minimal_layer: Path)
     assert result.forced is False
 
 
+def minimal_lines(environment: LambdaEnvironment) -> list[str]:
+    """What the minimal extension printed: one line per event."""
+    return [line for line in environment.output.splitlines() if line.startswith("[minimal]")]
+
+
+def test_a_held_init_shut_down_was_never_invoked(rie_path: Path, minimal_layer: Path) -> None:
+    """Held at the gate: the extension registered and waits; SIGTERM: SHUTDOWN, no INVOKE ever."""
+    environment = LambdaEnvironment(minimal_layer, rie_path=rie_path, init_gate=True).start()
+    try:
+        environment.hold_init({"warmup": True})
+        registered = "External agent minimal" in environment.output
+        result = environment.shutdown()
+    finally:
+        environment.close()
+    assert registered  # the RIE logged the registration while the init was held
+    # One SHUTDOWN and nothing else: SandboxTerminated from the SIGTERM, or spindown when the
+    # RIE's own clean-up of the unfinished init reaches the extension first (both seen here).
+    (line,) = minimal_lines(environment)
+    assert line in ("[minimal] SHUTDOWN SandboxTerminated", "[minimal] SHUTDOWN spindown")
+    assert environment.output.count("External agent minimal") == 1  # never initialized twice
+    assert result.forced is False
+
+
+def test_a_released_init_is_the_first_invoke(rie_path: Path, minimal_layer: Path) -> None:
+    """Nothing reaches the extension while held; the release is its first INVOKE, then ours."""
+    environment = LambdaEnvironment(minimal_layer, rie_path=rie_path, init_gate=True).start()
+    try:
+        environment.hold_init({"warmup": True})
+        while_held = minimal_lines(environment)
+        released = environment.release_init()
+        answer = environment.invoke({"sleep_ms": 0})
+        environment.shutdown()
+    finally:
+        environment.close()
+    assert while_held == []
+    assert released.status == 200
+    assert answer.invoked_monotonic is not None
+    assert minimal_lines(environment) == [
+        "[minimal] INVOKE ",
+        "[minimal] INVOKE ",
+        "[minimal] SHUTDOWN SandboxTerminated",
+    ]
+
+
 def test_init_is_lazy_and_kill_leaves_no_process(rie_path: Path, minimal_layer: Path) -> None:
     """Only the RIE runs until the first invoke; SIGKILL then takes runtime and extension too."""
     environment = LambdaEnvironment(minimal_layer, rie_path=rie_path).start()

@@ -43,9 +43,17 @@ def test_measured_ratio_equals_the_configured_factor(tmp_path: Path, rie_path: P
         (4, 6),
     ]
     assert all(r["settled"] for r in document["repeats"])
+    # No load: every environment created was shut down at the removal, none ever invoked.
+    assert [(r["shut_down"], r["ever_invoked"]) for r in document["repeats"]] == [
+        (3, 0),
+        (3, 0),
+        (6, 0),
+        (6, 0),
+    ]
     with (tmp_path / "summary.csv").open() as summary:
         rows = list(csv.DictReader(summary))
     assert [(int(r["requested"]), float(r["ratio"])) for r in rows] == [(2, 1.5), (4, 1.5)]
+    assert [float(r["ever_invoked_mean"]) for r in rows] == [0.0, 0.0]
     assert (tmp_path / "repeats.csv").read_text().count("\n") == 5  # header + 4 repeats
     assert (tmp_path / "study.png").read_bytes().startswith(PNG_MAGIC)
 
@@ -56,4 +64,6 @@ def test_emf_lines_count_the_same(tmp_path: Path, rie_path: Path) -> None:
         tmp_path, "--levels", "3", "--repeats", "1", "--over-provisioning", "2", "--sink", "emf"
     )
     document = json.loads((tmp_path / "study.json").read_text())
-    assert [(r["level"], r["count"]) for r in document["repeats"]] == [(3, 6)]
+    assert [
+        (r["level"], r["count"], r["shut_down"], r["ever_invoked"]) for r in document["repeats"]
+    ] == [(3, 6, 6, 0)]

@@ -1,9 +1,11 @@
 """The local fleet end to end: real environments under the RIE, a moto CloudWatch, the verdict.
 
-One run (module fixture): 2 provisioned environments, a burst that forces on-demand scale-out, an
-idle timeout short enough for the burst's environments to be shut down before the end. The tests
-check the control plane did all that, that CloudWatch recorded exactly its ground truth, and that
-no process of any environment is left. A second test runs the ``simulate`` command itself.
+One run (module fixture): provisioned concurrency 1 with one spare (x2.0), recycled after 8 s, a
+burst that forces on-demand scale-out, on-demand environments initialized ahead of demand (one
+taken by the burst after the threshold, one never invoked), an idle timeout short enough for some
+to be shut down before the end. The tests check the control plane did all that, that CloudWatch
+recorded exactly its ground truth, class by class, and that no process of any environment is
+left. A second test runs the ``simulate`` command itself.
 """
 
 from __future__ import annotations
@@ -46,16 +48,25 @@ class FleetRun:
 
 @pytest.fixture(scope="module")
 def fleet_run(rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch) -> FleetRun:
-    """Run the fleet for 10 s: 2 provisioned, 2/s, one burst of 6 at 3.5 s, 1.5 s idle timeout."""
+    """Run the fleet for 12 s: seed 3 puts arrivals at 0.27 s, ..., a burst of 3 at 4.2 s, and
+    inits ahead of demand at 0.61 s (3.6 s before the burst: delayed) and 10.87 s (never)."""
     settings = SimulationSettings(
-        provisioned=2,
-        rate=2.0,
-        duration=10.0,
-        work_ms=300,
+        provisioned=1,
+        rate=1.0,
+        duration=12.0,
+        work_ms=100,
         bursts=1,
-        burst_size=6,
-        seed=5,
-        fleet=FleetConfig(max_environments=10, idle_timeout=1.5),
+        burst_size=3,
+        seed=3,
+        proactive_rate=0.3,
+        fleet=FleetConfig(
+            max_environments=10,
+            idle_timeout=4.5,
+            over_provisioning=2.0,
+            prompt_threshold=2.0,
+            threshold_margin=0.5,
+            pc_max_lifetime=8.0,
+        ),
         namespace=f"E2E/{uuid.uuid4().hex[:12]}",  # moto's GetMetricData ignores namespaces
         function_name=f"e2e-fleet-{uuid.uuid4().hex[:8]}",
     )
@@ -78,25 +89,37 @@ def fleet_run(rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch) -> F
 
 
 def test_the_load_exercised_every_behaviour(fleet_run: FleetRun) -> None:
-    """2 provisioned, at least 3 on-demand started, at least one idle shutdown, nothing failed."""
+    """2 provisioned and 2 replacements, 2 ahead of demand, cold starts, nothing failed."""
     truth = fleet_run.truth
-    assert truth.started.get(PC) == 2
-    assert truth.started.get(OD, 0) >= 3
-    assert truth.idle_shutdowns >= 1
+    assert truth.started.get(PC) == 4  # ceil(1 x 2.0), each replaced once after 8 s
+    assert (truth.replacements, truth.recycled) == (2, 2)
+    assert truth.proactive == 2
+    assert truth.started.get(OD, 0) >= 3  # the 2 ahead of demand and at least one cold start
     assert truth.failed == 0
     assert truth.errors == ()
-    assert truth.warmups == 2
     assert truth.stopped == truth.started
     assert truth.forced_shutdowns == 0  # the stagger kept every SHUTDOWN inside its deadline
+
+
+def test_every_class_occurred(fleet_run: FleetRun) -> None:
+    """The spare was never invoked, nor the late init ahead of demand; the early one was late."""
+    truth = fleet_run.truth
+    assert truth.first_invoke_count(PC, schema.FIRST_INVOKE_NEVER) >= 1
+    assert truth.first_invoke_count(PC, schema.FIRST_INVOKE_PROMPT) >= 1
+    assert truth.first_invoke_count(OD, schema.FIRST_INVOKE_NEVER) >= 1
+    assert truth.first_invoke_count(OD, schema.FIRST_INVOKE_PROMPT) >= 1
+    assert truth.first_invoke_count(OD, schema.FIRST_INVOKE_DELAYED) >= 1
 
 
 def test_cloudwatch_counts_equal_the_ground_truth(fleet_run: FleetRun) -> None:
     """Inits, shutdowns and invocations in CloudWatch equal the truth per init type and in total."""
     wrong = [c.to_dict() for c in fleet_run.checks if not c.matches]
     assert wrong == []
-    scopes = {(c.metric, c.init_type) for c in fleet_run.checks}
+    scopes = {(c.metric, c.init_type, c.first_invoke) for c in fleet_run.checks}
     for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN):
-        assert {(metric, PC), (metric, OD), (metric, None)} <= scopes
+        assert {(metric, PC, None), (metric, OD, None), (metric, None, None)} <= scopes
+    for usage in schema.FIRST_INVOKE_CLASSES:  # each class, compared per init type
+        assert {(schema.ENVIRONMENT_SHUTDOWN, t, usage) for t in (PC, OD)} <= scopes
 
 
 def test_no_process_is_left_behind(fleet_run: FleetRun) -> None:
@@ -113,6 +136,9 @@ def test_simulate_command_prints_a_matching_verdict(tmp_path: Path, rie_path: Pa
         [
             "--sink=emf",
             "--provisioned=1",
+            "--over-provisioning=1",
+            "--proactive-rate=0",
+            "--pc-max-lifetime=0",
             "--rate=2",
             "--duration=4",
             "--bursts=1",

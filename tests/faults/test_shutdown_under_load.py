@@ -1,7 +1,8 @@
 """Shutdown under load: 20 real environments SIGTERMed close together, every record delivered.
 
-The simulate fleet brings up 20 provisioned environments (bounded parallel starts, a warm-up
-invoke each, as it does for provisioned concurrency), then closes: SIGTERMs 50 ms apart with all
+The simulate fleet brings up 20 provisioned environments (bounded parallel starts, each
+initialized with its first invoke held, as it does for provisioned concurrency: never invoked),
+then closes: SIGTERMs 50 ms apart with all
 20 shutdowns allowed to overlap, so 20 extensions deliver to one moto CloudWatch at about the same
 time on a 2-core machine, each within the RIE's 2 s SHUTDOWN deadline.
 """

@@ -25,7 +25,10 @@ OD = schema.INIT_ON_DEMAND
 
 
 class FakeEnvironment:
-    """Records what the fleet does; an invocation ``{"hold": True}`` blocks until released."""
+    """Records what the fleet does; an invocation ``{"hold": True}`` blocks until released.
+
+    A held init (``hold_init``) keeps its payload aside: ``release_init`` delivers it.
+    """
 
     def __init__(self, name: str, init_type: str, *, fail_start: bool = False) -> None:
         self.name = name
@@ -37,6 +40,14 @@ class FakeEnvironment:
         self.killed = False
         self.release = threading.Event()
         self.entered = threading.Event()
+        self.held: object | None = None
+
+    def hold_init(self, payload: object = None) -> None:
+        self.held = payload
+
+    def release_init(self) -> object:
+        self.payloads.append(self.held)
+        return {"ok": True}
 
     def start(self) -> object:
         if self.fail_start:
@@ -118,18 +129,23 @@ def wait_busy(fleet: Fleet, count: int) -> None:
         time.sleep(0.005)
 
 
-def test_provisioned_environments_are_warmed_up_and_counted(
+def test_provisioned_environments_are_initialized_held_and_released_on_first_use(
     fleet: Fleet, factory: FakeFactory
 ) -> None:
-    """provision(2) starts two provisioned environments, each with one warm-up invocation."""
+    """provision(2) initializes two held environments; the first invocation there releases one."""
     assert fleet.provision(2) == 2
     assert [e.init_type for e in factory.made] == [PC, PC]
-    assert all(e.payloads == [WARMUP_PAYLOAD] for e in factory.made)
+    assert all(e.held == WARMUP_PAYLOAD and e.payloads == [] for e in factory.made)
     truth = fleet.snapshot()
     assert truth.started == {PC: 2}
+    assert truth.invocations == {}
+    assert (truth.held, truth.warmups) == (2, 0)
+    assert fleet.provisioned_ready() == 2
+    fleet.invoke({"n": 1})
+    assert factory.made[0].payloads == [WARMUP_PAYLOAD, {"n": 1}]
+    truth = fleet.snapshot()
     assert truth.invocations == {PC: 2}
-    assert truth.warmups == 2
-    assert truth.served == 0
+    assert (truth.held, truth.warmups, truth.served) == (1, 1, 1)
 
 
 def test_over_provisioning_brings_up_ceil_of_factor(factory: FakeFactory) -> None:

@@ -16,7 +16,7 @@ from concurrency_observer import schema
 from concurrency_observer.cli.simulate import Outcome, finish, simulate
 from concurrency_observer.errors import EnvironmentUnfit, UserError
 from concurrency_observer.local.fleet import FleetSnapshot
-from concurrency_observer.local.simulation import SimulationSettings, verdict_checks
+from concurrency_observer.local.simulation import Recorded, SimulationSettings, verdict_checks
 
 OD = schema.INIT_ON_DEMAND
 
@@ -66,7 +66,7 @@ def test_a_mismatch_is_printed_and_exits_1(tmp_path: Path) -> None:
         forced_shutdowns=0,
         peak_live=2,
     )
-    recorded = {
+    recorded: Recorded = {
         (schema.ENVIRONMENT_INIT, None): 2.0,
         (schema.ENVIRONMENT_INIT, OD): 2.0,
         (schema.ENVIRONMENT_SHUTDOWN, None): 1.0,
@@ -94,3 +94,87 @@ def test_a_mismatch_is_printed_and_exits_1(tmp_path: Path) -> None:
     assert "verdict: MISMATCH" in printed
     assert "EnvironmentShutdown (on-demand): recorded 1, truth 2" in printed
     assert json.loads(document.read_text())["verdict"] == "mismatch"
+
+
+def test_every_class_is_printed_per_init_type_and_a_class_mismatch_is_named() -> None:
+    """The classes table shows each count; a FirstInvoke class off is named in the verdict."""
+    pc = schema.INIT_PROVISIONED
+    truth = FleetSnapshot(
+        started={OD: 4, pc: 3},
+        stopped={OD: 4, pc: 3},
+        invocations={OD: 6, pc: 9},
+        live={},
+        starting=0,
+        busy=0,
+        warmups=3,
+        served=12,
+        throttled=0,
+        failed=0,
+        idle_shutdowns=4,
+        forced_shutdowns=0,
+        peak_live=6,
+        first_invoke={
+            (OD, schema.FIRST_INVOKE_NEVER): 1,
+            (OD, schema.FIRST_INVOKE_PROMPT): 2,
+            (OD, schema.FIRST_INVOKE_DELAYED): 1,
+            (pc, schema.FIRST_INVOKE_NEVER): 1,
+            (pc, schema.FIRST_INVOKE_DELAYED): 2,
+        },
+        proactive=2,
+        replacements=1,
+        recycled=1,
+    )
+    shutdown = schema.ENVIRONMENT_SHUTDOWN
+    recorded: Recorded = {
+        (schema.ENVIRONMENT_INIT, None): 7.0,
+        (schema.ENVIRONMENT_INIT, OD): 4.0,
+        (schema.ENVIRONMENT_INIT, pc): 3.0,
+        (shutdown, None): 7.0,
+        (shutdown, OD): 4.0,
+        (shutdown, pc): 3.0,
+        (schema.ENVIRONMENT_INVOCATIONS, None): 15.0,
+        (schema.ENVIRONMENT_INVOCATIONS, OD): 6.0,
+        (schema.ENVIRONMENT_INVOCATIONS, pc): 9.0,
+        (shutdown, OD, schema.FIRST_INVOKE_NEVER): 1.0,
+        (shutdown, OD, schema.FIRST_INVOKE_PROMPT): 3.0,  # one delayed recorded as prompt
+        (shutdown, pc, schema.FIRST_INVOKE_NEVER): 1.0,
+        (shutdown, pc, schema.FIRST_INVOKE_DELAYED): 2.0,
+    }
+    now = datetime.now(timezone.utc)
+    outcome = Outcome(
+        settings=SimulationSettings(),
+        truth=truth,
+        source="CloudWatch",
+        checks=verdict_checks(truth, recorded),
+        report=None,
+        report_error="no data",
+        started_at=now,
+        ended_at=now,
+    )
+    out = Console(file=io.StringIO(), width=200)
+    with pytest.raises(click.exceptions.Exit):
+        finish(outcome, out, Console(file=io.StringIO()), None)
+    lines = out.file.getvalue().splitlines()  # type: ignore[attr-defined]
+
+    def cells(label: str) -> list[str]:
+        line = next(line for line in lines if label in line)
+        return [c.strip() for c in line.split("│")[2:-1]]
+
+    # columns: on-demand, provisioned-concurrency, all
+    assert cells("created (inits)") == ["4", "3", "7"]
+    assert cells("never invoked") == ["1", "1", "2"]
+    assert cells("prompt: 1st invoke <= 10s") == ["2", "0", "2"]
+    assert cells("delayed: 1st invoke > 10s") == ["1", "2", "3"]
+    assert cells("initialized ahead of demand") == ["2", "-", "2"]
+    assert cells("replacements (recycled)") == ["-", "1", "1"]
+    text = " ".join(" ".join(lines).split())  # the verdict wraps
+    verdict = text[text.index("verdict: MISMATCH") :]
+    assert "EnvironmentShutdown (on-demand, FirstInvoke prompt): recorded 3, truth 2" in verdict
+    assert "EnvironmentShutdown (on-demand, FirstInvoke delayed): recorded 0, truth 1" in verdict
+
+
+def test_a_sub_second_recycling_lifetime_is_refused() -> None:
+    """--pc-max-lifetime 0.5 would recycle without pause: refused in one line before starting."""
+    result = CliRunner().invoke(simulate, ["--pc-max-lifetime", "0.5"])
+    assert isinstance(result.exception, UserError)
+    assert "--pc-max-lifetime must be at least 1 second" in str(result.exception)

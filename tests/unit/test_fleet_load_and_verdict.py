@@ -10,9 +10,15 @@ import pytest
 from concurrency_observer import schema
 from concurrency_observer.aws.report import ReportRequest, resolve_window
 from concurrency_observer.local.emf_report import fetch_from_emf
-from concurrency_observer.local.fleet import FleetSnapshot
+from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
 from concurrency_observer.local.load import LoadProfile, arrival_schedule, burst_times, run_load
-from concurrency_observer.local.simulation import recorded_from_emf, verdict_checks
+from concurrency_observer.local.simulation import (
+    Recorded,
+    SimulationSettings,
+    recorded_from_emf,
+    simulation_env,
+    verdict_checks,
+)
 
 PC = schema.INIT_PROVISIONED
 OD = schema.INIT_ON_DEMAND
@@ -84,7 +90,7 @@ def snapshot(
 def test_verdict_matches_only_when_every_figure_is_equal() -> None:
     """Equal per type and in total: every check matches; one inflated type total: that one fails."""
     truth = snapshot({PC: 2, OD: 3}, {PC: 2, OD: 3}, {PC: 10, OD: 4})
-    recorded = {
+    recorded: Recorded = {
         (schema.ENVIRONMENT_INIT, None): 5.0,
         (schema.ENVIRONMENT_INIT, PC): 2.0,
         (schema.ENVIRONMENT_INIT, OD): 3.0,
@@ -96,7 +102,7 @@ def test_verdict_matches_only_when_every_figure_is_equal() -> None:
         (schema.ENVIRONMENT_INVOCATIONS, OD): 4.0,
     }
     checks = verdict_checks(truth, recorded)
-    assert len(checks) == 9
+    assert len(checks) == 9 + 6  # and the three FirstInvoke classes of each init type (all 0)
     assert all(check.matches for check in checks)
     wrong = verdict_checks(truth, {**recorded, (schema.ENVIRONMENT_INIT, OD): 4.0})
     assert [(c.metric, c.init_type) for c in wrong if not c.matches] == [
@@ -107,9 +113,7 @@ def test_verdict_matches_only_when_every_figure_is_equal() -> None:
 def test_verdict_flags_an_init_type_the_control_plane_never_started() -> None:
     """A recorded snap-start init the truth does not have is a failing check of its own."""
     truth = snapshot({OD: 1}, {OD: 1}, {OD: 1})
-    recorded: dict[tuple[str, str | None], float] = {
-        (schema.ENVIRONMENT_INIT, schema.INIT_SNAP_START): 1.0
-    }
+    recorded: Recorded = {(schema.ENVIRONMENT_INIT, schema.INIT_SNAP_START): 1.0}
     failing = [c for c in verdict_checks(truth, recorded) if not c.matches]
     assert (schema.ENVIRONMENT_INIT, schema.INIT_SNAP_START) in [
         (c.metric, c.init_type) for c in failing
@@ -162,3 +166,34 @@ def test_profile_rejects_bad_values(rate: float, duration: float) -> None:
     """A negative rate or an empty duration is refused."""
     with pytest.raises(ValueError, match="rate"):
         LoadProfile(rate=rate, duration=duration)
+
+
+def test_emf_shutdowns_are_summed_per_first_invoke_class() -> None:
+    """Shutdown lines with the FirstInvoke set: summed by (init type, class), other sets kept."""
+    at = datetime(2026, 11, 27, 12, 0, 30, tzinfo=timezone.utc)
+
+    def shutdown(init_type: str, usage: str) -> dict[str, object]:
+        document = emf_line("f", init_type, {schema.ENVIRONMENT_SHUTDOWN: 1}, at)
+        metrics = document["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
+        metrics[0]["Dimensions"].append(list(schema.FIRST_INVOKE_SET))
+        document[schema.FIRST_INVOKE] = usage
+        return document
+
+    documents = [
+        shutdown(PC, schema.FIRST_INVOKE_NEVER),
+        shutdown(PC, schema.FIRST_INVOKE_NEVER),
+        shutdown(OD, schema.FIRST_INVOKE_DELAYED),
+    ]
+    recorded = recorded_from_emf(documents, "Test", "f")
+    assert recorded[(schema.ENVIRONMENT_SHUTDOWN, PC, schema.FIRST_INVOKE_NEVER)] == 2
+    assert recorded[(schema.ENVIRONMENT_SHUTDOWN, OD, schema.FIRST_INVOKE_DELAYED)] == 1
+    assert recorded[(schema.ENVIRONMENT_SHUTDOWN, None)] == 3
+    assert (schema.ENVIRONMENT_SHUTDOWN, OD, schema.FIRST_INVOKE_PROMPT) not in recorded
+
+
+def test_the_environments_get_the_threshold_the_control_plane_uses() -> None:
+    """A 2.5 s threshold in the fleet's config is CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS=2500."""
+    settings = SimulationSettings(fleet=FleetConfig(prompt_threshold=2.5), sink="emf")
+    env = simulation_env(settings)
+    assert env["CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS"] == "2500"
+    assert env["CONCURRENCY_OBSERVER_SINK"] == "emf"

@@ -21,11 +21,13 @@ from concurrency_observer.study import (
     StudyError,
     StudyPlan,
     StudyState,
+    Usage,
     WaitProgress,
     parse_levels,
     poll_until_ready,
     summarize,
     wait_for_settled_count,
+    wait_for_shutdowns,
 )
 
 
@@ -369,3 +371,98 @@ def test_an_unwritable_state_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StudyError, match="cannot save the study state"):
         run_study(fleet, blocker / "study")
     assert (fleet.puts, fleet.config) == ([], 2)
+
+
+class UsageFleet(FakeFleet):
+    """``FakeFleet`` whose removal shuts its environments down, ``invoked[n]`` of them invoked.
+
+    The shutdowns become countable ``delay`` s after the removal, as CloudWatch data points do.
+    """
+
+    def __init__(self, clock: ManualClock, invoked: Sequence[int], **options: float) -> None:
+        super().__init__(clock, **options)  # type: ignore[arg-type]
+        self.invoked = list(invoked)
+        self.shutdowns: list[tuple[datetime, int, int]] = []  # (countable from, count, invoked)
+        self._live = 0
+
+    def set_provisioned(self, level: int) -> None:
+        """Initialize as ``FakeFleet`` does, remembering how many are live."""
+        before = len(self.inits)
+        super().set_provisioned(level)
+        self._live = len(self.inits) - before
+
+    def remove(self) -> None:
+        """Shut the live environments down."""
+        super().remove()
+        if self._live:
+            invoked = self.invoked[len(self.shutdowns)]
+            countable = self.clock.now() + timedelta(seconds=self.delay)
+            self.shutdowns.append((countable, self._live, invoked))
+            self._live = 0
+
+    def usage(self, since: datetime) -> Usage:
+        """Shutdowns already countable (all after ``since`` here), and those ever invoked."""
+        now = self.clock.now()
+        seen = [(n, i) for at, n, i in self.shutdowns if at <= now and at >= since]
+        return Usage(sum(n for n, _ in seen), sum(i for _, i in seen))
+
+
+def test_usage_is_read_after_each_removal_and_summarized(tmp_path: Path) -> None:
+    """Created 20 per repeat at level 10; invoked 3, 5, 4: each repeat's figures and the mean."""
+    clock = ManualClock()
+    fleet = UsageFleet(clock, invoked=[3, 5, 4], factor=2.0)
+    plan = make_plan(levels=(10,))
+    study = Study(plan, fleet, fleet, StateStore(tmp_path), Recorder(), clock=clock, usage=fleet)
+    state = study.run()
+    assert [(r.count, r.shut_down, r.invoked) for r in state.results] == [
+        (20, 20, 3),
+        (20, 20, 5),
+        (20, 20, 4),
+    ]
+    (row,) = summarize(state.results)
+    assert (row.shut_down_mean, row.invoked_mean) == (20.0, 4.0)
+    again = StateStore(tmp_path).load(plan)  # the saved state keeps the new fields
+    assert [r.invoked for r in again.results] == [3, 5, 4]
+
+
+def test_without_a_usage_counter_the_figures_stay_unknown(tmp_path: Path) -> None:
+    """No usage counter: None per repeat and per level (empty in the CSV), as before."""
+    state, _ = run_study(FakeFleet(ManualClock()), tmp_path, make_plan(levels=(10,), repeats=1))
+    assert (state.results[0].shut_down, state.results[0].invoked) == (None, None)
+    assert summarize(state.results)[0].invoked_mean is None
+
+
+def test_waiting_for_shutdowns_ends_when_all_are_seen_or_at_the_bound() -> None:
+    """All 4 seen at 60 s: done then; none ever seen: 0 at the 300 s bound, no error."""
+    clock = ManualClock()
+    began = clock.monotonic()
+    seen = wait_for_shutdowns(
+        lambda: 4 if clock.monotonic() - began >= 60 else 0,
+        expected=4,
+        settle=120.0,
+        interval=15.0,
+        timeout=300.0,
+        clock=clock,
+        on_progress=ignore,
+    )
+    assert (seen.count, seen.seconds, seen.settled) == (4, 60.0, True)
+    never = wait_for_shutdowns(
+        lambda: 0,
+        expected=4,
+        settle=120.0,
+        interval=15.0,
+        timeout=300.0,
+        clock=clock,
+        on_progress=ignore,
+    )
+    assert (never.count, never.seconds, never.settled) == (0, 300.0, False)
+    some = wait_for_shutdowns(
+        lambda: 3,
+        expected=4,
+        settle=120.0,
+        interval=15.0,
+        timeout=300.0,
+        clock=clock,
+        on_progress=ignore,
+    )
+    assert (some.count, some.seconds, some.settled) == (3, 120.0, True)  # stopped moving

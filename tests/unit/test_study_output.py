@@ -72,3 +72,34 @@ def test_table_shows_the_samples_columns(state: StudyState) -> None:
         "23",
         "2.13",
     ]
+
+
+def test_created_against_ever_invoked_in_table_csv_and_json(tmp_path: Path) -> None:
+    """Usage read: the table, both CSVs and the JSON show shut down and ever invoked per level."""
+    from concurrency_observer.study import StateStore, Study
+    from tests.unit.test_study import Recorder, UsageFleet
+
+    clock = ManualClock()
+    fleet = UsageFleet(clock, invoked=[3, 5, 4], factor=2.0)
+    plan = make_plan(levels=(10,))
+    state = Study(
+        plan, fleet, fleet, StateStore(tmp_path / "s"), Recorder(), clock=clock, usage=fleet
+    ).run()
+    outputs = write_study_outputs(tmp_path / "out", state)
+    with outputs.summary_csv.open(newline="") as handle:
+        (summary,) = list(csv.DictReader(handle))
+    with outputs.repeats_csv.open(newline="") as handle:
+        repeats = list(csv.DictReader(handle))
+    document = json.loads(outputs.json.read_text())
+    assert (float(summary["shut_down_mean"]), float(summary["ever_invoked_mean"])) == (20.0, 4.0)
+    assert [(r["count"], r["shut_down"], r["ever_invoked"]) for r in repeats] == [
+        ("20", "20", "3"),
+        ("20", "20", "5"),
+        ("20", "20", "4"),
+    ]
+    assert document["summary"][0]["ever_invoked_mean"] == 4.0
+    assert [r["ever_invoked"] for r in document["repeats"]] == [3, 5, 4]
+    console = Console(record=True, width=120)
+    console.print(summary_table(summarize(state.results)))
+    row = next(line for line in console.export_text().splitlines() if "20.0" in line)
+    assert [cell.strip() for cell in row.strip("│").split("│")][-2:] == ["20.0", "4.0"]

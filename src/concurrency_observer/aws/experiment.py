@@ -28,6 +28,7 @@ from concurrency_observer.study import (
     ReadyResult,
     StudyPlan,
     SystemClock,
+    Usage,
     poll_until_ready,
 )
 
@@ -242,6 +243,56 @@ class CloudWatchInitCounter:
         with aws_errors(f"reading {schema.ENVIRONMENT_INIT} for {self._function}"):
             series = get_metric_series(self._client, self._namespace, [query], start, end)
         return round(series["inits"].total)
+
+
+class CloudWatchUsageCounter:
+    """``UsageCounter`` over GetMetricData: provisioned ``EnvironmentShutdown``, all and by
+    ``FirstInvoke`` (ever invoked: prompt + delayed)."""
+
+    def __init__(
+        self,
+        cloudwatch_client: Any,
+        function_name: str,
+        namespace: str = schema.DEFAULT_NAMESPACE,
+        *,
+        period: int = 60,
+        clock: Clock | None = None,
+    ) -> None:
+        self._client = cloudwatch_client
+        self._function = function_name
+        self._namespace = namespace
+        self._period = period
+        self._clock = clock or SystemClock()
+
+    def usage(self, since: datetime) -> Usage:
+        """Provisioned environments shut down from ``since`` to now, and those ever invoked."""
+        start = floor_to_period(since, self._period)
+        end = floor_to_period(self._clock.now(), self._period) + timedelta(seconds=self._period)
+        end = max(end, start + timedelta(seconds=self._period))
+        provisioned = (
+            (schema.FUNCTION_NAME, self._function),
+            (schema.INIT_TYPE, schema.INIT_PROVISIONED),
+        )
+        queries = [
+            MetricQuery("all", schema.ENVIRONMENT_SHUTDOWN, provisioned, "Sum", self._period)
+        ]
+        invoked = (schema.FIRST_INVOKE_PROMPT, schema.FIRST_INVOKE_DELAYED)
+        queries += [
+            MetricQuery(
+                usage,
+                schema.ENVIRONMENT_SHUTDOWN,
+                (*provisioned, (schema.FIRST_INVOKE, usage)),
+                "Sum",
+                self._period,
+            )
+            for usage in invoked
+        ]
+        with aws_errors(f"reading {schema.ENVIRONMENT_SHUTDOWN} for {self._function}"):
+            series = get_metric_series(self._client, self._namespace, queries, start, end)
+        return Usage(
+            shut_down=round(series["all"].total),
+            invoked=round(sum(series[u].total for u in invoked)),
+        )
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,7 @@ def _run_on_aws(
         lambda_client, function, alias, poll_interval=min(plan.poll_interval, 10.0), clock=clock
     )
     counter = aws.CloudWatchInitCounter(cloudwatch_client, facts.name, namespace, clock=clock)
+    usage = aws.CloudWatchUsageCounter(cloudwatch_client, facts.name, namespace, clock=clock)
     pending = pending_runs(plan, store.load(plan))
 
     others = aws.other_provisioned_qualifiers(lambda_client, function, alias)
@@ -184,7 +185,7 @@ def _run_on_aws(
     console.print(estimate.summary(region))
     _confirm(yes, console)
     return run_with_display(
-        lambda listener: Study(plan, target, counter, store, listener, clock), console
+        lambda listener: Study(plan, target, counter, store, listener, clock, usage), console
     )
 
 
@@ -445,10 +446,12 @@ def _study_on_fleet(
     from concurrency_observer.local.fleet import Fleet, lambda_environment_factory  # noqa: PLC0415
     from concurrency_observer.local.provisioning import (  # noqa: PLC0415
         EmfInitCounter,
+        EmfUsageCounter,
         FleetProvisioning,
         cloudwatch_counter,
+        cloudwatch_usage_counter,
     )
-    from concurrency_observer.study import InitCounter  # noqa: PLC0415
+    from concurrency_observer.study import InitCounter, UsageCounter  # noqa: PLC0415
 
     rie.check_host()
     rie_path = rie.rie_binary()
@@ -472,15 +475,24 @@ def _study_on_fleet(
                     if url is not None
                     else EmfInitCounter(fleet, LOCAL_FUNCTION, namespace)
                 )
+                usage: UsageCounter = (
+                    cloudwatch_usage_counter(cloudwatch_client(url), LOCAL_FUNCTION, namespace)
+                    if url is not None
+                    else EmfUsageCounter(fleet, LOCAL_FUNCTION, namespace)
+                )
                 source = "the embedded CloudWatch (moto)" if url else "the EMF lines"
                 console.print(
                     f"local study: levels {', '.join(map(str, plan.levels))} × {plan.repeats} "
                     f"repeats; the fleet brings up ceil(level × {config.over_provisioning:g}) "
-                    f"provisioned environments (each initialized by a warm-up invoke); counting "
-                    f"{schema.ENVIRONMENT_INIT} from {source}"
+                    f"provisioned environments (each initialized by a held warm-up invoke); "
+                    f"counting {schema.ENVIRONMENT_INIT}, then after each removal "
+                    f"{schema.ENVIRONMENT_SHUTDOWN} by {schema.FIRST_INVOKE} (ever invoked), "
+                    f"from {source}"
                 )
                 return run_with_display(
-                    lambda listener: Study(plan, target, counter, store, listener, SystemClock()),
+                    lambda listener: Study(
+                        plan, target, counter, store, listener, SystemClock(), usage
+                    ),
                     console,
                 )
 

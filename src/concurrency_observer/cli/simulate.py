@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     )
 
 _READ_ATTEMPTS = 5  # an external CloudWatch is eventually consistent; moto answers at once
+THRESHOLD_MARGIN_S = 0.5  # no held environment is first invoked this close to the threshold
 _DISPLAY_INTERVAL_S = 0.25
 
 
@@ -57,7 +58,7 @@ class SimulationInterrupted(UserError):
     default=2,
     show_default=True,
     help="Provisioned concurrency: environments initialized up front (InitType "
-    "provisioned-concurrency), each by a warm-up invoke.",
+    "provisioned-concurrency), each by a held warm-up invoke, not invoked until used.",
 )
 @click.option(
     "--rate",
@@ -113,10 +114,42 @@ class SimulationInterrupted(UserError):
 @click.option(
     "--over-provisioning",
     type=click.FloatRange(1.0, 10.0),
-    default=1.0,
+    default=1.5,
     show_default=True,
-    help="ceil(P x factor) environments are brought up for P provisioned: a known truth for "
-    "checking the measurement.",
+    help="ceil(P x factor) environments are brought up for P provisioned (at most P serve at "
+    "once, so the spares may never be invoked): a known truth for checking the measurement.",
+)
+@click.option(
+    "--proactive-rate",
+    type=click.FloatRange(0, 10),
+    default=0.2,
+    show_default=True,
+    help="On-demand environments initialized ahead of demand, per second (a seeded Poisson "
+    "process): some are invoked later, some never.",
+)
+@click.option(
+    "--provisioned-lead",
+    type=click.FloatRange(0, 600),
+    default=3.0,
+    show_default=True,
+    help="Seconds between the provisioned environments being ready and the first invocation "
+    "(provisioned concurrency is set up ahead of traffic).",
+)
+@click.option(
+    "--pc-max-lifetime",
+    type=click.FloatRange(0, 3600),
+    default=15.0,
+    show_default=True,
+    help="Seconds after which a provisioned environment is recycled: a replacement is "
+    "initialized, then the old one shut down. 0: never.",
+)
+@click.option(
+    "--prompt-threshold-ms",
+    type=click.IntRange(100, 600_000),
+    default=2000,
+    show_default=True,
+    help="A first invoke later than this after init is 'delayed' (proactive when on-demand); "
+    "given to the extension as CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS.",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the arrivals.")
 @click.option(
@@ -169,6 +202,10 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     max_environments: int,
     idle_timeout: float,
     over_provisioning: float,
+    proactive_rate: float,
+    provisioned_lead: float,
+    pc_max_lifetime: float,
+    prompt_threshold_ms: int,
     seed: int,
     sink: str,
     endpoint_url: str | None,
@@ -183,9 +220,12 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
 
     A local control plane routes each invocation to an idle environment, starts on-demand ones
     when all are busy (throttling beyond --max-environments), shuts idle ones down after
-    --idle-timeout, and brings --provisioned environments up front. The RIE initializes an
-    environment on its first invoke, so each provisioned one is brought up by a warm-up invoke,
-    counted as an invocation. Then the report is read back and compared with the ground truth.
+    --idle-timeout, and brings --provisioned environments up front, recycling them after
+    --pc-max-lifetime; it also initializes on-demand environments ahead of demand
+    (--proactive-rate). The RIE initializes an environment on its first invoke, so those
+    initialized ahead are brought up by a held warm-up invoke, let through (and counted as an
+    invocation) when the first invocation is routed there. Then the report is read back and
+    compared with the ground truth, class by class (docs/simulate.md).
     """
     from rich.console import Console  # noqa: PLC0415 (keeps --help instant)
 
@@ -202,12 +242,17 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
 
     out = Console()
     progress = Console(stderr=True, highlight=False, soft_wrap=True)
+    if 0 < pc_max_lifetime < 1:
+        raise UserError("--pc-max-lifetime must be at least 1 second (or 0: never recycle)")
     if endpoint_url is not None and sink != "cloudwatch":
         raise UserError("--endpoint-url is for the cloudwatch sink; the emf sink writes to the log")
     fleet_config = FleetConfig(
         max_environments=max_environments,
         idle_timeout=idle_timeout,
         over_provisioning=over_provisioning,
+        prompt_threshold=prompt_threshold_ms / 1000,
+        threshold_margin=min(THRESHOLD_MARGIN_S, prompt_threshold_ms / 4000),
+        pc_max_lifetime=pc_max_lifetime or None,
     )
     wanted = fleet_config.provisioned_environments(provisioned)
     if wanted > max_environments:
@@ -223,6 +268,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         bursts=bursts,
         burst_size=burst_size,
         seed=seed,
+        proactive_rate=proactive_rate,
+        provisioned_lead=provisioned_lead,
         fleet=fleet_config,
         sink=sink,
         namespace=namespace,
@@ -278,16 +325,20 @@ def _print_plan(console: Console, settings: SimulationSettings) -> None:
     extra = "" if provisioned == settings.provisioned else f" (x{fleet.over_provisioning:g})"
     console.print(
         f"function {settings.function_name}, namespace {settings.namespace}, sink {settings.sink}"
-        f"\nload: {settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} bursts of "
+        f"\nload: {settings.provisioned_lead:g}s after provisioning, "
+        f"{settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} bursts of "
         f"{settings.burst_size}, {settings.work_ms} ms each, seed {settings.seed}"
         f"\nfleet: {provisioned} provisioned{extra}, at most {fleet.max_environments} "
-        f"environments, idle timeout {fleet.idle_timeout:g}s"
+        f"environments, idle timeout {fleet.idle_timeout:g}s, "
+        f"{settings.proactive_rate:g}/s initialized ahead of demand, provisioned recycled "
+        + (f"after {fleet.pc_max_lifetime:g}s" if fleet.pc_max_lifetime else "never")
+        + f"\nfirst invoke: prompt within {fleet.prompt_threshold:g}s of init, later delayed"
     )
-    if provisioned:
-        console.print(
-            "[dim]the RIE initializes on the first invoke: each provisioned environment is "
-            "brought up by a warm-up invoke, counted as an invocation[/]"
-        )
+    console.print(
+        "[dim]the RIE initializes on the first invoke: environments initialized ahead of "
+        "demand hold that invoke (a warm-up) until an invocation is routed there; then the "
+        "extension sees it, and counts it as an invocation[/]"
+    )
 
 
 def _run_with_display(simulation: Simulation, console: Console) -> FleetSnapshot:
@@ -362,9 +413,14 @@ def _status_table(status: SimulationStatus) -> Table:
     )
     table.add_row(
         "lifecycle",
-        f"{fleet.started_total} started, {fleet.stopped_total} stopped, "
-        f"{fleet.idle_shutdowns} idle shutdowns",
+        f"{fleet.started_total} started ({fleet.proactive} ahead of demand, "
+        f"{fleet.replacements} PC replacements), {fleet.stopped_total} stopped, "
+        f"{fleet.idle_shutdowns} idle shutdowns, {fleet.held} initialized not invoked yet",
     )
+    usage = ", ".join(
+        f"{fleet.first_invoke_count(None, c)} {c}" for c in schema.FIRST_INVOKE_CLASSES
+    )
+    table.add_row("first invoke", f"of those stopped: {usage}")
     return table
 
 
@@ -472,6 +528,7 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
         print_report(outcome.report, out)
     else:
         out.print(f"[yellow]no report:[/] {outcome.report_error}")
+    out.print(_classes_table(outcome.truth, outcome.settings))
     out.print(_truth_table(outcome))
     out.print(_truth_notes(outcome.truth, outcome.settings))
     summary = (
@@ -481,12 +538,15 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
     if outcome.matches:
         out.print(
             f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
-            f"did ({summary}), per init type and in total"
+            f"did ({summary}), per init type and in total, and how each environment was used "
+            "(never, prompt, delayed) per init type"
         )
     else:
         wrong = [c for c in outcome.checks if not c.matches]
         detail = "; ".join(
-            f"{c.metric} ({c.init_type or 'all'}): recorded {c.recorded:g}, truth {c.truth}"
+            f"{c.metric} ({c.init_type or 'all'}"
+            + (f", FirstInvoke {c.first_invoke}" if c.first_invoke else "")
+            + f"): recorded {c.recorded:g}, truth {c.truth}"
             for c in wrong
         )
         out.print(f"[red]verdict: MISMATCH[/] with the ground truth ({summary}): {detail}")
@@ -508,11 +568,47 @@ def _truth_table(outcome: Outcome) -> Table:
     return table
 
 
+def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
+    """Why each environment exists, per init type: the control plane's side of every class."""
+    from rich.table import Table  # noqa: PLC0415
+
+    threshold = settings.fleet.prompt_threshold
+    types = sorted(set(truth.started) | {t for t, _ in truth.first_invoke})
+    table = Table(title="Why each environment exists (control plane)", title_justify="left")
+    table.add_column("environments")
+    for init_type in types:
+        table.add_column(init_type, justify="right", no_wrap=True)
+    table.add_column("all", justify="right")
+
+    def row(label: str, counts: list[int | None]) -> None:
+        known = [n for n in counts if n is not None]
+        cells = ["-" if n is None else str(n) for n in counts]
+        table.add_row(label, *cells, str(sum(known)))
+
+    row("created (inits)", [truth.started.get(t, 0) for t in types])
+    labels = {  # of those shut down: every one is, by the end of a run
+        schema.FIRST_INVOKE_NEVER: "never invoked",
+        schema.FIRST_INVOKE_PROMPT: f"prompt: 1st invoke <= {threshold:g}s",
+        schema.FIRST_INVOKE_DELAYED: f"delayed: 1st invoke > {threshold:g}s",
+    }
+    for usage, label in labels.items():
+        row(label, [truth.first_invoke.get((t, usage), 0) for t in types])
+    provisioned = schema.INIT_PROVISIONED
+    row(
+        "initialized ahead of demand",
+        [None if t == provisioned else truth.proactive for t in types],
+    )
+    row(
+        "replacements (recycled)", [truth.replacements if t == provisioned else None for t in types]
+    )
+    return table
+
+
 def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> RenderableType:
     from rich.text import Text  # noqa: PLC0415
 
     lines = [
-        f"invocations: {truth.served} from the load + {truth.warmups} provisioning warm-ups "
+        f"invocations: {truth.served} from the load + {truth.warmups} held warm-ups let through "
         "(the extension counts both); "
         f"{truth.throttled} throttled (at --max-environments {settings.fleet.max_environments}), "
         f"{truth.failed} failed",
@@ -521,7 +617,16 @@ def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> Renderab
         f"{truth.forced_shutdowns} had to be killed",
         "the report's live series counts environments alive at the end of each 5-second "
         "period; the control plane's peak is instantaneous",
+        f"ahead of demand: {truth.proactive} on-demand inits; recycling: {truth.replacements} "
+        f"provisioned replacements initialized, {truth.recycled} old ones shut down",
     ]
+    if truth.near_threshold:
+        lines.append(
+            f"{truth.near_threshold} cold start(s) first invoked later than "
+            f"{settings.fleet.prompt_threshold - settings.fleet.threshold_margin:g}s after "
+            "their init was sent: the control plane's gap is an upper bound (it includes the "
+            "extension's own start), so near the threshold the extension may see prompt"
+        )
     lines.extend(f"error: {error}" for error in truth.errors[:5])
     return Text("\n".join(lines), style="dim")
 

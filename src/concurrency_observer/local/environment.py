@@ -66,6 +66,11 @@ from concurrency_observer.errors import UserError
 from concurrency_observer.local import ports, rie
 
 INVOKE_PATH: Final = "/2015-03-31/functions/function/invocations"
+# The init gate of the function (function/handler.py): while this file is missing, the runtime's
+# init waits, so the first invoke is not handed to the extensions yet.
+INIT_GATE_VARIABLE: Final = "CONCURRENCY_OBSERVER_LOCAL_INIT_GATE"
+INIT_GATE_FILE: Final = "init-gate"
+INIT_HELD_SUFFIX: Final = ".held"  # the handler creates gate + this once it waits at the gate
 HANDLER: Final = "handler.handler"
 TASK_ROOT: Final = Path(__file__).resolve().parent / "function"
 OUTPUT_FILE: Final = "output.log"
@@ -225,6 +230,14 @@ class InvokeResult:
             return None
 
     @property
+    def invoked_monotonic(self) -> float | None:
+        """When the function began this invocation, in ``time.monotonic()`` seconds (one clock
+        for the machine: no time namespace), as the function of ``function/handler.py`` says."""
+        payload = self.payload
+        value = payload.get("invoked_monotonic") if isinstance(payload, dict) else None
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
     def function_error(self) -> str | None:
         """The ``errorType`` when the function failed (the RIE answers 200 with an error body)."""
         payload = self.payload
@@ -253,9 +266,18 @@ class LambdaEnvironment:
         name: str = "env",
         rie_path: Path | None = None,
         keep_work_dir: bool = False,
+        init_gate: bool = False,
     ) -> None:
-        """``layer_dir`` is an extracted layer (``None``: an empty ``/opt``, no extension)."""
+        """``layer_dir`` is an extracted layer (``None``: an empty ``/opt``, no extension).
+
+        ``init_gate`` makes ``hold_init`` possible: the runtime's init waits at a gate file
+        (function/handler.py) until ``release_init`` (or any ordinary ``invoke``) opens it.
+        """
         self.name = name
+        self.init_gate = init_gate
+        self._gate_open = False
+        self._held: threading.Thread | None = None
+        self._held_result: InvokeResult | EnvironmentFailed | None = None
         self.settings = settings or EnvironmentSettings()
         self.keep_work_dir = keep_work_dir
         self._layer_dir = layer_dir
@@ -345,6 +367,9 @@ class LambdaEnvironment:
             *self.settings.rie_options(),
             *runtime,
         ]
+        environ = self.settings.environ()
+        if self.init_gate:
+            environ[INIT_GATE_VARIABLE] = str(self._work_dir / INIT_GATE_FILE)
         with (self._work_dir / OUTPUT_FILE).open("wb") as log:
             # A session of its own: the terminal's Ctrl-C does not hit the environment; we stop
             # it in order (SIGTERM to the RIE, so extensions get SHUTDOWN like in Lambda).
@@ -354,7 +379,7 @@ class LambdaEnvironment:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=TASK_ROOT,
-                env=self.settings.environ(),
+                env=environ,
                 start_new_session=True,
             )
         self._rie_pid = None
@@ -388,6 +413,8 @@ class LambdaEnvironment:
         if not self.running:
             raise EnvironmentFailed(f"environment {self.name} is not running")
         assert self._ports is not None
+        if self._held is None:
+            self._open_gate()  # an ordinary first invoke: its init is not held
         body = json.dumps({} if payload is None else payload).encode()
         connection = http.client.HTTPConnection(ports.LOOPBACK, self._ports[1], timeout=timeout)
         if self.settings.max_concurrency is not None:  # Managed Instances: many at once
@@ -421,6 +448,56 @@ class LambdaEnvironment:
             time.sleep(_POLL_S)
             assert self._ports is not None
             connection = http.client.HTTPConnection(ports.LOOPBACK, self._ports[1], timeout=timeout)
+
+    # -- a held init: initialized, not invoked yet ----------------------------------------
+
+    def hold_init(self, payload: object = None, timeout: float = 15.0) -> None:
+        """Initialize without invoking: returns once the init is held at the gate.
+
+        The RIE initializes on a first invoke and hands that invoke to the extensions only when
+        the runtime's init is over. Here the first invoke (``payload``) is sent in the background
+        and the runtime waits at the gate: the extension has registered and recorded its init,
+        and sees no INVOKE until ``release_init``. Shut down meanwhile, it was never invoked.
+        """
+        if not self.init_gate:
+            raise EnvironmentFailed(f"environment {self.name} has no init gate")
+        if self._held is not None:
+            raise EnvironmentFailed(f"environment {self.name} was already initialized")
+        assert self._work_dir is not None
+        held_marker = self._work_dir / (INIT_GATE_FILE + INIT_HELD_SUFFIX)
+
+        def first_invoke() -> None:
+            try:
+                # Held for as long as the control plane wants: no client timeout of its own
+                # beyond the function's, which the RIE enforces.
+                self._held_result = self.invoke(payload, timeout=self.settings.timeout_s + 30.0)
+            except EnvironmentFailed as exc:  # shut down while held: expected, kept for release
+                self._held_result = exc
+
+        self._held = threading.Thread(target=first_invoke, name=f"held-{self.name}", daemon=True)
+        self._held.start()
+        deadline = time.monotonic() + timeout
+        while not held_marker.exists():
+            if not self._held.is_alive() or time.monotonic() >= deadline:
+                tail = " | ".join(self.output.strip().splitlines()[-3:]) or "no output"
+                raise EnvironmentFailed(f"environment {self.name}: init not held: {tail}")
+            time.sleep(_POLL_S)
+
+    def release_init(self) -> InvokeResult:
+        """Open the gate: the held first invoke reaches the extension; its answer is returned."""
+        if self._held is None:
+            raise EnvironmentFailed(f"environment {self.name} has no held init")
+        self._open_gate()
+        self._held.join()
+        result = self._held_result
+        if isinstance(result, EnvironmentFailed) or result is None:
+            raise result or EnvironmentFailed(f"environment {self.name}: held invoke lost")
+        return result
+
+    def _open_gate(self) -> None:
+        if self.init_gate and not self._gate_open and self._work_dir is not None:
+            (self._work_dir / INIT_GATE_FILE).touch()
+            self._gate_open = True
 
     def _post(self, connection: http.client.HTTPConnection, body: bytes) -> InvokeResult:
         started_at = time.time()

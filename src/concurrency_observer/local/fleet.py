@@ -3,8 +3,10 @@
 ``Fleet`` does for environments on this machine what Lambda's control plane does for a function:
 
 - **Routing.** ``invoke(payload)`` sends one invocation to an idle environment: a provisioned one
-  first (Lambda spills over to on-demand only when provisioned concurrency is busy), else the
-  on-demand one used most recently, so the others stay idle and can be reclaimed.
+  first (Lambda spills over to on-demand only when provisioned concurrency is busy: P invocations
+  at once, even when more than P environments were initialized for it), one already invoked
+  before one still held, else the on-demand one used most recently, so the others stay idle and
+  can be reclaimed.
 - **Scale-out.** When every environment is busy, a new on-demand environment is started for the
   invocation (its first invoke is its init: a cold start). At ``max_environments`` (provisioned
   ones included, as Lambda counts them against the concurrency limit) the invocation is
@@ -14,11 +16,26 @@
 - **Provisioned concurrency.** ``provision(P)`` brings up ``ceil(P * over_provisioning)``
   environments with ``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency``. The RIE has no
   eager-init option (it initializes on the first invoke; its flags are the two addresses,
-  ``--log-level`` and ``--enable-init-caching``), so each is brought up by a **warm-up invoke**
-  (``{"sleep_ms": 0, "warmup": true}``), counted as an invocation in the ground truth because the
-  extension counts it in ``EnvironmentInvocations``. The factor (default 1.0) is the knob that
-  makes the local study over-provision on purpose, so the measurement pipeline can be checked
-  against a known truth.
+  ``--log-level`` and ``--enable-init-caching``), so each is brought up by a **held warm-up
+  invoke** (``{"sleep_ms": 0, "warmup": true}``, see ``hold_init``): the environment is
+  initialized, its extension has recorded the init, and no INVOKE reaches it until the first
+  invocation is routed there, which releases the warm-up just before it. The released warm-up is
+  an INVOKE the extension counts, so the ground truth counts it too. The factor (default 1.0) is
+  the knob that makes the local study over-provision on purpose.
+- **Proactive init.** ``initialize_ahead()`` initializes an on-demand environment ahead of demand
+  (held the same way); the simulation calls it on a seeded schedule. Some are routed to later,
+  some reach the idle timeout without a single invocation: never invoked.
+- **Recycling.** With ``pc_max_lifetime``, a provisioned environment that old is replaced: a new
+  one is initialized (held), then the old one is shut down once idle. Lambda recycles PC
+  environments like this, and bills each replacement's init.
+- **How each environment was used** (the extension's ``FirstInvoke``): never invoked; first
+  invoke within ``prompt_threshold`` of its init (prompt); later (delayed). The fleet knows the
+  gap from its own clock: the release of a held init, or, for a cold start, when the function
+  says it was invoked (``invoked_monotonic`` of the answer; the answer's arrival otherwise): an
+  upper bound of the gap the extension measures. So that its truth cannot differ from the
+  extension's by its clock's start, a held environment is released only when its class is
+  beyond doubt (``FleetConfig.releasable``, ``threshold_margin``): routing passes it over
+  meanwhile.
 - **Shutdowns** (idle, removal, close) go through a ``ShutdownStagger``: a few at a time and a gap
   between two SIGTERMs, so each environment meets the RIE's 2 s SHUTDOWN deadline (fifty
   SIGTERMed at the same instant overrun it on 2 cores).
@@ -42,7 +59,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -51,6 +68,7 @@ from concurrency_observer import schema
 from concurrency_observer.errors import UserError
 
 WARMUP_PAYLOAD: Final[Mapping[str, object]] = {"sleep_ms": 0, "warmup": True}
+HELD_TIMEOUT_S: Final = 900  # Lambda's maximum function timeout
 _INIT_TYPES: Final = (schema.INIT_PROVISIONED, schema.INIT_ON_DEMAND)
 
 
@@ -61,6 +79,14 @@ class FleetEnvironment(Protocol):
 
     def start(self) -> object:
         """Start it, ready for invocations (init happens on the first)."""
+        ...
+
+    def hold_init(self, payload: object = None) -> None:
+        """Initialize it with a first invoke (``payload``) held before any extension sees it."""
+        ...
+
+    def release_init(self) -> Any:
+        """Let the held first invoke through (the extension's first INVOKE); its answer."""
         ...
 
     def invoke(self, payload: object = None) -> Any:
@@ -95,6 +121,9 @@ class FleetConfig:
     shutdown_parallel: int = 4
     shutdown_gap: float = 0.05
     reaper_interval: float = 0.25
+    prompt_threshold: float = schema.DEFAULT_PROMPT_THRESHOLD_S
+    threshold_margin: float = 0.5
+    pc_max_lifetime: float | None = None  # None: provisioned environments are never recycled
 
     def __post_init__(self) -> None:
         if self.max_environments < 1:
@@ -107,11 +136,48 @@ class FleetConfig:
             raise FleetError("parallel starts and shutdowns must be at least 1")
         if self.shutdown_gap < 0 or self.reaper_interval <= 0:
             raise FleetError("the shutdown gap cannot be negative, the reaper interval must be > 0")
+        if not 0 <= self.threshold_margin < self.prompt_threshold:
+            raise FleetError("the prompt threshold must be positive and above its margin (>= 0)")
+        if self.pc_max_lifetime is not None and self.pc_max_lifetime <= 0:
+            raise FleetError("--pc-max-lifetime must be positive")
+
+    def first_invoke_class(self, gap: float | None) -> str:
+        """The extension's ``FirstInvoke`` class of an environment first invoked ``gap`` s in."""
+        if gap is None:
+            return schema.FIRST_INVOKE_NEVER
+        if gap <= self.prompt_threshold:
+            return schema.FIRST_INVOKE_PROMPT
+        return schema.FIRST_INVOKE_DELAYED
+
+    def releasable(self, since_init: float, since_ready: float) -> bool:
+        """Whether a held environment may get its first invoke now, its class beyond doubt.
+
+        The extension starts its clock between the init's first invoke being sent
+        (``since_init`` ago) and the init being held at the gate (``since_ready`` ago). Within
+        the threshold minus the margin of the former, it is prompt for sure (the margin covers
+        the release reaching the extension); beyond the threshold plus the margin of the latter,
+        delayed for sure. In between, routing passes the environment over.
+        """
+        prompt = since_init <= self.prompt_threshold - self.threshold_margin
+        return prompt or since_ready >= self.prompt_threshold + self.threshold_margin
+
+    def uncertain(self, gap_upper_bound: float) -> bool:
+        """Whether a cold start's first invoke, known only from above, may not be prompt."""
+        return gap_upper_bound > self.prompt_threshold - self.threshold_margin
 
     def provisioned_environments(self, requested: int) -> int:
         """How many environments ``requested`` provisioned concurrency brings up (ceil(P x f))."""
         # round() first: 2 * 1.1 is 2.2000000000000002 in binary, whose ceil would be 3.
         return math.ceil(round(requested * self.over_provisioning, 9))
+
+
+class Origin(Enum):
+    """Why the control plane initialized an environment; the value prefixes its name."""
+
+    DEMAND = "od"  # an invocation found no idle environment: a cold start
+    PROACTIVE = "od-ahead"  # on-demand, ahead of demand (initialize_ahead)
+    PROVISIONED = "pc"  # provision(): provisioned concurrency
+    REPLACEMENT = "pc-replacement"  # provisioned, replacing one past pc_max_lifetime
 
 
 class SlotState(Enum):
@@ -130,11 +196,18 @@ class Slot:
 
     environment: FleetEnvironment
     init_type: str
+    origin: Origin = Origin.DEMAND
     state: SlotState = SlotState.STARTING
     initialized: bool = False  # its first invoke (the init) was sent
-    warm: bool = False  # its first invoke was answered: the init is over
+    warm: bool = False  # initialized and ready: its first invoke answered, or held at the gate
+    held: bool = False  # its first invoke is held: no INVOKE has reached the extension yet
+    init_at: float | None = None
+    ready_at: float | None = None  # a held init: when it was known to wait at the gate
+    first_invoke_gap: float | None = None  # init to the extension's first INVOKE, as known here
     last_active: float = 0.0
     invocations: int = 0
+    replacing: bool = False  # a replacement is being initialized for it (recycling)
+    retiring: bool = False  # replaced: no more invocations, shut down once idle
 
 
 class Outcome(Enum):
@@ -174,6 +247,13 @@ class FleetSnapshot:
     forced_shutdowns: int
     peak_live: int
     errors: tuple[str, ...] = ()
+    # Environments shut down, by (init type, FirstInvoke class): what the extension emits.
+    first_invoke: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    proactive: int = 0  # on-demand environments initialized ahead of demand
+    replacements: int = 0  # provisioned environments initialized to replace a recycled one
+    recycled: int = 0  # provisioned environments shut down after pc_max_lifetime
+    held: int = 0  # live now, initialized and not invoked yet
+    near_threshold: int = 0  # cold starts whose first invoke came too late to be sure it was prompt
 
     @property
     def started_total(self) -> int:
@@ -195,9 +275,27 @@ class FleetSnapshot:
         """Environments initialized and not stopped now."""
         return sum(self.live.values())
 
+    def first_invoke_count(self, init_type: str | None, usage: str) -> int:
+        """Environments shut down in FirstInvoke class ``usage`` (of one init type, or all)."""
+        return sum(
+            n for (t, c), n in self.first_invoke.items() if c == usage and init_type in (None, t)
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: every count, by init type where it has one."""
+        by_type: dict[str, dict[str, int]] = {}
+        for (init_type, usage), count in sorted(self.first_invoke.items()):
+            by_type.setdefault(init_type, dict.fromkeys(schema.FIRST_INVOKE_CLASSES, 0))
+            by_type[init_type][usage] = count
         return {
+            "first_invoke": {
+                "total": {c: self.first_invoke_count(None, c) for c in schema.FIRST_INVOKE_CLASSES},
+                "by_init_type": by_type,
+            },
+            "proactive_inits": self.proactive,
+            "provisioned_replacements": self.replacements,
+            "provisioned_recycled": self.recycled,
+            "near_threshold": self.near_threshold,
             "environments_started": {"total": self.started_total, "by_init_type": _d(self.started)},
             "environments_stopped": {"total": self.stopped_total, "by_init_type": _d(self.stopped)},
             "invocations": {
@@ -302,6 +400,7 @@ class Fleet:
         self._started: Counter[str] = Counter()
         self._stopped: Counter[str] = Counter()
         self._invocations: Counter[str] = Counter()
+        self._first_invoke: Counter[tuple[str, str]] = Counter()
         self._errors: list[str] = []
         self._peak_live = 0
         self._provisioned_target = 0
@@ -309,12 +408,17 @@ class Fleet:
         self._closing = False
         self._closed = False
         self._stop_reaper = threading.Event()
-        self._reaper: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         if reaper:
-            self._reaper = threading.Thread(
-                target=self._reap_loop, name="fleet-reaper", daemon=True
+            self._threads.append(
+                threading.Thread(target=self._reap_loop, name="fleet-reaper", daemon=True)
             )
-            self._reaper.start()
+            if self.config.pc_max_lifetime is not None:
+                self._threads.append(
+                    threading.Thread(target=self._recycle_loop, name="fleet-recycler", daemon=True)
+                )
+        for thread in self._threads:
+            thread.start()
 
     # -- invocations -------------------------------------------------------------------------
 
@@ -333,33 +437,79 @@ class Fleet:
                 slot = self._new_slot(schema.INIT_ON_DEMAND)
             else:
                 slot.state = SlotState.BUSY
-        if cold and not self._start(slot, warmup=False):
+        if cold and not self._start(slot):
             return InvocationOutcome(Outcome.FAILED, slot.init_type, cold, error="no environment")
-        return self._invoke_on(slot, payload, cold=cold, warmup=False)
+        if slot.held and not self._release(slot):
+            return InvocationOutcome(Outcome.FAILED, slot.init_type, cold, error="release failed")
+        return self._invoke_on(slot, payload, cold=cold)
 
     def _idle_slot(self) -> Slot | None:
-        idle = [s for s in self._slots if s.state is SlotState.IDLE]
+        now = self._clock()
+        # Provisioned concurrency P serves at most P invocations at once, however many
+        # environments were initialized for it: beyond, Lambda spills over to on-demand.
+        busy_provisioned = sum(
+            1
+            for s in self._slots
+            if s.state is SlotState.BUSY and s.init_type == schema.INIT_PROVISIONED
+        )
+        provisioned_full = busy_provisioned >= self._provisioned_target
+        idle = [
+            s
+            for s in self._slots
+            if s.state is SlotState.IDLE
+            and not s.retiring
+            and not (provisioned_full and s.init_type == schema.INIT_PROVISIONED)
+            # Too close to the threshold to say which side the extension will see: not yet.
+            and not (s.held and not self._releasable(s, now))
+        ]
         if not idle:
             return None
-        # Provisioned first, then the most recently used: the rest stay idle and get reclaimed.
-        return max(idle, key=lambda s: (s.init_type == schema.INIT_PROVISIONED, s.last_active))
+        # Provisioned first (Lambda spills over to on-demand only when they are busy), then those
+        # already invoked, then the most recently used: the rest stay idle and get reclaimed.
+        return max(
+            idle,
+            key=lambda s: (s.init_type == schema.INIT_PROVISIONED, not s.held, s.last_active),
+        )
+
+    def _releasable(self, slot: Slot, now: float) -> bool:
+        init_at = slot.init_at if slot.init_at is not None else now
+        ready_at = slot.ready_at if slot.ready_at is not None else now
+        return self.config.releasable(now - init_at, now - ready_at)
+
+    def _release(self, slot: Slot) -> bool:
+        """Let a held init's warm-up through, just before the invocation routed there."""
+        with self._changed:
+            now = self._clock()
+            gap = now - (slot.init_at if slot.init_at is not None else now)
+        try:
+            slot.environment.release_init()
+        except UserError as exc:
+            self._retire_failed(slot, f"{slot.environment.name}: release: {exc}")
+            return False
+        with self._changed:
+            slot.held = False
+            slot.first_invoke_gap = gap
+            slot.invocations += 1
+            self._invocations[slot.init_type] += 1
+            self._counts["warmups"] += 1
+        return True
 
     def _active_count(self) -> int:
         active = (SlotState.STARTING, SlotState.IDLE, SlotState.BUSY)
         return sum(1 for s in self._slots if s.state in active)
 
-    def _new_slot(self, init_type: str) -> Slot:
+    def _new_slot(self, init_type: str, origin: Origin = Origin.DEMAND) -> Slot:
         self._names += 1
-        short = "pc" if init_type == schema.INIT_PROVISIONED else "od"
-        environment = self._factory(f"{short}{self._names}", init_type)
-        slot = Slot(environment, init_type, last_active=self._clock())
+        environment = self._factory(f"{origin.value}{self._names}", init_type)
+        slot = Slot(environment, init_type, origin, last_active=self._clock())
         self._slots.append(slot)
         return slot
 
-    def _start(self, slot: Slot, *, warmup: bool) -> bool:
+    def _start(self, slot: Slot, *, held: bool = False) -> bool:
         """Start the slot's environment within the start bound; False (slot retired) if not.
 
-        With ``warmup`` the first invoke (the init) is sent here too, inside the bound.
+        With ``held`` it is also initialized here, inside the bound, its first invoke held
+        (``hold_init``): then it is idle, ready and not invoked.
         """
         with self._start_slots:
             try:
@@ -372,39 +522,64 @@ class Fleet:
                 if abandon:
                     slot.state = SlotState.STOPPED
                     self._changed.notify_all()
-                elif not warmup:
+                elif not held:
                     slot.state = SlotState.BUSY
+                else:
+                    self._mark_initialized(slot)
             if abandon:  # never invoked, so never initialized: nothing to SHUTDOWN
                 slot.environment.kill()
                 return False
-            if warmup:
-                outcome = self._invoke_on(slot, WARMUP_PAYLOAD, cold=True, warmup=True)
-                return outcome.outcome is Outcome.SERVED
+            if held:
+                try:
+                    slot.environment.hold_init(WARMUP_PAYLOAD)
+                except UserError as exc:
+                    message = f"{slot.environment.name}: held init: {exc}"
+                    self._retire_failed(slot, message, invocation=False)
+                    return False
+                with self._changed:
+                    slot.held = slot.warm = True
+                    slot.ready_at = slot.last_active = self._clock()
+                    if slot.state is SlotState.STARTING:
+                        slot.state = SlotState.IDLE
+                    self._changed.notify_all()
         return True
 
-    def _invoke_on(
-        self, slot: Slot, payload: object, *, cold: bool, warmup: bool
-    ) -> InvocationOutcome:
+    def _mark_initialized(self, slot: Slot) -> None:
+        """Count the init when its first invoke is sent (call under the lock).
+
+        Counted when sent: the first invoke starts the init, and a SIGTERM arriving before its
+        answer (Ctrl-C) still finds an environment whose extension records both.
+        """
+        if not slot.initialized:
+            slot.initialized = True
+            slot.init_at = self._clock()
+            self._started[slot.init_type] += 1
+            self._peak_live = max(self._peak_live, self._live_count())
+
+    def _invoke_on(self, slot: Slot, payload: object, *, cold: bool) -> InvocationOutcome:
         with self._changed:
-            # Counted when sent: the first invoke starts the init, and a SIGTERM arriving before
-            # its answer (Ctrl-C) still finds an environment whose extension records both.
-            if not slot.initialized:
-                slot.initialized = True
-                self._started[slot.init_type] += 1
-                self._peak_live = max(self._peak_live, self._live_count())
+            self._mark_initialized(slot)
         began = self._clock()
         try:
-            slot.environment.invoke(payload)
+            answer = slot.environment.invoke(payload)
         except UserError as exc:
             self._retire_failed(slot, f"{slot.environment.name}: {exc}")
             return InvocationOutcome(Outcome.FAILED, slot.init_type, cold, error=str(exc))
         latency = self._clock() - began
         stop_now = False
         with self._changed:
+            if slot.first_invoke_gap is None:  # a cold start
+                # When the function was invoked (on the same monotonic clock) bounds when the
+                # extension got its INVOKE; else the answer does, the invocation's work included.
+                invoked_at = getattr(answer, "invoked_monotonic", None)
+                at = invoked_at if isinstance(invoked_at, float) else self._clock()
+                slot.first_invoke_gap = at - (slot.init_at if slot.init_at is not None else began)
+                if self.config.uncertain(slot.first_invoke_gap):
+                    self._counts["near_threshold"] += 1
             slot.warm = True
             slot.invocations += 1
             self._invocations[slot.init_type] += 1
-            self._counts["warmups" if warmup else "served"] += 1
+            self._counts["served"] += 1
             slot.last_active = self._clock()
             if slot.state in (SlotState.STOPPING, SlotState.STOPPED):
                 pass  # close() took it while it was answering
@@ -439,7 +614,7 @@ class Fleet:
     def provision(self, requested: int) -> int:
         """Bring the provisioned environments to ``ceil(requested x factor)``; blocks until done.
 
-        Raising adds environments (started with a warm-up invoke, within the start bound);
+        Raising adds environments (initialized with a held warm-up, within the start bound);
         lowering shuts idle provisioned ones down (staggered). Returns how many are up.
         """
         target = self.config.provisioned_environments(requested) if requested > 0 else 0
@@ -455,11 +630,14 @@ class Fleet:
                     f"{self.config.max_environments}"
                 )
             self._provisioned_target = requested
-            new = [self._new_slot(schema.INIT_PROVISIONED) for _ in range(target - len(current))]
+            new = [
+                self._new_slot(schema.INIT_PROVISIONED, Origin.PROVISIONED)
+                for _ in range(target - len(current))
+            ]
             extra = current[target:] if target < len(current) else []
         if new:
             with ThreadPoolExecutor(self.config.parallel_starts, "fleet-provision") as starter:
-                list(starter.map(lambda s: self._start(s, warmup=True), new))
+                list(starter.map(lambda s: self._start(s, held=True), new))
         for slot in extra:
             self._stop_when_idle(slot)
         self._stagger.wait()
@@ -469,7 +647,71 @@ class Fleet:
     @staticmethod
     def _is_active_provisioned(slot: Slot) -> bool:
         active = (SlotState.STARTING, SlotState.IDLE, SlotState.BUSY)
-        return slot.init_type == schema.INIT_PROVISIONED and slot.state in active
+        return (
+            slot.init_type == schema.INIT_PROVISIONED and slot.state in active and not slot.retiring
+        )
+
+    # -- proactive init and recycling --------------------------------------------------------
+
+    def initialize_ahead(self) -> bool:
+        """Initialize one on-demand environment ahead of demand (held); blocks until it is.
+
+        False when it would exceed ``max_environments`` or the fleet is closing: Lambda does not
+        initialize ahead beyond the concurrency limit either.
+        """
+        with self._changed:
+            if self._closing or self._active_count() >= self.config.max_environments:
+                return False
+            slot = self._new_slot(schema.INIT_ON_DEMAND, Origin.PROACTIVE)
+            self._counts["proactive"] += 1
+        return self._start(slot, held=True)
+
+    def recycle_provisioned(self) -> int:
+        """Replace provisioned environments older than ``pc_max_lifetime``; blocks until done.
+
+        Make before break, as Lambda keeps the provisioned concurrency while it recycles: the
+        replacement is initialized (held) first, then the old one is shut down once idle and
+        gets no more invocations. Returns how many were replaced.
+        """
+        lifetime = self.config.pc_max_lifetime
+        if lifetime is None:
+            return 0
+        now = self._clock()
+        with self._changed:
+            if self._closing:
+                return 0
+            due = [
+                s
+                for s in self._slots
+                if self._is_active_provisioned(s)
+                and s.state is not SlotState.STARTING
+                and not s.replacing
+                and s.init_at is not None
+                and now - s.init_at >= lifetime
+            ]
+            room = self.config.max_environments - self._active_count()
+            due = due[: max(room, 0)]
+            pairs = []
+            for old in due:
+                old.replacing = True
+                pairs.append((old, self._new_slot(schema.INIT_PROVISIONED, Origin.REPLACEMENT)))
+        replaced = 0
+        for old, new in pairs:
+            if not self._start(new, held=True):
+                with self._changed:
+                    old.replacing = False  # try again on the next round
+                continue
+            with self._changed:
+                old.retiring = True
+                self._counts["replacements"] += 1
+                self._counts["recycled"] += 1
+            self._stop_when_idle(old, reason="recycled")
+            replaced += 1
+        return replaced
+
+    def _recycle_loop(self) -> None:
+        while not self._stop_reaper.wait(self.config.reaper_interval):
+            self.recycle_provisioned()
 
     @property
     def provisioned_requested(self) -> int:
@@ -482,19 +724,24 @@ class Fleet:
         with self._lock:
             return sum(1 for s in self._slots if self._is_active_provisioned(s) and s.warm)
 
-    def _stop_when_idle(self, slot: Slot) -> None:
+    def _stop_when_idle(self, slot: Slot, reason: str = "removed") -> None:
         with self._changed:
             while slot.state in (SlotState.STARTING, SlotState.BUSY):
+                if self._closing:
+                    return  # close() stops every environment, this one too
                 self._changed.wait(timeout=1.0)
             if slot.state is not SlotState.IDLE:
                 return
             slot.state = SlotState.STOPPING
-        self._stop(slot, reason="removed")
+        self._stop(slot, reason=reason)
 
     # -- idle timeout and shutdowns ----------------------------------------------------------
 
     def reap_idle(self) -> int:
-        """Shut down (staggered, in the background) on-demand environments idle too long."""
+        """Shut down (staggered, in the background) on-demand environments idle too long.
+
+        A held one (initialized ahead of demand, never invoked) is idle since its init.
+        """
         now = self._clock()
         with self._lock:
             expired = [
@@ -533,6 +780,8 @@ class Fleet:
                 slot.state = SlotState.STOPPED
                 if slot.initialized and not counted:
                     self._stopped[slot.init_type] += 1
+                    usage = self.config.first_invoke_class(slot.first_invoke_gap)
+                    self._first_invoke[(slot.init_type, usage)] += 1
                 if getattr(result, "forced", False):
                     self._counts["forced_shutdowns"] += 1
                 self._changed.notify_all()
@@ -553,8 +802,9 @@ class Fleet:
                 return
             self._closing = True
         self._stop_reaper.set()
-        if self._reaper is not None:
-            self._reaper.join()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join()
         # Real time, not the injected clock: this is a wait, not idle accounting.
         deadline = time.monotonic() + inflight_timeout
         with self._changed:
@@ -607,6 +857,12 @@ class Fleet:
                 forced_shutdowns=self._counts["forced_shutdowns"],
                 peak_live=self._peak_live,
                 errors=tuple(self._errors),
+                first_invoke=dict(self._first_invoke),
+                proactive=self._counts["proactive"],
+                replacements=self._counts["replacements"],
+                recycled=self._counts["recycled"],
+                held=sum(1 for s in self._slots if s.held and s.state is SlotState.IDLE),
+                near_threshold=self._counts["near_threshold"],
             )
 
     def environments(self) -> list[FleetEnvironment]:
@@ -618,16 +874,24 @@ class Fleet:
 def lambda_environment_factory(
     layer_dir: Path, settings: Any, *, rie_path: Path | None = None, keep_work_dir: bool = False
 ) -> EnvironmentFactory:
-    """A factory of real ``LambdaEnvironment``s: ``settings`` with the init type replaced."""
+    """A factory of real ``LambdaEnvironment``s: ``settings`` with the init type replaced.
+
+    Each has an init gate (``hold_init``). A held first invoke runs inside the RIE's invoke
+    timeout (``AWS_LAMBDA_FUNCTION_TIMEOUT``), so the function timeout is raised to Lambda's
+    maximum, 900 s: a provisioned environment may be held for a whole run.
+    """
     from concurrency_observer.local.environment import LambdaEnvironment  # noqa: PLC0415
+
+    timeout_s = max(settings.timeout_s, HELD_TIMEOUT_S)
 
     def make(name: str, init_type: str) -> FleetEnvironment:
         return LambdaEnvironment(
             layer_dir,
-            replace(settings, init_type=init_type),
+            replace(settings, init_type=init_type, timeout_s=timeout_s),
             name=name,
             rie_path=rie_path,
             keep_work_dir=keep_work_dir,
+            init_gate=True,
         )
 
     return make

@@ -8,6 +8,9 @@ control plane must scale out on demand; the quiet after a burst lets the extra e
 reach the idle timeout and be shut down. The same seed gives the same schedule (how many
 environments a run then needs still depends on how fast this machine answers).
 
+``proactive_schedule(rate, duration, seed)`` is the control plane's own seeded Poisson process:
+when it initializes an on-demand environment ahead of demand (``Fleet.initialize_ahead``).
+
 ``run_load(invoke, schedule, payload)`` sends each invocation at its time, from a thread pool so
 a slow invocation never delays the next arrival, and returns the outcomes; ``stop`` ends it early.
 """
@@ -70,6 +73,24 @@ def arrival_schedule(profile: LoadProfile) -> list[float]:
             for _ in range(profile.burst_size)
         )
     return sorted(arrivals)
+
+
+def proactive_schedule(rate: float, duration: float, seed: int) -> list[float]:
+    """Seconds from the start of the load at which an environment is initialized ahead of demand.
+
+    A Poisson process at ``rate`` per second over ``duration``, seeded apart from the arrivals
+    (the same seed gives both the same arrivals and the same proactive inits).
+    """
+    if rate < 0 or duration <= 0:
+        raise ValueError("the proactive rate cannot be negative and the duration must be positive")
+    rng = random.Random(f"proactive-{seed}")
+    moments: list[float] = []
+    if rate > 0:
+        moment = rng.expovariate(rate)
+        while moment < duration:
+            moments.append(moment)
+            moment += rng.expovariate(rate)
+    return moments
 
 
 def run_load(

@@ -13,6 +13,9 @@ The count is read back the way the AWS study reads it, from what the extension r
   data points and sums any period), so repeats need not start on whole minutes.
 - ``EmfInitCounter``: ``EnvironmentInit`` with InitType ``provisioned-concurrency`` in the EMF
   lines of every environment of the fleet, from the repeat's start.
+
+How the environments were used (created against ever invoked) is read the same two ways, from
+``EnvironmentShutdown`` by ``FirstInvoke``: ``cloudwatch_usage_counter`` and ``EmfUsageCounter``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from concurrency_observer import schema
-from concurrency_observer.aws.experiment import CloudWatchInitCounter
+from concurrency_observer.aws.experiment import CloudWatchInitCounter, CloudWatchUsageCounter
 from concurrency_observer.local import readback
 from concurrency_observer.local.emf_report import emf_points
 from concurrency_observer.local.fleet import Fleet
@@ -32,6 +35,7 @@ from concurrency_observer.study import (
     ProvisioningStatus,
     ReadyResult,
     SystemClock,
+    Usage,
     poll_until_ready,
 )
 
@@ -137,6 +141,46 @@ class FleetProvisioning:
 def cloudwatch_counter(client: Any, function_name: str, namespace: str) -> CloudWatchInitCounter:
     """The AWS study's counter on a moto endpoint, summing 1-second periods."""
     return CloudWatchInitCounter(client, function_name, namespace, period=LOCAL_PERIOD_SECONDS)
+
+
+def cloudwatch_usage_counter(
+    client: Any, function_name: str, namespace: str
+) -> CloudWatchUsageCounter:
+    """The AWS study's usage counter (shut down, ever invoked) on a moto endpoint, 1-s periods."""
+    return CloudWatchUsageCounter(client, function_name, namespace, period=LOCAL_PERIOD_SECONDS)
+
+
+class EmfUsageCounter:
+    """``UsageCounter`` over the EMF lines of the fleet's environments (the ``emf`` sink)."""
+
+    def __init__(self, fleet: Fleet, function_name: str, namespace: str) -> None:
+        self._fleet = fleet
+        self._function = function_name
+        self._namespace = namespace
+
+    def usage(self, since: datetime) -> Usage:
+        """Provisioned ``EnvironmentShutdown`` stamped at or after ``since``, by FirstInvoke."""
+        documents: list[dict[str, Any]] = []
+        for environment in self._fleet.environments():
+            documents.extend(readback.emf_documents(getattr(environment, "output", "")))
+        shut_down = invoked = 0.0
+        for point in emf_points(documents, self._namespace):
+            names = dict(point.dimensions)
+            if (
+                point.metric != schema.ENVIRONMENT_SHUTDOWN
+                or point.timestamp < since
+                or names.get(schema.FUNCTION_NAME) != self._function
+                or names.get(schema.INIT_TYPE) != schema.INIT_PROVISIONED
+            ):
+                continue
+            if set(names) == {schema.FUNCTION_NAME, schema.INIT_TYPE}:
+                shut_down += point.value
+            elif set(names) == set(schema.FIRST_INVOKE_SET) and names[schema.FIRST_INVOKE] in (
+                schema.FIRST_INVOKE_PROMPT,
+                schema.FIRST_INVOKE_DELAYED,
+            ):
+                invoked += point.value
+        return Usage(shut_down=round(shut_down), invoked=round(invoked))
 
 
 class EmfInitCounter:

@@ -8,7 +8,9 @@ thread while it runs (the CLI's live display does).
 Afterwards ``recorded_from_cloudwatch`` / ``recorded_from_emf`` read what the extension recorded,
 and ``verdict_checks(snapshot, recorded)`` compares it with the control plane's ground truth,
 figure by figure: environments started (``EnvironmentInit``), stopped (``EnvironmentShutdown``)
-and invocations (``EnvironmentInvocations``, warm-ups included), per init type and in total.
+and invocations (``EnvironmentInvocations``, warm-ups included), per init type and in total;
+and how each environment was used (``EnvironmentShutdown`` by ``FirstInvoke``: never invoked,
+first invoked promptly, first invoked after the threshold), per init type.
 ``simulation_report`` builds the same report ``report`` prints, from CloudWatch or the EMF lines.
 """
 
@@ -37,7 +39,12 @@ from concurrency_observer.local.fleet import (
     InvocationOutcome,
     lambda_environment_factory,
 )
-from concurrency_observer.local.load import LoadProfile, arrival_schedule, run_load
+from concurrency_observer.local.load import (
+    LoadProfile,
+    arrival_schedule,
+    proactive_schedule,
+    run_load,
+)
 
 SINK_CLOUDWATCH: Final = "cloudwatch"
 FUNCTION_PREFIX: Final = "concurrency-observer-local"
@@ -54,6 +61,13 @@ _MIN_LOOKBACK: Final = timedelta(minutes=10)
 # high-resolution periods for 3 hours).
 _REPORT_PERIOD: Final = 5
 _LOAD_WORKER_MARGIN: Final = 8  # throttled and failed invocations return at once
+_PROACTIVE_WORKERS: Final = 2
+PROMPT_THRESHOLD_VARIABLE: Final = "CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS"
+FIRST_INVOKE_LABELS: Final = {
+    schema.FIRST_INVOKE_NEVER: "shutdowns: never invoked",
+    schema.FIRST_INVOKE_PROMPT: "shutdowns: prompt",
+    schema.FIRST_INVOKE_DELAYED: "shutdowns: delayed",
+}
 
 
 def unique_function_name() -> str:
@@ -72,6 +86,8 @@ class SimulationSettings:
     bursts: int = 2
     burst_size: int = 8
     seed: int = 1
+    proactive_rate: float = 0.0  # on-demand inits ahead of demand, per second (seeded Poisson)
+    provisioned_lead: float = 0.0  # seconds between provisioned concurrency READY and the load
     fleet: FleetConfig = field(default_factory=FleetConfig)
     sink: str = SINK_CLOUDWATCH
     namespace: str = schema.DEFAULT_NAMESPACE
@@ -87,6 +103,10 @@ class SimulationSettings:
             bursts=self.bursts,
             burst_size=self.burst_size,
         )
+
+    def proactive_schedule(self) -> list[float]:
+        """When the control plane initializes an on-demand environment ahead of demand."""
+        return proactive_schedule(self.proactive_rate, self.duration, self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -121,7 +141,7 @@ class Simulation:
         environment = EnvironmentSettings(
             function_name=settings.function_name,
             cloudwatch_endpoint=cloudwatch_url,
-            extra_env=observer_env(settings.sink, settings.namespace, settings.log_level),
+            extra_env=simulation_env(settings),
         )
         self.fleet = Fleet(
             lambda_environment_factory(
@@ -130,6 +150,7 @@ class Simulation:
             settings.fleet,
         )
         self.schedule = arrival_schedule(settings.profile())
+        self.proactive = settings.proactive_schedule()
         self.started_at = datetime.now(timezone.utc)
         self.ended_at: datetime | None = None
         self._began = time.monotonic()
@@ -144,13 +165,30 @@ class Simulation:
         try:
             self._set_phase(f"bringing up {self.settings.provisioned} provisioned")
             self.fleet.provision(self.settings.provisioned)
+            lead = self.settings.provisioned_lead if self.settings.provisioned else 0.0
+            if lead > 0:
+                self._set_phase(f"provisioned, the load starts in {lead:g}s")
+                stop.wait(lead)  # set: run_load below sends nothing
             self._set_phase("load")
-            run_load(
-                self._invoke,
-                self.schedule,
-                workers=self.settings.fleet.max_environments + _LOAD_WORKER_MARGIN,
-                stop=stop,
+            load_over = threading.Event()
+            ahead = threading.Thread(
+                target=run_load,
+                args=(self.fleet.initialize_ahead, self.proactive),
+                kwargs={"workers": _PROACTIVE_WORKERS, "stop": load_over},
+                name="proactive-inits",
+                daemon=True,
             )
+            ahead.start()
+            try:
+                run_load(
+                    self._invoke,
+                    self.schedule,
+                    workers=self.settings.fleet.max_environments + _LOAD_WORKER_MARGIN,
+                    stop=stop,
+                )
+            finally:
+                load_over.set()  # ended or stopped: no more inits ahead of demand either
+                ahead.join()
             self._set_phase("shutting down")
         finally:
             self.fleet.close()
@@ -187,24 +225,40 @@ class Simulation:
         return documents
 
 
+def simulation_env(settings: SimulationSettings) -> dict[str, str]:
+    """The extension's variables in the simulated environments, the threshold the fleet uses."""
+    env = observer_env(settings.sink, settings.namespace, settings.log_level)
+    threshold_ms = round(settings.fleet.prompt_threshold * 1000)
+    env[PROMPT_THRESHOLD_VARIABLE] = str(threshold_ms)
+    return env
+
+
 # --- what was recorded, and the verdict --------------------------------------------------------
 
-Recorded = Mapping[tuple[str, str | None], float]
-"""Recorded sums by (metric, init type); init type None is the ``[FunctionName]`` total."""
+RecordedKey = tuple[str, str | None] | tuple[str, str, str]
+Recorded = Mapping[RecordedKey, float]
+"""Recorded sums by (metric, init type); init type None is the ``[FunctionName]`` total; and
+``EnvironmentShutdown`` by (metric, init type, FirstInvoke class)."""
 
 
 def recorded_from_cloudwatch(
     client: Any, namespace: str, function_name: str, since: datetime, until: datetime
-) -> dict[tuple[str, str | None], float]:
+) -> dict[RecordedKey, float]:
     """Sums of the checked metrics, per known init type and in total, from GetMetricData."""
-    queries: dict[tuple[str, str | None], MetricQuery] = {}
+    queries: dict[RecordedKey, MetricQuery] = {}
+    function = ((schema.FUNCTION_NAME, function_name),)
     for metric, _ in CHECKED_METRICS:
-        function = ((schema.FUNCTION_NAME, function_name),)
         queries[(metric, None)] = MetricQuery(f"q{len(queries)}", metric, function, "Sum", _PERIOD)
         for init_type in schema.KNOWN_INIT_TYPES:
             dimensions = (*function, (schema.INIT_TYPE, init_type))
             query = MetricQuery(f"q{len(queries)}", metric, dimensions, "Sum", _PERIOD)
             queries[(metric, init_type)] = query
+    for init_type in schema.KNOWN_INIT_TYPES:
+        for usage in schema.FIRST_INVOKE_CLASSES:
+            by_usage = (*function, (schema.INIT_TYPE, init_type), (schema.FIRST_INVOKE, usage))
+            metric = schema.ENVIRONMENT_SHUTDOWN
+            query = MetricQuery(f"q{len(queries)}", metric, by_usage, "Sum", _PERIOD)
+            queries[(metric, init_type, usage)] = query
     start = floor_to_period(since, _PERIOD)
     end = floor_to_period(until, _PERIOD) + timedelta(seconds=_PERIOD)
     with aws_errors("cloudwatch:GetMetricData"):
@@ -214,18 +268,21 @@ def recorded_from_cloudwatch(
 
 def recorded_from_emf(
     documents: Iterable[Mapping[str, Any]], namespace: str, function_name: str
-) -> dict[tuple[str, str | None], float]:
+) -> dict[RecordedKey, float]:
     """The same sums from EMF documents, as CloudWatch Logs would extract them."""
-    totals: dict[tuple[str, str | None], float] = {}
+    totals: dict[RecordedKey, float] = {}
     checked = {metric for metric, _ in CHECKED_METRICS}
     for point in emf_points(documents, namespace):
         names = dict(point.dimensions)
         if point.metric not in checked or names.get(schema.FUNCTION_NAME) != function_name:
             continue
+        key: RecordedKey
         if set(names) == {schema.FUNCTION_NAME}:
-            key: tuple[str, str | None] = (point.metric, None)
+            key = (point.metric, None)
         elif set(names) == {schema.FUNCTION_NAME, schema.INIT_TYPE}:
             key = (point.metric, names[schema.INIT_TYPE])
+        elif set(names) == set(schema.FIRST_INVOKE_SET):
+            key = (point.metric, names[schema.INIT_TYPE], names[schema.FIRST_INVOKE])
         else:
             continue
         totals[key] = totals.get(key, 0.0) + point.value
@@ -241,6 +298,7 @@ class Check:
     init_type: str | None  # None: all init types ([FunctionName])
     truth: int
     recorded: float
+    first_invoke: str | None = None  # a FirstInvoke class: EnvironmentShutdown of that class
 
     @property
     def matches(self) -> bool:
@@ -253,6 +311,7 @@ class Check:
             "metric": self.metric,
             "figure": self.label,
             "init_type": self.init_type or "all",
+            "first_invoke": self.first_invoke,
             "truth": self.truth,
             "recorded": self.recorded,
             "matches": self.matches,
@@ -268,16 +327,29 @@ def _truth(snapshot: FleetSnapshot, metric: str) -> Mapping[str, int]:
 
 
 def verdict_checks(snapshot: FleetSnapshot, recorded: Recorded) -> list[Check]:
-    """Every checked figure per init type (any type either side knows) and in total."""
+    """Every checked figure per init type (any type either side knows) and in total.
+
+    Then every FirstInvoke class of ``EnvironmentShutdown`` for each init type that has
+    shutdowns on either side.
+    """
     checks = []
     for metric, label in CHECKED_METRICS:
         truth = _truth(snapshot, metric)
-        types = set(truth) | {t for (m, t), v in recorded.items() if m == metric and t and v}
+        types = set(truth) | {k[1] for k, v in recorded.items() if k[0] == metric and k[1] and v}
         for init_type in sorted(types):
             found = recorded.get((metric, init_type), 0.0)
             checks.append(Check(metric, label, init_type, truth.get(init_type, 0), found))
         found = recorded.get((metric, None), 0.0)
         checks.append(Check(metric, label, None, sum(truth.values()), found))
+    shutdown = schema.ENVIRONMENT_SHUTDOWN
+    stopped_types = {t for t, n in snapshot.stopped.items() if n}
+    stopped_types |= {k[1] for k, v in recorded.items() if len(k) == 3 and v and k[1]}
+    for init_type in sorted(t for t in stopped_types if t):
+        for usage in schema.FIRST_INVOKE_CLASSES:
+            truth_count = snapshot.first_invoke.get((init_type, usage), 0)
+            found = recorded.get((shutdown, init_type, usage), 0.0)
+            label = FIRST_INVOKE_LABELS[usage]
+            checks.append(Check(shutdown, label, init_type, truth_count, found, usage))
     return checks
 
 

@@ -2,9 +2,14 @@
 
 Files written into the study's output directory:
 
-    summary.csv   requested, repeats, actual_mean, stdev, min, max, ratio (one row per level)
+    summary.csv   requested, repeats, actual_mean, stdev, min, max, ratio, shut_down_mean,
+                  ever_invoked_mean (one row per level)
     repeats.csv   level, repeat, count, ratio, allocated, ready_seconds, settle_seconds, settled,
-                  started_at (one row per repeat)
+                  started_at, shut_down, ever_invoked (one row per repeat)
+
+``shut_down``/``ever_invoked``: the provisioned environments of the repeat seen shut down after
+the removal, and of those the ones ever invoked (``EnvironmentShutdown`` by ``FirstInvoke``
+prompt or delayed): PC environments created against those ever invoked. Empty when not read.
     study.json    {"parameters", "summary", "repeats"}: the same figures as the two CSV files
     study.png     actual against requested: mean and stdev bars, every repeat, the 1:1 line
 """
@@ -27,7 +32,17 @@ REPEATS_CSV: Final = "repeats.csv"
 STUDY_JSON: Final = "study.json"
 STUDY_PNG: Final = "study.png"
 
-SUMMARY_FIELDS: Final = ("requested", "repeats", "actual_mean", "stdev", "min", "max", "ratio")
+SUMMARY_FIELDS: Final = (
+    "requested",
+    "repeats",
+    "actual_mean",
+    "stdev",
+    "min",
+    "max",
+    "ratio",
+    "shut_down_mean",
+    "ever_invoked_mean",
+)
 REPEAT_FIELDS: Final = (
     "level",
     "repeat",
@@ -38,6 +53,8 @@ REPEAT_FIELDS: Final = (
     "settle_seconds",
     "settled",
     "started_at",
+    "shut_down",
+    "ever_invoked",
 )
 
 
@@ -65,16 +82,22 @@ def summary_row(summary: LevelSummary) -> dict[str, Any]:
         "min": summary.minimum,
         "max": summary.maximum,
         "ratio": summary.ratio,
+        "shut_down_mean": summary.shut_down_mean,
+        "ever_invoked_mean": summary.invoked_mean,
     }
 
 
 def repeat_row(result: RepeatResult) -> dict[str, Any]:
     """One repeat as plain data, with its ratio."""
-    return {**asdict(result), "ratio": result.ratio}
+    row = asdict(result)
+    row["ever_invoked"] = row.pop("invoked")
+    return {**row, "ratio": result.ratio}
 
 
 def summary_table(summaries: Sequence[LevelSummary], title: str | None = None) -> Table:
-    """The sample's table: requested | actual mean | stdev | min | max | ratio."""
+    """The sample's table: requested | actual mean | stdev | min | max | ratio, and, when the
+    usage was read, shut down and ever invoked (means over the repeats)."""
+    usage = any(s.invoked_mean is not None for s in summaries)
     table = Table(title=title)
     table.add_column("requested", justify="right")
     table.add_column("actual mean", justify="right")
@@ -82,16 +105,26 @@ def summary_table(summaries: Sequence[LevelSummary], title: str | None = None) -
     table.add_column("min", justify="right")
     table.add_column("max", justify="right")
     table.add_column("ratio", justify="right")
+    if usage:
+        table.add_column("shut down", justify="right")
+        table.add_column("ever invoked", justify="right")
     for s in summaries:
-        table.add_row(
+        row = [
             str(s.requested),
             f"{s.mean:.1f}",
             "-" if s.stdev is None else f"{s.stdev:.1f}",
             str(s.minimum),
             str(s.maximum),
             f"{s.ratio:.2f}",
-        )
+        ]
+        if usage:
+            row += [_mean(s.shut_down_mean), _mean(s.invoked_mean)]
+        table.add_row(*row)
     return table
+
+
+def _mean(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def study_document(state: StudyState) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 
 from concurrency_observer.aws.experiment import (
     CloudWatchInitCounter,
+    CloudWatchUsageCounter,
     LambdaProvisioning,
     describe_function,
     estimate_cost,
@@ -25,6 +26,7 @@ from concurrency_observer.study import (
     Study,
     StudyError,
     StudyPlan,
+    Usage,
     WaitProgress,
     wait_for_settled_count,
 )
@@ -374,3 +376,70 @@ def test_cost_estimate_by_hand() -> None:
     # worst hold: 600 + 600 s = 1200 s, four blocks
     assert estimate.worst_usd == pytest.approx(60 * 0.5 * 1200 * 0.0000041667)
     assert "us-east-1" in estimate.summary("eu-west-1")
+
+
+def usage_response(shut_down: float, prompt: float, delayed: float) -> Any:
+    """A GetMetricData answer for the usage counter: one data point per query."""
+    return {
+        "MetricDataResults": [
+            {
+                "Id": query_id,
+                "Label": "EnvironmentShutdown",
+                "Timestamps": [START],
+                "Values": [value],
+                "StatusCode": "Complete",
+            }
+            for query_id, value in (("all", shut_down), ("prompt", prompt), ("delayed", delayed))
+        ]
+    }
+
+
+def expected_usage_query(start: datetime, end: datetime) -> dict[str, Any]:
+    """The usage counter's GetMetricData request, written out by hand."""
+    provisioned = [
+        {"Name": "FunctionName", "Value": FUNCTION},
+        {"Name": "InitType", "Value": "provisioned-concurrency"},
+    ]
+
+    def query(query_id: str, dimensions: list[dict[str, str]]) -> dict[str, Any]:
+        return {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "StudyNS",
+                    "MetricName": "EnvironmentShutdown",
+                    "Dimensions": dimensions,
+                },
+                "Period": 60,
+                "Stat": "Sum",
+            },
+            "ReturnData": True,
+        }
+
+    return {
+        "MetricDataQueries": [
+            query("all", provisioned),
+            *(
+                query(usage, [*provisioned, {"Name": "FirstInvoke", "Value": usage}])
+                for usage in ("prompt", "delayed")
+            ),
+        ],
+        "StartTime": start,
+        "EndTime": end,
+        "ScanBy": "TimestampAscending",
+    }
+
+
+def test_usage_counter_reads_shutdowns_and_those_ever_invoked(
+    cloudwatch_stub: tuple[Any, Stubber],
+) -> None:
+    """Provisioned shutdowns 10, of which prompt 3 and delayed 1: 10 shut down, 4 ever invoked."""
+    client, stubber = cloudwatch_stub
+    clock = ManualClock(datetime(2026, 3, 1, 12, 5, 10, tzinfo=timezone.utc))
+    query = expected_usage_query(
+        datetime(2026, 3, 1, 12, 3, tzinfo=timezone.utc),
+        datetime(2026, 3, 1, 12, 6, tzinfo=timezone.utc),
+    )
+    stubber.add_response("get_metric_data", usage_response(10, 3, 1), query)
+    counter = CloudWatchUsageCounter(client, FUNCTION, "StudyNS", clock=clock)
+    assert counter.usage(datetime(2026, 3, 1, 12, 3, 25, tzinfo=timezone.utc)) == Usage(10, 4)

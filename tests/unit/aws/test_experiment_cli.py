@@ -22,6 +22,7 @@ from tests.unit.aws.test_experiment import (
     metric_response,
     queue_get,
     queue_put,
+    usage_response,
 )
 
 # The package's ``experiment`` attribute is the click command; the module holds the seams.
@@ -51,6 +52,9 @@ def test_experiment_runs_restores_and_writes_outputs(
     for values in [(6,), (6, 4), (6, 4), (6, 4)]:  # 6, then 10 stable for the 60 s settle period
         cloudwatch_stub.add_response("get_metric_data", metric_response(*values))
     lambda_stub.add_response("delete_provisioned_concurrency_config", {}, QUALIFIED)
+    # After the removal: all 10 seen shut down at once, 3 of them prompt and 1 delayed.
+    for _ in range(2):  # the wait's read, then the figures' read
+        cloudwatch_stub.add_response("get_metric_data", usage_response(10, 3, 1))
     lambda_stub.add_client_error("delete_provisioned_concurrency_config", NOT_FOUND, "none", 404)
 
     def clients(region: str) -> tuple[Any, Any]:
@@ -73,6 +77,9 @@ def test_experiment_runs_restores_and_writes_outputs(
     assert "no layers" in result.output
     assert "restored orders:live: no provisioned concurrency, as before" in result.output
     document = json.loads((tmp_path / "study.json").read_text())
-    assert [r["count"] for r in document["repeats"]] == [10]
+    assert [(r["count"], r["shut_down"], r["ever_invoked"]) for r in document["repeats"]] == [
+        (10, 10, 4)
+    ]
+    assert "10 of 10 shut down, 4 of them ever invoked" in result.output
     assert document["summary"][0]["ratio"] == 2.0
     assert (tmp_path / "study.png").exists()
