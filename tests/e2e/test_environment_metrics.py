@@ -2,7 +2,9 @@
 
 Each sink gets one run (module fixtures): start with provisioned-concurrency, invoke 3 times,
 SIGTERM; the tests then check what CloudWatch (moto) or the EMF lines recorded, the extension's
-log volume, and that nothing was left running.
+log volume, and that nothing was left running. The first invoke comes right after init, so the
+cloudwatch run (default 10 s threshold) is classified ``prompt``; the emf run sets the threshold
+to 0 ms, so the same gap makes it ``delayed``: the setting reaches the extension in the layer.
 """
 
 from __future__ import annotations
@@ -49,7 +51,11 @@ class Run:
 
 
 def run_environment(
-    rie_path: Path, layer_dir: Path, sink: str, cloudwatch: LocalCloudWatch | None
+    rie_path: Path,
+    layer_dir: Path,
+    sink: str,
+    cloudwatch: LocalCloudWatch | None,
+    extra_env: dict[str, str] | None = None,
 ) -> Run:
     """Start one provisioned-concurrency environment, invoke it, SIGTERM it, read it back."""
     function_name = f"e2e-{uuid.uuid4().hex[:10]}"
@@ -61,7 +67,7 @@ def run_environment(
         # The default init budget (400 ms), on purpose: on a loaded 2-core machine moto's first
         # PutMetricData can take longer, and the exactly-once assertions below then check that a
         # slow init delivery is awaited at shutdown, not sent twice.
-        extra_env=observer_env(sink=sink, namespace=namespace),
+        extra_env={**observer_env(sink=sink, namespace=namespace), **(extra_env or {})},
     )
     since = datetime.now(timezone.utc)
     environment = LambdaEnvironment(layer_dir, settings, name=sink, rie_path=rie_path).start()
@@ -98,7 +104,8 @@ def cloudwatch_run(rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch)
 @pytest.fixture(scope="module")
 def emf_run(rie_path: Path, layer_dir: Path) -> Run:
     """The environment with the emf sink (no CloudWatch endpoint at all)."""
-    return run_environment(rie_path, layer_dir, "emf", None)
+    threshold = {"CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS": "0"}
+    return run_environment(rie_path, layer_dir, "emf", None, threshold)
 
 
 def one(run: Run, metric: str, **dimensions: str) -> readback.MetricSummary:
@@ -146,6 +153,25 @@ def test_cloudwatch_one_shutdown_per_dimension_set(
     assert (shutdown.samples, shutdown.total) == (1, 1.0)
 
 
+def test_cloudwatch_first_invoke_class(cloudwatch_run: Run) -> None:
+    """EnvironmentShutdown per [FunctionName, InitType, FirstInvoke]: one datum, class prompt."""
+    by_class = {
+        dict(s.dimensions).get(schema.FIRST_INVOKE): s
+        for s in cloudwatch_run.summaries
+        if s.name == schema.ENVIRONMENT_SHUTDOWN and schema.FIRST_INVOKE in dict(s.dimensions)
+    }
+    assert list(by_class) == [schema.FIRST_INVOKE_PROMPT]
+    prompt = one(
+        cloudwatch_run,
+        schema.ENVIRONMENT_SHUTDOWN,
+        InitType=schema.INIT_PROVISIONED,
+        FirstInvoke=schema.FIRST_INVOKE_PROMPT,
+    )
+    assert (prompt.samples, prompt.total) == (1, 1.0)
+    others = [s for s in cloudwatch_run.summaries if s.name != schema.ENVIRONMENT_SHUTDOWN]
+    assert all(schema.FIRST_INVOKE not in dict(s.dimensions) for s in others)
+
+
 def test_cloudwatch_invocations_and_lifetime(cloudwatch_run: Run) -> None:
     """The shutdown record counts the 3 invocations and a positive lifetime."""
     invocations = one(cloudwatch_run, schema.ENVIRONMENT_INVOCATIONS)
@@ -174,6 +200,8 @@ def test_emf_one_init_line_then_one_shutdown_line(emf_run: Run) -> None:
     assert shutdown[schema.SHUTDOWN_REASON] == "sandboxterminated"
     assert shutdown[schema.ENVIRONMENT_INVOCATIONS] == INVOCATIONS
     assert shutdown[schema.ENVIRONMENT_LIFETIME] > 0
+    assert shutdown[schema.FIRST_INVOKE] == schema.FIRST_INVOKE_DELAYED  # threshold 0 ms
+    assert schema.FIRST_INVOKE not in init
     namespaces = {
         directive["Namespace"]
         for document in documents
@@ -187,6 +215,8 @@ def test_emf_matches_ground_truth_per_dimension_set(emf_run: Run) -> None:
     for dimensions in BASE_SETS:
         assert one(emf_run, schema.ENVIRONMENT_INIT, **dimensions).samples == 1
         assert one(emf_run, schema.ENVIRONMENT_SHUTDOWN, **dimensions).samples == 1
+    delayed = {"InitType": schema.INIT_PROVISIONED, "FirstInvoke": schema.FIRST_INVOKE_DELAYED}
+    assert one(emf_run, schema.ENVIRONMENT_SHUTDOWN, **delayed).samples == 1
     truth = readback.GroundTruth(inits=1, shutdowns=1, invocations=INVOCATIONS)
     assert truth.discrepancies(emf_run.summaries, emf_run.function_name) == []
 

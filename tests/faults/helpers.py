@@ -123,8 +123,8 @@ def expected_data_count(invoked: bool = True) -> int:
     base = len(schema.BASE_DIMENSION_SETS)
     init = base
     # Shutdown, Lifetime, IdleTime, Invocations (+ TimeToFirstInvoke when invoked), and the
-    # extra ShutdownReason set of EnvironmentShutdown.
-    shutdown = base * (5 if invoked else 4) + 1
+    # extra ShutdownReason and FirstInvoke sets of EnvironmentShutdown (INVOKE events counted).
+    shutdown = base * (5 if invoked else 4) + 2
     return init + shutdown
 
 

@@ -13,6 +13,7 @@ default, because a typo in a setting must not take the function down.
 | `CONCURRENCY_OBSERVER_SHUTDOWN_MARGIN_MS` | `200` | safety margin kept before the SHUTDOWN event's `deadlineMs` (0-2000); when less than the margin is left, half of what is left is used |
 | `CONCURRENCY_OBSERVER_SIGTERM_BUDGET_MS` | `500` | delivery budget when the extension is stopped by SIGTERM instead of a SHUTDOWN event (0-2000) |
 | `CONCURRENCY_OBSERVER_CONNECT_TIMEOUT_MS` | `300` | TCP+TLS connect timeout to CloudWatch (1-10000), always also bounded by the phase budget |
+| `CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS` | `10000` | init-to-first-INVOKE gap up to which an environment counts as invoked `prompt`ly; above it, `delayed` (a proactive init when on-demand) (0-3600000). The `FirstInvoke` class is only known when INVOKE events are counted |
 | `AWS_LAMBDA_FUNCTION_NAME` | `unknown` | `FunctionName` dimension (set by Lambda) |
 | `AWS_LAMBDA_FUNCTION_VERSION` | `$LATEST` | `FunctionVersion` dimension (set by Lambda) |
 | `AWS_LAMBDA_INITIALIZATION_TYPE` | `on-demand` | `InitType` dimension (set by Lambda; the RIE does not set it) |
@@ -47,6 +48,8 @@ DURATIONS_MS = {
     "SHUTDOWN_MARGIN_MS": (200, 0, 2000),
     "SIGTERM_BUDGET_MS": (500, 0, 2000),
     "CONNECT_TIMEOUT_MS": (300, 1, 10000),
+    # The FirstInvoke class's threshold (schema.DEFAULT_PROMPT_THRESHOLD_S); up to an hour.
+    "PROMPT_THRESHOLD_MS": (round(schema.DEFAULT_PROMPT_THRESHOLD_S * 1000), 0, 3_600_000),
 }
 _MAX_DIGITS = 18  # more is not a duration in milliseconds (and int() has a digit limit)
 DEFAULT_FUNCTION_NAME = "unknown"
@@ -82,6 +85,7 @@ class Config:
     shutdown_margin_ms: int = 200
     sigterm_budget_ms: int = 500
     connect_timeout_ms: int = 300
+    prompt_threshold_ms: int = round(schema.DEFAULT_PROMPT_THRESHOLD_S * 1000)
     function_name: str = DEFAULT_FUNCTION_NAME
     function_version: str = DEFAULT_FUNCTION_VERSION
     init_type: str = schema.INIT_ON_DEMAND
@@ -113,6 +117,7 @@ class Config:
             shutdown_margin_ms=read.duration("SHUTDOWN_MARGIN_MS"),
             sigterm_budget_ms=read.duration("SIGTERM_BUDGET_MS"),
             connect_timeout_ms=read.duration("CONNECT_TIMEOUT_MS"),
+            prompt_threshold_ms=read.duration("PROMPT_THRESHOLD_MS"),
             function_name=read.get("AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_FUNCTION_NAME,
             function_version=read.get("AWS_LAMBDA_FUNCTION_VERSION") or DEFAULT_FUNCTION_VERSION,
             init_type=schema.normalize_init_type(environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")),

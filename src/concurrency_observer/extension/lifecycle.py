@@ -206,7 +206,8 @@ class Lifecycle:
             ),
         )
         init_in_flight = self._settle_init_in_flight(deadline)
-        records = [*self.pending, build_shutdown_record(self.environment, facts)]
+        threshold = self.config.prompt_threshold_ms / 1000
+        records = [*self.pending, build_shutdown_record(self.environment, facts, threshold)]
         self.pending = []
         result = self._deliver(records, deadline)
         self.shutdown_result = result

@@ -89,10 +89,40 @@ def build_init_record(environment: Environment, timestamp: float) -> Record:
     return Record(INIT, timestamp, _base_dimensions(environment), metrics)
 
 
-def build_shutdown_record(environment: Environment, facts: ShutdownFacts) -> Record:
-    """The shutdown metrics; ``EnvironmentShutdown`` is also emitted per ``ShutdownReason``."""
+def classify_first_invoke(facts: ShutdownFacts, prompt_threshold: float) -> str | None:
+    """The environment's ``FirstInvoke`` class; ``None`` when INVOKE events were not counted.
+
+    ``never``: no INVOKE; ``prompt``: the first came within ``prompt_threshold`` seconds of init;
+    ``delayed``: later (for an on-demand environment, a proactive init: Lambda started it ahead
+    of demand).
+    """
+    if facts.invocations is None:
+        return None  # SHUTDOWN-only: the extension cannot tell a never-invoked environment apart
+    if facts.invocations == 0:
+        return schema.FIRST_INVOKE_NEVER
+    if facts.time_to_first_invoke is None:
+        return None  # invoked but no first-invoke time: inconsistent facts, claim nothing
+    if facts.time_to_first_invoke <= prompt_threshold:
+        return schema.FIRST_INVOKE_PROMPT
+    return schema.FIRST_INVOKE_DELAYED
+
+
+def build_shutdown_record(
+    environment: Environment,
+    facts: ShutdownFacts,
+    prompt_threshold: float = schema.DEFAULT_PROMPT_THRESHOLD_S,
+) -> Record:
+    """The shutdown metrics; ``EnvironmentShutdown`` is also emitted per ``ShutdownReason`` and,
+    when the environment's ``FirstInvoke`` class is known, per ``FIRST_INVOKE_SET``.
+
+    ``prompt_threshold`` (seconds) separates ``prompt`` from ``delayed`` first invokes.
+    """
+    first_invoke = classify_first_invoke(facts, prompt_threshold)
+    shutdown_sets = [schema.SHUTDOWN_REASON_SET]
+    if first_invoke is not None:
+        shutdown_sets.append(schema.FIRST_INVOKE_SET)
     metrics = [
-        _metric(schema.ENVIRONMENT_SHUTDOWN, 1, schema.SHUTDOWN_REASON_SET),
+        _metric(schema.ENVIRONMENT_SHUTDOWN, 1, *shutdown_sets),
         _metric(schema.ENVIRONMENT_LIFETIME, _seconds(facts.lifetime)),
         _metric(schema.ENVIRONMENT_IDLE_TIME, _seconds(facts.idle_time)),
     ]
@@ -103,4 +133,6 @@ def build_shutdown_record(environment: Environment, facts: ShutdownFacts) -> Rec
             _metric(schema.ENVIRONMENT_TIME_TO_FIRST_INVOKE, _seconds(facts.time_to_first_invoke))
         )
     dimensions = (*_base_dimensions(environment), (schema.SHUTDOWN_REASON, facts.reason))
+    if first_invoke is not None:
+        dimensions = (*dimensions, (schema.FIRST_INVOKE, first_invoke))
     return Record(SHUTDOWN, facts.timestamp, dimensions, tuple(metrics))

@@ -73,7 +73,7 @@ def test_put_metric_data_body() -> None:
     )
     members = data(body)
     expected_count = sum(len(m.dimension_sets) for r in (INIT, SHUTDOWN) for m in r.metrics)
-    assert len(members) == expected_count == 3 + 16
+    assert len(members) == expected_count == 3 + 17
     init_data = [m for m in members.values() if m["MetricName"] == schema.ENVIRONMENT_INIT]
     assert {m["Timestamp"] for m in init_data} == {"2023-11-14T22:13:20.123Z"}
     assert {(m["Value"], m["Unit"]) for m in init_data} == {("1", "Count")}
@@ -94,6 +94,13 @@ def test_put_metric_data_body() -> None:
     assert [(m["MetricName"], m["Dimensions.member.2.Value"]) for m in by_reason] == [
         (schema.ENVIRONMENT_SHUTDOWN, "spindown")
     ]
+    by_class = [
+        m for m in members.values() if m.get("Dimensions.member.3.Name") == schema.FIRST_INVOKE
+    ]
+    assert [
+        (m["MetricName"], m["Dimensions.member.2.Value"], m["Dimensions.member.3.Value"])
+        for m in by_class
+    ] == [(schema.ENVIRONMENT_SHUTDOWN, "on-demand", schema.FIRST_INVOKE_PROMPT)]
 
 
 @pytest.mark.parametrize(

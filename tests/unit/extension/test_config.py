@@ -48,6 +48,7 @@ def test_valid_settings_are_taken() -> None:
         "CONCURRENCY_OBSERVER_SHUTDOWN_MARGIN_MS": "50",
         "CONCURRENCY_OBSERVER_SIGTERM_BUDGET_MS": "2000",
         "CONCURRENCY_OBSERVER_CONNECT_TIMEOUT_MS": "10",
+        "CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS": "3600000",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "provisioned-concurrency",
     }
     config, warnings = Config.from_environ(environ)
@@ -60,6 +61,7 @@ def test_valid_settings_are_taken() -> None:
     assert config.shutdown_margin_ms == 50
     assert config.sigterm_budget_ms == 2000
     assert config.connect_timeout_ms == 10
+    assert config.prompt_threshold_ms == 3_600_000
     assert config.init_type == schema.INIT_PROVISIONED
 
 
@@ -86,6 +88,8 @@ def test_events_order_and_spacing_do_not_matter() -> None:
         ("CONCURRENCY_OBSERVER_SHUTDOWN_MARGIN_MS", "lots", "shutdown_margin_ms", 200),
         ("CONCURRENCY_OBSERVER_SIGTERM_BUDGET_MS", "3000", "sigterm_budget_ms", 500),
         ("CONCURRENCY_OBSERVER_CONNECT_TIMEOUT_MS", "0", "connect_timeout_ms", 300),
+        ("CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS", "3600001", "prompt_threshold_ms", 10000),
+        ("CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS", "10s", "prompt_threshold_ms", 10000),
         ("AWS_REGION", "Europe", "region", None),
         ("AWS_ENDPOINT_URL_CLOUDWATCH", "ftp://x", "cloudwatch_endpoint", None),
     ],

@@ -91,7 +91,11 @@ def test_shutdown_document_values() -> None:
         tuple(m["Name"] for m in d["Metrics"]): d["Dimensions"]
         for d in metadata["CloudWatchMetrics"]
     }
-    assert directives[(schema.ENVIRONMENT_SHUTDOWN,)][-1] == list(schema.SHUTDOWN_REASON_SET)
+    assert directives[(schema.ENVIRONMENT_SHUTDOWN,)][-2:] == [
+        list(schema.SHUTDOWN_REASON_SET),
+        list(schema.FIRST_INVOKE_SET),
+    ]
+    assert document[schema.FIRST_INVOKE] == schema.FIRST_INVOKE_PROMPT  # 0.25 s to first invoke
     others = [dims for names, dims in directives.items() if schema.ENVIRONMENT_LIFETIME in names]
     assert others == [[list(s) for s in schema.BASE_DIMENSION_SETS]]
     listed = [name for names in directives for name in names]

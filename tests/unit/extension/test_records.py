@@ -48,7 +48,7 @@ def test_init_record() -> None:
 
 
 def test_shutdown_record() -> None:
-    """The five shutdown metrics with their units and values; Shutdown also per reason."""
+    """The five shutdown metrics with their units and values; Shutdown also per reason and class."""
     record = build_shutdown_record(ENVIRONMENT, facts())
     assert record.kind == "shutdown"
     assert record.timestamp == 1700000100.25
@@ -63,9 +63,14 @@ def test_shutdown_record() -> None:
     for name, metric in by_name.items():
         expected = schema.BASE_DIMENSION_SETS
         if name == schema.ENVIRONMENT_SHUTDOWN:
-            expected = (*schema.BASE_DIMENSION_SETS, schema.SHUTDOWN_REASON_SET)
+            expected = (
+                *schema.BASE_DIMENSION_SETS,
+                schema.SHUTDOWN_REASON_SET,
+                schema.FIRST_INVOKE_SET,
+            )
         assert metric.dimension_sets == expected
     assert dict(record.dimensions)[schema.SHUTDOWN_REASON] == "spindown"
+    assert dict(record.dimensions)[schema.FIRST_INVOKE] == schema.FIRST_INVOKE_PROMPT
 
 
 def test_never_invoked_has_no_time_to_first_invoke() -> None:
