@@ -98,6 +98,12 @@ def test_json_is_the_report_document() -> None:
         "time_to_first_invoke_seconds",
         "invocations_per_environment",
         "provisioned",
+        "environments_by_init_type",
+        "shares",
+        "lifetime_quantiles",
+        "lifetime_survival",
+        "provisioned_concurrency",
+        "cross_check",
         "warnings",
         "notes",
     ]
