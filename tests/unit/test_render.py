@@ -156,8 +156,8 @@ def test_chart_is_a_png(tmp_path: Path, version: str | None, provisioned: int | 
     path = write_chart(_report(version=version, provisioned=provisioned), tmp_path / "c.png")
     data = path.read_bytes()
     assert data[:8] == PNG_SIGNATURE
-    assert struct.unpack(">II", data[16:24]) == (1000, 500)
-    assert imread(path).shape == (500, 1000, 4)
+    assert struct.unpack(">II", data[16:24]) == (1000, 800)
+    assert imread(path).shape == (800, 1000, 4)
 
 
 def test_chart_to_a_missing_directory_is_a_user_error(tmp_path: Path) -> None:

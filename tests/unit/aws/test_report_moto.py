@@ -462,8 +462,8 @@ def test_png_chart_is_a_valid_image(seeded: Seeded, tmp_path: Path) -> None:
     data = chart.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
-    assert (width, height) == (1000, 500)
-    assert imread(chart).shape[:2] == (500, 1000)
+    assert (width, height) == (1000, 800)  # live environments above, lifetime survival below
+    assert imread(chart).shape[:2] == (800, 1000)
     assert str(chart) in stderr
 
 
@@ -481,6 +481,9 @@ def test_table_format_shows_the_figures(seeded: Seeded) -> None:
     assert "provisioned-concurrency" in result.stdout
     assert "sandboxterminated" in result.stdout
     assert f"{expected['live']['peak']} at" in result.stdout
+    assert "Why the environments exist" in result.stdout
+    assert "1 (proactive)" in result.stdout  # the one on-demand env first invoked after 45 s
+    assert "lifetime quantiles (s): p50" in result.stdout
 
 
 def test_version_totals_and_all_versions_breakdown(cloudwatch: Any) -> None:
