@@ -531,6 +531,11 @@ class Report:
         }
 
 
+def iso(moment: datetime) -> str:
+    """``moment`` as ISO 8601 UTC to the second, ``...Z`` (the JSON documents' time format)."""
+    return _iso(moment)
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -715,7 +720,7 @@ def _reconciliation(
         allocated=request.allocated,
         source=request.provisioned_source or (None if request.provisioned is None else "option"),
         environments_created=usage.created,
-        peak_live=max(live[max(first - 1, 0) :], default=0),
+        peak_live=max(live[first:], default=0),  # as the report's peak: at period ends
         shut_down=usage.shut_down,
         ever_invoked=usage.ever_invoked,
         never_invoked=usage.never,
