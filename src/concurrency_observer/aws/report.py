@@ -201,6 +201,7 @@ class ReportRequest:
     provisioned: int | None = None
     allocated: int | None = None
     provisioned_source: str | None = None
+    provisioned_configs: str = ""  # per qualifier, when read from Lambda (for a note)
 
     @property
     def totals_dimensions(self) -> Dimensions:
