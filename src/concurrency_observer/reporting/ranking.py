@@ -73,7 +73,10 @@ def ranking_table(ranking: Ranking) -> Table:
         "peak live",
         "over-prov.",
     ):
-        table.add_column(name, justify="left" if name == "function" else "right")
+        if name == "function":
+            table.add_column(name, overflow="fold")
+        else:
+            table.add_column(name, justify="right")
     for position, function in enumerate(ranking.functions, start=1):
         table.add_row(
             str(position),
