@@ -164,3 +164,21 @@ def test_chart_to_a_missing_directory_is_a_user_error(tmp_path: Path) -> None:
     """An unwritable chart path is a one-line error, not a traceback."""
     with pytest.raises(UserError, match="cannot write the chart"):
         write_chart(_report(), tmp_path / "missing" / "c.png")
+
+
+def test_table_shows_the_cross_check() -> None:
+    """With --cross-check, the three counts appear side by side, labelled."""
+    from dataclasses import replace
+
+    found = {
+        "log_group": "/aws/lambda/fn",
+        "environment_init": 4,
+        "init_start_lines": 5,
+        "log_streams_created": None,
+    }
+    console = Console(record=True, width=120)
+    print_report(replace(_report(), cross_check=found), console)
+    text = console.export_text()
+    assert "Cross-check against /aws/lambda/fn" in text
+    assert "INIT_START lines (Logs Insights)" in text
+    assert "log streams created in the window" in text
