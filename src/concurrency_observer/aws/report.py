@@ -648,7 +648,7 @@ def build_report(request: ReportRequest, fetched: FetchedMetrics) -> Report:
         )
         for t in fetched.init_types
     }
-    quantiles = _lifetime_quantiles(fetched, grid, request)
+    quantiles = _lifetime_quantiles(fetched, grid)
     reconciliation = _reconciliation(
         request,
         usage_by_type=usage_by_type,
@@ -686,9 +686,7 @@ def build_report(request: ReportRequest, fetched: FetchedMetrics) -> Report:
     return replace(report, warnings=tuple(warnings), notes=tuple(notes))
 
 
-def _lifetime_quantiles(
-    fetched: FetchedMetrics, grid: _Grid, request: ReportRequest
-) -> LifetimeQuantiles | None:
+def _lifetime_quantiles(fetched: FetchedMetrics, grid: _Grid) -> LifetimeQuantiles | None:
     if fetched.lifetime_percentiles:
         return LifetimeQuantiles(QUANTILES_FROM_CLOUDWATCH, dict(fetched.lifetime_percentiles))
     counts = fetched.series.get(SeriesKey(ENVIRONMENT_LIFETIME, SAMPLE_COUNT), Series())
