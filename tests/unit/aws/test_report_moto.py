@@ -419,11 +419,11 @@ def test_usage_figures_equal_the_hand_computed_ones(seeded: Seeded) -> None:
 
 def test_csv_has_the_same_numbers_as_json(seeded: Seeded) -> None:
     """The CSV rows carry exactly the JSON document's figures, by JSON path."""
-    document, _ = _cli_json(seeded, "--format", "json")
+    document, _ = _cli_json(seeded, "--format", "json", "--provisioned", "2")
     args = [
         "--function", seeded.function, "--namespace", seeded.namespace, "--region", REGION,
         "--start", seeded.start.isoformat(), "--end", (seeded.start + WINDOW).isoformat(),
-        "--lookback", "30m", "--format", "csv",
+        "--lookback", "30m", "--format", "csv", "--provisioned", "2",
     ]  # fmt: skip
     result = CliRunner().invoke(report_command, args, catch_exceptions=False)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -440,6 +440,14 @@ def test_csv_has_the_same_numbers_as_json(seeded: Seeded) -> None:
         for init_type, count in point["by_init_type"].items():
             key = ("live", f"series.by_init_type.{init_type}", point["timestamp"])
             assert cells[key] == str(count)
+    for name, value in document["provisioned_concurrency"].items():
+        assert cells[("provisioned_concurrency", name, "")] == ("" if value is None else str(value))
+    for init_type, usage in document["environments_by_init_type"].items():
+        for name, value in usage.items():
+            key = ("environments_by_init_type", f"{init_type}.{name}", "")
+            assert cells[key] == ("" if value is None else str(value))
+    assert cells[("lifetime_quantiles", "p50", "")] == str(document["lifetime_quantiles"]["p50"])
+    assert cells[("lifetime_survival", "0.surviving_share", "")] == "1.0"
     for section in (
         "lifetime_seconds",
         "invocations_per_environment",
