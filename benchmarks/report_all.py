@@ -141,7 +141,7 @@ def main() -> None:
         seeded_s = time.perf_counter() - began
         calls: Counter[str] = Counter()
         queries: Counter[str] = Counter()
-        seconds: Counter[str] = Counter()
+        seconds: dict[str, float] = {}
         started: list[float] = []
 
         def count(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -150,7 +150,7 @@ def main() -> None:
             started.append(time.perf_counter())
 
         def done(model: Any, **_: Any) -> None:
-            seconds[model.name] += time.perf_counter() - started.pop()
+            seconds[model.name] = seconds.get(model.name, 0.0) + time.perf_counter() - started.pop()
 
         # Before the parameters are serialized: one event per API call, with its own parameters;
         # after-call once it is answered (no retries: see patient_client).
@@ -167,7 +167,9 @@ def main() -> None:
     print(f"report --all: {len(ranking.functions)} functions ranked in {ranked_s:.1f} s")
     for operation in sorted(calls):
         extra = f", {queries[operation]} queries" if queries[operation] else ""
-        print(f"  {operation}: {calls[operation]} calls{extra}, {seconds[operation]:.1f} s")
+        print(
+            f"  {operation}: {calls[operation]} calls{extra}, {seconds.get(operation, 0.0):.1f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -411,10 +411,19 @@ def test_usage_figures_equal_the_hand_computed_ones(seeded: Seeded) -> None:
     assert expected["environments_by_init_type"][INIT_ON_DEMAND]["unclassified"] == 1
     assert any("no FirstInvoke class" in note for note in document["notes"])
     assert any("approximated from per-period means" in note for note in document["notes"])
-    survival = document["lifetime_survival"]
-    assert survival[0] == {"seconds": 0.0, "surviving_share": 1.0}
-    assert survival[-1]["surviving_share"] == 0.0
-    assert survival[-1]["seconds"] == pytest.approx(max(e["seconds"] for e in survival))
+    # The survival curve: age 0, then each nearest-rank percentile of the lifetimes, then the max.
+    lifetimes = [
+        e.lifetime for e in ENVS if e.shutdown_at is not None and 0 <= e.shutdown_at < 1800
+    ]
+    expected_curve = [
+        {"seconds": 0.0, "surviving_share": 1.0},
+        *(
+            {"seconds": nearest_rank(lifetimes, p), "surviving_share": 1 - p / 100}
+            for p in (1, 5, 10, 25, 50, 75, 90, 95, 99)
+        ),
+        {"seconds": max(lifetimes), "surviving_share": 0.0},
+    ]
+    assert document["lifetime_survival"] == expected_curve
 
 
 def test_csv_has_the_same_numbers_as_json(seeded: Seeded) -> None:
