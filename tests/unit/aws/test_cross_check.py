@@ -255,3 +255,25 @@ def test_cli_cross_check(seeded: Seeded, logs_client: Any, monkeypatch: pytest.M
         "notes": [],
         "legitimate_differences": list(DIFFERENCES),
     }
+
+
+def test_reader_policy_grants_every_call_report_makes() -> None:
+    """The reader policy names every action of report, --provisioned auto and --cross-check."""
+    from pathlib import Path
+
+    policy = json.loads(
+        (Path(__file__).parents[3] / "examples" / "iam-reader-policy.json").read_text()
+    )
+    granted = set()
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        granted.update([actions] if isinstance(actions, str) else actions)
+    assert granted == {
+        "cloudwatch:GetMetricData",
+        "cloudwatch:ListMetrics",
+        "lambda:ListProvisionedConcurrencyConfigs",
+        "lambda:GetProvisionedConcurrencyConfig",
+        "logs:StartQuery",
+        "logs:GetQueryResults",
+        "logs:DescribeLogStreams",
+    }
