@@ -69,11 +69,9 @@ def test_usage_shares_and_unclassified() -> None:
 
 
 def test_replacements_worked_example() -> None:
-    """PC of 3 built up, then recycled: inits at the plateau are replacements, growth is not.
-
-    live:  1 3 3 2 3 3 4 4   (the dip to 2 and back is one recycle; 4 is new growth)
-    inits: 1 2 1 0 1 1 1 0   (a same-period swap at period 2 and period 5 keeps live flat)
-    """
+    """PC of 3 built up, then recycled: inits at the plateau are replacements, growth is not."""
+    # live:  1 3 3 2 3 3 4 4   (the dip to 2 and back is one recycle; 4 is new growth)
+    # inits: 1 2 1 0 1 1 1 0   (a same-period swap at periods 2 and 5 keeps live flat)
     live = [1, 3, 3, 2, 3, 3, 4, 4]
     inits = [1.0, 2.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
     assert replacements(live, inits) == [0, 0, 1, 0, 1, 1, 0, 0]
