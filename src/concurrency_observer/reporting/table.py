@@ -10,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from concurrency_observer.aws.report import SCOPE_ALL_VERSIONS, Distribution, Report
-from concurrency_observer.schema import INIT_ON_DEMAND
 
 _SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 _SPARK_WIDTH = 60
@@ -94,33 +93,26 @@ def _usage_table(report: Report) -> Table:
         title="Why the environments exist (classes counted at shutdown, all versions)",
         title_justify="left",
     )
-    for name in (
-        "init type",
-        "created",
-        "shut down",
-        "never invoked",
-        "invoked promptly",
-        "first invoke > threshold",
-        "unclassified",
-    ):
-        table.add_column(name, justify="left" if name == "init type" else "right")
+    table.add_column("init type", no_wrap=True)
+    # Short headers, nothing wrapped: the table fits an 80-column terminal.
+    for name in ("created", "ended", "never", "prompt", "late", "unknown"):
+        table.add_column(name, justify="right", no_wrap=True)
     for init_type, usage in sorted(report.usage_by_init_type.items()):
-        delayed = str(usage.delayed)
-        if init_type == INIT_ON_DEMAND:
-            delayed += " (proactive)"
         table.add_row(
             init_type,
             str(usage.created),
             str(usage.shut_down),
-            f"{usage.never} ({_share(usage.never_invoked_share)})",
+            str(usage.never),
             str(usage.prompt),
-            delayed,
+            str(usage.delayed),
             str(usage.unclassified),
         )
     table.caption = (
         f"never-invoked share {_share(report.usage.never_invoked_share)}, proactive share of "
-        f"on-demand {_share(report.proactive_share)}; threshold: the extension's "
-        "CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS (10 s by default)"
+        f"on-demand {_share(report.proactive_share)}. Of the environments that ended: never "
+        "invoked, first invoked within (prompt) or after (late) the extension's "
+        "CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS (10 s by default; a late on-demand "
+        "environment is a proactive init), or unknown (ran SHUTDOWN-only)"
     )
     return table
 

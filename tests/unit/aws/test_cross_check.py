@@ -264,7 +264,7 @@ def test_reader_policy_grants_every_call_report_makes() -> None:
     policy = json.loads(
         (Path(__file__).parents[3] / "examples" / "iam-reader-policy.json").read_text()
     )
-    granted = set()
+    granted: set[str] = set()
     for statement in policy["Statement"]:
         actions = statement["Action"]
         granted.update([actions] if isinstance(actions, str) else actions)
