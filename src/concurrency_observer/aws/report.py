@@ -791,7 +791,9 @@ def _scope_notes(request: ReportRequest, report: Report) -> list[str]:
             f"inits by init type and shutdowns by reason cover all versions of "
             f"{request.function_name}: the metrics have no per-version breakdown "
             "(dimension sets [FunctionName, InitType] and [FunctionName, ShutdownReason]); "
-            f"the totals and the live series are for version {request.version} only"
+            f"the totals and the live series are for version {request.version} only. The "
+            "FirstInvoke classes and the provisioned-concurrency reconciliation also cover all "
+            "versions ([FunctionName, InitType, FirstInvoke])"
         )
         return notes
     if sum(report.inits_by_type.values()) != report.inits_total:
