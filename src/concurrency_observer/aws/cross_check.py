@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from concurrency_observer.aws.session import aws_errors
+from concurrency_observer.aws.session import aws_errors, error_code
 from concurrency_observer.errors import AwsError
 
 # Text format: "INIT_START Runtime Version: ..."; JSON format: {"type":"platform.initStart",...}.
@@ -167,7 +167,7 @@ def cross_check(
         streams: int | None = count_streams_created(logs, group, start, end, version)
         lines = count_init_start_lines(logs, group, start, end, version, sleep=sleep)
     except AwsError as error:
-        if "ResourceNotFoundException" not in str(error):
+        if error_code(error) != "ResourceNotFoundException":
             raise
         notes.append(f"log group {group} not found: has the function logged in this region?")
         return CrossCheck(group, environment_init, None, None, tuple(notes))

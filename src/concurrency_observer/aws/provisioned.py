@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from concurrency_observer.aws.session import aws_errors
+from concurrency_observer.aws.session import aws_errors, error_code
 from concurrency_observer.errors import AwsError, UserError
 
 
@@ -69,18 +69,13 @@ def read_provisioned(
 ) -> ProvisionedTotals:
     """The function's provisioned concurrency now; ``UserError`` when a version has none."""
     if version is not None:
-        from botocore.exceptions import ClientError  # noqa: PLC0415
-
         try:
             with aws_errors("lambda:GetProvisionedConcurrencyConfig"):
                 raw = lambda_client.get_provisioned_concurrency_config(
                     FunctionName=function_name, Qualifier=version
                 )
         except AwsError as error:
-            cause = error.__cause__
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == (
-                "ProvisionedConcurrencyConfigNotFoundException"
-            ):
+            if error_code(error) == "ProvisionedConcurrencyConfigNotFoundException":
                 raise UserError(
                     f"{function_name} version {version} has no provisioned concurrency "
                     "configured (if it is on an alias, leave out --version, or give "
