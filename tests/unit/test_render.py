@@ -175,6 +175,7 @@ def test_table_shows_the_cross_check() -> None:
         "environment_init": 4,
         "init_start_lines": 5,
         "log_streams_created": None,
+        "notes": ["the Logs Insights query did not complete in time; run it again"],
     }
     console = Console(record=True, width=120)
     print_report(replace(_report(), cross_check=found), console)
@@ -182,3 +183,4 @@ def test_table_shows_the_cross_check() -> None:
     assert "Cross-check against /aws/lambda/fn" in text
     assert "INIT_START lines (Logs Insights)" in text
     assert "log streams created in the window" in text
+    assert "did not complete in time" in " ".join(text.split())

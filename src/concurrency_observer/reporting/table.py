@@ -201,7 +201,11 @@ def _cross_check_table(found: Mapping[str, object]) -> Table:
     for key, label in labels.items():
         value = found.get(key)
         table.add_row(label, "-" if value is None else str(value))
-    table.caption = "they can differ legitimately: see docs/report.md, --cross-check"
+    notes = found.get("notes")
+    said = (
+        "; ".join(str(note) for note in notes) + ". " if isinstance(notes, list) and notes else ""
+    )
+    table.caption = said + "They can differ legitimately: see docs/report.md, --cross-check"
     return table
 
 
