@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from concurrency_observer import schema
+from concurrency_observer.aws.report import ReportRequest, read_report, resolve_window
 from concurrency_observer.local import ports, readback
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
 from concurrency_observer.local.environment import (
@@ -170,6 +171,23 @@ def test_cloudwatch_first_invoke_class(cloudwatch_run: Run) -> None:
     assert (prompt.samples, prompt.total) == (1, 1.0)
     others = [s for s in cloudwatch_run.summaries if s.name != schema.ENVIRONMENT_SHUTDOWN]
     assert all(schema.FIRST_INVOKE not in dict(s.dimensions) for s in others)
+
+
+def test_report_reads_the_class_back(cloudwatch_run: Run, cloudwatch: LocalCloudWatch) -> None:
+    """``report`` over that run: one PC environment, created, ended, invoked promptly."""
+    window = resolve_window(now=datetime.now(timezone.utc), since=timedelta(minutes=10))
+    request = ReportRequest(cloudwatch_run.function_name, window, cloudwatch_run.namespace)
+    report = read_report(cloudwatch.client(), request)
+    usage = report.usage_by_init_type[schema.INIT_PROVISIONED]
+    assert (usage.created, usage.shut_down, usage.prompt, usage.never, usage.delayed) == (
+        1,
+        1,
+        1,
+        0,
+        0,
+    )
+    assert report.reconciliation is not None
+    assert report.reconciliation.ever_invoked == 1
 
 
 def test_cloudwatch_invocations_and_lifetime(cloudwatch_run: Run) -> None:

@@ -98,6 +98,12 @@ def test_json_is_the_report_document() -> None:
         "time_to_first_invoke_seconds",
         "invocations_per_environment",
         "provisioned",
+        "environments_by_init_type",
+        "shares",
+        "lifetime_quantiles",
+        "lifetime_survival",
+        "provisioned_concurrency",
+        "cross_check",
         "warnings",
         "notes",
     ]
@@ -150,11 +156,31 @@ def test_chart_is_a_png(tmp_path: Path, version: str | None, provisioned: int | 
     path = write_chart(_report(version=version, provisioned=provisioned), tmp_path / "c.png")
     data = path.read_bytes()
     assert data[:8] == PNG_SIGNATURE
-    assert struct.unpack(">II", data[16:24]) == (1000, 500)
-    assert imread(path).shape == (500, 1000, 4)
+    assert struct.unpack(">II", data[16:24]) == (1000, 800)
+    assert imread(path).shape == (800, 1000, 4)
 
 
 def test_chart_to_a_missing_directory_is_a_user_error(tmp_path: Path) -> None:
     """An unwritable chart path is a one-line error, not a traceback."""
     with pytest.raises(UserError, match="cannot write the chart"):
         write_chart(_report(), tmp_path / "missing" / "c.png")
+
+
+def test_table_shows_the_cross_check() -> None:
+    """With --cross-check, the three counts appear side by side, labelled."""
+    from dataclasses import replace
+
+    found = {
+        "log_group": "/aws/lambda/fn",
+        "environment_init": 4,
+        "init_start_lines": 5,
+        "log_streams_created": None,
+        "notes": ["the Logs Insights query did not complete in time; run it again"],
+    }
+    console = Console(record=True, width=120)
+    print_report(replace(_report(), cross_check=found), console)
+    text = console.export_text()
+    assert "Cross-check against /aws/lambda/fn" in text
+    assert "INIT_START lines (Logs Insights)" in text
+    assert "log streams created in the window" in text
+    assert "did not complete in time" in " ".join(text.split())

@@ -18,6 +18,12 @@ RUNNING_SUM starts at zero at the left edge of the graph, so environments born b
 dashboard's time range are not counted: pick a range that starts before them (the ``report``
 command counts them with its look-back). The breakdowns use ``SEARCH`` so that a new InitType or
 ShutdownReason shows up without editing the dashboard.
+
+The share widgets are metric math over the ``[FunctionName, InitType, FirstInvoke]`` series of
+``EnvironmentShutdown`` (Sum), at ``SHARE_PERIOD``: the never-invoked share over every init type
+(``SUM(SEARCH(...))`` of the ``never`` series over ``SUM(SEARCH(...))`` of all classes) and for
+provisioned concurrency, and the proactive share of on-demand environments
+(``delayed / (never + prompt + delayed)``). They count environments as they shut down.
 """
 
 from __future__ import annotations
@@ -36,13 +42,21 @@ from concurrency_observer.schema import (
     ENVIRONMENT_LIFETIME,
     ENVIRONMENT_SHUTDOWN,
     ENVIRONMENT_TIME_TO_FIRST_INVOKE,
+    FIRST_INVOKE,
+    FIRST_INVOKE_CLASSES,
+    FIRST_INVOKE_DELAYED,
+    FIRST_INVOKE_NEVER,
     FUNCTION_NAME,
+    INIT_ON_DEMAND,
+    INIT_PROVISIONED,
     INIT_TYPE,
     SHUTDOWN_REASON,
 )
 
 LIVE_EXPRESSION: Final = "RUNNING_SUM(FILL(inits, 0) - FILL(shutdowns, 0))"
 PERIOD: Final = 60
+# Shares per minute swing between 0 and 100% on a quiet function: the share widgets use 5 minutes.
+SHARE_PERIOD: Final = 300
 _WIDTH: Final = 12  # two widgets per row on CloudWatch's 24-column grid
 _HEIGHT: Final = 6
 # CloudWatch's rule for dashboard names.
@@ -80,6 +94,88 @@ def _search(namespace: str, dimension: str, metric: str, function_name: str) -> 
     schema = f'{{"{namespace}",{FUNCTION_NAME},{dimension}}}'
     terms = f'MetricName="{metric}" {FUNCTION_NAME}="{function_name}"'
     return f"SEARCH('{schema} {terms}', 'Sum', {PERIOD})"
+
+
+def _class_search(namespace: str, function_name: str, first_invoke: str | None) -> str:
+    schema = f'{{"{namespace}",{FUNCTION_NAME},{INIT_TYPE},{FIRST_INVOKE}}}'
+    terms = f'MetricName="{ENVIRONMENT_SHUTDOWN}" {FUNCTION_NAME}="{function_name}"'
+    if first_invoke is not None:
+        terms += f' {FIRST_INVOKE}="{first_invoke}"'
+    return f"SUM(SEARCH('{schema} {terms}', 'Sum', {SHARE_PERIOD}))"
+
+
+def _class_metrics(
+    namespace: str, function_name: str, init_type: str, prefix: str
+) -> list[list[Any]]:
+    """The three FirstInvoke series of one init type, hidden, with ids ``<prefix><class>``."""
+    return [
+        [
+            namespace,
+            ENVIRONMENT_SHUTDOWN,
+            FUNCTION_NAME,
+            function_name,
+            INIT_TYPE,
+            init_type,
+            FIRST_INVOKE,
+            first_invoke,
+            {"stat": "Sum", "id": f"{prefix}{first_invoke}", "visible": False},
+        ]
+        for first_invoke in FIRST_INVOKE_CLASSES
+    ]
+
+
+def _share_of(prefix: str, first_invoke: str) -> str:
+    """``100 * class / all three classes`` for the series with ids ``<prefix><class>``."""
+    every = " + ".join(f"FILL({prefix}{c}, 0)" for c in FIRST_INVOKE_CLASSES)
+    return f"100 * FILL({prefix}{first_invoke}, 0) / ({every})"
+
+
+def share_widgets(function_name: str, namespace: str, region: str, y: int) -> list[dict[str, Any]]:
+    """The never-invoked share and the proactive share widgets, side by side at row ``y``."""
+    common = {"region": region, "period": SHARE_PERIOD, "yAxis": {"left": {"min": 0, "max": 100}}}
+    never_all = _class_search(namespace, function_name, FIRST_INVOKE_NEVER)
+    classified = _class_search(namespace, function_name, None)
+    never = _widget(
+        0,
+        y,
+        "Never-invoked share of environments shut down (%)",
+        [
+            [{"expression": f"100 * {never_all} / {classified}", "label": "all", "id": "neverall"}],
+            [
+                {
+                    "expression": _share_of("pc", FIRST_INVOKE_NEVER),
+                    "label": INIT_PROVISIONED,
+                    "id": "neverpc",
+                }
+            ],
+            *_class_metrics(namespace, function_name, INIT_PROVISIONED, "pc"),
+        ],
+        **common,
+    )
+    proactive = _widget(
+        _WIDTH,
+        y,
+        "Proactive share of on-demand environments (%, first invoke after the threshold)",
+        [
+            [
+                {
+                    "expression": _share_of("od", FIRST_INVOKE_DELAYED),
+                    "label": "proactive",
+                    "id": "proactive",
+                }
+            ],
+            [
+                {
+                    "expression": _share_of("od", FIRST_INVOKE_NEVER),
+                    "label": "never invoked",
+                    "id": "odneverinvoked",
+                }
+            ],
+            *_class_metrics(namespace, function_name, INIT_ON_DEMAND, "od"),
+        ],
+        **common,
+    )
+    return [never, proactive]
 
 
 def _widget(x: int, y: int, title: str, metrics: list[list[Any]], **extra: Any) -> dict[str, Any]:
@@ -192,6 +288,7 @@ def dashboard_body(
             **common,
         ),
     ]
+    widgets.extend(share_widgets(function_name, namespace, region, 3 * _HEIGHT))
     return {"widgets": widgets}
 
 

@@ -40,8 +40,21 @@ from concurrency_observer.aws.metrics import (
     get_metric_series,
     list_function_metrics,
 )
+from concurrency_observer.aws.report_usage import (
+    LIFETIME_PERCENTILES,
+    QUANTILES_FROM_CLOUDWATCH,
+    LifetimeQuantiles,
+    Reconciliation,
+    Usage,
+    combined,
+    quantiles_from_values,
+    replacements,
+    survival_curve,
+    usage_from_classes,
+    values_from_period_means,
+)
 from concurrency_observer.aws.session import aws_errors
-from concurrency_observer.errors import UserError
+from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.schema import (
     DEFAULT_NAMESPACE,
     ENVIRONMENT_IDLE_TIME,
@@ -50,8 +63,12 @@ from concurrency_observer.schema import (
     ENVIRONMENT_LIFETIME,
     ENVIRONMENT_SHUTDOWN,
     ENVIRONMENT_TIME_TO_FIRST_INVOKE,
+    FIRST_INVOKE,
+    FIRST_INVOKE_CLASSES,
     FUNCTION_NAME,
     FUNCTION_VERSION,
+    INIT_ON_DEMAND,
+    INIT_PROVISIONED,
     INIT_TYPE,
     SHUTDOWN_REASON,
     SHUTDOWN_REASON_SET,
@@ -171,13 +188,20 @@ def resolve_window(
 
 @dataclass(frozen=True)
 class ReportRequest:
-    """What to report on; ``provisioned`` is the concurrency the user asked for, for comparison."""
+    """What to report on; ``provisioned`` is the concurrency the user asked for, for comparison.
+
+    ``allocated`` and ``provisioned_source`` (``option`` or ``lambda-api``) come with
+    ``--provisioned auto``, which reads the function's configuration (``aws.provisioned``).
+    """
 
     function_name: str
     window: ReportWindow
     namespace: str = DEFAULT_NAMESPACE
     version: str | None = None
     provisioned: int | None = None
+    allocated: int | None = None
+    provisioned_source: str | None = None
+    provisioned_configs: str = ""  # per qualifier, when read from Lambda (for a note)
 
     @property
     def totals_dimensions(self) -> Dimensions:
@@ -195,6 +219,7 @@ class SeriesKey:
     stat: str
     dimension: str | None = None
     value: str | None = None
+    first_invoke: str | None = None  # with dimension INIT_TYPE: the [.., FirstInvoke] series
 
 
 @dataclass(frozen=True)
@@ -205,6 +230,10 @@ class FetchedMetrics:
     shutdown_reasons: tuple[str, ...]
     series: Mapping[SeriesKey, Series]
     metrics_known: int = 0  # metrics ListMetrics knows for the function (0: maybe a wrong name)
+    # Lifetime percentiles over the window (percent: seconds) when CloudWatch gave them; else
+    # None and ``percentile_note`` says why (the report then approximates from period means).
+    lifetime_percentiles: Mapping[int, float] | None = None
+    percentile_note: str | None = None
 
 
 def plan_queries(
@@ -232,7 +261,61 @@ def plan_queries(
     for reason in shutdown_reasons:
         by_reason = (*function, (SHUTDOWN_REASON, reason))
         add(SeriesKey(ENVIRONMENT_SHUTDOWN, SUM, SHUTDOWN_REASON, reason), by_reason)
+    # The FirstInvoke classes are a closed set: no discovery needed, an absent one reads as 0.
+    for init_type in init_types:
+        for first_invoke in FIRST_INVOKE_CLASSES:
+            by_class = (*function, (INIT_TYPE, init_type), (FIRST_INVOKE, first_invoke))
+            key = SeriesKey(ENVIRONMENT_SHUTDOWN, SUM, INIT_TYPE, init_type, first_invoke)
+            add(key, by_class)
     return planned
+
+
+def plan_percentile_queries(request: ReportRequest) -> list[MetricQuery] | None:
+    """One query per lifetime percentile, each a single period spanning the whole window.
+
+    None when the window is not a whole number of minutes (a period above 60 s must be a
+    multiple of 60).
+    """
+    window = request.window
+    seconds = int((window.end - window.start).total_seconds())
+    if seconds % 60:
+        return None
+    return [
+        MetricQuery(f"p{p}", ENVIRONMENT_LIFETIME, request.totals_dimensions, f"p{p}", seconds)
+        for p in LIFETIME_PERCENTILES
+    ]
+
+
+def fetch_lifetime_percentiles(
+    cloudwatch: Any, request: ReportRequest
+) -> tuple[dict[int, float] | None, str | None]:
+    """Lifetime percentiles over the window, or None and the reason they are not available.
+
+    CloudWatch computes percentiles of the raw values the extension publishes. moto has no
+    percentile statistics (its in-process backend raises TypeError, its server answers 500):
+    the report then falls back, and says so, instead of failing.
+    """
+    queries = plan_percentile_queries(request)
+    if queries is None:
+        return None, "the window is not a whole number of minutes"
+    window = request.window
+    try:
+        with aws_errors("cloudwatch:GetMetricData (percentiles)"):
+            by_id = get_metric_series(
+                cloudwatch, request.namespace, queries, window.start, window.end
+            )
+    except (AwsError, TypeError, ValueError, KeyError) as error:
+        return None, f"this CloudWatch gave no percentile statistics ({type(error).__name__})"
+    found = {
+        percent: series.points[0][1]
+        for percent, series in zip(
+            LIFETIME_PERCENTILES, (by_id[q.id] for q in queries), strict=True
+        )
+        if series.points
+    }
+    if not found:
+        return None, "CloudWatch returned no percentile values"
+    return found, None
 
 
 def fetch_metrics(cloudwatch: Any, request: ReportRequest) -> FetchedMetrics:
@@ -248,7 +331,18 @@ def fetch_metrics(cloudwatch: Any, request: ReportRequest) -> FetchedMetrics:
             cloudwatch, request.namespace, list(planned.values()), window.lookback_start, window.end
         )
     series = {key: by_id[query.id] for key, query in planned.items()}
-    return FetchedMetrics(tuple(init_types), tuple(reasons), series, metrics_known=len(known))
+    percentiles, note = (None, None)
+    # Only worth a call when some environment shut down (and reported a lifetime).
+    if series[SeriesKey(ENVIRONMENT_LIFETIME, SAMPLE_COUNT)].points:
+        percentiles, note = fetch_lifetime_percentiles(cloudwatch, request)
+    return FetchedMetrics(
+        tuple(init_types),
+        tuple(reasons),
+        series,
+        metrics_known=len(known),
+        lifetime_percentiles=percentiles,
+        percentile_note=note,
+    )
 
 
 @dataclass(frozen=True)
@@ -301,6 +395,13 @@ class Report:
     has_data: bool
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # Why the environments exist (FirstInvoke classes), per init type; all versions.
+    usage_by_init_type: Mapping[str, Usage] = field(default_factory=dict)
+    lifetime_quantiles: LifetimeQuantiles | None = None
+    lifetime_survival: tuple[tuple[float, float], ...] = ()
+    reconciliation: Reconciliation | None = None
+    # Set by ``report --cross-check`` (aws.cross_check.CrossCheck.to_dict()).
+    cross_check: Mapping[str, Any] | None = None
 
     @property
     def init_types(self) -> list[str]:
@@ -327,6 +428,17 @@ class Report:
         return self.live[-1].total if self.live else self.live_at_start
 
     @property
+    def usage(self) -> Usage:
+        """Every init type's usage summed."""
+        return combined(self.usage_by_init_type.values())
+
+    @property
+    def proactive_share(self) -> float | None:
+        """On-demand environments first invoked after the threshold over classified on-demand."""
+        on_demand = self.usage_by_init_type.get(INIT_ON_DEMAND)
+        return on_demand.delayed_share if on_demand is not None else None
+
+    @property
     def peak_to_provisioned(self) -> float | None:
         """Peak live environments per provisioned environment requested."""
         return self.live_peak / self.provisioned if self.provisioned else None
@@ -345,6 +457,18 @@ class Report:
         - ``lifetime_seconds``, ``idle_time_seconds``, ``time_to_first_invoke_seconds``,
           ``invocations_per_environment``: {``count``, ``mean``, ``max``, ``total``}
         - ``provisioned``: null, or {``requested``, ``peak_ratio``}
+        - ``environments_by_init_type``: {type: {``created``, ``shut_down``, ``never_invoked``,
+          ``invoked_promptly``, ``invoked_delayed``, ``unclassified``, ``never_invoked_share``,
+          ``invoked_delayed_share``}}, the classes counted over the environments that shut down
+          in the window (all versions)
+        - ``shares``: {``never_invoked``, ``proactive``} (null when nothing was classified)
+        - ``lifetime_quantiles``: null, or {``source``, ``p50``, ``p90``, ``p99``}
+        - ``lifetime_survival``: a list of {``seconds``, ``surviving_share``}
+        - ``provisioned_concurrency``: null, or the reconciliation {``source``, ``requested``,
+          ``allocated``, ``environments_created``, ``peak_live``, ``peak_to_requested``,
+          ``shut_down``, ``ever_invoked``, ``never_invoked``, ``unclassified``, ``replaced``,
+          ``replaced_per_hour``}
+        - ``cross_check``: null, or what ``--cross-check`` found (aws.cross_check)
         - ``warnings``, ``notes``: lists of sentences
         """
         return {
@@ -385,9 +509,32 @@ class Report:
             "provisioned": None
             if self.provisioned is None
             else {"requested": self.provisioned, "peak_ratio": self.peak_to_provisioned},
+            "environments_by_init_type": {
+                init_type: usage.to_dict() for init_type, usage in self.usage_by_init_type.items()
+            },
+            "shares": {
+                "never_invoked": self.usage.never_invoked_share,
+                "proactive": self.proactive_share,
+            },
+            "lifetime_quantiles": None
+            if self.lifetime_quantiles is None
+            else self.lifetime_quantiles.to_dict(),
+            "lifetime_survival": [
+                {"seconds": seconds, "surviving_share": share}
+                for seconds, share in self.lifetime_survival
+            ],
+            "provisioned_concurrency": None
+            if self.reconciliation is None
+            else self.reconciliation.to_dict(),
+            "cross_check": None if self.cross_check is None else dict(self.cross_check),
             "warnings": list(self.warnings),
             "notes": list(self.notes),
         }
+
+
+def iso(moment: datetime) -> str:
+    """``moment`` as ISO 8601 UTC to the second, ``...Z`` (the JSON documents' time format)."""
+    return _iso(moment)
 
 
 def _iso(moment: datetime) -> str:
@@ -460,23 +607,23 @@ def build_report(request: ReportRequest, fetched: FetchedMetrics) -> Report:
     init_values = grid.values(series.get(SeriesKey(ENVIRONMENT_INIT, SUM)))
     shutdown_values = grid.values(series.get(SeriesKey(ENVIRONMENT_SHUTDOWN, SUM)))
     live_all = _running_sum([i - s for i, s in zip(init_values, shutdown_values, strict=True)])
+    # Per init type from the function-wide series; shown in the live series only without a
+    # version (they cover all versions), but the PC reconciliation always needs them.
     live_by_type: dict[str, list[int]] = {}
-    if split_live:
-        for init_type in fetched.init_types:
-            inits = grid.values(series.get(SeriesKey(ENVIRONMENT_INIT, SUM, INIT_TYPE, init_type)))
-            downs = grid.values(
-                series.get(SeriesKey(ENVIRONMENT_SHUTDOWN, SUM, INIT_TYPE, init_type))
-            )
-            live_by_type[init_type] = _running_sum(
-                [i - s for i, s in zip(inits, downs, strict=True)]
-            )
+    inits_by_type_values: dict[str, list[float]] = {}
+    for init_type in fetched.init_types:
+        inits = grid.values(series.get(SeriesKey(ENVIRONMENT_INIT, SUM, INIT_TYPE, init_type)))
+        downs = grid.values(series.get(SeriesKey(ENVIRONMENT_SHUTDOWN, SUM, INIT_TYPE, init_type)))
+        inits_by_type_values[init_type] = inits
+        live_by_type[init_type] = _running_sum([i - s for i, s in zip(inits, downs, strict=True)])
+    shown_by_type = live_by_type if split_live else {}
 
     first = next((i for i, moment in enumerate(grid.starts) if moment >= window.start), 0)
     live = tuple(
         LivePoint(
             grid.starts[i],
             live_all[i],
-            {init_type: values[i] for init_type, values in live_by_type.items()},
+            {init_type: values[i] for init_type, values in shown_by_type.items()},
         )
         for i in range(first, len(grid.starts))
     )
@@ -490,6 +637,26 @@ def build_report(request: ReportRequest, fetched: FetchedMetrics) -> Report:
         for r in fetched.shutdown_reasons
     }
     lifetime = _distribution(fetched, ENVIRONMENT_LIFETIME, grid)
+    usage_by_type = {
+        t: usage_from_classes(
+            inits_by_type[t],
+            total_of(SeriesKey(ENVIRONMENT_SHUTDOWN, SUM, INIT_TYPE, t)),
+            {
+                c: total_of(SeriesKey(ENVIRONMENT_SHUTDOWN, SUM, INIT_TYPE, t, c))
+                for c in FIRST_INVOKE_CLASSES
+            },
+        )
+        for t in fetched.init_types
+    }
+    quantiles = _lifetime_quantiles(fetched, grid)
+    reconciliation = _reconciliation(
+        request,
+        usage_by_type=usage_by_type,
+        live_by_type=live_by_type,
+        inits_by_type=inits_by_type_values,
+        first=first,
+        live_all=live_all,
+    )
     report = Report(
         function_name=request.function_name,
         version=request.version,
@@ -509,10 +676,75 @@ def build_report(request: ReportRequest, fetched: FetchedMetrics) -> Report:
         time_to_first_invoke=_distribution(fetched, ENVIRONMENT_TIME_TO_FIRST_INVOKE, grid),
         # The totals only: with a version, the all-versions breakdowns don't make it "data".
         has_data=any(s.points for key, s in series.items() if key.dimension is None),
+        usage_by_init_type=usage_by_type,
+        lifetime_quantiles=quantiles,
+        lifetime_survival=tuple(survival_curve(quantiles, lifetime.maximum)),
+        reconciliation=reconciliation,
     )
-    warnings = _lookback_warnings(request, grid, live_all, live_by_type, fetched)
-    notes = _scope_notes(request, report)
+    warnings = _lookback_warnings(request, grid, live_all, shown_by_type, fetched)
+    notes = _scope_notes(request, report) + _usage_notes(report, fetched)
     return replace(report, warnings=tuple(warnings), notes=tuple(notes))
+
+
+def _lifetime_quantiles(fetched: FetchedMetrics, grid: _Grid) -> LifetimeQuantiles | None:
+    if fetched.lifetime_percentiles:
+        return LifetimeQuantiles(QUANTILES_FROM_CLOUDWATCH, dict(fetched.lifetime_percentiles))
+    counts = fetched.series.get(SeriesKey(ENVIRONMENT_LIFETIME, SAMPLE_COUNT), Series())
+    sums = fetched.series.get(SeriesKey(ENVIRONMENT_LIFETIME, SUM), Series()).by_timestamp()
+    pairs = [(n, sums.get(moment, 0.0)) for moment, n in counts.points if grid.in_window(moment)]
+    values = values_from_period_means(pairs)
+    return quantiles_from_values(values) if values else None
+
+
+def _reconciliation(
+    request: ReportRequest,
+    *,
+    usage_by_type: Mapping[str, Usage],
+    live_by_type: Mapping[str, Sequence[int]],
+    inits_by_type: Mapping[str, Sequence[float]],
+    first: int,
+    live_all: Sequence[int],
+) -> Reconciliation | None:
+    """requested -> allocated -> created -> peak live -> ever invoked -> replaced, or None."""
+    usage = usage_by_type.get(INIT_PROVISIONED)
+    if usage is None and request.provisioned is None:
+        return None
+    live = list(live_by_type.get(INIT_PROVISIONED, [0] * len(live_all)))
+    inits = list(inits_by_type.get(INIT_PROVISIONED, [0.0] * len(live_all)))
+    replaced = replacements(live, inits)[first:]
+    usage = usage or Usage(0, 0)
+    window = request.window
+    return Reconciliation(
+        requested=request.provisioned,
+        allocated=request.allocated,
+        source=request.provisioned_source or (None if request.provisioned is None else "option"),
+        environments_created=usage.created,
+        peak_live=max(live[first:], default=0),  # as the report's peak: at period ends
+        shut_down=usage.shut_down,
+        ever_invoked=usage.ever_invoked,
+        never_invoked=usage.never,
+        unclassified=usage.unclassified,
+        replaced=sum(replaced),
+        window_hours=(window.end - window.start).total_seconds() / 3600,
+    )
+
+
+def _usage_notes(report: Report, fetched: FetchedMetrics) -> list[str]:
+    notes = []
+    if any(usage.unclassified for usage in report.usage_by_init_type.values()):
+        notes.append(
+            "some shutdowns have no FirstInvoke class: environments that ran SHUTDOWN-only "
+            "(CONCURRENCY_OBSERVER_EVENTS=SHUTDOWN, Managed Instances, the shell fallback) or an "
+            "older extension; never-invoked and proactive shares cover classified ones only"
+        )
+    quantiles = report.lifetime_quantiles
+    if quantiles is not None and quantiles.source != QUANTILES_FROM_CLOUDWATCH:
+        reason = fetched.percentile_note or "no percentiles"
+        notes.append(
+            f"lifetime quantiles approximated from per-period means ({reason}): exact only "
+            "where each period holds one shutdown"
+        )
+    return notes
 
 
 def _lookback_warnings(
@@ -559,7 +791,9 @@ def _scope_notes(request: ReportRequest, report: Report) -> list[str]:
             f"inits by init type and shutdowns by reason cover all versions of "
             f"{request.function_name}: the metrics have no per-version breakdown "
             "(dimension sets [FunctionName, InitType] and [FunctionName, ShutdownReason]); "
-            f"the totals and the live series are for version {request.version} only"
+            f"the totals and the live series are for version {request.version} only. The "
+            "FirstInvoke classes and the provisioned-concurrency reconciliation also cover all "
+            "versions ([FunctionName, InitType, FirstInvoke])"
         )
         return notes
     if sum(report.inits_by_type.values()) != report.inits_total:

@@ -71,3 +71,13 @@ def aws_errors(action: str) -> Iterator[None]:
         raise AwsError(f"{action}: no region set (use --region or set AWS_REGION)") from exc
     except BotoCoreError as exc:
         raise AwsError(f"{action}: {exc}") from exc
+
+
+def error_code(error: BaseException) -> str | None:
+    """AWS's error code behind an ``AwsError`` raised by ``aws_errors`` (None if there is none)."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    cause = error.__cause__
+    if isinstance(cause, ClientError):
+        return str(cause.response.get("Error", {}).get("Code", "")) or None
+    return None

@@ -62,8 +62,26 @@ class TimestampType(click.ParamType):  # type: ignore[type-arg]
         return moment.astimezone(timezone.utc)
 
 
+class ProvisionedType(click.ParamType):  # type: ignore[type-arg]
+    """A provisioned concurrency: a whole number >= 0, or ``auto`` (read it from Lambda)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """An ``int``, or the string ``auto``; a one-line usage error otherwise."""
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text.isascii() and text.isdigit():
+            return int(text)
+        if text != "auto":
+            self.fail(f"{value!r} is not a whole number or 'auto'", param, ctx)
+        return "auto"
+
+
 DURATION = DurationType()
 TIMESTAMP = TimestampType()
+PROVISIONED = ProvisionedType()
 
 
 def check_function_name(name: str) -> str:
@@ -76,8 +94,22 @@ def check_function_name(name: str) -> str:
     return name
 
 
-@click.command(short_help="Inits, shutdowns and live environments of a function.")
-@click.option("--function", "function_name", required=True, help="The Lambda function's name.")
+@click.command(short_help="Inits, shutdowns and live environments of a function (or all).")
+@click.option("--function", "function_name", help="The Lambda function's name.")
+@click.option(
+    "--all",
+    "all_functions",
+    is_flag=True,
+    help="Rank every function in the namespace instead (ListMetrics + batched GetMetricData).",
+)
+@click.option(
+    "--sort",
+    "sort_key",
+    type=click.Choice(["created", "never-invoked", "proactive", "peak", "over-provisioning"]),
+    default="created",
+    show_default=True,
+    help="With --all: the figure to rank by, largest first.",
+)
 @click.option(
     "--version",
     "function_version",
@@ -115,15 +147,27 @@ def check_function_name(name: str) -> str:
 )
 @click.option(
     "--provisioned",
-    type=click.IntRange(min=0),
-    help="The provisioned concurrency you asked for, to compare with.",
+    type=PROVISIONED,
+    help="The provisioned concurrency you asked for, or 'auto' to read it (and what is "
+    "allocated) from the function's configuration now.",
+)
+@click.option(
+    "--cross-check",
+    is_flag=True,
+    help="Also count INIT_START lines (Logs Insights) and log streams created in the window.",
+)
+@click.option(
+    "--log-group",
+    help="With --cross-check: the function's log group.  [default: /aws/lambda/FUNCTION]",
 )
 @options.namespace
 @options.region
 @options.endpoint_url
 def report(
     *,
-    function_name: str,
+    function_name: str | None,
+    all_functions: bool,
+    sort_key: str,
     function_version: str | None,
     since: timedelta | None,
     start: datetime | None,
@@ -132,21 +176,34 @@ def report(
     lookback: timedelta,
     output_format: str,
     plot: Path | None,
-    provisioned: int | None,
+    provisioned: int | str | None,
+    cross_check: bool,
+    log_group: str | None,
     namespace: str,
     region: str | None,
     endpoint_url: str | None,
 ) -> None:
-    """How many execution environments a function had: inits, shutdowns, live, lifetimes.
+    """How many execution environments a function had, and why: inits, shutdowns, live,
+    never-invoked and proactive ones, PC replacements, lifetimes.
 
     Reads the extension's metrics with GetMetricData (needs cloudwatch:GetMetricData and
     cloudwatch:ListMetrics). Live environments are counted from --lookback before the start.
+    --provisioned auto needs lambda:ListProvisionedConcurrencyConfigs (or
+    lambda:GetProvisionedConcurrencyConfig with --version); --cross-check needs logs:StartQuery,
+    logs:GetQueryResults and logs:DescribeLogStreams.
     """
-    from concurrency_observer.aws.report import ReportRequest, read_report, resolve_window  # noqa: PLC0415
+    from concurrency_observer.aws.report import resolve_window  # noqa: PLC0415
     from concurrency_observer.aws.session import client  # noqa: PLC0415
 
     if since is not None and start is not None:
         raise UserError("give either --since or --start, not both")
+    if all_functions == (function_name is not None):
+        raise UserError("give either --function F or --all")
+    if all_functions and (function_version or provisioned is not None or cross_check or plot):
+        raise UserError(
+            "--all ranks every function: --version, --provisioned, --cross-check "
+            "and --plot are for one --function"
+        )
     window = resolve_window(
         now=datetime.now(timezone.utc),
         period=period,
@@ -155,19 +212,104 @@ def report(
         start=start,
         end=end,
     )
-    request = ReportRequest(
-        function_name=check_function_name(function_name),
-        window=window,
+    cloudwatch = client("cloudwatch", region, endpoint_url)
+    if all_functions:
+        from concurrency_observer.aws.ranking import rank_functions  # noqa: PLC0415
+        from concurrency_observer.reporting.ranking import emit_ranking  # noqa: PLC0415
+
+        emit_ranking(rank_functions(cloudwatch, namespace, window, sort_key), output_format)
+        return
+    assert function_name is not None  # checked above
+    request = _request(
+        check_function_name(function_name),
+        window,
         namespace=namespace,
         version=function_version,
         provisioned=provisioned,
+        region=region,
     )
-    result = read_report(client("cloudwatch", region, endpoint_url), request)
+    result = _read(cloudwatch, request, provisioned_note=_provisioned_note(request, provisioned))
+    if cross_check:
+        result = _cross_checked(result, client("logs", region), log_group)
     _emit(result, output_format)
     if plot is not None:
         from concurrency_observer.reporting import write_chart  # noqa: PLC0415
 
         click.echo(f"wrote {write_chart(result, plot)}", err=True)
+
+
+def _request(
+    function_name: str,
+    window: Any,
+    *,
+    namespace: str,
+    version: str | None,
+    provisioned: int | str | None,
+    region: str | None,
+) -> Any:
+    from concurrency_observer.aws.report import ReportRequest  # noqa: PLC0415
+
+    if provisioned != "auto":
+        return ReportRequest(
+            function_name=function_name,
+            window=window,
+            namespace=namespace,
+            version=version,
+            provisioned=provisioned if isinstance(provisioned, int) else None,
+        )
+    from concurrency_observer.aws.provisioned import read_provisioned  # noqa: PLC0415
+    from concurrency_observer.aws.session import client  # noqa: PLC0415
+
+    totals = read_provisioned(client("lambda", region), function_name, version)
+    return ReportRequest(
+        function_name=function_name,
+        window=window,
+        namespace=namespace,
+        version=version,
+        provisioned=totals.requested,
+        allocated=totals.allocated,
+        provisioned_source="lambda-api",
+        provisioned_configs=totals.describe(),
+    )
+
+
+def _provisioned_note(request: Any, provisioned: int | str | None) -> str | None:
+    if provisioned != "auto":
+        return None
+    if not request.provisioned_configs:
+        return f"{request.function_name} has no provisioned concurrency configured now"
+    return (
+        f"provisioned concurrency as configured now (it may have changed during the window): "
+        f"{request.provisioned_configs}"
+    )
+
+
+def _read(cloudwatch: Any, request: Any, *, provisioned_note: str | None) -> Any:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from concurrency_observer.aws.report import read_report  # noqa: PLC0415
+
+    result = read_report(cloudwatch, request)
+    if provisioned_note is None:
+        return result
+    return replace(result, notes=(*result.notes, provisioned_note))
+
+
+def _cross_checked(result: Any, logs: Any, log_group: str | None) -> Any:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from concurrency_observer.aws.cross_check import cross_check  # noqa: PLC0415
+
+    found = cross_check(
+        logs,
+        result.function_name,
+        result.inits_total,
+        start=result.window.start,
+        end=result.window.end,
+        version=result.version,
+        log_group=log_group,
+    )
+    return replace(result, cross_check=found.to_dict())
 
 
 def _emit(result: Any, output_format: str) -> None:

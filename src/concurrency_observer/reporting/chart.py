@@ -1,4 +1,4 @@
-"""A PNG chart of live environments over time, split by init type.
+"""A PNG chart: live environments over time, split by init type, and the lifetime survival curve.
 
 matplotlib is imported when a chart is drawn, not at module load (it costs ~0.5 s), and through
 its object-oriented API with the Agg canvas: no pyplot, so no global backend state is touched.
@@ -13,7 +13,7 @@ from typing import Any
 from concurrency_observer.aws.report import Report
 from concurrency_observer.errors import UserError
 
-_SIZE_INCHES = (10.0, 5.0)
+_SIZE_INCHES = (10.0, 8.0)
 _DPI = 100
 
 
@@ -25,7 +25,7 @@ def write_chart(report: Report, path: Path) -> Path:
 
     figure = Figure(figsize=_SIZE_INCHES, dpi=_DPI, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    axes, survival_axes = figure.subplots(2, 1, height_ratios=(3, 2))
     # Each point is the count at the end of its period: draw it across the period, and close
     # the last step at the window's end.
     # matplotlib converts datetimes itself; its stubs only declare numeric arrays.
@@ -63,8 +63,36 @@ def write_chart(report: Report, path: Path) -> Path:
     for label in axes.get_xticklabels():
         label.set_rotation(30)
         label.set_horizontalalignment("right")
+    _draw_survival(survival_axes, report)
     try:
         figure.savefig(path, format="png")
     except OSError as exc:
         raise UserError(f"cannot write the chart to {path}: {exc.strerror or exc}") from exc
     return path
+
+
+def _draw_survival(axes: Any, report: Report) -> None:
+    """Share of the environments that shut down in the window which lived at least t."""
+    curve = report.lifetime_survival
+    quantiles = report.lifetime_quantiles
+    axes.set_title("Lifetime survival (environments shut down in the window)")
+    axes.set_xlabel("lifetime (seconds)")
+    axes.set_ylabel("share still alive")
+    axes.set_ylim(0, 1.05)
+    axes.grid(alpha=0.3)
+    if not curve or quantiles is None:
+        axes.text(0.5, 0.5, "no lifetimes in the window", ha="center", transform=axes.transAxes)
+        return
+    seconds = [point[0] for point in curve]
+    shares = [point[1] for point in curve]
+    # Between two known percentiles the share is only known to lie in between: a step.
+    axes.step(seconds, shares, where="post", color="tab:blue", marker="o", markersize=3)
+    axes.set_xlim(left=0)
+    axes.annotate(
+        f"from {quantiles.source}",
+        xy=(0.99, 0.95),
+        xycoords="axes fraction",
+        ha="right",
+        va="top",
+        fontsize="small",
+    )

@@ -84,6 +84,72 @@ def _per_environment_table(report: Report) -> Table:
     return table
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _usage_table(report: Report) -> Table:
+    table = Table(
+        title="Why the environments exist (classes counted at shutdown, all versions)",
+        title_justify="left",
+    )
+    table.add_column("init type", no_wrap=True)
+    # Short headers, nothing wrapped: the table fits an 80-column terminal.
+    for name in ("created", "ended", "never", "prompt", "late", "unknown"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for init_type, usage in sorted(report.usage_by_init_type.items()):
+        table.add_row(
+            init_type,
+            str(usage.created),
+            str(usage.shut_down),
+            str(usage.never),
+            str(usage.prompt),
+            str(usage.delayed),
+            str(usage.unclassified),
+        )
+    table.caption = (
+        f"never-invoked share {_share(report.usage.never_invoked_share)}, proactive share of "
+        f"on-demand {_share(report.proactive_share)}. Of the environments that ended: never "
+        "invoked, first invoked within (prompt) or after (late) the extension's "
+        "CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS (10 s by default; a late on-demand "
+        "environment is a proactive init), or unknown (ran SHUTDOWN-only)"
+    )
+    return table
+
+
+def _reconciliation_table(report: Report) -> Table | None:
+    pc = report.reconciliation
+    if pc is None:
+        return None
+    table = Table(
+        title="Provisioned concurrency: requested to replaced",
+        show_header=False,
+        title_justify="left",
+    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    source = {"lambda-api": " (Lambda configuration, now)", "option": " (--provisioned)"}
+    table.add_row("requested" + source.get(pc.source or "", ""), _number(pc.requested, 0))
+    table.add_row("allocated", _number(pc.allocated, 0))
+    table.add_row("PC environments created", str(pc.environments_created))
+    table.add_row("peak live PC environments", str(pc.peak_live))
+    table.add_row("ever invoked (of those shut down)", f"{pc.ever_invoked} of {pc.shut_down}")
+    table.add_row("replaced (recycled) per hour", _number(pc.replaced_per_hour, 1))
+    return table
+
+
+def _quantiles_line(report: Report) -> Text | None:
+    quantiles = report.lifetime_quantiles
+    if quantiles is None:
+        return None
+    shown = ", ".join(
+        f"{name} {_number(value, 1)}"
+        for name, value in quantiles.to_dict().items()
+        if name != "source"
+    )
+    return Text.assemble(("lifetime quantiles (s): ", "bold"), f"{shown}  [{quantiles.source}]")
+
+
 def report_renderable(report: Report) -> RenderableType:
     """Every table of the report, with its heading, warnings and notes, as one rich renderable."""
     who = report.function_name + (f" version {report.version}" if report.version else "")
@@ -102,11 +168,45 @@ def report_renderable(report: Report) -> RenderableType:
         _counts_table("Inits by init type", "init type", report.inits_by_type, scope),
         _counts_table("Shutdowns by reason", "reason", report.shutdowns_by_reason, scope),
         _per_environment_table(report),
-        Text.assemble(("live environments: ", "bold"), sparkline([p.total for p in report.live])),
     ]
+    optional = [
+        _quantiles_line(report),
+        _usage_table(report) if report.usage_by_init_type else None,
+    ]
+    optional.append(_reconciliation_table(report))
+    parts.extend(part for part in optional if part is not None)
+    if report.cross_check is not None:
+        parts.append(_cross_check_table(report.cross_check))
+    parts.append(
+        Text.assemble(("live environments: ", "bold"), sparkline([p.total for p in report.live]))
+    )
     parts.extend(Text(f"warning: {warning}", style="yellow") for warning in report.warnings)
     parts.extend(Text(f"note: {note}", style="dim") for note in report.notes)
     return Group(*parts)
+
+
+def _cross_check_table(found: Mapping[str, object]) -> Table:
+    table = Table(
+        title=f"Cross-check against {found.get('log_group')}",
+        show_header=False,
+        title_justify="left",
+    )
+    table.add_column("count")
+    table.add_column("value", justify="right")
+    labels = {
+        "environment_init": "EnvironmentInit (this extension)",
+        "init_start_lines": "INIT_START lines (Logs Insights)",
+        "log_streams_created": "log streams created in the window",
+    }
+    for key, label in labels.items():
+        value = found.get(key)
+        table.add_row(label, "-" if value is None else str(value))
+    notes = found.get("notes")
+    said = (
+        "; ".join(str(note) for note in notes) + ". " if isinstance(notes, list) and notes else ""
+    )
+    table.caption = said + "They can differ legitimately: see docs/report.md, --cross-check"
+    return table
 
 
 def print_report(report: Report, console: Console | None = None) -> None:

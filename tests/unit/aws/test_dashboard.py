@@ -73,6 +73,8 @@ def test_cli_puts_a_dashboard_that_reads_back(cloudwatch: Any) -> None:
         "Environment lifetime (seconds)",
         "Invocations per environment",
         "Idle time and time to first invoke (seconds, mean)",
+        "Never-invoked share of environments shut down (%)",
+        "Proactive share of on-demand environments (%, first invoke after the threshold)",
     ]
     live = _widget(body, "Live execution environments")["properties"]
     expression, inits, shutdowns = live["metrics"]
@@ -96,6 +98,44 @@ def test_cli_puts_a_dashboard_that_reads_back(cloudwatch: Any) -> None:
     assert [m[4]["stat"] for m in lifetime] == ["Average", "p90", "Maximum"]
     invocations = _widget(body, "Invocations per environment")["properties"]["metrics"]
     assert {m[1] for m in invocations} == {ENVIRONMENT_INVOCATIONS}
+
+
+def test_share_widgets_are_metric_math_over_the_first_invoke_series() -> None:
+    """Each share divides one FirstInvoke class by all three, over the exact dimension set."""
+    body = dashboard_body("fn", "NS", "us-east-1")
+    never = _widget(body, "Never-invoked share of environments shut down (%)")["properties"]
+    proactive = _widget(
+        body, "Proactive share of on-demand environments (%, first invoke after the threshold)"
+    )["properties"]
+    expressions = {
+        m[0]["id"]: m[0]["expression"]
+        for m in never["metrics"] + proactive["metrics"]
+        if isinstance(m[0], dict)
+    }
+    assert expressions["proactive"] == (
+        "100 * FILL(oddelayed, 0) / (FILL(odnever, 0) + FILL(odprompt, 0) + FILL(oddelayed, 0))"
+    )
+    assert expressions["neverpc"].startswith("100 * FILL(pcnever, 0) / (")
+    assert expressions["neverall"] == (
+        """100 * SUM(SEARCH('{"NS",FunctionName,InitType,FirstInvoke} """
+        """MetricName="EnvironmentShutdown" FunctionName="fn" FirstInvoke="never"', 'Sum', 300))"""
+        """ / SUM(SEARCH('{"NS",FunctionName,InitType,FirstInvoke} """
+        """MetricName="EnvironmentShutdown" FunctionName="fn"', 'Sum', 300))"""
+    )
+    # Every id an expression names is a hidden metric of the widget, with the class set.
+    for properties, prefix, init_type in (
+        (never, "pc", "provisioned-concurrency"),
+        (proactive, "od", "on-demand"),
+    ):
+        hidden = {m[-1]["id"]: m for m in properties["metrics"] if not isinstance(m[0], dict)}
+        assert set(hidden) == {f"{prefix}never", f"{prefix}prompt", f"{prefix}delayed"}
+        for metric_id, metric in hidden.items():
+            assert metric[:8] == [
+                "NS", ENVIRONMENT_SHUTDOWN, FUNCTION_NAME, "fn", "InitType", init_type,
+                "FirstInvoke", metric_id.removeprefix(prefix),
+            ]  # fmt: skip
+            assert metric[8] == {"stat": "Sum", "id": metric_id, "visible": False}
+        assert properties["period"] == 300
 
 
 def test_provisioned_line_and_custom_name(cloudwatch: Any) -> None:

@@ -30,6 +30,7 @@ from concurrency_observer.aws.report import (
     read_report,
     resolve_window,
 )
+from concurrency_observer.aws.report_usage import nearest_rank
 from concurrency_observer.aws.session import client
 from concurrency_observer.cli.report import report as report_command
 from concurrency_observer.errors import AwsError, UserError
@@ -41,6 +42,11 @@ from concurrency_observer.schema import (
     ENVIRONMENT_LIFETIME,
     ENVIRONMENT_SHUTDOWN,
     ENVIRONMENT_TIME_TO_FIRST_INVOKE,
+    FIRST_INVOKE,
+    FIRST_INVOKE_DELAYED,
+    FIRST_INVOKE_NEVER,
+    FIRST_INVOKE_PROMPT,
+    FIRST_INVOKE_SET,
     FUNCTION_NAME,
     FUNCTION_VERSION,
     INIT_ON_DEMAND,
@@ -65,7 +71,7 @@ class Env:
     init_at: float
     shutdown_at: float | None = None
     reason: str = "spindown"
-    invocations: int = 0
+    invocations: int | None = 0  # None: SHUTDOWN-only, so no class either
     time_to_first_invoke: float | None = None
     idle: float = 0.0
     version: str = "1"
@@ -75,9 +81,20 @@ class Env:
         assert self.shutdown_at is not None
         return self.shutdown_at - self.init_at
 
+    @property
+    def first_invoke(self) -> str | None:
+        """The class the extension gives at shutdown (10 s threshold), None when unknown."""
+        if self.invocations is None:
+            return None
+        if self.invocations == 0:
+            return FIRST_INVOKE_NEVER
+        assert self.time_to_first_invoke is not None
+        return FIRST_INVOKE_PROMPT if self.time_to_first_invoke <= 10 else FIRST_INVOKE_DELAYED
+
 
 # Staggered births and deaths, two init types: one born in the look-back, one born and gone
-# within a single minute, one still alive, one born after the window's end.
+# within a single minute, one still alive, one born after the window's end; every FirstInvoke
+# class in both init types, and one environment that ran SHUTDOWN-only (no class).
 ENVS = (
     Env(INIT_ON_DEMAND, -1200, 370, "spindown", 7, 1.5, 40.0),
     Env(INIT_ON_DEMAND, 10, 605, "spindown", 5, 2.0, 100.0),
@@ -88,6 +105,9 @@ ENVS = (
     Env(INIT_ON_DEMAND, 1000),
     Env(INIT_ON_DEMAND, 1210, 1250, "spindown", 1, 0.5, 10.0),
     Env(INIT_ON_DEMAND, 1900),
+    Env(INIT_PROVISIONED, 30, 900, "spindown", 0, None, 870.0),
+    Env(INIT_ON_DEMAND, 700, 1300, "spindown", 2, 45.0, 100.0),
+    Env(INIT_ON_DEMAND, 680, 800, "spindown", None, None, 120.0),
 )
 
 
@@ -119,6 +139,8 @@ def seed(
     data: list[dict[str, Any]] = []
     for env in envs:
         values = _dimension_values(env, function)
+        if env.first_invoke is not None:
+            values[FIRST_INVOKE] = env.first_invoke
         born = t0 + timedelta(seconds=env.init_at)
         data += [_datum(ENVIRONMENT_INIT, 1, born, values, dims) for dims in BASE_DIMENSION_SETS]
         if env.shutdown_at is None:
@@ -127,14 +149,17 @@ def seed(
         at_shutdown = [
             (ENVIRONMENT_SHUTDOWN, 1.0),
             (ENVIRONMENT_LIFETIME, env.lifetime),
-            (ENVIRONMENT_INVOCATIONS, float(env.invocations)),
             (ENVIRONMENT_IDLE_TIME, env.idle),
         ]
+        if env.invocations is not None:
+            at_shutdown.append((ENVIRONMENT_INVOCATIONS, float(env.invocations)))
         if env.time_to_first_invoke is not None:
             at_shutdown.append((ENVIRONMENT_TIME_TO_FIRST_INVOKE, env.time_to_first_invoke))
         for name, value in at_shutdown:
             data += [_datum(name, value, gone, values, dims) for dims in BASE_DIMENSION_SETS]
         data.append(_datum(ENVIRONMENT_SHUTDOWN, 1, gone, values, SHUTDOWN_REASON_SET))
+        if env.first_invoke is not None:
+            data.append(_datum(ENVIRONMENT_SHUTDOWN, 1, gone, values, FIRST_INVOKE_SET))
     for first in range(0, len(data), 500):
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[first : first + 500])
 
@@ -200,7 +225,73 @@ def expected_document(envs: tuple[Env, ...], start: datetime, window: timedelta)
         "time_to_first_invoke_seconds": distribution(
             [e.time_to_first_invoke for e in gone if e.time_to_first_invoke is not None]
         ),
-        "invocations_per_environment": distribution([float(e.invocations) for e in gone]),
+        "invocations_per_environment": distribution(
+            [float(e.invocations) for e in gone if e.invocations is not None]
+        ),
+        **expected_usage(envs, born, gone, types, series),
+    }
+
+
+def expected_usage(
+    envs: tuple[Env, ...],
+    born: list[Env],
+    gone: list[Env],
+    types: list[str],
+    series: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The FirstInvoke breakdown, shares, quantiles and PC reconciliation, by hand."""
+
+    def share(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    by_type: dict[str, Any] = {}
+    for init_type in types:
+        ended = [e for e in gone if e.init_type == init_type]
+        classes = [e.first_invoke for e in ended]
+        classified = sum(c is not None for c in classes)
+        by_type[init_type] = {
+            "created": sum(e.init_type == init_type for e in born),
+            "shut_down": len(ended),
+            "never_invoked": classes.count(FIRST_INVOKE_NEVER),
+            "invoked_promptly": classes.count(FIRST_INVOKE_PROMPT),
+            "invoked_delayed": classes.count(FIRST_INVOKE_DELAYED),
+            "unclassified": classes.count(None),
+            "never_invoked_share": share(classes.count(FIRST_INVOKE_NEVER), classified),
+            "invoked_delayed_share": share(classes.count(FIRST_INVOKE_DELAYED), classified),
+        }
+    all_classes = [e.first_invoke for e in gone if e.first_invoke is not None]
+    on_demand = by_type[INIT_ON_DEMAND]
+    lifetimes = [e.lifetime for e in gone]
+    # PC replacements: per minute, inits that did not take the live PC count above its peak.
+    pc = [e for e in envs if e.init_type == INIT_PROVISIONED]
+    peak, replaced = 0, 0
+    for minute in range(-int(LOOKBACK.total_seconds() // PERIOD), len(series)):
+        end = (minute + 1) * PERIOD
+        alive = sum(e.init_at < end and (e.shutdown_at is None or e.shutdown_at >= end) for e in pc)
+        created = sum(minute * PERIOD <= e.init_at < end for e in pc)
+        recycled = created - min(max(alive - peak, 0), created)
+        replaced += recycled if minute >= 0 else 0
+        peak = max(peak, alive)
+    pc_usage = by_type[INIT_PROVISIONED]
+    return {
+        "environments_by_init_type": by_type,
+        "shares": {
+            "never_invoked": share(all_classes.count(FIRST_INVOKE_NEVER), len(all_classes)),
+            "proactive": share(
+                on_demand["invoked_delayed"],
+                on_demand["shut_down"] - on_demand["unclassified"],
+            ),
+        },
+        "lifetime_quantiles": {
+            "source": "per-period-means",  # moto has no percentile statistics
+            **{f"p{p}": nearest_rank(lifetimes, p) for p in (50, 90, 99)},
+        },
+        "pc_replaced": replaced,
+        "pc_peak_live": max(
+            sum(p["by_init_type"][INIT_PROVISIONED] for p in series[i : i + 1])
+            for i in range(len(series))
+        ),
+        "pc_usage": pc_usage,
     }
 
 
@@ -285,16 +376,63 @@ def test_json_figures_equal_the_hand_computed_ones(seeded: Seeded) -> None:
     assert document["warnings"] == []
     # The seed is rich enough to mean something: look-back, same-minute env, after-window env.
     assert expected["live"]["at_start"] == 1
-    assert expected["inits"]["total"] == 7
+    assert expected["inits"]["total"] == 10
+
+
+def test_usage_figures_equal_the_hand_computed_ones(seeded: Seeded) -> None:
+    """Classes per init type, shares, lifetime quantiles and the PC reconciliation, by hand."""
+    document, _ = _cli_json(seeded, "--format", "json", "--provisioned", "2")
+    expected = expected_document(ENVS, seeded.start, WINDOW)
+    # Exact: the same divisions of the same whole numbers.
+    assert document["environments_by_init_type"] == expected["environments_by_init_type"]
+    assert document["shares"] == expected["shares"]
+    assert document["lifetime_quantiles"] == expected["lifetime_quantiles"]
+    pc = expected["pc_usage"]
+    hours = WINDOW.total_seconds() / 3600
+    assert document["provisioned_concurrency"] == (
+        {
+            "source": "option",
+            "requested": 2,
+            "allocated": None,
+            "environments_created": pc["created"],
+            "peak_live": expected["pc_peak_live"],
+            "peak_to_requested": expected["pc_peak_live"] / 2,
+            "shut_down": pc["shut_down"],
+            "ever_invoked": pc["invoked_promptly"] + pc["invoked_delayed"],
+            "never_invoked": pc["never_invoked"],
+            "unclassified": pc["unclassified"],
+            "replaced": expected["pc_replaced"],
+            "replaced_per_hour": expected["pc_replaced"] / hours,
+        }
+    )
+    # Every class occurs, the PC side recycles, and one shutdown is unclassified.
+    assert expected["pc_replaced"] >= 1
+    assert all(expected["shares"].values())
+    assert expected["environments_by_init_type"][INIT_ON_DEMAND]["unclassified"] == 1
+    assert any("no FirstInvoke class" in note for note in document["notes"])
+    assert any("approximated from per-period means" in note for note in document["notes"])
+    # The survival curve: age 0, then each nearest-rank percentile of the lifetimes, then the max.
+    lifetimes = [
+        e.lifetime for e in ENVS if e.shutdown_at is not None and 0 <= e.shutdown_at < 1800
+    ]
+    expected_curve = [
+        {"seconds": 0.0, "surviving_share": 1.0},
+        *(
+            {"seconds": nearest_rank(lifetimes, p), "surviving_share": 1 - p / 100}
+            for p in (1, 5, 10, 25, 50, 75, 90, 95, 99)
+        ),
+        {"seconds": max(lifetimes), "surviving_share": 0.0},
+    ]
+    assert document["lifetime_survival"] == expected_curve
 
 
 def test_csv_has_the_same_numbers_as_json(seeded: Seeded) -> None:
     """The CSV rows carry exactly the JSON document's figures, by JSON path."""
-    document, _ = _cli_json(seeded, "--format", "json")
+    document, _ = _cli_json(seeded, "--format", "json", "--provisioned", "2")
     args = [
         "--function", seeded.function, "--namespace", seeded.namespace, "--region", REGION,
         "--start", seeded.start.isoformat(), "--end", (seeded.start + WINDOW).isoformat(),
-        "--lookback", "30m", "--format", "csv",
+        "--lookback", "30m", "--format", "csv", "--provisioned", "2",
     ]  # fmt: skip
     result = CliRunner().invoke(report_command, args, catch_exceptions=False)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -311,6 +449,14 @@ def test_csv_has_the_same_numbers_as_json(seeded: Seeded) -> None:
         for init_type, count in point["by_init_type"].items():
             key = ("live", f"series.by_init_type.{init_type}", point["timestamp"])
             assert cells[key] == str(count)
+    for name, value in document["provisioned_concurrency"].items():
+        assert cells[("provisioned_concurrency", name, "")] == ("" if value is None else str(value))
+    for init_type, usage in document["environments_by_init_type"].items():
+        for name, value in usage.items():
+            key = ("environments_by_init_type", f"{init_type}.{name}", "")
+            assert cells[key] == ("" if value is None else str(value))
+    assert cells[("lifetime_quantiles", "p50", "")] == str(document["lifetime_quantiles"]["p50"])
+    assert cells[("lifetime_survival", "0.surviving_share", "")] == "1.0"
     for section in (
         "lifetime_seconds",
         "invocations_per_environment",
@@ -333,8 +479,8 @@ def test_png_chart_is_a_valid_image(seeded: Seeded, tmp_path: Path) -> None:
     data = chart.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
-    assert (width, height) == (1000, 500)
-    assert imread(chart).shape[:2] == (500, 1000)
+    assert (width, height) == (1000, 800)  # live environments above, lifetime survival below
+    assert imread(chart).shape[:2] == (800, 1000)
     assert str(chart) in stderr
 
 
@@ -352,6 +498,9 @@ def test_table_format_shows_the_figures(seeded: Seeded) -> None:
     assert "provisioned-concurrency" in result.stdout
     assert "sandboxterminated" in result.stdout
     assert f"{expected['live']['peak']} at" in result.stdout
+    assert "Why the environments exist" in result.stdout
+    assert "proactive share of on-demand 20%" in " ".join(result.stdout.split())  # 1 late of 5
+    assert "lifetime quantiles (s): p50" in result.stdout
 
 
 def test_version_totals_and_all_versions_breakdown(cloudwatch: Any) -> None:

@@ -34,3 +34,17 @@ def test_missing_credentials_say_what_to_do() -> None:
     """No credentials: one line telling how to provide them."""
     with pytest.raises(AwsError, match="no AWS credentials found"), aws_errors("publishing"):
         raise NoCredentialsError()
+
+
+def test_error_code_is_the_client_errors() -> None:
+    """error_code() reads AWS's code from the ClientError behind an AwsError, else None."""
+    from botocore.exceptions import ClientError
+
+    from concurrency_observer.aws.session import aws_errors, error_code
+    from concurrency_observer.errors import AwsError
+
+    failure = ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "DescribeLogStreams")
+    with pytest.raises(AwsError) as raised, aws_errors("logs:DescribeLogStreams"):
+        raise failure
+    assert error_code(raised.value) == "ResourceNotFoundException"
+    assert error_code(AwsError("no cause")) is None

@@ -163,7 +163,7 @@ def test_sigterm_during_shutdown_delivery(layer: Path) -> None:
         v for k, v in parse_qsl(cloudwatch.requests[0].body.decode()) if k.endswith(".MetricName")
     ]
     assert names.count(schema.ENVIRONMENT_INIT) == 3  # the pending init record, once per set
-    assert names.count(schema.ENVIRONMENT_SHUTDOWN) == 5
+    assert names.count(schema.ENVIRONMENT_SHUTDOWN) == 5  # 3 base sets, reason, FirstInvoke
     assert "delivered init+shutdown" in stderr
 
 

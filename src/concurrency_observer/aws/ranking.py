@@ -1,0 +1,275 @@
+"""``report --all``: every function in the namespace, ranked, in a few batched calls.
+
+1. Discover: ListMetrics (paginated) for ``EnvironmentInit`` gives the functions (the
+   ``[FunctionName]`` set), for ``EnvironmentShutdown`` filtered on the ``FirstInvoke``
+   dimension the FirstInvoke series that exist (``[FunctionName, InitType, FirstInvoke]``).
+   Two listings, whatever the number of functions.
+2. Series pass: GetMetricData, ``EnvironmentInit`` and ``EnvironmentShutdown`` (Sum) per function
+   at the report's period from the look-back start: inits, shutdowns and the live peak.
+3. Totals pass: GetMetricData, one period spanning the window: each FirstInvoke series (Sum) and
+   Lambda's own ``AWS/Lambda ConcurrentExecutions`` (Maximum) per function.
+
+Both passes go in batches of up to 500 queries per call (``aws.metrics.get_metric_series``).
+The over-provisioning ratio is the peak of live environments over the peak of invocations in
+flight: how many environments existed per request actually running at the busiest minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from concurrency_observer.aws.metrics import MetricQuery, Series, get_metric_series
+from concurrency_observer.aws.report import NoMetricsError, ReportWindow, iso
+from concurrency_observer.aws.report_usage import Usage, combined, usage_from_classes
+from concurrency_observer.aws.session import aws_errors
+from concurrency_observer.schema import (
+    ENVIRONMENT_INIT,
+    ENVIRONMENT_SHUTDOWN,
+    FIRST_INVOKE,
+    FIRST_INVOKE_SET,
+    FUNCTION_NAME,
+    INIT_ON_DEMAND,
+    INIT_TYPE,
+)
+
+LAMBDA_NAMESPACE: Final = "AWS/Lambda"
+CONCURRENT_EXECUTIONS: Final = "ConcurrentExecutions"
+SORT_KEYS: Final = ("created", "never-invoked", "proactive", "peak", "over-provisioning")
+
+
+@dataclass(frozen=True)
+class NamespacedQuery(MetricQuery):
+    """A query of a metric in a namespace of its own (Lambda's), in the same GetMetricData call."""
+
+    namespace: str = LAMBDA_NAMESPACE
+
+    def to_api(self, namespace: str) -> dict[str, Any]:
+        """The query, in this query's own namespace rather than the call's."""
+        return super().to_api(self.namespace)
+
+
+@dataclass(frozen=True)
+class FunctionRank:
+    """One function's figures over the window."""
+
+    function_name: str
+    created: int
+    shut_down: int
+    peak_live: int
+    usage_by_init_type: Mapping[str, Usage]
+    peak_concurrent_executions: float | None
+
+    @property
+    def usage(self) -> Usage:
+        """All init types' classes summed."""
+        return combined(self.usage_by_init_type.values())
+
+    @property
+    def never_invoked_share(self) -> float | None:
+        """Never-invoked environments over classified shutdowns."""
+        return self.usage.never_invoked_share
+
+    @property
+    def proactive_share(self) -> float | None:
+        """On-demand environments first invoked after the threshold, over classified on-demand."""
+        on_demand = self.usage_by_init_type.get(INIT_ON_DEMAND)
+        return None if on_demand is None else on_demand.delayed_share
+
+    @property
+    def over_provisioning(self) -> float | None:
+        """Peak live environments per peak invocation in flight (None: no invocation data)."""
+        peak = self.peak_concurrent_executions
+        return self.peak_live / peak if peak else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """One entry of the ``functions`` list (and one CSV row)."""
+        return {
+            "function": self.function_name,
+            "created": self.created,
+            "shut_down": self.shut_down,
+            "never_invoked_share": self.never_invoked_share,
+            "proactive_share": self.proactive_share,
+            "peak_live": self.peak_live,
+            "peak_concurrent_executions": self.peak_concurrent_executions,
+            "over_provisioning_ratio": self.over_provisioning,
+        }
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every function's figures, ranked by ``sort_key`` (largest first)."""
+
+    namespace: str
+    window: ReportWindow
+    sort_key: str
+    functions: tuple[FunctionRank, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``report --all``."""
+        return {
+            "schema_version": 1,
+            "namespace": self.namespace,
+            "window": {
+                "start": iso(self.window.start),
+                "end": iso(self.window.end),
+                "period_seconds": self.window.period,
+                "lookback_start": iso(self.window.lookback_start),
+            },
+            "sorted_by": self.sort_key,
+            "functions": [function.to_dict() for function in self.functions],
+        }
+
+
+def _list(
+    cloudwatch: Any, namespace: str, metric_name: str, having: str | None = None
+) -> list[dict[str, str]]:
+    """Every dimension mapping ListMetrics knows for ``metric_name`` in ``namespace``.
+
+    ``having``: only metrics with that dimension (a name-only DimensionFilter matches any value).
+    """
+    found: list[dict[str, str]] = []
+    request: dict[str, Any] = {"Namespace": namespace, "MetricName": metric_name}
+    if having is not None:
+        request["Dimensions"] = [{"Name": having}]
+    with aws_errors("cloudwatch:ListMetrics"):
+        paginator = cloudwatch.get_paginator("list_metrics")
+        for page in paginator.paginate(**request):
+            for metric in page.get("Metrics", []):
+                found.append({d["Name"]: d.get("Value", "") for d in metric.get("Dimensions", [])})
+    return found
+
+
+def discover(cloudwatch: Any, namespace: str) -> tuple[list[str], dict[str, set[tuple[str, str]]]]:
+    """The functions, and per function the (InitType, FirstInvoke) series that exist."""
+    functions = sorted(
+        {
+            dims[FUNCTION_NAME]
+            for dims in _list(cloudwatch, namespace, ENVIRONMENT_INIT)
+            if set(dims) == {FUNCTION_NAME}
+        }
+    )
+    classes: dict[str, set[tuple[str, str]]] = {}
+    # Only the FirstInvoke series: a fraction of EnvironmentShutdown's metrics, so fewer pages.
+    for dims in _list(cloudwatch, namespace, ENVIRONMENT_SHUTDOWN, having=FIRST_INVOKE):
+        if set(dims) == set(FIRST_INVOKE_SET):
+            classes.setdefault(dims[FUNCTION_NAME], set()).add(
+                (dims[INIT_TYPE], dims[FIRST_INVOKE])
+            )
+    return functions, classes
+
+
+def _sum_in(series: Series, window: ReportWindow) -> float:
+    return sum(v for moment, v in series.points if window.start <= moment < window.end)
+
+
+def _peak_live(inits: Series, shutdowns: Series, window: ReportWindow) -> int:
+    """The running sum of inits - shutdowns from the look-back start, at its window maximum."""
+    change: dict[int, float] = {}
+    for sign, series in ((1, inits), (-1, shutdowns)):
+        for moment, value in series.points:
+            index = int((moment - window.lookback_start).total_seconds() // window.period)
+            change[index] = change.get(index, 0.0) + sign * value
+    first = int((window.start - window.lookback_start).total_seconds() // window.period)
+    last = int((window.end - window.lookback_start).total_seconds() // window.period)
+    running, peak = 0.0, 0.0
+    for index in range(last):
+        running += change.get(index, 0.0)
+        if index >= first:  # as the report's peak: the count at each window period's end
+            peak = max(peak, running)
+    return round(peak)
+
+
+def _sort_value(rank: FunctionRank, key: str) -> float:
+    value: float | None = {
+        "created": rank.created,
+        "never-invoked": rank.never_invoked_share,
+        "proactive": rank.proactive_share,
+        "peak": rank.peak_live,
+        "over-provisioning": rank.over_provisioning,
+    }[key]
+    return -1.0 if value is None else float(value)
+
+
+def rank_functions(
+    cloudwatch: Any, namespace: str, window: ReportWindow, sort_key: str = "created"
+) -> Ranking:
+    """Discover every function in ``namespace`` and rank them; ``NoMetricsError`` if none."""
+    functions, classes = discover(cloudwatch, namespace)
+    if not functions:
+        raise NoMetricsError(
+            f"no functions with concurrency-observer metrics in namespace {namespace} "
+            "(ListMetrics knows metrics that received data in the last two weeks)"
+        )
+    series_queries: list[MetricQuery] = []
+    totals_queries: list[MetricQuery] = []
+    # A single period over the window when it is whole minutes, else the report's period.
+    window_seconds = int((window.end - window.start).total_seconds())
+    totals_period = window_seconds if window_seconds % 60 == 0 else window.period
+    for index, function in enumerate(functions):
+        dims = ((FUNCTION_NAME, function),)
+        series_queries.append(
+            MetricQuery(f"i{index}", ENVIRONMENT_INIT, dims, "Sum", window.period)
+        )
+        series_queries.append(
+            MetricQuery(f"s{index}", ENVIRONMENT_SHUTDOWN, dims, "Sum", window.period)
+        )
+        totals_queries.append(
+            NamespacedQuery(f"c{index}", CONCURRENT_EXECUTIONS, dims, "Maximum", totals_period)
+        )
+        for position, (init_type, first_invoke) in enumerate(sorted(classes.get(function, ()))):
+            class_dims = (*dims, (INIT_TYPE, init_type), (FIRST_INVOKE, first_invoke))
+            totals_queries.append(
+                MetricQuery(
+                    f"f{index}_{position}", ENVIRONMENT_SHUTDOWN, class_dims, "Sum", totals_period
+                )
+            )
+    with aws_errors("cloudwatch:GetMetricData"):
+        series = get_metric_series(
+            cloudwatch, namespace, series_queries, window.lookback_start, window.end
+        )
+        totals = get_metric_series(cloudwatch, namespace, totals_queries, window.start, window.end)
+    ranks = [
+        _rank(
+            index,
+            function,
+            classes=sorted(classes.get(function, ())),
+            series=series,
+            totals=totals,
+            window=window,
+        )
+        for index, function in enumerate(functions)
+    ]
+    ranks.sort(key=lambda rank: (-_sort_value(rank, sort_key), rank.function_name))
+    return Ranking(namespace, window, sort_key, tuple(ranks))
+
+
+def _rank(
+    index: int,
+    function: str,
+    *,
+    classes: Sequence[tuple[str, str]],
+    series: Mapping[str, Series],
+    totals: Mapping[str, Series],
+    window: ReportWindow,
+) -> FunctionRank:
+    by_type: dict[str, dict[str, int]] = {}
+    for position, (init_type, first_invoke) in enumerate(classes):
+        count = round(_sum_in(totals[f"f{index}_{position}"], window))
+        by_type.setdefault(init_type, {})[first_invoke] = count
+    concurrency = [v for moment, v in totals[f"c{index}"].points]
+    return FunctionRank(
+        function_name=function,
+        created=round(_sum_in(series[f"i{index}"], window)),
+        shut_down=round(_sum_in(series[f"s{index}"], window)),
+        peak_live=_peak_live(series[f"i{index}"], series[f"s{index}"], window),
+        # Created and shut-down counts per init type are not fetched here: only the classes.
+        usage_by_init_type={t: usage_from_classes(0, 0, c) for t, c in by_type.items()},
+        peak_concurrent_executions=max(concurrency) if concurrency else None,
+    )
+
+
+def rows(ranking: Ranking) -> Iterable[dict[str, Any]]:
+    """The ranked functions as flat mappings (the CSV rows)."""
+    return (function.to_dict() for function in ranking.functions)
