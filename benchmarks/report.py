@@ -111,8 +111,8 @@ def invoke_shutdown_table(summaries: Sequence[Summary]) -> Table:
 
 
 def targets_table(targets: Sequence[Target]) -> Table:
-    """The targets of issue 7, each with what was measured and PASS/FAIL."""
-    table = Table(title="Targets (issue 7)", title_justify="left")
+    """The cost targets (docs/design.md), each with what was measured and PASS/FAIL."""
+    table = Table(title="Targets (docs/design.md)", title_justify="left")
     for header in ("target", "rule", "measured", "result"):
         table.add_column(header)
     for t in targets:

@@ -2,7 +2,8 @@
 
 ``dataclasses`` imports ``inspect`` (and with it ``ast``, ``dis``, ``tokenize``) and the extension
 would need ``typing`` beside it: about 15 ms at every cold start, as much as a whole minimal
-extension takes (DESIGN.md, "Performance"). ``@value`` does the part the extension needs:
+extension takes (docs/design.md, "Nothing heavy at cold start"). ``@value`` does the part the
+extension needs:
 
 - an ``__init__`` over the annotated fields, in order, positional or by keyword, with plain
   (immutable) class-level defaults;
