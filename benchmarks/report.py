@@ -23,10 +23,6 @@ def _times(value: float | None) -> str:
     return "" if value is None else f" ({value:.2f}x)"
 
 
-def _added(value: float | None, floor: float | None) -> str:
-    return _num(value, signed=True) + _times(ratio(value, floor))
-
-
 def _https_client(ssl: SslCost) -> str:
     if ssl.https_client_mb is None or ssl.https_client_system_store_mb is None:
         return ""

@@ -62,7 +62,6 @@ class RichListener:
     """Shows the engine's notes as lines and its waits as one live progress bar."""
 
     def __init__(self, console: Console) -> None:
-        self._console = console
         self._bar = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

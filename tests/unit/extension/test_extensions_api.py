@@ -73,7 +73,7 @@ def test_register_and_poll_against_server() -> None:
         registered = register(api, "my-ext", ("INVOKE", "SHUTDOWN"))
         assert registered.extension_id == EXTENSION_ID
         assert registered.function_name == "fn"
-        assert registered.next_event() == InvokeEvent("r1", 10)
+        assert registered.next_event() == InvokeEvent("r1")
         with pytest.raises(MalformedEventError):
             registered.next_event()
         registered.report_exit_error("Extension.Test", "bye")
