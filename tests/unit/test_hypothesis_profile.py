@@ -33,5 +33,6 @@ def test_profiles_hold_on_a_busy_machine(name: str) -> None:
 
 def test_the_loaded_profile_is_one_of_ours() -> None:
     """The profile in force for this run is a busy-machine one."""
+    assert settings.default is not None
     assert settings.default.deadline is None
     assert settings.get_profile("ci").derandomize

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from concurrency_observer import schema
+from concurrency_observer.cli import options
 from concurrency_observer.errors import UserError
 from concurrency_observer.extension.config import LOG_LEVELS, SINKS
 
@@ -126,17 +126,8 @@ class SimulationInterrupted(UserError):
     show_default=True,
     help="The extension's sink: PutMetricData to the (embedded) CloudWatch, or EMF lines.",
 )
-@click.option(
-    "--endpoint-url",
-    default=None,
-    help="Use this CloudWatch endpoint instead of an embedded moto server (cloudwatch sink).",
-)
-@click.option(
-    "--namespace",
-    default=schema.DEFAULT_NAMESPACE,
-    show_default=True,
-    help="CloudWatch namespace the extension writes to.",
-)
+@options.endpoint_url
+@options.namespace
 @click.option(
     "--function-name",
     default=None,

@@ -53,7 +53,7 @@ def test_experiment_runs_restores_and_writes_outputs(
     lambda_stub.add_response("delete_provisioned_concurrency_config", {}, QUALIFIED)
     lambda_stub.add_client_error("delete_provisioned_concurrency_config", NOT_FOUND, "none", 404)
 
-    def clients(region: str) -> tuple[Any, Any]:
+    def clients(region: str, _endpoint_url: str | None) -> tuple[Any, Any]:
         assert region == "us-east-1"
         return lambda_client, cloudwatch_client
 
