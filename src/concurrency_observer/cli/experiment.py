@@ -27,6 +27,7 @@ from rich.progress import (
 
 from concurrency_observer import schema
 from concurrency_observer.cli import options
+from concurrency_observer.cli.extras import require_local_extra
 from concurrency_observer.errors import UserError
 from concurrency_observer.extension.config import SINKS
 from concurrency_observer.study import (
@@ -314,6 +315,8 @@ def experiment(  # noqa: PLR0917 (click passes every option as an argument)
             raise UserError("--local runs the local fleet: drop --function, --alias and --region")
         if endpoint_url is not None and sink != "cloudwatch":
             raise UserError("--endpoint-url is for the cloudwatch sink; EMF lines go to the log")
+        embedded_cloudwatch = sink == "cloudwatch" and endpoint_url is None
+        require_local_extra("experiment --local", moto=embedded_cloudwatch)
         _run_locally(
             level_list,
             repeats,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from concurrency_observer.cli import options
+from concurrency_observer.cli.extras import require_local_extra
 from concurrency_observer.errors import UserError
 from concurrency_observer.extension.config import LOG_LEVELS, SINKS
 
@@ -195,6 +196,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     progress = Console(stderr=True, highlight=False, soft_wrap=True)
     if endpoint_url is not None and sink != "cloudwatch":
         raise UserError("--endpoint-url is for the cloudwatch sink; the emf sink writes to the log")
+    require_local_extra("simulate", moto=sink == "cloudwatch" and endpoint_url is None)
     fleet_config = FleetConfig(
         max_environments=max_environments,
         idle_timeout=idle_timeout,
