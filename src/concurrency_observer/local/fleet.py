@@ -304,7 +304,6 @@ class Fleet:
         self._invocations: Counter[str] = Counter()
         self._errors: list[str] = []
         self._peak_live = 0
-        self._provisioned_target = 0
         self._names = 0
         self._closing = False
         self._closed = False
@@ -454,7 +453,6 @@ class Fleet:
                     f"{self.config.over_provisioning:g}) do not fit in --max-environments "
                     f"{self.config.max_environments}"
                 )
-            self._provisioned_target = requested
             new = [self._new_slot(schema.INIT_PROVISIONED) for _ in range(target - len(current))]
             extra = current[target:] if target < len(current) else []
         if new:
@@ -470,12 +468,6 @@ class Fleet:
     def _is_active_provisioned(slot: Slot) -> bool:
         active = (SlotState.STARTING, SlotState.IDLE, SlotState.BUSY)
         return slot.init_type == schema.INIT_PROVISIONED and slot.state in active
-
-    @property
-    def provisioned_requested(self) -> int:
-        """The provisioned concurrency last asked for with ``provision``."""
-        with self._lock:
-            return self._provisioned_target
 
     def provisioned_ready(self) -> int:
         """Provisioned environments initialized and not stopping (what READY waits for)."""
