@@ -52,8 +52,11 @@ def write_chart(report: Report, path: Path) -> Path:
     who = report.function_name + (f" version {report.version}" if report.version else "")
     axes.set_title(f"Live execution environments: {who}")
     axes.set_xlabel("time (UTC)")
-    long_window = report.window.end - report.window.start > timedelta(days=1)
-    time_format = "%m-%d %H:%M" if long_window else "%H:%M"
+    span = report.window.end - report.window.start
+    # Seconds for a window of minutes (a local simulation), else every tick would read the same.
+    time_format = "%H:%M:%S" if span <= timedelta(minutes=10) else "%H:%M"
+    if span > timedelta(days=1):
+        time_format = "%m-%d %H:%M"
     axes.xaxis.set_major_formatter(DateFormatter(time_format))  # type: ignore[no-untyped-call]
     axes.set_ylabel("environments")
     axes.set_ylim(bottom=0)
