@@ -45,6 +45,12 @@ EXTRA_SETS = {
     "EnvironmentShutdown": [["FunctionName", "ShutdownReason"]],
 }
 
+
+def sets_of(metric: str) -> list[list[str]]:
+    """The dimension sets ``metric`` is emitted under, from the rows above."""
+    return BASE_SETS + EXTRA_SETS.get(metric, [])
+
+
 INIT_TYPES = ("on-demand", "provisioned-concurrency", "snap-start", "lambda-managed-instances")
 SHUTDOWN_REASONS = ("spindown", "timeout", "failure")  # Lambda's; others are kept as tokens
 
@@ -99,7 +105,7 @@ def test_records_emit_each_metric_under_its_sets() -> None:
     """Each metric of the init and shutdown records goes out under exactly its dimension sets."""
     for record in (INIT_RECORD, SHUTDOWN_RECORD):
         for metric in record.metrics:
-            expected = BASE_SETS + EXTRA_SETS.get(metric.name, [])
+            expected = sets_of(metric.name)
             assert [list(s) for s in metric.dimension_sets] == expected, metric.name
             assert metric.unit == METRIC_UNITS[metric.name]
     assert [m.name for m in INIT_RECORD.metrics] == ["EnvironmentInit"]
@@ -114,7 +120,7 @@ def test_emf_document_of_an_init_record() -> None:
             "CloudWatchMetrics": [
                 {
                     "Namespace": "ConcurrencyObserver",
-                    "Dimensions": BASE_SETS,
+                    "Dimensions": sets_of("EnvironmentInit"),
                     "Metrics": [{"Name": "EnvironmentInit", "Unit": "Count"}],
                 }
             ],
@@ -134,7 +140,7 @@ def test_emf_document_of_a_shutdown_record() -> None:
             "CloudWatchMetrics": [
                 {
                     "Namespace": "ConcurrencyObserver",
-                    "Dimensions": BASE_SETS + EXTRA_SETS["EnvironmentShutdown"],
+                    "Dimensions": sets_of("EnvironmentShutdown"),
                     "Metrics": [{"Name": "EnvironmentShutdown", "Unit": "Count"}],
                 },
                 {
@@ -161,7 +167,7 @@ def test_put_metric_data_parameters_of_an_init_record() -> None:
     """The PutMetricData request of an init record, parameter by parameter."""
     expected = [("Action", "PutMetricData"), ("Version", "2010-08-01")]
     expected.append(("Namespace", "ConcurrencyObserver"))
-    for n, dimension_set in enumerate(BASE_SETS, start=1):
+    for n, dimension_set in enumerate(sets_of("EnvironmentInit"), start=1):
         expected.append((f"MetricData.member.{n}.MetricName", "EnvironmentInit"))
         for m, name in enumerate(dimension_set, start=1):
             expected.append((f"MetricData.member.{n}.Dimensions.member.{m}.Name", name))
@@ -204,8 +210,6 @@ def test_put_metric_data_parameters_of_a_shutdown_record() -> None:
         assert datum["Unit"] == METRIC_UNITS[datum["MetricName"]]
         sent.append((datum["MetricName"], names))
     expected = [
-        (name, dimension_set)
-        for name in SHUTDOWN_VALUES
-        for dimension_set in BASE_SETS + EXTRA_SETS.get(name, [])
+        (name, dimension_set) for name in SHUTDOWN_VALUES for dimension_set in sets_of(name)
     ]
     assert sorted(sent) == sorted(expected)
