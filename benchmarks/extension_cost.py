@@ -2,7 +2,8 @@
 
 Runs real environments under the AWS Runtime Interface Emulator (the local harness), variants
 interleaved round-robin so slow drift of a shared machine hits them all alike, and prints the
-medians over rounds, the ratios against the floor and issue 7's targets, each PASS or FAIL::
+medians over rounds, the ratios against the floor and the cost targets
+(docs/design.md), each PASS or FAIL::
 
     .venv/bin/python -m benchmarks.extension_cost            # 40 rounds, ~3-4 min on 2 cores
     .venv/bin/python -m benchmarks.extension_cost --quick    # 15 rounds, under a minute, rougher

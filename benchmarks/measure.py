@@ -49,7 +49,7 @@ def namespace_for(run: Run, variant: Variant, round_index: int) -> str:
 
 
 def expected_datums(variant: Variant, invoked: bool) -> int:
-    """How many data points one environment sends, by DESIGN.md's metric table.
+    """How many data points one environment sends, by the metric table of docs/design.md.
 
     Each metric once per base dimension set; ``EnvironmentShutdown`` also per ``ShutdownReason``;
     ``EnvironmentInvocations`` only when subscribed to INVOKE, ``EnvironmentTimeToFirstInvoke``

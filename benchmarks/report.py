@@ -23,10 +23,6 @@ def _times(value: float | None) -> str:
     return "" if value is None else f" ({value:.2f}x)"
 
 
-def _added(value: float | None, floor: float | None) -> str:
-    return _num(value, signed=True) + _times(ratio(value, floor))
-
-
 def _https_client(ssl: SslCost) -> str:
     if ssl.https_client_mb is None or ssl.https_client_system_store_mb is None:
         return ""
@@ -111,8 +107,8 @@ def invoke_shutdown_table(summaries: Sequence[Summary]) -> Table:
 
 
 def targets_table(targets: Sequence[Target]) -> Table:
-    """The targets of issue 7, each with what was measured and PASS/FAIL."""
-    table = Table(title="Targets (issue 7)", title_justify="left")
+    """The cost targets (docs/design.md), each with what was measured and PASS/FAIL."""
+    table = Table(title="Targets (docs/design.md)", title_justify="left")
     for header in ("target", "rule", "measured", "result"):
         table.add_column(header)
     for t in targets:

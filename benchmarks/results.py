@@ -1,4 +1,4 @@
-"""The raw figures of one run, their medians over rounds, and the targets of issue 7.
+"""The raw figures of one run, their medians over rounds, and the cost targets (docs/design.md).
 
 Every "added" figure is paired within a round (variant minus the no-extension environment of the
 same round), so slow drift of a shared machine cancels out; then the median over rounds is taken.
@@ -183,7 +183,7 @@ class SslCost:
 
 @dataclass(frozen=True)
 class Target:
-    """One target of issue 7: what it says, what was measured, and whether it holds."""
+    """One cost target: what it says, what was measured, and whether it holds."""
 
     name: str
     rule: str
@@ -215,7 +215,7 @@ def _init_target(name: str, mine: Summary, floor: Summary, limit: float) -> Targ
 
 
 def evaluate(summaries: Sequence[Summary], ssl: SslCost) -> list[Target]:
-    """The targets of issue 7 against this run's medians."""
+    """The cost targets against this run's medians."""
     by_name = {s.variant: s for s in summaries}
     floor = by_name[FLOOR]
     targets: list[Target] = []

@@ -1,7 +1,8 @@
 """The metric schema: the contract between the extension and users' dashboards, alarms and reports.
 
 Pure standard library and no I/O: the extension (inside Lambda) and the CLI (report, dashboard,
-simulate) both import it, so the names below can never drift apart. DESIGN.md has the table.
+simulate) both import it, so the names below can never drift apart. docs/design.md ("The metric
+contract") has the table; tests/unit/test_metric_contract.py pins it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 
 # typing only for type checkers: the extension imports this module at every Lambda cold start, and
-# importing typing there costs milliseconds (DESIGN.md, "Performance").
+# importing typing there costs milliseconds (docs/design.md, "Nothing heavy at cold start").
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final

@@ -14,7 +14,7 @@ from concurrency_observer.local.environment import LambdaEnvironment, processes_
 
 pytestmark = pytest.mark.e2e
 
-# The floor of DESIGN.md: register, then loop on /event/next, printing each event. Stdlib only.
+# The floor (docs/design.md): register, then loop on /event/next, printing each event. Stdlib only.
 MINIMAL_EXTENSION = """#!/usr/bin/env python3
 import http.client, json, os, sys
 host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")

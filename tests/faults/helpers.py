@@ -24,7 +24,7 @@ from tests.faults.faulty_cloudwatch import Datum
 
 LOG_PREFIX = "[concurrency-observer]"
 PROCESS_FUNCTION_NAME = "orders"  # the function name extension processes run under
-# The RIE's SHUTDOWN deadline after SIGTERM (DESIGN.md, "Facts about the RIE").
+# The RIE's SHUTDOWN deadline after SIGTERM (docs/design.md, "The local harness").
 RIE_SHUTDOWN_DEADLINE_S = 2.0
 
 

@@ -37,7 +37,9 @@ from tests.faults.helpers import (
 )
 
 SIGTERM_BUDGET_S = 0.5  # CONCURRENCY_OBSERVER_SIGTERM_BUDGET_MS's default
-SLACK_S = 0.3  # process scheduling on a busy 2-core machine
+# Process scheduling on a busy 2-core machine. Generous, yet each bound still fails if SIGTERM
+# waited for what it must cut short (the rest of a 1.6 s backoff, a poll, a slow answer).
+SLACK_S = 0.7
 
 
 def records(data: list[Datum]) -> tuple[list[Datum], list[Datum]]:

@@ -5,7 +5,8 @@ Public interface (boto3 CloudWatch client injected, so a client pointed at a mot
 - ``MetricQuery``: one statistic of one metric with one exact dimension set, at one period.
 - ``Series``: the data points CloudWatch returned for a query, oldest first.
 - ``get_metric_series(cloudwatch, namespace, queries, start, end) -> dict[query id, Series]``:
-  GetMetricData in batches of at most ``MAX_QUERIES_PER_CALL`` queries, following ``NextToken``.
+  GetMetricData in batches of at most ``MAX_QUERIES_PER_CALL`` queries, every page of each
+  (boto3's paginator).
 - ``list_function_metrics(cloudwatch, namespace, function_name) -> list[MetricIdentity]``:
   every metric ListMetrics knows for the function, deduplicated.
 
@@ -126,25 +127,21 @@ def get_metric_series(
     if len(set(ids)) != len(ids):
         raise ValueError("GetMetricData query ids must be unique")
     collected: dict[str, dict[datetime, float]] = {query.id: {} for query in queries}
+    paginator = cloudwatch.get_paginator("get_metric_data")
     for batch in _batches(queries, MAX_QUERIES_PER_CALL):
-        request: dict[str, Any] = {
-            "MetricDataQueries": [query.to_api(namespace) for query in batch],
-            "StartTime": _utc(start),
-            "EndTime": _utc(end),
-            "ScanBy": "TimestampAscending",
-        }
-        while True:
-            response = cloudwatch.get_metric_data(**request)
-            for result in response.get("MetricDataResults", []):
+        pages = paginator.paginate(
+            MetricDataQueries=[query.to_api(namespace) for query in batch],
+            StartTime=_utc(start),
+            EndTime=_utc(end),
+            ScanBy="TimestampAscending",
+        )
+        for page in pages:
+            for result in page.get("MetricDataResults", []):
                 points = collected.setdefault(result["Id"], {})
                 for stamp, value in zip(
                     result.get("Timestamps", []), result.get("Values", []), strict=True
                 ):
                     points[_utc(stamp)] = float(value)
-            token = response.get("NextToken")
-            if not token:
-                break
-            request["NextToken"] = token
     return {
         query_id: Series(tuple(sorted(points.items()))) for query_id, points in collected.items()
     }
@@ -159,21 +156,15 @@ def list_function_metrics(
     metric can take a few minutes to appear.
     """
     found: set[MetricIdentity] = set()
-    request: dict[str, Any] = {
-        "Namespace": namespace,
-        "Dimensions": [{"Name": FUNCTION_NAME, "Value": function_name}],
-    }
-    while True:
-        response = cloudwatch.list_metrics(**request)
-        for metric in response.get("Metrics", []):
+    pages = cloudwatch.get_paginator("list_metrics").paginate(
+        Namespace=namespace, Dimensions=[{"Name": FUNCTION_NAME, "Value": function_name}]
+    )
+    for page in pages:
+        for metric in page.get("Metrics", []):
             dimensions = tuple(
                 sorted((d["Name"], d.get("Value", "")) for d in metric.get("Dimensions", []))
             )
             found.add(MetricIdentity(metric["MetricName"], dimensions))
-        token = response.get("NextToken")
-        if not token:
-            break
-        request["NextToken"] = token
     return sorted(found, key=lambda m: (m.metric_name, m.dimensions))
 
 

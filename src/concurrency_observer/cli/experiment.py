@@ -27,6 +27,7 @@ from rich.progress import (
 
 from concurrency_observer import schema
 from concurrency_observer.cli import options
+from concurrency_observer.cli.extras import require_local_extra
 from concurrency_observer.errors import UserError
 from concurrency_observer.extension.config import SINKS
 from concurrency_observer.study import (
@@ -62,7 +63,6 @@ class RichListener:
     """Shows the engine's notes as lines and its waits as one live progress bar."""
 
     def __init__(self, console: Console) -> None:
-        self._console = console
         self._bar = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -129,11 +129,11 @@ def _clock() -> Clock:
     return SystemClock()
 
 
-def _clients(region: str) -> tuple[Any, Any]:
+def _clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:
     """The Lambda and CloudWatch clients of a run (tests hand in stubbed ones)."""
     from concurrency_observer.aws.session import client  # noqa: PLC0415
 
-    return client("lambda", region), client("cloudwatch", region)
+    return client("lambda", region), client("cloudwatch", region, endpoint_url)
 
 
 def _run_on_aws(
@@ -143,6 +143,7 @@ def _run_on_aws(
     function: str,
     alias: str,
     region: str,
+    endpoint_url: str | None,
     namespace: str,
     yes: bool,
     console: Console,
@@ -150,7 +151,7 @@ def _run_on_aws(
     """Check the function, show the cost, confirm, run the study with a live display."""
     from concurrency_observer.aws import experiment as aws  # noqa: PLC0415
 
-    lambda_client, cloudwatch_client = _clients(region)
+    lambda_client, cloudwatch_client = _clients(region, endpoint_url)
     clock = _clock()
     facts = aws.describe_function(lambda_client, function, alias)
     if namespace == AUTO_NAMESPACE:
@@ -251,10 +252,10 @@ def run_with_display(make_study: Callable[[StudyListener], Study], console: Cons
 )
 @click.option("--yes", is_flag=True, help="Start without asking (required without a terminal).")
 @options.region
-@click.option(
-    "--namespace",
-    help="CloudWatch namespace. [default: the function's CONCURRENCY_OBSERVER_NAMESPACE, "
-    f"else {schema.DEFAULT_NAMESPACE}]",
+@options.endpoint_url
+@options.namespace_option(
+    default=None,
+    default_help=f"the function's {options.NAMESPACE_VARIABLE}, else {schema.DEFAULT_NAMESPACE}",
 )
 @click.option(
     "--local",
@@ -287,6 +288,7 @@ def experiment(  # noqa: PLR0917 (click passes every option as an argument)
     output: Path | None,
     yes: bool,
     region: str | None,
+    endpoint_url: str | None,
     namespace: str | None,
     local: bool,
     over_provisioning: float,
@@ -312,6 +314,10 @@ def experiment(  # noqa: PLR0917 (click passes every option as an argument)
     if local:
         if function or alias or region:
             raise UserError("--local runs the local fleet: drop --function, --alias and --region")
+        if endpoint_url is not None and sink != "cloudwatch":
+            raise UserError("--endpoint-url is for the cloudwatch sink; EMF lines go to the log")
+        embedded_cloudwatch = sink == "cloudwatch" and endpoint_url is None
+        require_local_extra("experiment --local", moto=embedded_cloudwatch)
         _run_locally(
             level_list,
             repeats,
@@ -319,6 +325,7 @@ def experiment(  # noqa: PLR0917 (click passes every option as an argument)
             output or Path("study-local"),
             over_provisioning=over_provisioning,
             sink=sink,
+            endpoint_url=endpoint_url,
             namespace=namespace or schema.DEFAULT_NAMESPACE,
             console=console,
         )
@@ -362,6 +369,7 @@ def experiment(  # noqa: PLR0917 (click passes every option as an argument)
             function=function,
             alias=alias,
             region=resolved_region,
+            endpoint_url=endpoint_url,
             namespace=namespace,
             yes=yes,
             console=console,
@@ -379,6 +387,7 @@ def _run_locally(
     *,
     over_provisioning: float,
     sink: str,
+    endpoint_url: str | None,
     namespace: str,
     console: Console,
 ) -> None:
@@ -413,7 +422,13 @@ def _run_locally(
     state = store.load(plan)
     if pending_runs(plan, state):
         state = _study_on_fleet(
-            plan, store, config, sink=sink, namespace=namespace, console=console
+            plan,
+            store,
+            config,
+            sink=sink,
+            endpoint_url=endpoint_url,
+            namespace=namespace,
+            console=console,
         )
     else:
         console.print(f"every repeat is already measured in {directory}; writing the outputs")
@@ -426,6 +441,7 @@ def _study_on_fleet(
     config: Any,
     *,
     sink: str,
+    endpoint_url: str | None,
     namespace: str,
     console: Console,
 ) -> StudyState:
@@ -459,7 +475,7 @@ def _study_on_fleet(
         built = build_layer(Path(scratch) / "layer.zip")
         layer_dir = extract_layer(built.path, Path(scratch) / "opt")
         endpoint: AbstractContextManager[str | None] = (
-            cloudwatch_endpoint() if sink == "cloudwatch" else nullcontext(None)
+            cloudwatch_endpoint(endpoint_url) if sink == "cloudwatch" else nullcontext(None)
         )
         with endpoint as url:
             settings = EnvironmentSettings(
@@ -480,7 +496,9 @@ def _study_on_fleet(
                     if url is not None
                     else EmfUsageCounter(fleet, LOCAL_FUNCTION, namespace)
                 )
-                source = "the embedded CloudWatch (moto)" if url else "the EMF lines"
+                source = "the EMF lines"
+                if url is not None:
+                    source = url if endpoint_url else "the embedded CloudWatch (moto)"
                 console.print(
                     f"local study: levels {', '.join(map(str, plan.levels))} × {plan.repeats} "
                     f"repeats; the fleet brings up ceil(level × {config.over_provisioning:g}) "

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from concurrency_observer import schema
+from concurrency_observer.cli import options
+from concurrency_observer.cli.extras import require_local_extra
 from concurrency_observer.errors import UserError
 from concurrency_observer.extension.config import LOG_LEVELS, SINKS
 
@@ -159,17 +161,8 @@ class SimulationInterrupted(UserError):
     show_default=True,
     help="The extension's sink: PutMetricData to the (embedded) CloudWatch, or EMF lines.",
 )
-@click.option(
-    "--endpoint-url",
-    default=None,
-    help="Use this CloudWatch endpoint instead of an embedded moto server (cloudwatch sink).",
-)
-@click.option(
-    "--namespace",
-    default=schema.DEFAULT_NAMESPACE,
-    show_default=True,
-    help="CloudWatch namespace the extension writes to.",
-)
+@options.endpoint_url
+@options.namespace
 @click.option(
     "--function-name",
     default=None,
@@ -246,6 +239,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         raise UserError("--pc-max-lifetime must be at least 1 second (or 0: never recycle)")
     if endpoint_url is not None and sink != "cloudwatch":
         raise UserError("--endpoint-url is for the cloudwatch sink; the emf sink writes to the log")
+    require_local_extra("simulate", moto=sink == "cloudwatch" and endpoint_url is None)
     fleet_config = FleetConfig(
         max_environments=max_environments,
         idle_timeout=idle_timeout,

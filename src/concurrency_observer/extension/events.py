@@ -5,7 +5,9 @@
 ``MalformedEventError`` when the envelope is wrong (not JSON, not an object, no string
 ``eventType``); no other exception escapes it. Fields used only for timing are lenient: a SHUTDOWN
 whose ``deadlineMs`` is missing or not a number is still a SHUTDOWN (``deadline_ms`` is ``None``
-and the extension uses its own short budget), because losing the shutdown record is worse.
+and the extension uses its own short budget), because losing the shutdown record is worse. An
+INVOKE keeps only its ``requestId`` (for DEBUG lines): its deadline is the function's business,
+and its other fields are not read, so no value of theirs can make it malformed.
 """
 
 from __future__ import annotations
@@ -31,10 +33,9 @@ class MalformedEventError(ValueError):
 
 @value
 class InvokeEvent:
-    """Lambda is invoking the function; ``deadline_ms`` is the invoke's deadline (epoch ms)."""
+    """Lambda is invoking the function (``request_id`` as Lambda sent it, bounded)."""
 
     request_id: str
-    deadline_ms: int | None
 
 
 @value
@@ -86,7 +87,7 @@ def parse_next_event(body: bytes) -> NextEvent:
     if event_type == INVOKE:
         request_id = document.get("requestId")
         request_id = request_id[:128] if isinstance(request_id, str) else ""
-        return InvokeEvent(request_id, _deadline(document))
+        return InvokeEvent(request_id)
     if event_type == SHUTDOWN:
         return ShutdownEvent(
             normalize_shutdown_reason(document.get("shutdownReason")), _deadline(document)

@@ -2,16 +2,17 @@
 
 ``dataclasses`` imports ``inspect`` (and with it ``ast``, ``dis``, ``tokenize``) and the extension
 would need ``typing`` beside it: about 15 ms at every cold start, as much as a whole minimal
-extension takes (DESIGN.md, "Performance"). ``@value`` does the part the extension needs:
+extension takes (docs/design.md, "Nothing heavy at cold start"). ``@value`` does the part the
+extension needs:
 
 - an ``__init__`` over the annotated fields, in order, positional or by keyword, with plain
   (immutable) class-level defaults;
-- ``__repr__``, ``__eq__``, ``__hash__`` and ``__match_args__`` (so ``match`` works);
+- ``__repr__``, ``__eq__`` and ``__hash__``;
 - frozen instances: assigning or deleting an attribute raises ``FrozenInstanceError``.
 
 Type checkers see a frozen dataclass (PEP 681 ``dataclass_transform``). Not supported, because
 nothing here needs them: inheritance between value classes, ``field()``, default factories,
-``ClassVar`` fields.
+``ClassVar`` fields, positional ``match`` patterns (``__match_args__``).
 """
 
 from __future__ import annotations
@@ -102,7 +103,6 @@ def value(cls: type[_T]) -> type[_T]:
         "__hash__": __hash__,
         "__setattr__": __setattr__,
         "__delattr__": __delattr__,
-        "__match_args__": fields,
     }
     for name, method in methods.items():
         if name not in cls.__dict__:  # like dataclasses: a method the class defines is kept

@@ -1,9 +1,9 @@
 """A minimal HTTP/1.1 client on ``socket``: keep-alive, Content-Length and chunked bodies.
 
 Why not ``http.client`` or ``urllib``: they import ``ssl`` and ``email`` when loaded, about 6 MB of
-memory and tens of milliseconds at every cold start (docs/design.md, "Performance"). The
-Extensions API is plain HTTP on a loopback address, so the extension needs no TLS at all unless the
-``cloudwatch`` sink is configured; ``ssl`` is imported only when an ``https`` endpoint is used.
+memory and tens of milliseconds at every cold start (docs/design.md). The Extensions API
+is plain HTTP on a loopback address, so the extension needs no TLS at all unless the ``cloudwatch``
+sink is configured; ``ssl`` is imported only when an ``https`` endpoint is used.
 
 What it supports is what the extension needs: one request at a time on one kept-alive connection,
 responses framed by Content-Length, chunked transfer coding or connection close. Anything else

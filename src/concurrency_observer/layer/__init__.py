@@ -1,6 +1,6 @@
 """Build the Lambda layer zip: the launcher in ``extensions/`` and the stdlib-only code beside it.
 
-Layout (docs/design.md)::
+Layout (docs/design.md, "Package boundaries")::
 
     extensions/concurrency-observer        executable launcher; its file name is the extension name
     concurrency-observer/bootstrap.py      puts the code on sys.path and runs the extension

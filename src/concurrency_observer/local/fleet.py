@@ -403,7 +403,6 @@ class Fleet:
         self._first_invoke: Counter[tuple[str, str]] = Counter()
         self._errors: list[str] = []
         self._peak_live = 0
-        self._provisioned_target = 0
         self._names = 0
         self._closing = False
         self._closed = False
@@ -712,12 +711,6 @@ class Fleet:
     def _recycle_loop(self) -> None:
         while not self._stop_reaper.wait(self.config.reaper_interval):
             self.recycle_provisioned()
-
-    @property
-    def provisioned_requested(self) -> int:
-        """The provisioned concurrency last asked for with ``provision``."""
-        with self._lock:
-            return self._provisioned_target
 
     def provisioned_ready(self) -> int:
         """Provisioned environments initialized and not stopping (what READY waits for)."""

@@ -101,19 +101,15 @@ def read_cloudwatch(
 def _list_metrics(client: Any, namespace: str) -> list[dict[str, Any]]:
     """Each metric of ``namespace`` once (moto lists a metric once per data point it holds)."""
     metrics: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
-    token: str | None = None
-    while True:
-        answer = client.list_metrics(Namespace=namespace, **({"NextToken": token} if token else {}))
-        for metric in answer.get("Metrics", []):
+    for page in client.get_paginator("list_metrics").paginate(Namespace=namespace):
+        for metric in page.get("Metrics", []):
             # The dimensions keep their listed order: moto matches queries in the written order.
             key = (
                 str(metric["MetricName"]),
                 tuple((d["Name"], d["Value"]) for d in metric.get("Dimensions", [])),
             )
             metrics.setdefault(key, metric)
-        token = answer.get("NextToken")
-        if not token:
-            return list(metrics.values())
+    return list(metrics.values())
 
 
 def emf_documents(output: str) -> list[dict[str, Any]]:

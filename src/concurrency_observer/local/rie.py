@@ -32,7 +32,7 @@ from typing import Final
 from concurrency_observer.errors import EnvironmentUnfit
 
 # The aws-sam-cli release whose wheel carries the RIE. Bump deliberately: the RIE's behaviour
-# (lazy init, SHUTDOWN on SIGTERM, 2 s deadline) is what DESIGN.md measured with this one.
+# (lazy init, SHUTDOWN on SIGTERM, 2 s deadline) is what docs/design.md describes.
 SAM_CLI_VERSION: Final = "1.170.0"
 RIE_OVERRIDE_VARIABLE: Final = "CONCURRENCY_OBSERVER_RIE"
 

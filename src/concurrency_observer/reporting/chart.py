@@ -17,6 +17,15 @@ _SIZE_INCHES = (10.0, 8.0)
 _DPI = 100
 
 
+def time_format(span: timedelta) -> str:
+    """The time axis' labels for a window of ``span``: seconds for minutes, the day for days."""
+    if span <= timedelta(minutes=10):  # a local simulation: otherwise every tick reads the same
+        return "%H:%M:%S"
+    if span <= timedelta(days=1):
+        return "%H:%M"
+    return "%m-%d %H:%M"
+
+
 def write_chart(report: Report, path: Path) -> Path:
     """Draw the live series to ``path`` (PNG); raises ``UserError`` if it can't be written."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
@@ -52,9 +61,8 @@ def write_chart(report: Report, path: Path) -> Path:
     who = report.function_name + (f" version {report.version}" if report.version else "")
     axes.set_title(f"Live execution environments: {who}")
     axes.set_xlabel("time (UTC)")
-    long_window = report.window.end - report.window.start > timedelta(days=1)
-    time_format = "%m-%d %H:%M" if long_window else "%H:%M"
-    axes.xaxis.set_major_formatter(DateFormatter(time_format))  # type: ignore[no-untyped-call]
+    span = report.window.end - report.window.start
+    axes.xaxis.set_major_formatter(DateFormatter(time_format(span)))  # type: ignore[no-untyped-call]
     axes.set_ylabel("environments")
     axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)

@@ -57,7 +57,7 @@ def test_experiment_runs_restores_and_writes_outputs(
         cloudwatch_stub.add_response("get_metric_data", usage_response(10, 3, 1))
     lambda_stub.add_client_error("delete_provisioned_concurrency_config", NOT_FOUND, "none", 404)
 
-    def clients(region: str) -> tuple[Any, Any]:
+    def clients(region: str, _endpoint_url: str | None) -> tuple[Any, Any]:
         assert region == "us-east-1"
         return lambda_client, cloudwatch_client
 

@@ -27,7 +27,7 @@ def test_invoke() -> None:
         "tracing": {"type": "X-Amzn-Trace-Id", "value": "Root=1-5f35ae12"},
     }
     event = parse_next_event(json.dumps(body).encode())
-    assert event == InvokeEvent("3da1f2dc-3222-475e-9205-e2e6c6318895", 1700000003000)
+    assert event == InvokeEvent("3da1f2dc-3222-475e-9205-e2e6c6318895")
 
 
 @pytest.mark.parametrize(
@@ -123,5 +123,5 @@ def test_any_fields_never_escape(event_type: str, fields: dict[str, object]) -> 
     event = parse_next_event(body)
     expected = {"INVOKE": InvokeEvent, "SHUTDOWN": ShutdownEvent, "OTHER": UnknownEvent}
     assert isinstance(event, expected[event_type])
-    if isinstance(event, InvokeEvent | ShutdownEvent):
+    if isinstance(event, ShutdownEvent):
         assert event.deadline_ms is None or isinstance(event.deadline_ms, int)

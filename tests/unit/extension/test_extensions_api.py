@@ -52,7 +52,7 @@ def test_register_and_poll_against_server() -> None:
         api = ExtensionsApi(fake.address)
         registered = register(api, "my-ext", ("INVOKE", "SHUTDOWN"))
         assert registered.extension_id == EXTENSION_ID
-        assert registered.next_event() == InvokeEvent("r1", 10)
+        assert registered.next_event() == InvokeEvent("r1")
         with pytest.raises(MalformedEventError):
             registered.next_event()
         api.close()

@@ -38,15 +38,6 @@ def test_frozen() -> None:
     assert point.x == 1
 
 
-def test_match_args() -> None:
-    """Positional patterns in ``match`` follow the field order."""
-    match Point(3, 4):
-        case Point(x, y):
-            assert (x, y) == (3, 4)
-        case _:
-            pytest.fail("no match")
-
-
 @pytest.mark.parametrize(
     ("args", "kwargs"),
     [((), {}), ((1, 2, "a", 4), {}), ((1,), {"x": 1}), ((1,), {"z": 1})],

@@ -40,15 +40,17 @@ def lifecycle_for(url: str, init_budget_ms: int) -> tuple[Lifecycle, list[str]]:
 
 def test_slow_init_delivery_is_awaited_at_shutdown_not_resent() -> None:
     """CloudWatch answering after the init budget: init goes on, the record lands exactly once."""
+    # The answer comes 2 s late: init returning well before it (budget 0.2 s, plus a busy
+    # machine's 1 s) shows it did not wait; shutdown's 6 s leave room to await it.
     with ScriptedHttpServer(
-        [Scripted(200, b"<PutMetricDataResponse/>", delay=0.6), OK]
+        [Scripted(200, b"<PutMetricDataResponse/>", delay=2.0), OK]
     ).running() as server:
         lifecycle, lines = lifecycle_for(server.url, init_budget_ms=200)
         # None: init went on without the answer (which takes 0.6 s) instead of waiting for it.
         assert lifecycle.deliver_init() is None
         assert "still in flight" in lines[0]
 
-        result = lifecycle.shutdown("spindown", time.monotonic() + 2.0)
+        result = lifecycle.shutdown("spindown", time.monotonic() + 6.0)
 
     assert result is not None
     assert [r.kind for r in result.delivered] == ["shutdown"]
@@ -68,8 +70,9 @@ def test_failed_background_init_is_resent_at_shutdown() -> None:
     with ScriptedHttpServer([Scripted(403, failing.body, delay=0.4), OK]).running() as server:
         lifecycle, _lines = lifecycle_for(server.url, init_budget_ms=100)
         assert lifecycle.deliver_init() is None
-        time.sleep(0.5)  # the 403 has arrived by now
-        result = lifecycle.shutdown("spindown", time.monotonic() + 2.0)
+        # Shutdown awaits the in-flight delivery (half its time: 2 s, for a 403 due at 0.4 s),
+        # then sends its failed record along with the shutdown record.
+        result = lifecycle.shutdown("spindown", time.monotonic() + 4.0)
 
     assert result is not None
     assert sorted(r.kind for r in result.delivered) == ["init", "shutdown"]

@@ -285,27 +285,49 @@ def test_debug_lines(layer: Path) -> None:
     assert lines.count("[concurrency-observer] DEBUG Waiting for event...") == 2
 
 
-def other_pythons() -> list[str]:
-    """Interpreters of other Lambda Python runtime versions found on this machine."""
-    found: list[str] = []
-    for minor in (10, 12, 13, 14):
-        candidates = [shutil.which(f"python3.{minor}") or ""]
-        candidates += sorted(
-            glob.glob(os.path.expanduser(f"~/.pyenv/versions/3.{minor}.*/bin/python3"))
-        )
-        for candidate in filter(None, candidates):
-            probe = subprocess.run([candidate, "-c", "pass"], check=False, capture_output=True)
-            if probe.returncode == 0:
-                found.append(candidate)
-                break
-    return found
+# The Lambda Python runtimes (3.10+) this check covers. The development image provides each of
+# them (under ~/.pyenv/versions); in CI a missing one is a failure, so that a changed image cannot
+# drop the check silently. Elsewhere it is skipped, saying how to install it.
+LAMBDA_PYTHON_MINORS = (10, 11, 12, 13)
 
 
-@pytest.mark.parametrize(
-    "python", other_pythons() or [pytest.param("", marks=pytest.mark.skip("none found"))]
-)
-def test_runs_on_other_python_versions(layer: Path, python: str) -> None:
-    """The same layer runs under each Lambda Python version available here (3.10+)."""
+def in_ci(environ: dict[str, str] | None = None) -> bool:
+    """Whether ``CI`` is set to something true (``true``, ``1``), as CI systems do."""
+    value = (os.environ if environ is None else environ).get("CI", "")
+    return value.strip().lower() not in ("", "0", "false", "no")
+
+
+def python_for(minor: int) -> str | None:
+    """A working ``python3.<minor>``: on PATH, under ~/.pyenv/versions, or this one."""
+    candidates = [sys.executable] if sys.version_info[:2] == (3, minor) else []
+    candidates.append(shutil.which(f"python3.{minor}") or "")
+    candidates += sorted(
+        glob.glob(os.path.expanduser(f"~/.pyenv/versions/3.{minor}.*/bin/python3"))
+    )
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "pass"], check=False, capture_output=True)
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def test_in_ci_reads_the_ci_variable() -> None:
+    """CI=true or 1 turns a missing interpreter into a failure; unset or false does not."""
+    assert in_ci({"CI": "true"})
+    assert in_ci({"CI": "1"})
+    assert not in_ci({})
+    assert not in_ci({"CI": "false"})
+
+
+@pytest.mark.parametrize("minor", LAMBDA_PYTHON_MINORS, ids=lambda minor: f"python3.{minor}")
+def test_runs_on_other_python_versions(layer: Path, minor: int) -> None:
+    """The same layer runs under each Lambda Python version (3.10+); in CI each must be here."""
+    python = python_for(minor)
+    if python is None:
+        message = f"no python3.{minor} on PATH or under ~/.pyenv/versions"
+        if in_ci():
+            pytest.fail(f"{message}: the image must provide every Lambda Python runtime version")
+        pytest.skip(f"{message} (a failure when CI is set)")
     with FakeExtensionsApi([INVOKE, INVOKE, shutdown_event()]).running() as api:
         bootstrap = layer / EXTENSION_NAME / "bootstrap.py"
         process = subprocess.run(
