@@ -42,7 +42,10 @@ BASE_SETS = [
 ]
 # ... and these metrics also under these.
 EXTRA_SETS = {
-    "EnvironmentShutdown": [["FunctionName", "ShutdownReason"]],
+    "EnvironmentShutdown": [
+        ["FunctionName", "ShutdownReason"],
+        ["FunctionName", "InitType", "FirstInvoke"],
+    ],
 }
 
 
@@ -53,6 +56,7 @@ def sets_of(metric: str) -> list[list[str]]:
 
 INIT_TYPES = ("on-demand", "provisioned-concurrency", "snap-start", "lambda-managed-instances")
 SHUTDOWN_REASONS = ("spindown", "timeout", "failure")  # Lambda's; others are kept as tokens
+FIRST_INVOKE_CLASSES = ("never", "prompt", "delayed")
 
 ENVIRONMENT = Environment("orders", "7", "provisioned-concurrency")
 INIT_AT = 1_800_000_000.25  # 2027-01-15T08:00:00.250Z
@@ -68,7 +72,8 @@ INIT_DIMENSIONS = {
     "FunctionVersion": "7",
     "InitType": "provisioned-concurrency",
 }
-SHUTDOWN_DIMENSIONS = {**INIT_DIMENSIONS, "ShutdownReason": "spindown"}
+# First invoke 0.75 s after init, within the default 10 s: "prompt".
+SHUTDOWN_DIMENSIONS = {**INIT_DIMENSIONS, "ShutdownReason": "spindown", "FirstInvoke": "prompt"}
 SHUTDOWN_VALUES = {
     "EnvironmentShutdown": 1,
     "EnvironmentLifetime": 360.25,
@@ -89,13 +94,18 @@ def test_dimension_names_and_sets() -> None:
     assert (schema.FUNCTION_NAME, schema.FUNCTION_VERSION) == ("FunctionName", "FunctionVersion")
     assert (schema.INIT_TYPE, schema.SHUTDOWN_REASON) == ("InitType", "ShutdownReason")
     assert [list(s) for s in schema.BASE_DIMENSION_SETS] == BASE_SETS
-    assert [list(schema.SHUTDOWN_REASON_SET)] == EXTRA_SETS["EnvironmentShutdown"]
+    assert schema.FIRST_INVOKE == "FirstInvoke"
+    assert [list(schema.SHUTDOWN_REASON_SET), list(schema.FIRST_INVOKE_SET)] == EXTRA_SETS[
+        "EnvironmentShutdown"
+    ]
 
 
 def test_dimension_values() -> None:
     """InitType values and the ShutdownReason spelling users filter on."""
     assert schema.KNOWN_INIT_TYPES == INIT_TYPES
     assert schema.KNOWN_SHUTDOWN_REASONS == SHUTDOWN_REASONS
+    assert schema.FIRST_INVOKE_CLASSES == FIRST_INVOKE_CLASSES
+    assert schema.DEFAULT_PROMPT_THRESHOLD_S == 10.0
     assert schema.normalize_init_type(None) == "on-demand"
     assert schema.normalize_shutdown_reason("Spindown") == "spindown"
     assert schema.normalize_shutdown_reason("SandboxTerminated") == "sandboxterminated"
@@ -159,6 +169,7 @@ def test_emf_document_of_a_shutdown_record() -> None:
         "FunctionVersion": "7",
         "InitType": "provisioned-concurrency",
         "ShutdownReason": "spindown",
+        "FirstInvoke": "prompt",
         **SHUTDOWN_VALUES,
     }
 
