@@ -424,15 +424,19 @@ def _print_plan(console: Console, settings: SimulationSettings) -> None:
     fleet = settings.fleet
     provisioned = fleet.provisioned_environments(settings.provisioned)
     extra = "" if provisioned == settings.provisioned else f" (x{fleet.over_provisioning:g})"
+    lead = f"{settings.provisioned_lead:g}s after provisioning, " if settings.provisioned else ""
+    pc = (
+        f"{provisioned} provisioned{extra}, "
+        + (f"recycled after {fleet.pc_max_lifetime:g}s, " if fleet.pc_max_lifetime else "")
+        if settings.provisioned
+        else ""
+    )
     console.print(
         f"function {settings.function_name}, namespace {settings.namespace}, sink {settings.sink}"
-        f"\nload: {settings.provisioned_lead:g}s after provisioning, "
-        f"{settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} bursts of "
-        f"{settings.burst_size}, {settings.work_ms} ms each, seed {settings.seed}"
-        f"\nfleet: {provisioned} provisioned{extra}, at most {fleet.max_environments} "
-        f"environments, idle timeout {fleet.idle_timeout:g}s, "
-        f"{settings.proactive_rate:g}/s initialized ahead of demand, provisioned recycled "
-        + (f"after {fleet.pc_max_lifetime:g}s" if fleet.pc_max_lifetime else "never")
+        f"\nload: {lead}{settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} "
+        f"bursts of {settings.burst_size}, {settings.work_ms} ms each, seed {settings.seed}"
+        f"\nfleet: {pc}at most {fleet.max_environments} environments, idle timeout "
+        f"{fleet.idle_timeout:g}s, {settings.proactive_rate:g}/s initialized ahead of demand"
         + f"\nfirst invoke: prompt within {fleet.prompt_threshold:g}s of init, later delayed"
     )
     if settings.managed_instances:
@@ -745,9 +749,11 @@ def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
         "initialized ahead of demand",
         [None if t == provisioned else truth.proactive for t in types],
     )
-    row(
-        "replacements (recycled)", [truth.replacements if t == provisioned else None for t in types]
-    )
+    if not settings.managed_instances:  # no provisioned concurrency there, so no recycling
+        row(
+            "replacements (recycled)",
+            [truth.replacements if t == provisioned else None for t in types],
+        )
     return table
 
 
