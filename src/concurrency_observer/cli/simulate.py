@@ -5,6 +5,8 @@ sink, or ``--endpoint-url``), runs the local control plane (``local/fleet.py``) 
 load with a live display, shuts every environment down, reads the metrics back, prints the same
 report as ``report`` with the control plane's ground truth beside it, and a verdict: exit 0 when
 every figure matches exactly, 1 when one does not. docs/simulate.md explains the defaults.
+``--mode managed-instances`` and ``--runtime bash`` run setups whose extension gets SHUTDOWN only:
+there the verdict compares inits and shutdowns, and lists what is not recorded.
 """
 
 from __future__ import annotations
