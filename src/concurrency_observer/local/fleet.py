@@ -588,6 +588,7 @@ class Fleet:
                     self._changed.notify_all()
                 elif not held:
                     slot.state = SlotState.BUSY
+                    self._changed.notify_all()  # invocations that joined it wait for this
                 else:
                     self._mark_initialized(slot)
             if abandon:
