@@ -12,13 +12,14 @@
   ones included, as Lambda counts them against the concurrency limit) the invocation is
   **throttled** at once, like Lambda's 429, and counted as such.
 - **Several invocations per environment** (``FleetConfig.max_concurrency`` > 1: Lambda Managed
-  Instances). An environment is busy only when it serves ``max_concurrency`` invocations at once;
-  until then invocations are packed onto the one already serving the most (the others stay idle
-  and can be reclaimed), including one still starting (the invocation waits for its start, as
-  Lambda's router queues on an environment being brought up). Only when every environment is
-  full is a new one started. With ``init_on_start`` an environment initializes when it is
-  started (the RIE's LMI mode does), so its init is counted then, not at its first invoke; new
-  ones get ``FleetConfig.demand_init_type`` (``lambda-managed-instances``).
+  Instances). An environment takes invocations until it serves ``max_concurrency`` at once (it is
+  idle, and can be reclaimed, only with none in flight); invocations are packed onto the one
+  already serving the most, so the others go idle, including one still starting for demand (the
+  invocation waits for its start, as Lambda's router queues on an environment being brought up).
+  Only when every environment is full is a new one started. With ``init_on_start`` an
+  environment initializes when it is started (the RIE's LMI mode does), so its init is counted
+  then, not at its first invoke; new ones get ``FleetConfig.demand_init_type``
+  (``lambda-managed-instances``).
 - **Idle timeout.** A reaper thread shuts down on-demand environments idle for ``idle_timeout``.
   Provisioned environments stay until they are removed (``provision(0)``) or the fleet closes.
 - **Provisioned concurrency.** ``provision(P)`` brings up ``ceil(P * over_provisioning)``
@@ -219,7 +220,7 @@ class Slot:
     first_invoke_gap: float | None = None  # init to the extension's first INVOKE, as known here
     last_active: float = 0.0
     invocations: int = 0
-    in_flight: int = 0  # invocations routed here and not answered (BUSY at max_concurrency)
+    in_flight: int = 0  # routed here, not answered: BUSY while any, full at max_concurrency
     replacing: bool = False  # a replacement is being initialized for it (recycling)
     retiring: bool = False  # replaced: no more invocations, shut down once idle
 
