@@ -5,6 +5,8 @@ sink, or ``--endpoint-url``), runs the local control plane (``local/fleet.py``) 
 load with a live display, shuts every environment down, reads the metrics back, prints the same
 report as ``report`` with the control plane's ground truth beside it, and a verdict: exit 0 when
 every figure matches exactly, 1 when one does not. docs/simulate.md explains the defaults.
+``--mode managed-instances`` and ``--runtime bash`` run setups whose extension gets SHUTDOWN only:
+there the verdict compares inits and shutdowns, and lists what is not recorded.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,16 @@ from concurrency_observer.cli import options
 from concurrency_observer.cli.extras import require_local_extra
 from concurrency_observer.errors import UserError
 from concurrency_observer.extension.config import LOG_LEVELS, SINKS
+from concurrency_observer.local.setups import (
+    DEFAULT_MAX_CONCURRENCY,
+    MODE_MANAGED_INSTANCES,
+    MODE_STANDARD,
+    MODES,
+    RUNTIME_BASH,
+    RUNTIME_PYTHON,
+    RUNTIMES,
+    SINK_EMF,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -184,6 +196,34 @@ class SimulationInterrupted(UserError):
 @click.option(
     "--keep-logs", is_flag=True, help="Keep every environment's log file and print where they are."
 )
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=MODE_STANDARD,
+    show_default=True,
+    help="standard: Lambda's usual environments, one invocation at a time each. "
+    "managed-instances: Lambda Managed Instances (the RIE's LMI mode): each environment serves "
+    "up to --max-concurrency invocations at once and initializes when started (InitType "
+    "lambda-managed-instances); no provisioned concurrency nor recycling. The extension gets "
+    "SHUTDOWN only there, so the verdict checks inits and shutdowns, not invocations.",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(1, 64),
+    default=DEFAULT_MAX_CONCURRENCY,
+    show_default=True,
+    help="With --mode managed-instances: invocations one environment serves at once; more are "
+    "routed to another (started when all are full).",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default=RUNTIME_PYTHON,
+    show_default=True,
+    help="python: the Python runtime and the Python extension. bash: a custom runtime in bash "
+    "with every python3 hidden, so the layer's bash fallback records (SHUTDOWN only, EMF lines: "
+    "the emf sink is implied; the verdict checks inits and shutdowns).",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Print every environment's log at the end.")
 def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     provisioned: int,
@@ -208,6 +248,9 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     log_level: str | None,
     keep_logs: bool,
     verbose: bool,
+    mode: str,
+    max_concurrency: int,
+    runtime: str,
 ) -> None:
     """Run a fleet of real Lambda environments here under load, and check what was recorded.
 
@@ -219,6 +262,10 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     initialized ahead are brought up by a held warm-up invoke, let through (and counted as an
     invocation) when the first invocation is routed there. Then the report is read back and
     compared with the ground truth, class by class (docs/simulate.md).
+
+    --mode managed-instances runs Lambda Managed Instances environments instead, several
+    invocations at once in each; --runtime bash runs a runtime without python3. Both record
+    inits and shutdowns only, and the verdict says what is not recorded there.
     """
     from rich.console import Console  # noqa: PLC0415 (keeps --help instant)
 
@@ -230,11 +277,20 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     from concurrency_observer.local.simulation import (  # noqa: PLC0415
         Simulation,
         SimulationSettings,
+        managed_instances_fleet,
         unique_function_name,
     )
 
     out = Console()
     progress = Console(stderr=True, highlight=False, soft_wrap=True)
+    sink, provisioned, pc_max_lifetime = _check_setup(
+        _explicit_options(click.get_current_context()),
+        mode=mode,
+        runtime=runtime,
+        sink=sink,
+        provisioned=provisioned,
+        pc_max_lifetime=pc_max_lifetime,
+    )
     if 0 < pc_max_lifetime < 1:
         raise UserError("--pc-max-lifetime must be at least 1 second (or 0: never recycle)")
     if endpoint_url is not None and sink != "cloudwatch":
@@ -248,6 +304,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         threshold_margin=min(THRESHOLD_MARGIN_S, prompt_threshold_ms / 4000),
         pc_max_lifetime=pc_max_lifetime or None,
     )
+    if mode == MODE_MANAGED_INSTANCES:
+        fleet_config = managed_instances_fleet(fleet_config, max_concurrency)
     wanted = fleet_config.provisioned_environments(provisioned)
     if wanted > max_environments:
         raise UserError(
@@ -269,6 +327,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         namespace=namespace,
         function_name=check_function_name(function_name or unique_function_name()),
         log_level=log_level.upper() if log_level else None,
+        mode=mode,
+        runtime=runtime,
     )
 
     began = time.monotonic()
@@ -303,6 +363,49 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     finish(outcome, out, progress, json_path)
 
 
+def _explicit_options(context: click.Context) -> set[str]:
+    """The options given on the command line (or by their environment variable), not defaulted."""
+    explicit = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    return {name for name in context.params if context.get_parameter_source(name) in explicit}
+
+
+def _check_setup(
+    given: set[str], *, mode: str, runtime: str, sink: str, provisioned: int, pc_max_lifetime: float
+) -> tuple[str, int, float]:
+    """Refuse options the mode or runtime cannot honour; the sink, provisioned and lifetime to use.
+
+    Lambda Managed Instances has no provisioned concurrency (nor its recycling): their defaults
+    become 0 there, and asking for them is refused. The bash fallback writes EMF lines only: the
+    emf sink is implied, and asking for cloudwatch is refused.
+    """
+    if mode != MODE_MANAGED_INSTANCES and "max_concurrency" in given:
+        raise UserError("--max-concurrency is for --mode managed-instances")
+    if mode == MODE_MANAGED_INSTANCES:
+        if runtime != RUNTIME_PYTHON:
+            raise UserError(
+                "--mode managed-instances runs the Python runtime here (the RIE's LMI mode runs "
+                "its own concurrent bootstrap): drop --runtime"
+            )
+        for option, value in (("provisioned", provisioned), ("pc_max_lifetime", pc_max_lifetime)):
+            if option in given and value:
+                flag = "--" + option.replace("_", "-")
+                raise UserError(
+                    f"{flag} does not apply to --mode managed-instances: Lambda Managed Instances "
+                    "has no provisioned concurrency"
+                )
+        provisioned, pc_max_lifetime = 0, 0.0
+    if runtime == RUNTIME_BASH:
+        if "sink" in given and sink != SINK_EMF:
+            raise UserError(
+                "--runtime bash records with the layer's bash fallback, which writes EMF lines "
+                "only: use --sink emf (the default there)"
+            )
+        if "endpoint_url" in given:
+            raise UserError("--endpoint-url does not apply to --runtime bash: it writes EMF lines")
+        sink = SINK_EMF
+    return sink, provisioned, pc_max_lifetime
+
+
 def finish(outcome: Outcome, out: Console, progress: Console, json_path: Path | None) -> None:
     """Print the report, the ground truth and the verdict, write the JSON; exit 1 on a mismatch."""
     _print_outcome(out, outcome)
@@ -317,21 +420,41 @@ def _print_plan(console: Console, settings: SimulationSettings) -> None:
     fleet = settings.fleet
     provisioned = fleet.provisioned_environments(settings.provisioned)
     extra = "" if provisioned == settings.provisioned else f" (x{fleet.over_provisioning:g})"
+    lead = f"{settings.provisioned_lead:g}s after provisioning, " if settings.provisioned else ""
+    pc = (
+        f"{provisioned} provisioned{extra}, "
+        + (f"recycled after {fleet.pc_max_lifetime:g}s, " if fleet.pc_max_lifetime else "")
+        if settings.provisioned
+        else ""
+    )
     console.print(
         f"function {settings.function_name}, namespace {settings.namespace}, sink {settings.sink}"
-        f"\nload: {settings.provisioned_lead:g}s after provisioning, "
-        f"{settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} bursts of "
-        f"{settings.burst_size}, {settings.work_ms} ms each, seed {settings.seed}"
-        f"\nfleet: {provisioned} provisioned{extra}, at most {fleet.max_environments} "
-        f"environments, idle timeout {fleet.idle_timeout:g}s, "
-        f"{settings.proactive_rate:g}/s initialized ahead of demand, provisioned recycled "
-        + (f"after {fleet.pc_max_lifetime:g}s" if fleet.pc_max_lifetime else "never")
+        f"\nload: {lead}{settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} "
+        f"bursts of {settings.burst_size}, {settings.work_ms} ms each, seed {settings.seed}"
+        f"\nfleet: {pc}at most {fleet.max_environments} environments, idle timeout "
+        f"{fleet.idle_timeout:g}s, {settings.proactive_rate:g}/s initialized ahead of demand"
         + f"\nfirst invoke: prompt within {fleet.prompt_threshold:g}s of init, later delayed"
     )
+    if settings.managed_instances:
+        console.print(
+            f"mode: Lambda Managed Instances, up to {fleet.max_concurrency} invocations at once "
+            "per environment, each initialized when started (InitType lambda-managed-instances)"
+        )
+    if settings.runtime == RUNTIME_BASH:
+        console.print("runtime: bash, no python3 in the environments: the layer's bash fallback")
+    recording = settings.recording()
+    if not recording.invocations:
+        console.print(
+            f"[dim]{recording.why}: inits and shutdowns are recorded, invocations and how each "
+            "environment was used are not[/]"
+        )
+    if settings.managed_instances:
+        return  # its environments initialize when started: nothing is held
+    counted = ", and counts it as an invocation" if recording.invocations else ""
     console.print(
         "[dim]the RIE initializes on the first invoke: environments initialized ahead of "
         "demand hold that invoke (a warm-up) until an invocation is routed there; then the "
-        "extension sees it, and counts it as an invocation[/]"
+        f"extension sees it{counted}[/]"
     )
 
 
@@ -403,7 +526,12 @@ def _status_table(status: SimulationStatus) -> Table:
     table.add_row(
         "environments",
         f"{fleet.live_total} live ({live}), {fleet.starting} starting, {fleet.busy} busy, "
-        f"peak {fleet.peak_live}",
+        f"peak {fleet.peak_live}"
+        + (
+            f", up to {fleet.peak_per_environment} invocations at once in one"
+            if fleet.peak_per_environment > 1
+            else ""
+        ),
     )
     table.add_row(
         "lifecycle",
@@ -431,6 +559,8 @@ class Outcome:
     started_at: datetime
     ended_at: datetime
     wall_seconds: float = 0.0
+    # What the control plane knows and the extension does not record in this setup (not compared).
+    unrecorded: list[Check] = field(default_factory=list)
 
     @property
     def matches(self) -> bool:
@@ -448,6 +578,13 @@ class Outcome:
             "recorded_from": self.source,
             "checks": [check.to_dict() for check in self.checks],
             "verdict": "match" if self.matches else "mismatch",
+            "not_recorded": {
+                "why": self.settings.recording().why or None,
+                "figures": [
+                    {k: v for k, v in c.to_dict().items() if k not in ("recorded", "matches")}
+                    for c in self.unrecorded
+                ],
+            },
             "report": None if self.report is None else self.report.to_dict(),
             "report_error": self.report_error,
         }
@@ -461,10 +598,12 @@ def _read_back(simulation: Simulation, truth: FleetSnapshot, url: str | None) ->
         recorded_from_emf,
         report_request,
         simulation_report,
+        unrecorded_figures,
         verdict_checks,
     )
 
     settings = simulation.settings
+    recording = settings.recording()
     since = simulation.started_at
     until = simulation.ended_at or datetime.now(timezone.utc)
     request = report_request(settings, since, until)
@@ -478,13 +617,14 @@ def _read_back(simulation: Simulation, truth: FleetSnapshot, url: str | None) ->
                 recorded_from_cloudwatch(
                     client, settings.namespace, settings.function_name, since, until
                 ),
+                recording,
             )
         )
         source = "CloudWatch"
     else:
         documents = simulation.emf_documents()
         recorded = recorded_from_emf(documents, settings.namespace, settings.function_name)
-        checks = verdict_checks(truth, recorded)
+        checks = verdict_checks(truth, recorded, recording)
         source = "EMF lines"
     report: Report | None = None
     report_error: str | None = None
@@ -501,6 +641,7 @@ def _read_back(simulation: Simulation, truth: FleetSnapshot, url: str | None) ->
         report_error=report_error,
         started_at=since,
         ended_at=until,
+        unrecorded=unrecorded_figures(truth, recording),
     )
 
 
@@ -525,15 +666,24 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
     out.print(_classes_table(outcome.truth, outcome.settings))
     out.print(_truth_table(outcome))
     out.print(_truth_notes(outcome.truth, outcome.settings))
+    recording = outcome.settings.recording()
     summary = (
         f"{outcome.truth.started_total} environments started, {outcome.truth.stopped_total} "
         f"stopped, {outcome.truth.invocations_total} invocations"
     )
-    if outcome.matches:
+    if outcome.matches and recording.invocations:
         out.print(
             f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
             f"did ({summary}), per init type and in total, and how each environment was used "
             "(never, prompt, delayed) per init type"
+        )
+    elif outcome.matches:
+        out.print(
+            f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly the inits and "
+            f"shutdowns the control plane did ({outcome.truth.started_total} environments "
+            f"started, {outcome.truth.stopped_total} stopped), per init type and in total; "
+            f"not recorded here, so not compared: invocations ({outcome.truth.invocations_total}) "
+            f"and how each environment was used ({recording.why})"
         )
     else:
         wrong = [c for c in outcome.checks if not c.matches]
@@ -559,6 +709,9 @@ def _truth_table(outcome: Outcome) -> Table:
         mark = "[green]=[/]" if check.matches else "[red]≠[/]"
         scope = check.init_type or "[bold]all[/]"
         table.add_row(check.label, scope, str(check.truth), f"{check.recorded:g}", mark)
+    for check in outcome.unrecorded:
+        scope = check.init_type or "[bold]all[/]"
+        table.add_row(check.label, scope, str(check.truth), "[dim]not recorded[/]", "[dim]-[/]")
     return table
 
 
@@ -592,18 +745,21 @@ def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
         "initialized ahead of demand",
         [None if t == provisioned else truth.proactive for t in types],
     )
-    row(
-        "replacements (recycled)", [truth.replacements if t == provisioned else None for t in types]
-    )
+    if not settings.managed_instances:  # no provisioned concurrency there, so no recycling
+        row(
+            "replacements (recycled)",
+            [truth.replacements if t == provisioned else None for t in types],
+        )
     return table
 
 
 def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> RenderableType:
     from rich.text import Text  # noqa: PLC0415
 
+    counted = "the extension counts both" if settings.recording().invocations else "not recorded"
     lines = [
         f"invocations: {truth.served} from the load + {truth.warmups} held warm-ups let through "
-        "(the extension counts both); "
+        f"({counted}); "
         f"{truth.throttled} throttled (at --max-environments {settings.fleet.max_environments}), "
         f"{truth.failed} failed",
         f"environments: peak {truth.peak_live} live, {truth.idle_shutdowns} shut down after "
@@ -611,10 +767,20 @@ def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> Renderab
         f"{truth.forced_shutdowns} had to be killed",
         "the report's live series counts environments alive at the end of each 5-second "
         "period; the control plane's peak is instantaneous",
-        f"ahead of demand: {truth.proactive} on-demand inits; recycling: {truth.replacements} "
-        f"provisioned replacements initialized, {truth.recycled} old ones shut down",
+        f"ahead of demand: {truth.proactive} {settings.fleet.demand_init_type} inits"
+        + (
+            ""
+            if settings.managed_instances
+            else f"; recycling: {truth.replacements} provisioned replacements initialized, "
+            f"{truth.recycled} old ones shut down"
+        ),
     ]
-    if truth.near_threshold:
+    if settings.managed_instances:
+        lines.append(
+            f"managed instances: up to {settings.fleet.max_concurrency} invocations at once per "
+            f"environment; at most {truth.peak_per_environment} were in one at once"
+        )
+    if truth.near_threshold and settings.recording().invocations:
         lines.append(
             f"{truth.near_threshold} cold start(s) first invoked later than "
             f"{settings.fleet.prompt_threshold - settings.fleet.threshold_margin:g}s after "

@@ -33,8 +33,8 @@ serves up to N invocations at once (``invoke`` calls then run concurrently), and
 ``/var/task/bootstrap`` and runs, like the extensions, as an unprivileged user that cannot read
 root's home (this venv): so ``/var`` is a tmpfs of the environment's mount namespace, the
 standard-library ``function/concurrent_bootstrap.py`` is mounted as ``/var/task/bootstrap``, and
-PATH leads to the system's ``python3``. The RIE passes empty AWS credentials there: use the
-``emf`` sink.
+PATH leads to the system's ``python3``. The extensions get the AWS credentials of the RIE's own
+environment (these dummy ones; none without them), so both sinks work (docs/local.md).
 Every started environment is also killed at interpreter exit (``atexit``) if its owner did not
 shut it down.
 """

@@ -11,6 +11,15 @@
   invocation (its first invoke is its init: a cold start). At ``max_environments`` (provisioned
   ones included, as Lambda counts them against the concurrency limit) the invocation is
   **throttled** at once, like Lambda's 429, and counted as such.
+- **Several invocations per environment** (``FleetConfig.max_concurrency`` > 1: Lambda Managed
+  Instances). An environment takes invocations until it serves ``max_concurrency`` at once (it is
+  idle, and can be reclaimed, only with none in flight); invocations are packed onto the one
+  already serving the most, so the others go idle, including one still starting for demand (the
+  invocation waits for its start, as Lambda's router queues on an environment being brought up).
+  Only when every environment is full is a new one started. With ``init_on_start`` an
+  environment initializes when it is started (the RIE's LMI mode does), so its init is counted
+  then, not at its first invoke; new ones get ``FleetConfig.demand_init_type``
+  (``lambda-managed-instances``).
 - **Idle timeout.** A reaper thread shuts down on-demand environments idle for ``idle_timeout``.
   Provisioned environments stay until they are removed (``provision(0)``) or the fleet closes.
 - **Provisioned concurrency.** ``provision(P)`` brings up ``ceil(P * over_provisioning)``
@@ -124,6 +133,9 @@ class FleetConfig:
     prompt_threshold: float = schema.DEFAULT_PROMPT_THRESHOLD_S
     threshold_margin: float = 0.5
     pc_max_lifetime: float | None = None  # None: provisioned environments are never recycled
+    max_concurrency: int = 1  # invocations one environment serves at once (LMI: several)
+    init_on_start: bool = False  # the environment initializes when started, not when invoked
+    demand_init_type: str = schema.INIT_ON_DEMAND  # the init type of environments for demand
 
     def __post_init__(self) -> None:
         if self.max_environments < 1:
@@ -140,6 +152,8 @@ class FleetConfig:
             raise FleetError("the prompt threshold must be positive and above its margin (>= 0)")
         if self.pc_max_lifetime is not None and self.pc_max_lifetime <= 0:
             raise FleetError("--pc-max-lifetime must be positive")
+        if self.max_concurrency < 1:
+            raise FleetError("--max-concurrency must be at least 1")
 
     def first_invoke_class(self, gap: float | None) -> str:
         """The extension's ``FirstInvoke`` class of an environment first invoked ``gap`` s in."""
@@ -206,6 +220,7 @@ class Slot:
     first_invoke_gap: float | None = None  # init to the extension's first INVOKE, as known here
     last_active: float = 0.0
     invocations: int = 0
+    in_flight: int = 0  # routed here, not answered: BUSY while any, full at max_concurrency
     replacing: bool = False  # a replacement is being initialized for it (recycling)
     retiring: bool = False  # replaced: no more invocations, shut down once idle
 
@@ -254,6 +269,7 @@ class FleetSnapshot:
     recycled: int = 0  # provisioned environments shut down after pc_max_lifetime
     held: int = 0  # live now, initialized and not invoked yet
     near_threshold: int = 0  # cold starts whose first invoke came too late to be sure it was prompt
+    peak_per_environment: int = 0  # most invocations one environment served at once
 
     @property
     def started_total(self) -> int:
@@ -309,6 +325,7 @@ class FleetSnapshot:
             "idle_shutdowns": self.idle_shutdowns,
             "forced_shutdowns": self.forced_shutdowns,
             "peak_live": self.peak_live,
+            "peak_per_environment": self.peak_per_environment,
             "errors": list(self.errors),
         }
 
@@ -403,6 +420,8 @@ class Fleet:
         self._first_invoke: Counter[tuple[str, str]] = Counter()
         self._errors: list[str] = []
         self._peak_live = 0
+        self._peak_per_environment = 0
+        self._provisioned_target = 0
         self._names = 0
         self._closing = False
         self._closed = False
@@ -433,14 +452,34 @@ class Fleet:
                 if self._active_count() >= self.config.max_environments:
                     self._counts["throttled"] += 1
                     return InvocationOutcome(Outcome.THROTTLED)
-                slot = self._new_slot(schema.INIT_ON_DEMAND)
-            else:
-                slot.state = SlotState.BUSY
+                slot = self._new_slot(self.config.demand_init_type)
+            joining = not cold and slot.state is SlotState.STARTING
+            self._take_seat(slot)
         if cold and not self._start(slot):
             return InvocationOutcome(Outcome.FAILED, slot.init_type, cold, error="no environment")
+        if joining and not self._wait_started(slot):
+            return InvocationOutcome(Outcome.FAILED, slot.init_type, error="its environment failed")
         if slot.held and not self._release(slot):
             return InvocationOutcome(Outcome.FAILED, slot.init_type, cold, error="release failed")
         return self._invoke_on(slot, payload, cold=cold)
+
+    def _take_seat(self, slot: Slot) -> None:
+        """One more invocation on ``slot`` (call under the lock): busy while it serves any."""
+        slot.in_flight += 1
+        self._peak_per_environment = max(self._peak_per_environment, slot.in_flight)
+        if slot.state is SlotState.IDLE:
+            slot.state = SlotState.BUSY
+
+    def _wait_started(self, slot: Slot) -> bool:
+        """Wait for the start of the environment this invocation joined; False if it failed."""
+        with self._changed:
+            while slot.state is SlotState.STARTING:
+                self._changed.wait(timeout=1.0)
+            if slot.state in (SlotState.IDLE, SlotState.BUSY):
+                return True
+            self._counts["failed"] += 1
+            slot.in_flight -= 1
+            return False
 
     def _idle_slot(self) -> Slot | None:
         now = self._clock()
@@ -455,7 +494,7 @@ class Fleet:
         idle = [
             s
             for s in self._slots
-            if s.state is SlotState.IDLE
+            if self._has_room(s)
             and not s.retiring
             and not (provisioned_full and s.init_type == schema.INIT_PROVISIONED)
             # Too close to the threshold to say which side the extension will see: not yet.
@@ -464,11 +503,34 @@ class Fleet:
         if not idle:
             return None
         # Provisioned first (Lambda spills over to on-demand only when they are busy), then those
-        # already invoked, then the most recently used: the rest stay idle and get reclaimed.
+        # already invoked, then started ones before one still starting, then the one serving the
+        # most (several per environment: pack them), then the most recently used: the rest stay
+        # idle and get reclaimed.
         return max(
             idle,
-            key=lambda s: (s.init_type == schema.INIT_PROVISIONED, not s.held, s.last_active),
+            key=lambda s: (
+                s.init_type == schema.INIT_PROVISIONED,
+                not s.held,
+                s.state is not SlotState.STARTING,
+                s.in_flight,
+                s.last_active,
+            ),
         )
+
+    def _has_room(self, slot: Slot) -> bool:
+        """Whether ``slot`` can take one more invocation now (call under the lock).
+
+        An idle environment can; with several invocations per environment, also a busy one below
+        ``max_concurrency`` (then it stays BUSY while any is in flight) and one still starting
+        for demand (its invocations wait for the start).
+        """
+        if slot.state is SlotState.IDLE:
+            return True
+        several = self.config.max_concurrency > 1
+        serving = slot.state is SlotState.BUSY or (
+            slot.state is SlotState.STARTING and slot.origin is Origin.DEMAND
+        )
+        return several and serving and slot.in_flight < self.config.max_concurrency
 
     def _releasable(self, slot: Slot, now: float) -> bool:
         init_at = slot.init_at if slot.init_at is not None else now
@@ -518,25 +580,37 @@ class Fleet:
                 return False
             with self._changed:
                 abandon = self._closing
+                if self.config.init_on_start:  # it initialized as it started
+                    self._mark_initialized(slot)
+                    slot.warm = True
                 if abandon:
-                    slot.state = SlotState.STOPPED
+                    initialized = slot.initialized
+                    slot.state = SlotState.STOPPING if initialized else SlotState.STOPPED
                     self._changed.notify_all()
                 elif not held:
                     slot.state = SlotState.BUSY
+                    self._changed.notify_all()  # invocations that joined it wait for this
                 else:
                     self._mark_initialized(slot)
-            if abandon:  # never invoked, so never initialized: nothing to SHUTDOWN
-                slot.environment.kill()
+            if abandon:
+                if initialized:  # its extension recorded an init: it gets its SHUTDOWN
+                    self._stop(slot, reason="close")
+                else:  # never invoked, so never initialized: nothing to SHUTDOWN
+                    slot.environment.kill()
                 return False
             if held:
+                # Initialized on start: nothing to hold, no first invoke to let through later.
+                holds = not self.config.init_on_start
                 try:
-                    slot.environment.hold_init(WARMUP_PAYLOAD)
+                    if holds:
+                        slot.environment.hold_init(WARMUP_PAYLOAD)
                 except UserError as exc:
                     message = f"{slot.environment.name}: held init: {exc}"
                     self._retire_failed(slot, message, invocation=False)
                     return False
                 with self._changed:
-                    slot.held = slot.warm = True
+                    slot.held = holds
+                    slot.warm = True
                     slot.ready_at = slot.last_active = self._clock()
                     if slot.state is SlotState.STARTING:
                         slot.state = SlotState.IDLE
@@ -577,11 +651,14 @@ class Fleet:
                     self._counts["near_threshold"] += 1
             slot.warm = True
             slot.invocations += 1
+            slot.in_flight -= 1
             self._invocations[slot.init_type] += 1
             self._counts["served"] += 1
             slot.last_active = self._clock()
             if slot.state in (SlotState.STOPPING, SlotState.STOPPED):
                 pass  # close() took it while it was answering
+            elif slot.in_flight > 0:
+                pass  # still serving others (several invocations per environment)
             elif self._closing:
                 stop_now = True
                 slot.state = SlotState.STOPPING
@@ -661,7 +738,7 @@ class Fleet:
         with self._changed:
             if self._closing or self._active_count() >= self.config.max_environments:
                 return False
-            slot = self._new_slot(schema.INIT_ON_DEMAND, Origin.PROACTIVE)
+            slot = self._new_slot(self.config.demand_init_type, Origin.PROACTIVE)
             self._counts["proactive"] += 1
         return self._start(slot, held=True)
 
@@ -856,6 +933,7 @@ class Fleet:
                 recycled=self._counts["recycled"],
                 held=sum(1 for s in self._slots if s.held and s.state is SlotState.IDLE),
                 near_threshold=self._counts["near_threshold"],
+                peak_per_environment=self._peak_per_environment,
             )
 
     def environments(self) -> list[FleetEnvironment]:

@@ -12,6 +12,17 @@ and invocations (``EnvironmentInvocations``, warm-ups included), per init type a
 and how each environment was used (``EnvironmentShutdown`` by ``FirstInvoke``: never invoked,
 first invoked promptly, first invoked after the threshold), per init type.
 ``simulation_report`` builds the same report ``report`` prints, from CloudWatch or the EMF lines.
+
+Two more setups (``SimulationSettings.mode`` and ``runtime``) run extensions that register for
+SHUTDOWN only, so they record inits and shutdowns and nothing about invocations:
+
+- ``managed-instances``: Lambda Managed Instances, the RIE's LMI mode; each environment serves up
+  to ``FleetConfig.max_concurrency`` invocations at once and initializes when started;
+- ``runtime="bash"``: a custom runtime in bash with every python3 hidden, where the layer's bash
+  fallback records instead of the Python extension.
+
+``settings.recording()`` says what is recorded; the verdict compares only that, and
+``unrecorded_figures`` lists what the control plane knows and the extension cannot record there.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
@@ -31,7 +42,12 @@ from concurrency_observer.aws.report import Report, ReportRequest, read_report, 
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.local import readback
 from concurrency_observer.local.emf_report import emf_points, emf_report
-from concurrency_observer.local.environment import EnvironmentSettings, observer_env
+from concurrency_observer.local.environment import (
+    BASH_RUNTIME,
+    EnvironmentSettings,
+    observer_env,
+    python3_paths,
+)
 from concurrency_observer.local.fleet import (
     Fleet,
     FleetConfig,
@@ -45,8 +61,16 @@ from concurrency_observer.local.load import (
     proactive_schedule,
     run_load,
 )
+from concurrency_observer.local.setups import (
+    MODE_MANAGED_INSTANCES,
+    MODE_STANDARD,
+    MODES,
+    RUNTIME_BASH,
+    RUNTIME_PYTHON,
+    RUNTIMES,
+    SINK_CLOUDWATCH,
+)
 
-SINK_CLOUDWATCH: Final = "cloudwatch"
 FUNCTION_PREFIX: Final = "concurrency-observer-local"
 # What the verdict compares: the metric and the ground-truth figure it must equal.
 CHECKED_METRICS: Final = (
@@ -76,6 +100,19 @@ def unique_function_name() -> str:
 
 
 @dataclass(frozen=True)
+class Recording:
+    """What the extension records in a simulated setup, so the verdict compares just that.
+
+    Inits and shutdowns, per init type, always. ``invocations``: it gets INVOKE events, so it
+    records ``EnvironmentInvocations`` and each environment's ``FirstInvoke`` class; without them
+    (SHUTDOWN only) neither exists, and ``why`` says so.
+    """
+
+    invocations: bool = True
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class SimulationSettings:
     """Everything ``simulate`` asks for (defaults: docs/simulate.md says why these)."""
 
@@ -93,6 +130,49 @@ class SimulationSettings:
     namespace: str = schema.DEFAULT_NAMESPACE
     function_name: str = FUNCTION_PREFIX
     log_level: str | None = None  # the extension's; None keeps its default
+    mode: str = MODE_STANDARD  # managed-instances: the fleet's max_concurrency per environment
+    runtime: str = RUNTIME_PYTHON
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES or self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown mode {self.mode!r} or runtime {self.runtime!r}")
+
+    @property
+    def managed_instances(self) -> bool:
+        """Whether the environments are Lambda Managed Instances ones."""
+        return self.mode == MODE_MANAGED_INSTANCES
+
+    def recording(self) -> Recording:
+        """What the extension records in these environments (the verdict compares only that)."""
+        if self.managed_instances:
+            return Recording(
+                invocations=False,
+                why="Lambda Managed Instances lets an extension register for SHUTDOWN only",
+            )
+        if self.runtime == RUNTIME_BASH:
+            return Recording(
+                invocations=False,
+                why="without python3 the layer's bash fallback registers for SHUTDOWN only",
+            )
+        return Recording()
+
+    def environment_settings(self, cloudwatch_url: str | None) -> EnvironmentSettings:
+        """How each environment is run: the mode, the runtime, the extension's variables."""
+        settings = EnvironmentSettings(
+            function_name=self.function_name,
+            cloudwatch_endpoint=cloudwatch_url,
+            extra_env=simulation_env(self),
+        )
+        if self.managed_instances:
+            return replace(settings, max_concurrency=self.fleet.max_concurrency)
+        if self.runtime == RUNTIME_BASH:
+            search_path = settings.environ()["PATH"]
+            return replace(
+                settings,
+                runtime_command=("/bin/bash", str(BASH_RUNTIME)),
+                hidden_paths=python3_paths(search_path),
+            )
+        return settings
 
     def profile(self) -> LoadProfile:
         """The arrival process of the load."""
@@ -138,11 +218,7 @@ class Simulation:
     ) -> None:
         """``keep_logs`` keeps each environment's log file after it stops (``work_dir``)."""
         self.settings = settings
-        environment = EnvironmentSettings(
-            function_name=settings.function_name,
-            cloudwatch_endpoint=cloudwatch_url,
-            extra_env=simulation_env(settings),
-        )
+        environment = settings.environment_settings(cloudwatch_url)
         self.fleet = Fleet(
             lambda_environment_factory(
                 layer_dir, environment, rie_path=rie_path, keep_work_dir=keep_logs
@@ -223,6 +299,17 @@ class Simulation:
         for environment in self.fleet.environments():
             documents.extend(readback.emf_documents(getattr(environment, "output", "")))
         return documents
+
+
+def managed_instances_fleet(fleet: FleetConfig, max_concurrency: int) -> FleetConfig:
+    """``fleet`` as a Lambda Managed Instances control plane: ``max_concurrency`` invocations at
+    once per environment, each initialized when started, with InitType lambda-managed-instances."""
+    return replace(
+        fleet,
+        max_concurrency=max_concurrency,
+        init_on_start=True,
+        demand_init_type=schema.INIT_MANAGED_INSTANCES,
+    )
 
 
 def simulation_env(settings: SimulationSettings) -> dict[str, str]:
@@ -326,7 +413,43 @@ def _truth(snapshot: FleetSnapshot, metric: str) -> Mapping[str, int]:
     }[metric]
 
 
-def verdict_checks(snapshot: FleetSnapshot, recorded: Recorded) -> list[Check]:
+NOT_EXPECTED: Final = " (recorded, not expected here)"
+
+
+def verdict_checks(
+    snapshot: FleetSnapshot, recorded: Recorded, recording: Recording | None = None
+) -> list[Check]:
+    """Every figure ``recording`` says is recorded, per init type and in total.
+
+    A figure the extension does not record there (``unrecorded_figures``) is left out, unless
+    something was recorded for it anyway: then it is checked against 0, so a SHUTDOWN-only
+    extension that counts invocations is a mismatch.
+    """
+    checks = []
+    for check in _every_figure(snapshot, recorded):
+        if _is_recorded(check, recording or Recording()):
+            checks.append(check)
+        elif check.recorded:
+            checks.append(replace(check, label=check.label + NOT_EXPECTED, truth=0))
+    return checks
+
+
+def unrecorded_figures(snapshot: FleetSnapshot, recording: Recording | None = None) -> list[Check]:
+    """The figures the control plane knows and the extension does not record in this setup.
+
+    Each with its truth and ``recorded`` 0: the CLI shows them as "not recorded", not compared.
+    """
+    recording = recording or Recording()
+    return [c for c in _every_figure(snapshot, {}) if not _is_recorded(c, recording)]
+
+
+def _is_recorded(check: Check, recording: Recording) -> bool:
+    """Inits and shutdowns always; invocations and FirstInvoke classes only with INVOKE events."""
+    by_invocations = check.metric == schema.ENVIRONMENT_INVOCATIONS or check.first_invoke
+    return recording.invocations or not by_invocations
+
+
+def _every_figure(snapshot: FleetSnapshot, recorded: Recorded) -> list[Check]:
     """Every checked figure per init type (any type either side knows) and in total.
 
     Then every FirstInvoke class of ``EnvironmentShutdown`` for each init type that has
