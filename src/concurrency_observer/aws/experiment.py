@@ -205,8 +205,12 @@ class LambdaProvisioning:
         )
 
 
-class CloudWatchInitCounter:
-    """``InitCounter`` over GetMetricData: the Sum of provisioned ``EnvironmentInit``."""
+class _ProvisionedSeries:
+    """Sums of the function's provisioned-concurrency series over GetMetricData, since a moment.
+
+    The base of both counters the study reads: the same window (whole periods from ``since`` to
+    the end of the current one) and the same dimensions, only the queries differ.
+    """
 
     def __init__(
         self,
@@ -228,71 +232,54 @@ class CloudWatchInitCounter:
         """The query period: CloudWatch sums whole periods."""
         return float(self._period)
 
-    def count(self, since: datetime) -> int:
-        """Environments initialized for provisioned concurrency from ``since`` to now."""
+    def _provisioned(self, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+        return (
+            (schema.FUNCTION_NAME, self._function),
+            (schema.INIT_TYPE, schema.INIT_PROVISIONED),
+            *extra,
+        )
+
+    def _totals(self, metric: str, queries: list[MetricQuery], since: datetime) -> dict[str, int]:
+        """Each query's Sum over the window, rounded to whole environments."""
         start = floor_to_period(since, self._period)
         end = floor_to_period(self._clock.now(), self._period) + timedelta(seconds=self._period)
-        query = MetricQuery(
-            "inits",
-            schema.ENVIRONMENT_INIT,
-            ((schema.FUNCTION_NAME, self._function), (schema.INIT_TYPE, schema.INIT_PROVISIONED)),
-            "Sum",
-            self._period,
-        )
         end = max(end, start + timedelta(seconds=self._period))
-        with aws_errors(f"reading {schema.ENVIRONMENT_INIT} for {self._function}"):
-            series = get_metric_series(self._client, self._namespace, [query], start, end)
-        return round(series["inits"].total)
+        with aws_errors(f"reading {metric} for {self._function}"):
+            series = get_metric_series(self._client, self._namespace, queries, start, end)
+        return {query.id: round(series[query.id].total) for query in queries}
 
 
-class CloudWatchUsageCounter:
+class CloudWatchInitCounter(_ProvisionedSeries):
+    """``InitCounter`` over GetMetricData: the Sum of provisioned ``EnvironmentInit``."""
+
+    def count(self, since: datetime) -> int:
+        """Environments initialized for provisioned concurrency from ``since`` to now."""
+        metric = schema.ENVIRONMENT_INIT
+        query = MetricQuery("inits", metric, self._provisioned(), "Sum", self._period)
+        return self._totals(metric, [query], since)["inits"]
+
+
+class CloudWatchUsageCounter(_ProvisionedSeries):
     """``UsageCounter`` over GetMetricData: provisioned ``EnvironmentShutdown``, all and by
     ``FirstInvoke`` (ever invoked: prompt + delayed)."""
 
-    def __init__(
-        self,
-        cloudwatch_client: Any,
-        function_name: str,
-        namespace: str = schema.DEFAULT_NAMESPACE,
-        *,
-        period: int = 60,
-        clock: Clock | None = None,
-    ) -> None:
-        self._client = cloudwatch_client
-        self._function = function_name
-        self._namespace = namespace
-        self._period = period
-        self._clock = clock or SystemClock()
-
     def usage(self, since: datetime) -> Usage:
         """Provisioned environments shut down from ``since`` to now, and those ever invoked."""
-        start = floor_to_period(since, self._period)
-        end = floor_to_period(self._clock.now(), self._period) + timedelta(seconds=self._period)
-        end = max(end, start + timedelta(seconds=self._period))
-        provisioned = (
-            (schema.FUNCTION_NAME, self._function),
-            (schema.INIT_TYPE, schema.INIT_PROVISIONED),
-        )
-        queries = [
-            MetricQuery("all", schema.ENVIRONMENT_SHUTDOWN, provisioned, "Sum", self._period)
-        ]
+        metric = schema.ENVIRONMENT_SHUTDOWN
         invoked = (schema.FIRST_INVOKE_PROMPT, schema.FIRST_INVOKE_DELAYED)
+        queries = [MetricQuery("all", metric, self._provisioned(), "Sum", self._period)]
         queries += [
             MetricQuery(
                 usage,
-                schema.ENVIRONMENT_SHUTDOWN,
-                (*provisioned, (schema.FIRST_INVOKE, usage)),
+                metric,
+                self._provisioned((schema.FIRST_INVOKE, usage)),
                 "Sum",
                 self._period,
             )
             for usage in invoked
         ]
-        with aws_errors(f"reading {schema.ENVIRONMENT_SHUTDOWN} for {self._function}"):
-            series = get_metric_series(self._client, self._namespace, queries, start, end)
-        return Usage(
-            shut_down=round(series["all"].total),
-            invoked=round(sum(series[u].total for u in invoked)),
-        )
+        totals = self._totals(metric, queries, since)
+        return Usage(shut_down=totals["all"], invoked=sum(totals[u] for u in invoked))
 
 
 @dataclass(frozen=True)
