@@ -53,7 +53,8 @@ def expected_datums(variant: Variant, invoked: bool) -> int:
 
     Each metric once per base dimension set; ``EnvironmentShutdown`` also per ``ShutdownReason``;
     ``EnvironmentInvocations`` only when subscribed to INVOKE, ``EnvironmentTimeToFirstInvoke``
-    only then and if invoked.
+    only then and if invoked; ``EnvironmentShutdown`` per ``FirstInvoke`` class only when
+    subscribed to INVOKE (invoked or not: a never-invoked environment is of class ``never``).
     """
     metrics = [
         schema.ENVIRONMENT_INIT,
@@ -65,7 +66,8 @@ def expected_datums(variant: Variant, invoked: bool) -> int:
         metrics.append(schema.ENVIRONMENT_INVOCATIONS)
         if invoked:
             metrics.append(schema.ENVIRONMENT_TIME_TO_FIRST_INVOKE)
-    return len(metrics) * len(schema.BASE_DIMENSION_SETS) + 1  # + the ShutdownReason set
+    extra_shutdown_sets = 2 if variant.subscribes_invoke else 1  # ShutdownReason (+ FirstInvoke)
+    return len(metrics) * len(schema.BASE_DIMENSION_SETS) + extra_shutdown_sets
 
 
 class _Invoker:

@@ -78,3 +78,32 @@ def test_targets_pass_and_fail_on_the_rules(
     verdicts = {t.name: t.passed for t in evaluate(summaries, SslCost(6.0, 4.5, 1.5))}
     assert verdicts["init, emf"] is init_passes
     assert verdicts["RSS, emf"] is rss_passes
+
+
+@pytest.mark.parametrize(
+    ("subscribes_invoke", "invocations", "first_invoke"),
+    [(True, 3, 0.5), (True, 0, None), (False, None, None)],
+)
+def test_expected_datums_match_what_the_records_send(
+    subscribes_invoke: bool, invocations: int | None, first_invoke: float | None
+) -> None:
+    """The benchmark's count of data points per environment is what the real records send."""
+    from pathlib import Path
+
+    from benchmarks.measure import expected_datums
+    from benchmarks.variants import Variant
+
+    from concurrency_observer.extension.records import (
+        Environment,
+        ShutdownFacts,
+        build_init_record,
+        build_shutdown_record,
+    )
+    from concurrency_observer.extension.sinks.cloudwatch import put_metric_data_params
+
+    environment = Environment("fn", "$LATEST", "on-demand")
+    facts = ShutdownFacts("spindown", 2.0, 2.0, 1.0, invocations, first_invoke)
+    records = [build_init_record(environment, 1.0), build_shutdown_record(environment, facts)]
+    sent = sum(key.endswith(".MetricName") for key, _ in put_metric_data_params("N", records))
+    variant = Variant("emf", Path("/opt"), subscribes_invoke=subscribes_invoke)
+    assert expected_datums(variant, invoked=first_invoke is not None) == sent
