@@ -12,10 +12,11 @@ The zip is deterministic (sorted entries, fixed timestamps and modes), so the sa
 same building interpreter always give the same bytes and the same CodeSha256 when published.
 
 Bytecode: the launcher runs Python with ``-B`` on a read-only ``/opt``, so without ``__pycache__``
-every cold start compiles the sources again (15-25 ms when they were half their size, as much as the whole floor
-extension costs). The layer therefore carries ``unchecked-hash`` ``.pyc`` files compiled by the
-building interpreter: a Lambda runtime of the same minor version loads them without even a stat
-of the source; any other version ignores them (its cache tag differs) and compiles as before.
+every cold start compiles the sources again (15-25 ms when they were half their present size, as
+much as the whole floor extension costs). The layer therefore carries ``unchecked-hash`` ``.pyc``
+files compiled by the building interpreter: a Lambda runtime of the same minor version loads them
+without even a stat of the source; any other version ignores them (its cache tag differs) and
+compiles as before.
 """
 
 from __future__ import annotations
