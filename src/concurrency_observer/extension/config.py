@@ -22,7 +22,7 @@ default, because a typo in a setting must not take the function down.
 | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | none | credentials that sign PutMetricData (set by Lambda from the execution role) |
 | `AWS_CONTAINER_CREDENTIALS_FULL_URI` (or `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`), `AWS_CONTAINER_AUTHORIZATION_TOKEN` or `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` | none | where credentials are fetched when the variables above are absent, as botocore's container provider does (SnapStart sets these instead); fetched at delivery time, cached until shortly before their `Expiration` |
 | `AWS_ENDPOINT_URL_CLOUDWATCH`, then `AWS_ENDPOINT_URL` | `https://monitoring.<region>.amazonaws.com` (`.amazonaws.com.cn` in `cn-` regions) | CloudWatch endpoint override, as botocore reads it; `http://` allowed (a local moto server) |
-"""  # noqa: E501 (a Markdown table, copied into the README)
+"""  # noqa: E501 (a Markdown table, copied into docs/configuration.md)
 
 from __future__ import annotations
 

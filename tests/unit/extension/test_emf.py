@@ -16,7 +16,12 @@ from concurrency_observer.extension.records import (
     build_init_record,
     build_shutdown_record,
 )
-from concurrency_observer.extension.sinks.emf import EmfSink, emf_document
+from concurrency_observer.extension.sinks.emf import (
+    MAX_DIMENSIONS_PER_SET,
+    MAX_METRICS_PER_DIRECTIVE,
+    EmfSink,
+    emf_document,
+)
 
 EMF_SCHEMA = json.loads((Path(__file__).parent / "emf_schema.json").read_text())
 ENVIRONMENT = Environment("orders", "7", "on-demand")
@@ -32,7 +37,10 @@ def assert_valid_emf(document: dict[str, object]) -> None:
     metadata = document["_aws"]
     assert isinstance(metadata, dict)
     for directive in metadata["CloudWatchMetrics"]:
+        # The specification's limits, which CloudWatch enforces by dropping the document.
+        assert len(directive["Metrics"]) <= MAX_METRICS_PER_DIRECTIVE
         for dimension_set in directive["Dimensions"]:
+            assert len(dimension_set) <= MAX_DIMENSIONS_PER_SET
             for key in dimension_set:
                 assert isinstance(document[key], str)
         for metric in directive["Metrics"]:
