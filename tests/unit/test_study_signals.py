@@ -17,6 +17,7 @@ from concurrency_observer.study import interrupts_deferred
 # A study whose READY wait takes 60 real seconds: the test signals it during that wait.
 SCRIPT = textwrap.dedent(
     """
+    import signal
     import sys
     from pathlib import Path
     from concurrency_observer.study import (
@@ -30,6 +31,9 @@ SCRIPT = textwrap.dedent(
         def progress(self, update):
             pass
 
+    # A job started in the background by a non-interactive shell (as CI may run the suite)
+    # inherits SIGINT ignored, and Python then keeps it ignored: put Ctrl-C's handler back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     fleet = FakeFleet(SystemClock(), config=7, ready_after=60.0)
     plan = StudyPlan({"function": "f"}, (3,), 1, cooldown=0)
     try:
