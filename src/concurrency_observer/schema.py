@@ -24,6 +24,11 @@ ENVIRONMENT_LIFETIME: Final = "EnvironmentLifetime"
 ENVIRONMENT_INVOCATIONS: Final = "EnvironmentInvocations"
 ENVIRONMENT_IDLE_TIME: Final = "EnvironmentIdleTime"
 ENVIRONMENT_TIME_TO_FIRST_INVOKE: Final = "EnvironmentTimeToFirstInvoke"
+# The lean profile's one metric (the default): +1 at init, -1 at shutdown, under LEAN_DIMENSION_SET
+# only. Sum is the net change, SampleCount is inits + shutdowns, so inits = (SampleCount + Sum) / 2,
+# shutdowns = (SampleCount - Sum) / 2, and live environments = RUNNING_SUM(Sum). One custom metric
+# per (function, init type); the six metrics above are the full profile (METRICS_FULL).
+ENVIRONMENT_DELTA: Final = "EnvironmentDelta"
 
 # Units, in CloudWatch's own spelling.
 UNIT_COUNT: Final = "Count"
@@ -36,6 +41,7 @@ METRIC_UNITS: Final[dict[str, str]] = {
     ENVIRONMENT_INVOCATIONS: UNIT_COUNT,
     ENVIRONMENT_IDLE_TIME: UNIT_SECONDS,
     ENVIRONMENT_TIME_TO_FIRST_INVOKE: UNIT_SECONDS,
+    ENVIRONMENT_DELTA: UNIT_COUNT,
 }
 
 # Dimension names.
@@ -51,6 +57,16 @@ BASE_DIMENSION_SETS: Final[tuple[tuple[str, ...], ...]] = (
     (FUNCTION_NAME, INIT_TYPE),
 )
 SHUTDOWN_REASON_SET: Final[tuple[str, ...]] = (FUNCTION_NAME, SHUTDOWN_REASON)
+# The lean profile's only dimension set.
+LEAN_DIMENSION_SET: Final[tuple[str, ...]] = (FUNCTION_NAME, INIT_TYPE)
+
+# Metric profiles (CONCURRENCY_OBSERVER_METRICS): lean (default) writes ENVIRONMENT_DELTA only and
+# puts everything else in the environment record (environment_record.py); full writes the six
+# metrics under every dimension set above, as before the lean default. Both write the record.
+METRICS_LEAN: Final = "lean"
+METRICS_FULL: Final = "full"
+METRICS_PROFILES: Final = (METRICS_LEAN, METRICS_FULL)
+DEFAULT_METRICS_PROFILE: Final = METRICS_LEAN
 
 # How the environment was used, known at SHUTDOWN when the extension counts INVOKE events:
 # EnvironmentShutdown is also emitted per FIRST_INVOKE_SET, so CloudWatch sums each class directly

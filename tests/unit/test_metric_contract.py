@@ -32,6 +32,7 @@ METRIC_UNITS = {
     "EnvironmentInvocations": "Count",
     "EnvironmentIdleTime": "Seconds",
     "EnvironmentTimeToFirstInvoke": "Seconds",
+    "EnvironmentDelta": "Count",
 }
 
 # Every datum is emitted once under each of these dimension sets ...

@@ -5,7 +5,7 @@ Layout (docs/design.md, "Package boundaries")::
     extensions/concurrency-observer        executable launcher; its file name is the extension name
     concurrency-observer/bootstrap.py      puts the code on sys.path and runs the extension
     concurrency-observer/fallback.sh       bash fallback (executable): no python3 3.10+
-    concurrency-observer/concurrency_observer/{__init__,schema}.py
+    concurrency-observer/concurrency_observer/{__init__,schema,environment_record}.py
     concurrency-observer/concurrency_observer/extension/**.py
 
 The zip is deterministic (sorted entries, fixed timestamps and modes), so the same source and the
@@ -71,6 +71,7 @@ def _package_sources() -> Iterator[tuple[str, Path]]:
     """The modules that run inside Lambda: the package marker, the schema and the extension."""
     yield "concurrency_observer/__init__.py", _PACKAGE_ROOT / "__init__.py"
     yield "concurrency_observer/schema.py", _PACKAGE_ROOT / "schema.py"
+    yield "concurrency_observer/environment_record.py", _PACKAGE_ROOT / "environment_record.py"
     extension_dir = _PACKAGE_ROOT / "extension"
     for source in sorted(extension_dir.rglob("*.py")):
         yield f"concurrency_observer/{source.relative_to(_PACKAGE_ROOT).as_posix()}", source
