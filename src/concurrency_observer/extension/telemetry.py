@@ -1,0 +1,99 @@
+"""The subscription to the Telemetry API: a listener on a free port, then ``PUT /telemetry``.
+
+Started once registered and before the first ``/event/next`` (``platform.initReport`` comes when
+every extension has called it; the subscription must be in by then). Everything here is local
+(the Runtime API, a socket on the sandbox's address) and bounded by ``timeout``, within the init
+budget. Whatever fails (the RIE's ``202 Telemetry.NotSupported``, a refused subscription, a
+taken port) is one INFO line and no account: the record then has no platform fields, and
+nothing else changes.
+"""
+
+from __future__ import annotations
+
+import json
+
+from concurrency_observer.extension.extensions_api import (
+    EXTENSION_ID_HEADER,
+    ApiRequest,
+    ExtensionsApiError,
+)
+from concurrency_observer.extension.platform_account import PlatformAccount
+from concurrency_observer.extension.telemetry_listener import (
+    SANDBOX_HOST,
+    TelemetryListener,
+    sandbox_address,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from concurrency_observer.extension.extensions_api import ExtensionsApi
+    from concurrency_observer.extension.log import Logger
+
+TELEMETRY_PATH = "/2022-07-01/telemetry"
+# The only version Lambda Managed Instances accept; standard Lambda accepts it too.
+SCHEMA_VERSION = "2025-01-29"
+# The API's minimums: deliveries at most 25 ms after an event, in batches as small as allowed.
+BUFFERING = {"timeoutMs": 25, "maxItems": 1000, "maxBytes": 262144}
+NOT_SUPPORTED = "Telemetry.NotSupported"
+
+
+def subscribe_request(extension_id: str, port: int) -> ApiRequest:
+    """``PUT /2022-07-01/telemetry`` for ``platform`` events to ``sandbox.localdomain:port``."""
+    body = {
+        "schemaVersion": SCHEMA_VERSION,
+        "types": ["platform"],
+        "buffering": BUFFERING,
+        "destination": {"protocol": "HTTP", "URI": f"http://{SANDBOX_HOST}:{port}"},
+    }
+    headers = ((EXTENSION_ID_HEADER, extension_id), ("Content-Type", "application/json"))
+    return ApiRequest("PUT", TELEMETRY_PATH, headers, json.dumps(body).encode())
+
+
+class Telemetry:
+    """A subscribed listener and the account it feeds."""
+
+    def __init__(self, listener: TelemetryListener, account: PlatformAccount) -> None:
+        self.listener = listener
+        self.account = account
+
+    def shutdown_note(self) -> str | None:
+        """One line on what went missing, for the shutdown's INFO line; ``None`` when nothing."""
+        account = self.account
+        if account.events == 0:
+            return f"telemetry: no platform event arrived ({self.listener.requests} deliveries)"
+        if account.malformed:
+            return f"telemetry: {account.malformed} malformed events or deliveries ignored"
+        return None
+
+
+def subscribe(
+    api: ExtensionsApi,
+    extension_id: str,
+    log: Logger,
+    *,
+    count_invocations: bool,
+    port: int = 0,
+    timeout: float = 0.4,
+    hosts_file: str | None = None,
+) -> Telemetry | None:
+    """Listen and subscribe; the ``Telemetry``, or ``None`` after one INFO line saying why."""
+    account = PlatformAccount(count_invocations=count_invocations)
+    address = sandbox_address() if hosts_file is None else sandbox_address(hosts_file)
+    try:
+        listener = TelemetryListener(address, port, account.observe_batch)
+    except OSError as error:
+        log.info(f"telemetry off: cannot listen on {address}:{port} ({error.strerror or error})")
+        return None
+    try:
+        api.call(subscribe_request(extension_id, listener.port), 200, timeout=timeout)
+    except ExtensionsApiError as error:
+        listener.close()
+        if NOT_SUPPORTED in error.body:
+            log.info("telemetry off: the Telemetry API is not supported here")
+        else:
+            log.info(f"telemetry off: subscription refused ({error})")
+        return None
+    listener.start()
+    if log.debugging:
+        log.debug(f"subscribed to the Telemetry API on {address}:{listener.port}")
+    return Telemetry(listener, account)
