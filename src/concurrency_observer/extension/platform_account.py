@@ -47,6 +47,7 @@ INIT_MARKERS = (b"platform.init", b"platform.restore")
 HORIZON_MS = 60_000.0  # finished invocations kept this long behind the newest event
 COMPACT_AT = 4096  # finished invocations held before the old ones are folded and dropped
 MAX_PENDING = 10_000  # invocations with one event of two, at most (a lost event must not grow it)
+RECENT_DONE = 1024  # ids of finished invocations remembered, so an event delivered twice is seen
 FACTS_LOCK_WAIT = 0.05  # seconds facts() waits for a delivery being parsed, then reads anyway
 
 
@@ -128,29 +129,32 @@ class PlatformAccount:
         self._reported: dict[str, tuple[float, float]] = {}  # requestId: (start, end), no start
         self._finished: list[tuple[float, float]] = []
         self._finished_count = 0
+        self._done: dict[str, None] = {}  # the latest finished requestIds, oldest first
         self._first_start: float | None = None
         self._newest = 0.0
         self._most_in_flight = 0
         self._lock = _thread.allocate_lock()
 
-    def observe_batch(self, body: bytes) -> None:
-        """Read one delivery (a JSON array of events); never raises."""
+    def observe_batch(self, body: bytes) -> int:
+        """Read one delivery (a JSON array of events); the events read in it. Never raises."""
         if not self.count_invocations and not any(mark in body for mark in INIT_MARKERS):
-            return
+            return 0
         try:
             events = json.loads(body)
         except ValueError:  # also UnicodeDecodeError
             self.malformed += 1
-            return
+            return 0
         if not isinstance(events, list):
             self.malformed += 1
-            return
+            return 0
         with self._lock:
+            before = self.events
             for event in events:
                 try:
                     self.observe(event)
                 except Exception:  # a hostile event must cost nothing but itself
                     self.malformed += 1
+            return self.events - before
 
     def observe(self, event: object) -> None:
         """Take one event into account (the caller holds the lock)."""
@@ -183,12 +187,14 @@ class PlatformAccount:
             self.malformed += 1
             return
         self._newest = max(self._newest, time_ms)
+        if request_id in self._done:
+            return  # delivered twice
         if kind == START:
             if request_id in self._started:
                 return  # delivered twice
             reported = self._reported.pop(request_id, None)
             if reported is not None:
-                self._finish(time_ms, max(time_ms, reported[1]))
+                self._finish(request_id, time_ms, max(time_ms, reported[1]))
             elif len(self._started) < MAX_PENDING:
                 self._started[request_id] = time_ms
             self._first_start = min(time_ms, self._first_start or time_ms)
@@ -196,13 +202,17 @@ class PlatformAccount:
         duration = _duration_ms(record)
         start = self._started.pop(request_id, None)
         if start is not None:
-            self._finish(start, start + duration if duration is not None else max(start, time_ms))
+            end = start + duration if duration is not None else max(start, time_ms)
+            self._finish(request_id, start, end)
         elif request_id not in self._reported and len(self._reported) < MAX_PENDING:
             self._reported[request_id] = (time_ms - (duration or 0.0), time_ms)
 
-    def _finish(self, start: float, end: float) -> None:
+    def _finish(self, request_id: str, start: float, end: float) -> None:
         self._finished.append((start, end))
         self._finished_count += 1
+        self._done[request_id] = None
+        if len(self._done) > RECENT_DONE:
+            del self._done[next(iter(self._done))]
         if len(self._finished) >= COMPACT_AT:
             self._most_in_flight = max(self._most_in_flight, most_in_flight(self._intervals()))
             cutoff = self._newest - HORIZON_MS

@@ -83,6 +83,7 @@ class Session:
         self.events: Sequence[str] = config.events
         self.lifecycle: Lifecycle | None = None
         self.telemetry: Telemetry | None = None
+        self.telemetry_note: str | None = None  # for the init's INFO line
         # Under SnapStart the environment starts at its restore: the first /event/next answer.
         self.awaiting_restore = config.init_type == schema.INIT_SNAP_START
 
@@ -107,7 +108,7 @@ class Session:
             from concurrency_observer.extension.telemetry import subscribe  # noqa: PLC0415
 
             low, high = TELEMETRY_TIMEOUT
-            self.telemetry = subscribe(
+            self.telemetry, self.telemetry_note = subscribe(
                 api,
                 extension_id,
                 self.log,
@@ -117,7 +118,7 @@ class Session:
             )
         except Exception as error:
             self.log.error(f"{describe(error)}; telemetry off")
-            self.telemetry = None
+            self.telemetry, self.telemetry_note = None, None
 
     def platform_facts(self, deadline: float) -> dict[str, object]:
         """What the Telemetry API and the metadata endpoint told, at shutdown (what has arrived)."""
@@ -135,9 +136,7 @@ class Session:
                         prompt_threshold_ms=self.config.prompt_threshold_ms,
                     )
                 )
-                note = telemetry.shutdown_note()
-                if note is not None:
-                    self.log.info(note)
+                lifecycle.shutdown_note = telemetry.shutdown_note()
         except Exception as error:
             self.log.error(f"{describe(error)}; no telemetry in the record")
         left = deadline - self.clock()
@@ -201,6 +200,7 @@ class Session:
                 clock=self.clock,
                 wall_clock=self.wall_clock,
             )
+            self.lifecycle.init_note = self.telemetry_note
             if deliver_init:
                 self.lifecycle.deliver_init()
         except Exception as error:

@@ -4,8 +4,8 @@ Started once registered and before the first ``/event/next`` (``platform.initRep
 every extension has called it; the subscription must be in by then). Everything here is local
 (the Runtime API, a socket on the sandbox's address) and bounded by ``timeout``, within the init
 budget. Whatever fails (the RIE's ``202 Telemetry.NotSupported``, a refused subscription, a
-taken port) is one INFO line and no account: the record then has no platform fields, and
-nothing else changes.
+taken port) is a note on the init's INFO line and no account: the record then has no platform
+fields, and nothing else changes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from concurrency_observer.extension.telemetry_listener import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from concurrency_observer.extension.extensions_api import ExtensionsApi
     from concurrency_observer.extension.log import Logger
 
@@ -57,7 +59,7 @@ class Telemetry:
         self.account = account
 
     def shutdown_note(self) -> str | None:
-        """One line on what went missing, for the shutdown's INFO line; ``None`` when nothing."""
+        """What went missing, for the shutdown's INFO line; ``None`` when nothing."""
         account = self.account
         if account.events == 0:
             return f"telemetry: no platform event arrived ({self.listener.requests} deliveries)"
@@ -75,25 +77,36 @@ def subscribe(
     port: int = 0,
     timeout: float = 0.4,
     hosts_file: str | None = None,
-) -> Telemetry | None:
-    """Listen and subscribe; the ``Telemetry``, or ``None`` after one INFO line saying why."""
+) -> tuple[Telemetry | None, str]:
+    """Listen and subscribe: the ``Telemetry`` (``None`` when that failed) and a note saying so,
+    for the init's INFO line (the extension writes one line at init at INFO, not more)."""
     account = PlatformAccount(count_invocations=count_invocations)
     address = sandbox_address() if hosts_file is None else sandbox_address(hosts_file)
+    on_body: Callable[[bytes], object] = account.observe_batch
+    if log.debugging:
+
+        def on_body(body: bytes) -> None:
+            log.debug(f"telemetry: {account.observe_batch(body)} platform events read")
+
     try:
-        listener = TelemetryListener(address, port, account.observe_batch)
+        listener = TelemetryListener(address, port, on_body)
     except OSError as error:
-        log.info(f"telemetry off: cannot listen on {address}:{port} ({error.strerror or error})")
-        return None
+        return None, f"telemetry off: cannot listen on {address}:{port} ({error.strerror or error})"
     try:
         api.call(subscribe_request(extension_id, listener.port), 200, timeout=timeout)
     except ExtensionsApiError as error:
         listener.close()
         if NOT_SUPPORTED in error.body:
-            log.info("telemetry off: the Telemetry API is not supported here")
-        else:
-            log.info(f"telemetry off: subscription refused ({error})")
-        return None
+            return None, "telemetry off: the Telemetry API is not supported here"
+        return None, f"telemetry off: subscription refused ({_short(error)})"
     listener.start()
     if log.debugging:
         log.debug(f"subscribed to the Telemetry API on {address}:{listener.port}")
-    return Telemetry(listener, account)
+    return Telemetry(listener, account), "telemetry on"
+
+
+def _short(error: ExtensionsApiError) -> str:
+    """The status and the first line of the body: an HTML error page is not a log line."""
+    shown = f"HTTP {error.status}" if error.status is not None else "no response"
+    first = error.body.strip().splitlines()[0][:120] if error.body.strip() else ""
+    return f"{shown}: {first}" if first else shown

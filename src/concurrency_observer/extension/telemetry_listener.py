@@ -53,7 +53,7 @@ def _is_ipv4(text: str) -> bool:
 class TelemetryListener:
     """A bound listening socket; ``start`` serves it on a daemon thread, ``port`` is its port."""
 
-    def __init__(self, address: str, port: int, on_body: Callable[[bytes], None]) -> None:
+    def __init__(self, address: str, port: int, on_body: Callable[[bytes], object]) -> None:
         """Bind now (``OSError`` if the port is taken): a subscription must name a live port."""
         self.on_body = on_body
         self.requests = 0

@@ -1,0 +1,102 @@
+"""The platform's own account, end to end: the RIE's Managed Instances mode implements the
+Telemetry API for real (schema 2025-01-29, deliveries to 127.0.0.1 for sandbox.localdomain), and
+the metadata endpoint is served in every mode. The records are read from the environment's
+output, as Lambda delivers stdout to the function's log group.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from concurrency_observer import environment_record as fields
+from concurrency_observer import schema
+from concurrency_observer.local.environment import (
+    EnvironmentSettings,
+    LambdaEnvironment,
+    observer_env,
+)
+from tests.faults.helpers import environment_records, observer_lines, unique_name
+
+pytestmark = pytest.mark.e2e
+
+CONCURRENCY = 4
+
+
+@pytest.mark.parametrize("batches", [(4, 4, 4), (1, 3, 2, 4, 1)])
+def test_lmi_invocations_equal_those_sent(
+    rie_path: Path, layer_dir: Path, batches: tuple[int, ...]
+) -> None:
+    """Invocations counted from platform.start/report equal those sent; concurrency seen."""
+    settings = EnvironmentSettings(
+        function_name=unique_name("lmi-tel"),
+        max_concurrency=CONCURRENCY,
+        extra_env=observer_env(sink="emf", namespace=unique_name("LmiTel")),
+    )
+    results = []
+    with (
+        LambdaEnvironment(layer_dir, settings, name="lmi", rie_path=rie_path) as environment,
+        ThreadPoolExecutor(CONCURRENCY) as pool,
+    ):
+        for size in batches:
+            results += pool.map(environment.invoke, [{"sleep_ms": 300}] * size)
+        environment.shutdown()
+    output = environment.output
+    assert [r.status for r in results] == [200] * sum(batches), output[-2000:]
+    most_at_once = max(r.payload["concurrent"] for r in results)
+    (record,) = environment_records(output, settings.function_name)
+    assert record[fields.INVOCATIONS] == sum(batches), observer_lines(output)
+    # What the runtime saw at once is what the platform's start/report intervals overlap by.
+    assert record[fields.MAX_CONCURRENT_INVOCATIONS] == most_at_once
+    assert record[fields.FIRST_INVOKE] == schema.FIRST_INVOKE_PROMPT
+    assert 0 <= float(record[fields.TIME_TO_FIRST_INVOKE_MS]) <= float(record[fields.LIFETIME_MS])
+    assert record[fields.INIT_STATUS] == "success"
+    assert record[fields.INIT_PHASE] == "init"
+    assert 0 < float(record[fields.INIT_DURATION_MS]) < float(record[fields.LIFETIME_MS])
+    assert fields.INIT_ERROR_TYPE not in record
+    assert isinstance(record[fields.AVAILABILITY_ZONE_ID], str)
+
+
+def test_lmi_never_invoked(rie_path: Path, layer_dir: Path) -> None:
+    """An LMI environment shut down without an invocation: 0 invocations, class never."""
+    extra_env = observer_env(sink="emf", namespace=unique_name("LmiTel"))
+    extra_env["CONCURRENCY_OBSERVER_LOG_LEVEL"] = "DEBUG"  # says when a delivery was read
+    settings = EnvironmentSettings(
+        function_name=unique_name("lmi-tel"), max_concurrency=CONCURRENCY, extra_env=extra_env
+    )
+    with LambdaEnvironment(layer_dir, settings, name="lmi", rie_path=rie_path) as environment:
+        # The RIE's LMI mode inits at start; shut down only once the initReport is in.
+        deadline = time.monotonic() + 30
+        while not re.search(r"telemetry: [1-9]\d* platform events read", environment.output):
+            assert time.monotonic() < deadline, environment.output[-2000:]
+            time.sleep(0.05)
+        environment.shutdown()
+    (record,) = environment_records(environment.output, settings.function_name)
+    assert record[fields.INVOCATIONS] == 0
+    assert record[fields.FIRST_INVOKE] == schema.FIRST_INVOKE_NEVER
+    assert record[fields.INIT_STATUS] == "success"
+
+
+@pytest.mark.parametrize("init_caching", [False, True])
+def test_availability_zone_from_the_metadata_endpoint(
+    rie_path: Path, layer_dir: Path, init_caching: bool
+) -> None:
+    """The RIE serves the metadata endpoint (with and without init caching): the zone is in the
+    record, asked with the bearer token at SHUTDOWN."""
+    settings = EnvironmentSettings(
+        function_name=unique_name("az"),
+        init_caching=init_caching,
+        extra_env=observer_env(sink="emf", namespace=unique_name("Az")),
+    )
+    with LambdaEnvironment(layer_dir, settings, name="az", rie_path=rie_path) as environment:
+        assert environment.invoke({}).status == 200
+        environment.shutdown()
+    (record,) = environment_records(environment.output, settings.function_name)
+    zone = record[fields.AVAILABILITY_ZONE_ID]
+    assert isinstance(zone, str)
+    assert re.fullmatch(r"[a-z]{2,4}[0-9]-az[0-9]+", zone), zone  # e.g. use1-az1
+    assert record[fields.INVOCATIONS] == 1
