@@ -17,6 +17,7 @@ from concurrency_observer import environment_record as fields
 from concurrency_observer import schema
 from concurrency_observer.local.environment import (
     EnvironmentSettings,
+    InvokeResult,
     LambdaEnvironment,
     observer_env,
 )
@@ -25,6 +26,12 @@ from tests.faults.helpers import environment_records, observer_lines, unique_nam
 pytestmark = pytest.mark.e2e
 
 CONCURRENCY = 4
+
+
+def number(field: object) -> float:
+    """A record's numeric field."""
+    assert isinstance(field, (int, float))
+    return float(field)
 
 
 @pytest.mark.parametrize("batches", [(4, 4, 4), (1, 3, 2, 4, 1)])
@@ -37,7 +44,7 @@ def test_lmi_invocations_equal_those_sent(
         max_concurrency=CONCURRENCY,
         extra_env=observer_env(sink="emf", namespace=unique_name("LmiTel")),
     )
-    results = []
+    results: list[InvokeResult] = []
     with (
         LambdaEnvironment(layer_dir, settings, name="lmi", rie_path=rie_path) as environment,
         ThreadPoolExecutor(CONCURRENCY) as pool,
@@ -53,10 +60,10 @@ def test_lmi_invocations_equal_those_sent(
     # What the runtime saw at once is what the platform's start/report intervals overlap by.
     assert record[fields.MAX_CONCURRENT_INVOCATIONS] == most_at_once
     assert record[fields.FIRST_INVOKE] == schema.FIRST_INVOKE_PROMPT
-    assert 0 <= float(record[fields.TIME_TO_FIRST_INVOKE_MS]) <= float(record[fields.LIFETIME_MS])
+    assert 0 <= number(record[fields.TIME_TO_FIRST_INVOKE_MS]) <= number(record[fields.LIFETIME_MS])
     assert record[fields.INIT_STATUS] == "success"
     assert record[fields.INIT_PHASE] == "init"
-    assert 0 < float(record[fields.INIT_DURATION_MS]) < float(record[fields.LIFETIME_MS])
+    assert 0 < number(record[fields.INIT_DURATION_MS]) < number(record[fields.LIFETIME_MS])
     assert fields.INIT_ERROR_TYPE not in record
     assert isinstance(record[fields.AVAILABILITY_ZONE_ID], str)
 

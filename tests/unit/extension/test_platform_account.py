@@ -100,12 +100,11 @@ def test_failed_reinit_last_report_wins() -> None:
         "Runtime.ImportModuleError",
         "init",
     )
-    again = dict(
-        failed,
-        record=dict(
-            failed["record"], phase="invoke", status="timeout", errorType="Sandbox.Timedout"
-        ),
-    )
+    again = {
+        "type": "platform.initReport",
+        "time": at(900),
+        "record": {"phase": "invoke", "status": "timeout", "errorType": "Sandbox.Timedout"},
+    }
     account.observe_batch(body(again))
     facts = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
     assert (facts["initStatus"], facts["initErrorType"], facts["initPhase"]) == (
