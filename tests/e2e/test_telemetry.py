@@ -1,7 +1,10 @@
 """The platform's own account, end to end: the RIE's Managed Instances mode implements the
 Telemetry API for real (schema 2025-01-29, deliveries to 127.0.0.1 for sandbox.localdomain), and
 the metadata endpoint is served in every mode. The records are read from the environment's
-output, as Lambda delivers stdout to the function's log group.
+output, as Lambda delivers stdout to the function's log group. The RIE's default mode only stubs
+the Telemetry API: there the harness's emulator serves it from what the RIE reports
+(``local/telemetry_emulator.py``), and the recorded init durations are held to the RIE's own
+``INIT REPORT``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from tests.faults.helpers import environment_records, observer_lines, unique_nam
 pytestmark = pytest.mark.e2e
 
 CONCURRENCY = 4
+INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 
 
 def number(field: object) -> float:
@@ -107,3 +111,65 @@ def test_availability_zone_from_the_metadata_endpoint(
     assert isinstance(zone, str)
     assert re.fullmatch(r"[a-z]{2,4}[0-9]-az[0-9]+", zone), zone  # e.g. use1-az1
     assert record[fields.INVOCATIONS] == 1
+
+
+def registered_init_reports(output: str) -> list[float]:
+    """The RIE's ``INIT REPORT`` durations of the inits our extension registered in, in order
+    (the RIE also reports an init of 0.05 ms where the extension failed to launch)."""
+    durations = []
+    for block in output.split("INIT START(")[1:]:
+        match = INIT_REPORT.search(block)
+        if match and "External agent concurrency-observer" in block:
+            durations.append(float(match.group(1)))
+    return durations
+
+
+def emulated(name: str, **extra: str) -> EnvironmentSettings:
+    """The RIE's default mode with the harness's Telemetry API emulator."""
+    return EnvironmentSettings(
+        function_name=unique_name(name),
+        emulate_telemetry=True,
+        extra_env={**observer_env(sink="emf", namespace=unique_name("Emu")), **extra},
+    )
+
+
+def test_init_durations_equal_the_rie_init_report(rie_path: Path, layer_dir: Path) -> None:
+    """Three environments: each record's initDurationMs is the RIE's INIT REPORT within 1 ms."""
+    for _ in range(3):
+        settings = emulated("initdur")
+        with LambdaEnvironment(layer_dir, settings, name="emu", rie_path=rie_path) as environment:
+            assert environment.invoke({}).status == 200
+            assert environment.invoke({}).status == 200
+            environment.shutdown()
+        reported = environment.init_duration_ms()
+        assert reported is not None
+        (record,) = environment_records(environment.output, settings.function_name)
+        assert abs(number(record[fields.INIT_DURATION_MS]) - reported) <= 1.0
+        assert (record[fields.INIT_STATUS], record[fields.INIT_PHASE]) == ("success", "init")
+        assert record[fields.INVOCATIONS] == 2  # INVOKE still counts them, not telemetry
+        assert fields.MAX_CONCURRENT_INVOCATIONS not in record
+
+
+def test_failed_init_recorded_as_failed(rie_path: Path, layer_dir: Path) -> None:
+    """A handler raising at import: every attempt is a new init, phase invoke after the first,
+    each recorded as failed with the RIE's error type and its INIT REPORT duration."""
+    settings = emulated("initfail", CONCURRENCY_OBSERVER_LOCAL_INIT_ERROR="1")
+    with LambdaEnvironment(layer_dir, settings, name="emu", rie_path=rie_path) as environment:
+        statuses = [environment.invoke({}).status for _ in range(3)]
+        environment.shutdown()
+    assert statuses == [502] * 3
+    output = environment.output
+    records = sorted(
+        environment_records(output, settings.function_name),
+        key=lambda record: number(record[fields.INIT_TIME]),
+    )
+    reports = registered_init_reports(output)
+    assert len(records) == len(reports) >= 3, observer_lines(output)
+    assert {record[fields.INIT_STATUS] for record in records} == {"error"}
+    assert {record[fields.INIT_ERROR_TYPE] for record in records} == {"Runtime.ExitError"}
+    assert [record[fields.INIT_PHASE] for record in records] == ["init"] + ["invoke"] * (
+        len(records) - 1
+    )
+    for record, reported in zip(records, reports, strict=True):
+        assert abs(number(record[fields.INIT_DURATION_MS]) - reported) <= 1.0
+        assert record[fields.INVOCATIONS] == 0

@@ -17,6 +17,7 @@ default, because a typo in a setting must not take the function down.
 | `CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS` | `10000` | init-to-first-INVOKE gap up to which an environment counts as invoked `prompt`ly; above it, `delayed` (a proactive init when on-demand) (0-3600000). The `FirstInvoke` class is only known when INVOKE events are counted |
 | `CONCURRENCY_OBSERVER_TELEMETRY` | `auto` | `on`: subscribe to the Telemetry API (init duration, status, error type, restore duration, runtime version into the environment record; on Lambda Managed Instances also invocations and concurrency); `off`: never; `auto`: on (docs/benchmarks.md: within the cost targets) |
 | `CONCURRENCY_OBSERVER_TELEMETRY_PORT` | `0` | the Telemetry listener's port (0-65535; 0: any free port) |
+| `CONCURRENCY_OBSERVER_TELEMETRY_API` | `AWS_LAMBDA_RUNTIME_API` | `host:port` to subscribe at instead: the local harness's emulator (the RIE's default mode only stubs the Telemetry API) |
 | `AWS_LAMBDA_FUNCTION_NAME` | `unknown` | `FunctionName` dimension (set by Lambda) |
 | `AWS_LAMBDA_FUNCTION_VERSION` | `$LATEST` | `FunctionVersion` dimension (set by Lambda) |
 | `AWS_LAMBDA_INITIALIZATION_TYPE` | `on-demand` | `InitType` dimension (set by Lambda; the RIE does not set it) |
@@ -123,6 +124,7 @@ class Config:
     prompt_threshold_ms: int = round(schema.DEFAULT_PROMPT_THRESHOLD_S * 1000)
     telemetry: str = "auto"
     telemetry_port: int = 0
+    telemetry_api: str | None = None
     function_name: str = DEFAULT_FUNCTION_NAME
     function_version: str = DEFAULT_FUNCTION_VERSION
     init_type: str = schema.INIT_ON_DEMAND
@@ -163,6 +165,7 @@ class Config:
             prompt_threshold_ms=read.duration("PROMPT_THRESHOLD_MS"),
             telemetry=read.choice("TELEMETRY", TELEMETRY_CHOICES, "auto", upper=False),
             telemetry_port=read.port("TELEMETRY_PORT"),
+            telemetry_api=read.get(PREFIX + "TELEMETRY_API"),
             function_name=read.get("AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_FUNCTION_NAME,
             function_version=read.get("AWS_LAMBDA_FUNCTION_VERSION") or DEFAULT_FUNCTION_VERSION,
             init_type=schema.normalize_init_type(environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")),

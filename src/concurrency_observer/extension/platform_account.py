@@ -227,6 +227,12 @@ class PlatformAccount:
             *self._reported.values(),
         ]
 
+    def complete(self) -> bool:
+        """Whether nothing is visibly on its way: the init (or restore) reported, and every
+        invocation that started has its report."""
+        reported = self.init_status is not None or self.restore_duration_ms is not None
+        return reported and not self._started
+
     def facts(self, *, init_time_ms: float, prompt_threshold_ms: float) -> dict[str, object]:
         """The record's fields this account knows (``environment_record`` names), none guessed.
 

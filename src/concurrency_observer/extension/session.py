@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 RESTORE_JUMP = 1.0  # seconds
 # The subscription is local (the Runtime API, a socket): bounded well inside the init budget.
 TELEMETRY_TIMEOUT = (0.05, 0.25)  # seconds: at least, at most (else the init budget)
+# At SHUTDOWN, a delivery still on its way (the init's report after a failed init, the last
+# invocations' reports) is waited for this long at most: twice the 25 ms buffering, then what has
+# arrived is used.
+TELEMETRY_SETTLE = 0.06  # seconds
 # The metadata endpoint is asked at shutdown, within this and a quarter of the time left.
 ZONE_TIMEOUT = 0.25  # seconds
 
@@ -108,14 +112,25 @@ class Session:
             from concurrency_observer.extension.telemetry import subscribe  # noqa: PLC0415
 
             low, high = TELEMETRY_TIMEOUT
-            self.telemetry, self.telemetry_note = subscribe(
-                api,
-                extension_id,
-                self.log,
-                count_invocations="INVOKE" not in events,
-                port=self.config.telemetry_port,
-                timeout=max(low, min(high, self.config.init_budget_ms / 1000)),
-            )
+            elsewhere = self.config.telemetry_api
+            if elsewhere is not None:  # the local harness's emulator
+                from concurrency_observer.extension.extensions_api import (  # noqa: PLC0415
+                    ExtensionsApi,
+                )
+
+                api = ExtensionsApi(elsewhere)
+            try:
+                self.telemetry, self.telemetry_note = subscribe(
+                    api,
+                    extension_id,
+                    self.log,
+                    count_invocations="INVOKE" not in events,
+                    port=self.config.telemetry_port,
+                    timeout=max(low, min(high, self.config.init_budget_ms / 1000)),
+                )
+            finally:
+                if elsewhere is not None:
+                    api.close()
         except Exception as error:
             self.log.error(f"{describe(error)}; telemetry off")
             self.telemetry, self.telemetry_note = None, None
@@ -130,6 +145,7 @@ class Session:
         lifecycle, telemetry = self.lifecycle, self.telemetry
         try:
             if telemetry is not None and lifecycle is not None:
+                telemetry.settle(min(TELEMETRY_SETTLE, (deadline - self.clock()) / 4))
                 facts.update(
                     telemetry.account.facts(
                         init_time_ms=lifecycle.started_wall * 1000,

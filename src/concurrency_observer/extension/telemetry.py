@@ -37,6 +37,7 @@ SCHEMA_VERSION = "2025-01-29"
 # The API's minimums: deliveries at most 25 ms after an event, in batches as small as allowed.
 BUFFERING = {"timeoutMs": 25, "maxItems": 1000, "maxBytes": 262144}
 NOT_SUPPORTED = "Telemetry.NotSupported"
+SETTLE_STEP = 0.005  # seconds between looks at the account while settling
 
 
 def subscribe_request(extension_id: str, port: int) -> ApiRequest:
@@ -57,6 +58,17 @@ class Telemetry:
     def __init__(self, listener: TelemetryListener, account: PlatformAccount) -> None:
         self.listener = listener
         self.account = account
+
+    def settle(self, limit: float, sleep: Callable[[float], None] | None = None) -> None:
+        """Wait up to ``limit`` seconds for what is clearly still on its way (no init report
+        yet, invocations started and not reported); return at once when nothing is."""
+        import time  # noqa: PLC0415 (loaded already)
+
+        pause = sleep or time.sleep
+        waited = 0.0
+        while waited < limit and not self.account.complete():
+            pause(SETTLE_STEP)
+            waited += SETTLE_STEP
 
     def shutdown_note(self) -> str | None:
         """What went missing, for the shutdown's INFO line; ``None`` when nothing."""
