@@ -9,6 +9,7 @@ restore looks like from inside), then answers.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ def extension(
         config, _ = Config.from_environ(
             {
                 "CONCURRENCY_OBSERVER_SINK": "emf",
+                "CONCURRENCY_OBSERVER_METRICS": "full",
                 "AWS_LAMBDA_RUNTIME_API": api.address,
                 "AWS_LAMBDA_FUNCTION_NAME": "snappy",
                 "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
@@ -143,8 +145,13 @@ def test_each_restore_is_one_environment(capsys: pytest.CaptureFixture[str]) -> 
             api.cue(invoke())
             assert api.wait_polling(2)
             api.cue(shutdown(clocks))
-    written = documents(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    written = documents(out)
     assert [schema.ENVIRONMENT_INIT in d for d in written] == [True, False] * 3
+    records = [json.loads(line) for line in out.splitlines() if '"environment/1"' in line]
+    assert len(records) == 3
+    assert len({r["environmentId"] for r in records}) == 3  # a new id at each restore
+    assert {r["initTime"] for r in records} == {round((SNAPSHOT_WALL + RESTORE_GAP) * 1000)}
     assert {d["_aws"]["Timestamp"] for d in written[::2]} == {
         round((SNAPSHOT_WALL + RESTORE_GAP) * 1000)
     }
