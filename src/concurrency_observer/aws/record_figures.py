@@ -220,10 +220,12 @@ def peak(
     alive = sum(1 for life in chosen if life.init < start <= life.shutdown)
     best, best_at = alive, (start if alive else None)
     for moment, step in events:
+        if moment < start:
+            continue  # already in the count alive at the start
         if moment >= end:
             break
         alive += step
-        if moment >= start and alive > best:
+        if alive > best:
             best, best_at = alive, moment
     return best, best_at
 

@@ -153,11 +153,14 @@ def _epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def read_records(logs: Any, log_group: str, start: datetime, end: datetime) -> RecordScan:
+def read_records(
+    logs: Any, log_group: str, start: datetime, end: datetime, *, page_size: int | None = None
+) -> RecordScan:
     """Every record stamped in ``[start, end + DELIVERY_SLACK]`` in ``log_group`` (all pages).
 
     The caller keeps the records whose ``shutdownTime`` falls in its window; a missing log group
-    is an empty scan (``missing_group``), other errors raise ``AwsError``.
+    is an empty scan (``missing_group``), other errors raise ``AwsError``. ``page_size``: events
+    per call (FilterLogEvents' ``limit``; default: as many as AWS gives, up to 10,000 or 1 MB).
     """
     paginator = logs.get_paginator("filter_log_events")
     events: list[Mapping[str, Any]] = []
@@ -169,6 +172,7 @@ def read_records(logs: Any, log_group: str, start: datetime, end: datetime) -> R
                 startTime=_epoch_ms(start),
                 endTime=_epoch_ms(end + DELIVERY_SLACK),
                 filterPattern=RECORD_FILTER_PATTERN,
+                PaginationConfig={"PageSize": page_size} if page_size else {},
             ):
                 pages += 1
                 events.extend(page.get("events", []))

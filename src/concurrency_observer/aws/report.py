@@ -302,12 +302,22 @@ def _live_from_records(lives: Sequence[Life], counts: _Counts, grid: _Grid) -> _
         kind: str | None, inits: Sequence[float], downs: Sequence[float]
     ) -> tuple[list[int], list[int]]:
         extra = _unrecorded(lives, grid, inits, downs, kind)
-        alive = record_figures.alive_at(lives, ends, kind)
-        peaks = record_figures.peaks_per_period(lives, grid.starts, period, kind)
-        return (
-            [a + e for a, e in zip(alive, extra, strict=True)],
-            [p + e for p, e in zip(peaks, extra, strict=True)],
-        )
+        alive = [
+            a + e for a, e in zip(record_figures.alive_at(lives, ends, kind), extra, strict=True)
+        ]
+        # An environment without a record is known per period only: the in-period peak counts
+        # those alive through the whole period, and never less than the period's end.
+        through = [min(e, extra[i - 1] if i else 0) for i, e in enumerate(extra)]
+        peaks = [
+            max(p + t, a)
+            for p, t, a in zip(
+                record_figures.peaks_per_period(lives, grid.starts, period, kind),
+                through,
+                alive,
+                strict=True,
+            )
+        ]
+        return alive, peaks
 
     total, peaks = one(None, counts.inits, counts.shutdowns)
     zeros = [0.0] * len(grid.starts)
