@@ -104,6 +104,9 @@ def test_json_is_the_report_document() -> None:
         "lifetime_survival",
         "provisioned_concurrency",
         "cross_check",
+        "figures_source",
+        "metric_profiles",
+        "observer_bill",
         "warnings",
         "notes",
     ]
