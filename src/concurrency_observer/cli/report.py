@@ -227,7 +227,9 @@ def report(
         from concurrency_observer.aws.ranking import rank_functions  # noqa: PLC0415
         from concurrency_observer.reporting.ranking import emit_ranking  # noqa: PLC0415
 
-        emit_ranking(rank_functions(cloudwatch, namespace, window, sort_key), output_format)
+        logs = None if no_records else client("logs", region, endpoint_url)
+        ranking = rank_functions(cloudwatch, namespace, window, sort_key, logs=logs)
+        emit_ranking(ranking, output_format)
         return
     assert function_name is not None  # checked above
     request = _request(

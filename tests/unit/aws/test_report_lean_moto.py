@@ -164,3 +164,30 @@ def test_with_no_records_the_lean_metric_still_answers_inits(cloudwatch: Any) ->
     assert document["figures_source"] == "metrics"
     assert document["inits"]["total"] == expected["inits"]["total"]
     assert document["lifetime_seconds"]["count"] == 0
+
+
+def test_all_ranks_a_lean_function_with_its_records(cloudwatch: Any) -> None:
+    """``report --all``: created and peak from EnvironmentDelta, the never-invoked share from the
+    function's records (one FilterLogEvents scan), as ``report --function`` gives them."""
+    suffix = uuid.uuid4().hex[:8]
+    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=40)
+    namespace, function = f"Test/{suffix}", f"fn-{suffix}"
+    seed_lean(cloudwatch, client("logs", REGION), namespace, function, start)
+    window = [
+        "--namespace", namespace, "--region", REGION, "--start", start.isoformat(),
+        "--end", (start + WINDOW).isoformat(), "--lookback", "30m", "--period", str(PERIOD),
+        "--format", "json",
+    ]  # fmt: skip
+    ranked = CliRunner().invoke(report_command, ["--all", *window], catch_exceptions=False)
+    single = CliRunner().invoke(
+        report_command, ["--function", function, *window], catch_exceptions=False
+    )
+    assert ranked.exit_code == 0, ranked.output
+    (entry,) = json.loads(ranked.stdout)["functions"]
+    document = json.loads(single.stdout)
+    assert entry["function"] == function
+    assert entry["created"] == document["inits"]["total"]
+    assert entry["shut_down"] == document["shutdowns"]["total"]
+    assert entry["never_invoked_share"] == document["shares"]["never_invoked"]
+    assert entry["proactive_share"] == document["shares"]["proactive"]
+    assert entry["never_invoked_share"] is not None
