@@ -194,12 +194,15 @@ def _of_type(every: Iterable[Life], init_type: str | None) -> list[Life]:
 def alive_at(
     every: Iterable[Life], moments: Sequence[datetime], init_type: str | None = None
 ) -> list[int]:
-    """Environments alive at each moment: born at or before it and not yet shut down."""
+    """Environments alive just before each moment: born before it, not shut down before it.
+
+    The metric's view at a period's end: a datum stamped at the end falls in the next period.
+    """
     chosen = _of_type(every, init_type)
     inits = sorted(life.init for life in chosen)
     shutdowns = sorted(life.shutdown for life in chosen)
     return [
-        bisect.bisect_right(inits, moment) - bisect.bisect_right(shutdowns, moment)
+        bisect.bisect_left(inits, moment) - bisect.bisect_left(shutdowns, moment)
         for moment in moments
     ]
 
@@ -269,8 +272,8 @@ def peaks_per_period(
     peaks[0] = current
     filled = 0
     events = sorted(
-        [(life.init, 1) for life in chosen if life.init > first]
-        + [(life.shutdown, -1) for life in chosen if life.shutdown > first],
+        [(life.init, 1) for life in chosen if life.init >= first]
+        + [(life.shutdown, -1) for life in chosen if life.shutdown >= first],
     )
     for moment, delta in events:
         index = int((moment - first) / step)

@@ -1,4 +1,4 @@
-"""Reading environment records back: parsing every shape Lambda delivers, and FilterLogEvents on moto."""
+"""Reading environment records back: every shape Lambda delivers, and FilterLogEvents on moto."""
 
 from __future__ import annotations
 
@@ -173,4 +173,5 @@ def test_the_log_group_comes_from_the_functions_logging_config() -> None:
         assert function_log_group(client, "fn") == ("/custom/fn", None)
         group, why = function_log_group(client, "fn")
     assert group == "/aws/lambda/fn"
-    assert why is not None and "AccessDeniedException" in why
+    assert why is not None
+    assert "AccessDeniedException" in why
