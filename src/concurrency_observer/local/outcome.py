@@ -26,6 +26,11 @@ from concurrency_observer.aws.report_metrics import fetch_metrics
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.local.emf_report import emf_points, fetch_from_emf
 from concurrency_observer.local.fleet import FleetSnapshot
+from concurrency_observer.local.platform_truth import (
+    PlatformVerdict,
+    platform_truth,
+    platform_verdict,
+)
 from concurrency_observer.local.simulation import (
     RECORDS,
     Check,
@@ -58,11 +63,14 @@ class Outcome:
     metric_streams: int | None = None  # distinct metrics the run created (what a bill counts)
     records: int = 0
     record_bytes: int = 0
+    # Init durations and failed inits against the RIE's INIT REPORTs (None: not compared).
+    platform: PlatformVerdict | None = None
 
     @property
     def matches(self) -> bool:
         """Every checked figure equal (failed invocations show in the notes, not here)."""
-        return all(check.matches for check in self.checks)
+        platform_ok = self.platform is None or self.platform.matches
+        return platform_ok and all(check.matches for check in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document."""
@@ -84,6 +92,7 @@ class Outcome:
                     for c in self.unrecorded
                 ],
             },
+            "platform": None if self.platform is None else self.platform.to_dict(),
             "report": None if self.report is None else self.report.to_dict(),
             "report_error": self.report_error,
         }
@@ -181,7 +190,12 @@ def read_back(
         recorded = recorded_from_report(report, scan)
         return report, scan, verdict_checks(truth, recorded, settings.recording())
 
-    report, _scan, checks = _read_until_settled(read)
+    report, scan, checks = _read_until_settled(read)
+    platform = None
+    if settings.compares_init_durations:
+        outputs = (getattr(e, "output", "") for e in simulation.fleet.environments())
+        records = scan.records if scan is not None else ()
+        platform = platform_verdict(platform_truth(outputs), records)
     return Outcome(
         settings=settings,
         truth=truth,
@@ -195,6 +209,7 @@ def read_back(
         metric_streams=streams(),
         records=report.observer_bill.records if report.observer_bill else 0,
         record_bytes=report.observer_bill.record_bytes if report.observer_bill else 0,
+        platform=platform,
     )
 
 

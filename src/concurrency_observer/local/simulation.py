@@ -150,6 +150,12 @@ class SimulationSettings:
         """Whether the environments are Lambda Managed Instances ones."""
         return self.mode == MODE_MANAGED_INSTANCES
 
+    @property
+    def compares_init_durations(self) -> bool:
+        """Whether the verdict holds the records' init durations to the RIE's INIT REPORTs:
+        the Python extension in the RIE's default mode (its LMI mode prints no INIT REPORT)."""
+        return not self.managed_instances and self.runtime != RUNTIME_BASH
+
     def recording(self) -> Recording:
         """What the extension records in these environments (the verdict compares only that)."""
         if self.managed_instances:
@@ -174,6 +180,9 @@ class SimulationSettings:
             cloudwatch_endpoint=cloudwatch_url,
             extra_env=simulation_env(self),
             output_sink=output_sink,
+            # The RIE's default mode only stubs the Telemetry API: the harness serves it (its LMI
+            # mode has the real one; the bash fallback cannot listen).
+            emulate_telemetry=self.compares_init_durations,
         )
         if self.managed_instances:
             return replace(settings, max_concurrency=self.fleet.max_concurrency)
