@@ -6,7 +6,9 @@ load with a live display, shuts every environment down, reads the metrics back, 
 report as ``report`` with the control plane's ground truth beside it, and a verdict: exit 0 when
 every figure matches exactly, 1 when one does not. docs/simulate.md explains the defaults.
 ``--mode managed-instances`` and ``--runtime bash`` run setups whose extension gets SHUTDOWN only:
-there the verdict compares inits and shutdowns, and lists what is not recorded.
+under Managed Instances the Telemetry API still gives it every invocation, so everything is
+compared; with the bash fallback the verdict compares inits and shutdowns, and lists what is not
+recorded.
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ class SimulationInterrupted(UserError):
     "managed-instances: Lambda Managed Instances (the RIE's LMI mode): each environment serves "
     "up to --max-concurrency invocations at once and initializes when started (InitType "
     "lambda-managed-instances); no provisioned concurrency nor recycling. The extension gets "
-    "SHUTDOWN only there, so the verdict checks inits and shutdowns, not invocations.",
+    "SHUTDOWN only there and counts invocations from the Telemetry API's platform events.",
 )
 @click.option(
     "--max-concurrency",
@@ -270,8 +272,9 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     compared with the ground truth, class by class (docs/simulate.md).
 
     --mode managed-instances runs Lambda Managed Instances environments instead, several
-    invocations at once in each; --runtime bash runs a runtime without python3. Both record
-    inits and shutdowns only, and the verdict says what is not recorded there.
+    invocations at once in each (SHUTDOWN only: invocations from the Telemetry API); --runtime
+    bash runs a runtime without python3, which records inits and shutdowns only, and the verdict
+    says what is not recorded there.
     """
     from rich.console import Console  # noqa: PLC0415 (keeps --help instant)
 

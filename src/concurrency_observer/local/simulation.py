@@ -108,9 +108,10 @@ def unique_function_name() -> str:
 class Recording:
     """What the extension records in a simulated setup, so the verdict compares just that.
 
-    Inits and shutdowns, per init type, always. ``invocations``: it gets INVOKE events, so it
-    records ``EnvironmentInvocations`` and each environment's ``FirstInvoke`` class; without them
-    (SHUTDOWN only) neither exists, and ``why`` says so.
+    Inits and shutdowns, per init type, always. ``invocations``: it gets INVOKE events (or, on
+    Lambda Managed Instances, the Telemetry API's platform.start and platform.report), so it
+    records each environment's invocations and ``FirstInvoke`` class; without them (the bash
+    fallback: SHUTDOWN only, no listener) neither exists, and ``why`` says so.
     """
 
     invocations: bool = True
@@ -158,11 +159,9 @@ class SimulationSettings:
 
     def recording(self) -> Recording:
         """What the extension records in these environments (the verdict compares only that)."""
-        if self.managed_instances:
-            return Recording(
-                invocations=False,
-                why="Lambda Managed Instances lets an extension register for SHUTDOWN only",
-            )
+        # Lambda Managed Instances lets an extension register for SHUTDOWN only, but the
+        # Telemetry API's platform.start/report (the RIE's LMI mode implements it) give the
+        # records each environment's invocations and FirstInvoke class all the same.
         if self.runtime == RUNTIME_BASH:
             return Recording(
                 invocations=False,
