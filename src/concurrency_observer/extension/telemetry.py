@@ -65,10 +65,10 @@ class Telemetry:
         import time  # noqa: PLC0415 (loaded already)
 
         pause = sleep or time.sleep
-        waited = 0.0
-        while waited < limit and not self.account.complete():
+        for _ in range(max(0, round(limit / SETTLE_STEP))):
+            if self.account.complete():
+                return
             pause(SETTLE_STEP)
-            waited += SETTLE_STEP
 
     def shutdown_note(self) -> str | None:
         """What went missing, for the shutdown's INFO line; ``None`` when nothing."""

@@ -263,3 +263,49 @@ def test_silent_listener_thread_is_daemon() -> None:
     listener.start()
     assert all(t.daemon for t in threading.enumerate() if t is not threading.main_thread())
     listener.close()
+
+
+def test_a_silent_runtime_api_bounds_the_subscription(tmp_path: Path) -> None:
+    """A Runtime API that accepts and never answers: no telemetry after the timeout, one note."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    try:
+        api = ExtensionsApi(f"127.0.0.1:{silent.getsockname()[1]}")
+        began = time.monotonic()
+        telemetry, note = subscribe(
+            api,
+            "id",
+            Logger(),
+            count_invocations=True,
+            timeout=0.2,
+            hosts_file=str(tmp_path / "none"),
+        )
+        waited = time.monotonic() - began
+        api.close()
+    finally:
+        silent.close()
+    assert telemetry is None
+    assert note.startswith("telemetry off: subscription refused (no response")
+    assert waited < 10  # bounded by the timeout, not by the API's own 2 s (loose: a busy host)
+
+
+def test_settle_waits_only_for_what_is_on_its_way(tmp_path: Path) -> None:
+    """No init report yet: up to the limit in 5 ms steps; once reported, not at all."""
+    with Answering(200, b"OK").running() as runtime_api:
+        api = ExtensionsApi(f"127.0.0.1:{runtime_api.server.server_address[1]}")
+        telemetry, _note = subscribe(
+            api, "id", Logger(), count_invocations=False, hosts_file=str(tmp_path / "none")
+        )
+        api.close()
+    assert telemetry is not None
+    pauses: list[float] = []
+    telemetry.settle(0.05, pauses.append)
+    assert len(pauses) == 10  # 50 ms in 5 ms steps, then what has arrived is used
+    assert telemetry.shutdown_note() == "telemetry: no platform event arrived (0 deliveries)"
+    assert post(telemetry.listener.port, json.dumps(INIT_REPORT).encode()) == 200
+    pauses.clear()
+    telemetry.settle(0.05, pauses.append)
+    assert pauses == []
+    assert telemetry.shutdown_note() is None
+    telemetry.listener.close()
