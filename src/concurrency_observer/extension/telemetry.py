@@ -98,7 +98,9 @@ def subscribe(
     if log.debugging:
 
         def on_body(body: bytes) -> None:
-            log.debug(f"telemetry: {account.observe_batch(body)} platform events read")
+            read = account.observe_batch(body)
+            status = f", init {account.init_status}" if account.init_status else ""
+            log.debug(f"telemetry: {read} platform events read{status}")
 
     try:
         listener = TelemetryListener(address, port, on_body)
