@@ -175,8 +175,8 @@ configure_profile() {
 }
 
 bounded_json() {
-    # Sets $json: $1 cut to RECORD_TEXT_MAX bytes as a JSON string (json_string); a UTF-8 character the
-    # cut would halve is dropped whole, so the line stays valid UTF-8.
+    # Sets $json: $1 cut to RECORD_TEXT_MAX bytes as a JSON string (json_string); a UTF-8
+    # character the cut would halve is dropped whole, so the line stays valid UTF-8.
     local text=$1
     if ((${#text} > RECORD_TEXT_MAX)); then
         text=${text:0:RECORD_TEXT_MAX}
