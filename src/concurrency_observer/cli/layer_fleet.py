@@ -59,7 +59,10 @@ DETACH_VERSIONS_NOTE = (
 
 
 def _consoles() -> tuple[Console, Console]:
-    return Console(highlight=False, soft_wrap=False), Console(stderr=True, highlight=False)
+    # Plain lines are never wrapped (they stay greppable); the tables fit the terminal.
+    return Console(highlight=False, soft_wrap=True), Console(
+        stderr=True, highlight=False, soft_wrap=True
+    )
 
 
 def _fleet(
