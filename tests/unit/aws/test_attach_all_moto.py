@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -319,3 +321,34 @@ def test_detach_one_function_leaves_the_others(
     assert after["py"] == before["py"]
     assert after["java"] == attached["java"]
     assert "nothing changed: unchanged 1" in out
+
+
+def test_the_publisher_policy_allows_every_call_of_attach_all_and_detach(
+    lambda_client: Any,  # noqa: F811
+    layer_zip: bytes,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each Lambda operation attach-all and detach call (the waiter's too) is in the policy."""
+    called: set[str] = set()
+    make_fleet(lambda_client)
+    lambda_client.meta.events.register(
+        "before-call.lambda.*", lambda model, **_: called.add(model.name)
+    )
+    clock = FakeClock()
+    attach(lambda_client, layer_zip, clock)
+    layer_fleet.detach(
+        lambda_client, LAYER, (), include=(), exclude=(), max_per_minute=4, dry_run=False,
+        clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+    policy = json.loads(
+        (Path(__file__).resolve().parents[3] / "examples" / "iam-publisher-policy.json").read_text()
+    )
+    allowed = {
+        action
+        for statement in policy["Statement"]
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    assert {"ListFunctions", "GetFunction", "UpdateFunctionConfiguration"} <= called
+    assert {f"lambda:{name}" for name in called} <= allowed
