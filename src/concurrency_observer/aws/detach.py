@@ -3,8 +3,8 @@
 Our layer is recognised by its name in the ARN (``...:layer:concurrency-observer:7``), whatever
 the version, account or region. The settings come back as observer_settings describes: each
 variable attaching set gets its earlier value back (or goes) while it still holds what attaching
-set; the record variable goes; nothing else changes. A function attached by an older
-``--attach`` (no record) loses the layer, and its variables are left as they are.
+set; the record variable goes; nothing else changes. A function attached before the record
+existed (no record) loses the layer, and its variables are left as they are.
 """
 
 from __future__ import annotations

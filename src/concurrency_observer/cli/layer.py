@@ -123,7 +123,7 @@ _include_detach, _exclude_detach = _globs("--all")
 @click.option(
     "--metrics",
     type=click.Choice(METRICS_PROFILES),
-    help=f"With --attach-all: set {METRICS_VARIABLE} (default: keep the function's own, else "
+    help=f"Set {METRICS_VARIABLE} on attached functions (default: keep the function's own, else "
     f"{DEFAULT_METRICS_PROFILE}: one custom metric per init type; full: 22-31 per function).",
 )
 @_pace
@@ -166,7 +166,7 @@ def publish(  # click passes options by keyword
     if attach_all and functions:
         raise UserError("give --attach FUNCTION or --attach-all, not both")
     if not attach_all:
-        for flag, given in (("--include", include), ("--exclude", exclude), ("--metrics", metrics)):
+        for flag, given in (("--include", include), ("--exclude", exclude)):
             if given:
                 raise UserError(f"{flag} works with --attach-all only")
     content = zip_path.read_bytes() if zip_path else _built_layer()
@@ -191,6 +191,7 @@ def publish(  # click passes options by keyword
         len(content),
         _function_names(functions),
         sink,
+        metrics=metrics,
     )
     if dry_run:
         click.echo("\n".join(render_plan(plan)))

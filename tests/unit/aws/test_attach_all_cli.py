@@ -60,7 +60,6 @@ def test_attach_all_then_detach_all_from_the_command_line(
     [
         (("publish", "--attach", "a", "--attach-all"), "not both"),
         (("publish", "--include", "a*"), "--include works with --attach-all only"),
-        (("publish", "--metrics", "full", "--attach", "a"), "--metrics works with --attach-all"),
         (("detach",), "or give --all"),
         (("detach", "a", "--all"), "or give --all"),
         (("detach", "a", "--exclude", "b"), "work with --all only"),
@@ -95,3 +94,24 @@ def test_an_empty_selection_says_so(
     )  # fmt: skip
     assert code == 1
     assert "no function in this region matches --include orders-*" in err
+
+
+def test_attach_one_function_then_detach_it(
+    lambda_client: Any,  # noqa: F811
+    zip_file: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--attach with --metrics full records its settings too, so detach gives the function back."""
+    make_function(lambda_client, "fn", variables={"KEEP": "me"})
+    code, out, err = run_main(
+        monkeypatch, capsys, "layer", "publish", "--attach", "fn", "--metrics", "full",
+        "--zip", zip_file,
+    )  # fmt: skip
+    assert code == 0, err
+    assert variables_of(lambda_client, "fn")[METRICS_VARIABLE] == "full"
+    code, out, err = run_main(monkeypatch, capsys, "layer", "detach", "fn", *FAST)
+    assert code == 0, err
+    assert "detached 1" in out
+    assert layers_of(lambda_client, "fn") == []
+    assert variables_of(lambda_client, "fn") == {"KEEP": "me"}

@@ -160,7 +160,7 @@ def test_detach_takes_off_exactly_ours_and_its_settings() -> None:
 
 
 def test_detach_without_a_record_removes_the_layer_only() -> None:
-    """Attached by the older --attach: the sink variable stays, and the reason says why."""
+    """Attached before the record existed: the sink variable stays, and the reason says why."""
     on = function(layers=(LayerRef(f"{OURS}:1"),), variables={SINK_VARIABLE: "emf"})
     step = plan_detach(on, "concurrency-observer")
     assert step.layers == ()
