@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,18 @@ CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 CDK_OWN_WARNINGS = "W3005"
 
 
-def synthesize(out: Path, layer_zip: Path, metrics: str = "lean") -> dict[str, Any]:
-    """Run the example app as ``cdk synth`` does (CDK_OUTDIR, CDK_CONTEXT_JSON); its template."""
+def synthesize(
+    out: Path, layer_zip: Path, metrics: str = "lean", command: Sequence[str] = ()
+) -> tuple[dict[str, Any], str]:
+    """Run the example app as ``cdk synth`` does (CDK_OUTDIR, CDK_CONTEXT_JSON): its template and
+    stderr. ``command`` runs instead of ``python app.py`` (in the app's directory)."""
     env = {
         **os.environ,
         "CDK_OUTDIR": str(out),
         "CDK_CONTEXT_JSON": json.dumps({"layerZip": str(layer_zip), "metrics": metrics}),
     }
     result = subprocess.run(
-        [sys.executable, "app.py"],
+        list(command) or [sys.executable, "app.py"],
         cwd=APP,
         env=env,
         capture_output=True,
@@ -41,7 +45,7 @@ def synthesize(out: Path, layer_zip: Path, metrics: str = "lean") -> dict[str, A
     )
     assert result.returncode == 0, result.stderr[-3000:]
     template: dict[str, Any] = json.loads((out / "ObservedStack.template.json").read_text())
-    return template
+    return template, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     scratch = tmp_path_factory.mktemp("cdk")
     layer = build_layer(scratch / "layer.zip").path
     out = scratch / "cdk.out"
-    return out / "ObservedStack.template.json", synthesize(out, layer)
+    return out / "ObservedStack.template.json", synthesize(out, layer)[0]
 
 
 def problems(template: dict[str, Any]) -> list[str]:
