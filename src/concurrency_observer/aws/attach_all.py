@@ -142,6 +142,8 @@ def plan_attach(function: FleetFunction, target: Target) -> Step:
         parts.append("set " + ", ".join(changed_settings))
     if uses_fallback(function.runtime):
         parts.append(f"{function.runtime}: bash fallback, init and shutdown only")
+    if function.managed_instances:
+        parts.append("Managed Instances: in use once $LATEST.PUBLISHED is published")
     return Step(function, "upgrade" if ours else "attach", "; ".join(parts), layers, variables)
 
 

@@ -49,6 +49,8 @@ class FleetFunction:
     variables: Mapping[str, str]
     environment_error: str | None
     revision_id: str | None
+    # Lambda Managed Instances: the configuration has a CapacityProviderConfig.
+    managed_instances: bool = False
 
     @classmethod
     def from_configuration(cls, response: Mapping[str, Any]) -> FleetFunction:
@@ -72,6 +74,7 @@ class FleetFunction:
                 else None
             ),
             revision_id=response.get("RevisionId"),
+            managed_instances=bool(response.get("CapacityProviderConfig")),
         )
 
     @property

@@ -183,3 +183,14 @@ def test_globs_select_by_name() -> None:
     assert [f.name for f in select(fleet, [], ["*-prod"])] == ["orders-dev", "Orders-x"]
     assert selected("billing-prod", ["orders-*", "billing-*"])
     assert not selected("Orders-x", ["orders-*"])
+
+
+def test_a_managed_instances_function_is_told_to_publish() -> None:
+    """Its unqualified invokes run $LATEST.PUBLISHED: the reason says so."""
+    step = plan_attach(function(managed_instances=True), TARGET)
+    assert step.action == "attach"
+    assert "$LATEST.PUBLISHED" in step.reason
+    read = FleetFunction.from_configuration(
+        {"FunctionName": "f", "FunctionArn": "a", "CapacityProviderConfig": {"X": 1}}
+    )
+    assert read.managed_instances

@@ -74,3 +74,13 @@ def test_a_bad_record_is_refused(raw: str) -> None:
     """A record edited into something else is a BadRecord, never guessed at."""
     with pytest.raises(BadRecord, match=RECORD_VARIABLE):
         read_record({RECORD_VARIABLE: raw})
+
+
+def test_the_names_are_the_ones_the_extension_reads() -> None:
+    """The metrics variable is the extension's prefix plus METRICS; lean is the schema default."""
+    from concurrency_observer import schema
+    from concurrency_observer.extension import config
+
+    assert f"{config.PREFIX}METRICS" == METRICS_VARIABLE
+    assert Settings().wanted("python3.12", {})[METRICS_VARIABLE] == schema.DEFAULT_METRICS_PROFILE
+    assert RECORD_VARIABLE.startswith(config.PREFIX)
