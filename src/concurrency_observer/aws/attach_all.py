@@ -22,7 +22,7 @@ import hashlib
 import io
 import zipfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from concurrency_observer.aws.fleet_functions import FleetFunction, LayerRef
@@ -153,8 +153,6 @@ def fill_layer_sizes(lambda_client: Any, functions: Iterable[FleetFunction]) -> 
     ListFunctions reports it for every layer on AWS; this covers an answer without it. A layer
     that cannot be read (another account's) keeps None. One call per distinct layer version.
     """
-    from dataclasses import replace  # noqa: PLC0415
-
     cache: dict[str, int | None] = {}
 
     def size(layer: LayerRef) -> LayerRef:

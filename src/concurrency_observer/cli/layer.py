@@ -1,4 +1,4 @@
-"""``concurrency-observer layer build|publish``."""
+"""``concurrency-observer layer build|publish|detach``."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def _function_names(values: tuple[str, ...]) -> list[str]:
 
 
 def _globs(command: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """``--include`` and ``--exclude``, whose help names the flag they go with."""
     include = click.option(
         "--include",
         metavar="GLOB",
@@ -89,8 +90,9 @@ _pace = click.option(
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_PER_MINUTE,
     show_default=True,
-    help="Update at most this many functions a minute: each update replaces all of that "
-    "function's warm environments (cold starts), so a fleet is changed a few at a time.",
+    help="For a fleet (--attach-all, detach): update at most this many functions a minute. "
+    "Each update replaces all of that function's warm environments (cold starts), so a fleet "
+    "is changed a few at a time.",
 )
 _include_all, _exclude_all = _globs("--attach-all")
 _include_detach, _exclude_detach = _globs("--all")
