@@ -1,17 +1,18 @@
-"""One local simulation: the fleet under a seeded load, then the metrics read back and judged.
+"""One local simulation: the fleet under a seeded load, then what was recorded read back and judged.
 
-``Simulation(settings, layer_dir, cloudwatch_url)`` owns a ``Fleet``; ``run(stop)`` brings up the
-provisioned environments, plays the load, and always closes the fleet (every environment shut
-down, staggered), also on error or when ``stop`` is set. ``status()`` is safe to call from another
-thread while it runs (the CLI's live display does).
+``Simulation(settings, layer_dir, cloudwatch_url, logs_url=...)`` owns a ``Fleet``; ``run(stop)``
+brings up the provisioned environments, plays the load, and always closes the fleet (every
+environment shut down, staggered), also on error or when ``stop`` is set. ``status()`` is safe to
+call from another thread while it runs (the CLI's live display does).
 
-Afterwards ``recorded_from_cloudwatch`` / ``recorded_from_emf`` read what the extension recorded,
-and ``verdict_checks(snapshot, recorded)`` compares it with the control plane's ground truth,
-figure by figure: environments started (``EnvironmentInit``), stopped (``EnvironmentShutdown``)
-and invocations (``EnvironmentInvocations``, warm-ups included), per init type and in total;
-and how each environment was used (``EnvironmentShutdown`` by ``FirstInvoke``: never invoked,
-first invoked promptly, first invoked after the threshold), per init type.
-``simulation_report`` builds the same report ``report`` prints, from CloudWatch or the EMF lines.
+Each environment's output is delivered, at its close, into the function's log group on
+``logs_url`` (``local.log_delivery``), as Lambda delivers it. Afterwards ``local.outcome`` builds
+the report ``report`` prints (the metrics of either profile, from CloudWatch or the EMF lines, and
+the environment records, with FilterLogEvents) and ``verdict_checks(snapshot, recorded)``
+compares its figures with the control plane's ground truth, figure by figure: environments
+started (inits), stopped (shutdowns), invocations (warm-ups included) and environment records,
+per init type and in total; and how each environment was used (its record's FirstInvoke class:
+never invoked, first invoked promptly, first invoked after the threshold), per init type.
 
 Two more setups (``SimulationSettings.mode`` and ``runtime``) run extensions that register for
 SHUTDOWN only, so they record inits and shutdowns and nothing about invocations:
