@@ -117,6 +117,29 @@ def metric_response(*values: float, first_minute: int = 0) -> Any:
     }
 
 
+def lean_queries() -> list[dict[str, Any]]:
+    """The lean profile's EnvironmentDelta queries (Sum, SampleCount) both counters add."""
+    return [
+        {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "StudyNS",
+                    "MetricName": "EnvironmentDelta",
+                    "Dimensions": [
+                        {"Name": "FunctionName", "Value": FUNCTION},
+                        {"Name": "InitType", "Value": "provisioned-concurrency"},
+                    ],
+                },
+                "Period": 60,
+                "Stat": stat,
+            },
+            "ReturnData": True,
+        }
+        for query_id, stat in (("net", "Sum"), ("samples", "SampleCount"))
+    ]
+
+
 def expected_metric_query(start: datetime, end: datetime) -> dict[str, Any]:
     """The GetMetricData request the counter must send, written out by hand."""
     return {
@@ -136,7 +159,8 @@ def expected_metric_query(start: datetime, end: datetime) -> dict[str, Any]:
                     "Stat": "Sum",
                 },
                 "ReturnData": True,
-            }
+            },
+            *lean_queries(),
         ],
         "StartTime": start,
         "EndTime": end,
@@ -423,6 +447,7 @@ def expected_usage_query(start: datetime, end: datetime) -> dict[str, Any]:
                 query(usage, [*provisioned, {"Name": "FirstInvoke", "Value": usage}])
                 for usage in ("prompt", "delayed")
             ),
+            *lean_queries(),
         ],
         "StartTime": start,
         "EndTime": end,
