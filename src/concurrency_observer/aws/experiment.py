@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from concurrency_observer import schema
+from concurrency_observer import environment_record, schema
 from concurrency_observer.aws import record_figures
 from concurrency_observer.aws.metrics import MetricQuery, floor_to_period, get_metric_series
 from concurrency_observer.aws.records import default_log_group, read_records
@@ -297,9 +297,10 @@ def ever_invoked_in_records(
 ) -> int | None:
     """Provisioned environments of ``function_name`` shut down since ``since`` and ever invoked
     (FirstInvoke prompt or delayed), from their records; None when there is no such record."""
+    mine = [r for r in records if r.get(environment_record.FUNCTION_NAME) == function_name]
     lives = [
         life
-        for life in record_figures.lives(records)
+        for life in record_figures.lives(mine)
         if life.init_type == schema.INIT_PROVISIONED and life.shutdown >= since
     ]
     if not lives:
