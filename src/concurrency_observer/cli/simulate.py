@@ -610,9 +610,15 @@ def _bill_line(outcome: Outcome) -> str:
     )
     streams = outcome.metric_streams
     price = "" if streams is None else f", ${pricing.metrics_usd_per_month(streams):.2f}/month"
+    lost = (
+        f"; [red]{len(outcome.delivery_errors)}+ environments' output not delivered to the log "
+        f"group: {outcome.delivery_errors[0]}[/]"
+        if outcome.delivery_errors
+        else ""
+    )
     return (
         f"metric streams created: {streams} ({settings.metrics} profile; {where}{price} at list "
-        f"price); environment records: {outcome.records}, {outcome.record_bytes} bytes"
+        f"price); environment records: {outcome.records}, {outcome.record_bytes} bytes{lost}"
     )
 
 
