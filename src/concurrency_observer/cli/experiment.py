@@ -495,8 +495,9 @@ def _study_on_fleet(
             settings = EnvironmentSettings(
                 function_name=LOCAL_FUNCTION,
                 cloudwatch_endpoint=url,
-                # The full profile: the study counts EnvironmentInit and EnvironmentShutdown.
-                extra_env=observer_env(sink=sink, namespace=namespace, metrics="full"),
+                # The default (lean) profile, as on AWS: the counters read EnvironmentDelta
+                # and the records (the full profile's metrics too, when a function has them).
+                extra_env=observer_env(sink=sink, namespace=namespace),
             )
             factory = lambda_environment_factory(layer_dir, settings, rie_path=rie_path)
             with Fleet(factory, config) as fleet:

@@ -92,7 +92,6 @@ _REPORT_PERIOD: Final = 5
 _LOAD_WORKER_MARGIN: Final = 8  # throttled and failed invocations return at once
 _PROACTIVE_WORKERS: Final = 2
 PROMPT_THRESHOLD_VARIABLE: Final = "CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS"
-METRICS_VARIABLE: Final = "CONCURRENCY_OBSERVER_METRICS"
 FIRST_INVOKE_LABELS: Final = {
     schema.FIRST_INVOKE_NEVER: "shutdowns: never invoked",
     schema.FIRST_INVOKE_PROMPT: "shutdowns: prompt",
@@ -332,16 +331,13 @@ def managed_instances_fleet(fleet: FleetConfig, max_concurrency: int) -> FleetCo
 
 
 def simulation_env(settings: SimulationSettings) -> dict[str, str]:
-    """The extension's variables in the simulated environments, the threshold the fleet uses.
-
-    The full metric profile for now: the verdict reads the six metrics (``recorded_from_*``).
-    """
+    """The extension's variables in the simulated environments: the metric profile asked for
+    (``--metrics``), and the threshold the fleet uses."""
     env = observer_env(
-        settings.sink, settings.namespace, settings.log_level, metrics=schema.METRICS_FULL
+        settings.sink, settings.namespace, settings.log_level, metrics=settings.metrics
     )
     threshold_ms = round(settings.fleet.prompt_threshold * 1000)
     env[PROMPT_THRESHOLD_VARIABLE] = str(threshold_ms)
-    env[METRICS_VARIABLE] = settings.metrics
     return env
 
 
