@@ -1,10 +1,12 @@
 """``concurrency-observer simulate``: a fleet of real Lambda environments here, then the report.
 
-Builds the layer, starts an embedded CloudWatch (a moto server on 127.0.0.1; none for the ``emf``
-sink, or ``--endpoint-url``), runs the local control plane (``local/fleet.py``) under a seeded
-load with a live display, shuts every environment down, reads the metrics back, prints the same
-report as ``report`` with the control plane's ground truth beside it, and a verdict: exit 0 when
-every figure matches exactly, 1 when one does not. docs/simulate.md explains the defaults.
+Builds the layer, starts an embedded CloudWatch (a moto server on 127.0.0.1, which also serves
+CloudWatch Logs; or ``--endpoint-url``), runs the local control plane (``local/fleet.py``) under a
+seeded load with a live display, each environment's output delivered to the function's log group
+as Lambda does, shuts every environment down, reads the metrics and the environment records back
+(``local/outcome.py``), prints the same report as ``report`` with the control plane's ground truth
+beside it, the metric streams the run created, and a verdict: exit 0 when every figure matches
+exactly, 1 when one does not. docs/simulate.md explains the defaults.
 ``--mode managed-instances`` and ``--runtime bash`` run setups whose extension gets SHUTDOWN only:
 there the verdict compares inits and shutdowns, and lists what is not recorded.
 """
