@@ -34,7 +34,7 @@ readonly API_PATH=/2020-01-01/extension
 readonly DEFAULT_NAMESPACE=ConcurrencyObserver
 readonly TOKEN_MAX=32
 readonly RESTORE_JUMP_MS=2000 # wall clock ahead of uptime by more than this: a restored snapshot
-readonly MAX_TEXT=256 # environment_record.MAX_TEXT_LENGTH: text a record carries from outside
+readonly RECORD_TEXT_MAX=256 # environment_record.MAX_TEXT_LENGTH: text a record carries
 readonly RECORD_VERSION=environment/1
 readonly BASE_SETS='["FunctionName"],["FunctionName","FunctionVersion"],["FunctionName","InitType"]'
 
@@ -175,11 +175,11 @@ configure_profile() {
 }
 
 bounded_json() {
-    # Sets $json: $1 cut to MAX_TEXT bytes as a JSON string (json_string); a UTF-8 character the
-    # cut would halve is dropped whole, so the line stays valid UTF-8.
+    # Sets $json: $1 cut to RECORD_TEXT_MAX bytes as a JSON string (json_string); a UTF-8
+    # character the cut would halve is dropped whole, so the line stays valid UTF-8.
     local text=$1
-    if ((${#text} > MAX_TEXT)); then
-        text=${text:0:MAX_TEXT}
+    if ((${#text} > RECORD_TEXT_MAX)); then
+        text=${text:0:RECORD_TEXT_MAX}
         if [[ $text == *[$'\x80'-$'\xff'] ]]; then
             text=${text%%*([$'\x80'-$'\xbf'])}
             text=${text%[$'\xc0'-$'\xff']}

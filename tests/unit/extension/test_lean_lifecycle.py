@@ -5,7 +5,10 @@ the record written once, before the shutdown delivery, and a closed stdout costi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +186,25 @@ def test_every_lifecycle_draws_its_own_environment_id() -> None:
     for environment_id in (first.environment_id, second.environment_id):
         assert len(environment_id) == 16
         assert int(environment_id, 16) >= 0
+
+
+def test_the_record_modules_are_not_imported_at_cold_start() -> None:
+    """Importing what init runs (main, session, lifecycle, both sinks) loads no record module."""
+    code = (
+        "import sys\n"
+        "import concurrency_observer.extension.main\n"
+        "import concurrency_observer.extension.lifecycle\n"
+        "import concurrency_observer.extension.sinks.emf\n"
+        "import concurrency_observer.extension.sinks.cloudwatch\n"
+        "names = ('environment_line', 'environment_record')\n"
+        "print(sorted(m for m in sys.modules if m.endswith(names)))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(schema.__file__).resolve().parents[1],  # this checkout's package first
+    ).stdout
+    assert output.strip() == "[]"
