@@ -85,7 +85,7 @@ from concurrency_observer.aws.report_window import (
     iso,
     resolve_window,
 )
-from concurrency_observer.errors import UserError
+from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.schema import (
     ENVIRONMENT_DELTA,
     ENVIRONMENT_IDLE_TIME,
@@ -700,13 +700,18 @@ def read_report(
 
     ``NoMetricsError`` when there is nothing to show.
     """
-    scan = scan_records(logs, request, log_group) if logs is not None else None
+    scan, unread = None, None
+    if logs is not None:
+        try:
+            scan = scan_records(logs, request, log_group)
+        except AwsError as error:  # no logs:FilterLogEvents, say: the metrics still answer
+            unread = f"environment records not read ({error}): figures from the metrics only"
     fetched = fetch_metrics(cloudwatch, request, percentiles=not (scan and scan.found))
     invocations = lambda_invocations(cloudwatch, request) if scan and scan.found else None
     report = build_report(request, fetched, scan, invocations)
     if not report.has_data:
         raise NoMetricsError(_empty_message(request, fetched))
-    return report
+    return report if unread is None else replace(report, notes=(*report.notes, unread))
 
 
 def _empty_message(request: ReportRequest, fetched: FetchedMetrics) -> str:

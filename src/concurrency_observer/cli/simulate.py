@@ -1,10 +1,12 @@
 """``concurrency-observer simulate``: a fleet of real Lambda environments here, then the report.
 
-Builds the layer, starts an embedded CloudWatch (a moto server on 127.0.0.1; none for the ``emf``
-sink, or ``--endpoint-url``), runs the local control plane (``local/fleet.py``) under a seeded
-load with a live display, shuts every environment down, reads the metrics back, prints the same
-report as ``report`` with the control plane's ground truth beside it, and a verdict: exit 0 when
-every figure matches exactly, 1 when one does not. docs/simulate.md explains the defaults.
+Builds the layer, starts an embedded CloudWatch (a moto server on 127.0.0.1, which also serves
+CloudWatch Logs; or ``--endpoint-url``), runs the local control plane (``local/fleet.py``) under a
+seeded load with a live display, each environment's output delivered to the function's log group
+as Lambda does, shuts every environment down, reads the metrics and the environment records back
+(``local/outcome.py``), prints the same report as ``report`` with the control plane's ground truth
+beside it, the metric streams the run created, and a verdict: exit 0 when every figure matches
+exactly, 1 when one does not. docs/simulate.md explains the defaults.
 ``--mode managed-instances`` and ``--runtime bash`` run setups whose extension gets SHUTDOWN only:
 under Managed Instances the Telemetry API still gives it every invocation, so everything is
 compared; with the bash fallback the verdict compares inits and shutdowns, and lists what is not
@@ -630,9 +632,15 @@ def _bill_line(outcome: Outcome) -> str:
     )
     streams = outcome.metric_streams
     price = "" if streams is None else f", ${pricing.metrics_usd_per_month(streams):.2f}/month"
+    lost = (
+        f"; [red]{len(outcome.delivery_errors)}+ environments' output not delivered to the log "
+        f"group: {outcome.delivery_errors[0]}[/]"
+        if outcome.delivery_errors
+        else ""
+    )
     return (
         f"metric streams created: {streams} ({settings.metrics} profile; {where}{price} at list "
-        f"price); environment records: {outcome.records}, {outcome.record_bytes} bytes"
+        f"price); environment records: {outcome.records}, {outcome.record_bytes} bytes{lost}"
     )
 
 

@@ -63,6 +63,8 @@ class Outcome:
     metric_streams: int | None = None  # distinct metrics the run created (what a bill counts)
     records: int = 0
     record_bytes: int = 0
+    # Environments whose output the harness could not deliver to the log group (first errors).
+    delivery_errors: list[str] = field(default_factory=list)
     # Init durations and failed inits against the RIE's INIT REPORTs (None: not compared).
     platform: PlatformVerdict | None = None
 
@@ -82,7 +84,11 @@ class Outcome:
             "ground_truth": self.truth.to_dict(),
             "recorded_from": self.source,
             "metric_streams": self.metric_streams,
-            "records": {"count": self.records, "bytes": self.record_bytes},
+            "records": {
+                "count": self.records,
+                "bytes": self.record_bytes,
+                "delivery_errors": self.delivery_errors,
+            },
             "checks": [check.to_dict() for check in self.checks],
             "verdict": "match" if self.matches else "mismatch",
             "not_recorded": {
@@ -209,6 +215,7 @@ def read_back(
         metric_streams=streams(),
         records=report.observer_bill.records if report.observer_bill else 0,
         record_bytes=report.observer_bill.record_bytes if report.observer_bill else 0,
+        delivery_errors=list(simulation.delivery.errors[:5]) if simulation.delivery else [],
         platform=platform,
     )
 

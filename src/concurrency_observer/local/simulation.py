@@ -1,17 +1,18 @@
-"""One local simulation: the fleet under a seeded load, then the metrics read back and judged.
+"""One local simulation: the fleet under a seeded load, then what was recorded read back and judged.
 
-``Simulation(settings, layer_dir, cloudwatch_url)`` owns a ``Fleet``; ``run(stop)`` brings up the
-provisioned environments, plays the load, and always closes the fleet (every environment shut
-down, staggered), also on error or when ``stop`` is set. ``status()`` is safe to call from another
-thread while it runs (the CLI's live display does).
+``Simulation(settings, layer_dir, cloudwatch_url, logs_url=...)`` owns a ``Fleet``; ``run(stop)``
+brings up the provisioned environments, plays the load, and always closes the fleet (every
+environment shut down, staggered), also on error or when ``stop`` is set. ``status()`` is safe to
+call from another thread while it runs (the CLI's live display does).
 
-Afterwards ``recorded_from_cloudwatch`` / ``recorded_from_emf`` read what the extension recorded,
-and ``verdict_checks(snapshot, recorded)`` compares it with the control plane's ground truth,
-figure by figure: environments started (``EnvironmentInit``), stopped (``EnvironmentShutdown``)
-and invocations (``EnvironmentInvocations``, warm-ups included), per init type and in total;
-and how each environment was used (``EnvironmentShutdown`` by ``FirstInvoke``: never invoked,
-first invoked promptly, first invoked after the threshold), per init type.
-``simulation_report`` builds the same report ``report`` prints, from CloudWatch or the EMF lines.
+Each environment's output is delivered, at its close, into the function's log group on
+``logs_url`` (``local.log_delivery``), as Lambda delivers it. Afterwards ``local.outcome`` builds
+the report ``report`` prints (the metrics of either profile, from CloudWatch or the EMF lines, and
+the environment records, with FilterLogEvents) and ``verdict_checks(snapshot, recorded)``
+compares its figures with the control plane's ground truth, figure by figure: environments
+started (inits), stopped (shutdowns), invocations (warm-ups included) and environment records,
+per init type and in total; and how each environment was used (its record's FirstInvoke class:
+never invoked, first invoked promptly, first invoked after the threshold), per init type.
 
 Two more setups (``SimulationSettings.mode`` and ``runtime``) run extensions that register for
 SHUTDOWN only, so they record inits and shutdowns and nothing about invocations:
@@ -91,7 +92,6 @@ _REPORT_PERIOD: Final = 5
 _LOAD_WORKER_MARGIN: Final = 8  # throttled and failed invocations return at once
 _PROACTIVE_WORKERS: Final = 2
 PROMPT_THRESHOLD_VARIABLE: Final = "CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS"
-METRICS_VARIABLE: Final = "CONCURRENCY_OBSERVER_METRICS"
 FIRST_INVOKE_LABELS: Final = {
     schema.FIRST_INVOKE_NEVER: "shutdowns: never invoked",
     schema.FIRST_INVOKE_PROMPT: "shutdowns: prompt",
@@ -339,16 +339,13 @@ def managed_instances_fleet(fleet: FleetConfig, max_concurrency: int) -> FleetCo
 
 
 def simulation_env(settings: SimulationSettings) -> dict[str, str]:
-    """The extension's variables in the simulated environments, the threshold the fleet uses.
-
-    The full metric profile for now: the verdict reads the six metrics (``recorded_from_*``).
-    """
+    """The extension's variables in the simulated environments: the metric profile asked for
+    (``--metrics``), and the threshold the fleet uses."""
     env = observer_env(
-        settings.sink, settings.namespace, settings.log_level, metrics=schema.METRICS_FULL
+        settings.sink, settings.namespace, settings.log_level, metrics=settings.metrics
     )
     threshold_ms = round(settings.fleet.prompt_threshold * 1000)
     env[PROMPT_THRESHOLD_VARIABLE] = str(threshold_ms)
-    env[METRICS_VARIABLE] = settings.metrics
     return env
 
 

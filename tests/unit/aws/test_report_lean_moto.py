@@ -191,3 +191,25 @@ def test_all_ranks_a_lean_function_with_its_records(cloudwatch: Any) -> None:
     assert entry["never_invoked_share"] == document["shares"]["never_invoked"]
     assert entry["proactive_share"] == document["shares"]["proactive"]
     assert entry["never_invoked_share"] is not None
+
+
+def test_records_denied_still_reports_from_the_metrics(cloudwatch: Any) -> None:
+    """FilterLogEvents refused (AccessDenied): the metrics answer, and a note says why."""
+    from botocore.stub import Stubber
+
+    from concurrency_observer.aws.report import ReportRequest, read_report, resolve_window
+
+    suffix = uuid.uuid4().hex[:8]
+    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=40)
+    namespace, function = f"Test/{suffix}", f"fn-{suffix}"
+    seed_lean(cloudwatch, client("logs", REGION), namespace, function, start)
+    window = resolve_window(
+        now=start + WINDOW, start=start, end=start + WINDOW, lookback=timedelta(minutes=30)
+    )
+    logs = client("logs", REGION)
+    with Stubber(logs) as stub:
+        stub.add_client_error("filter_log_events", service_error_code="AccessDeniedException")
+        report = read_report(cloudwatch, ReportRequest(function, window, namespace), logs=logs)
+    assert report.figures_source == "metrics"
+    assert report.inits_total == expected_document(ENVS, start, WINDOW)["inits"]["total"]
+    assert any("AccessDeniedException" in note for note in report.notes)
