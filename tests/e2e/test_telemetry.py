@@ -24,7 +24,8 @@ from concurrency_observer.local.environment import (
     LambdaEnvironment,
     observer_env,
 )
-from tests.faults.helpers import environment_records, observer_lines, unique_name
+from tests.faults.helpers import observer_lines, unique_name
+from tests.lean_metrics import environment_records
 
 pytestmark = pytest.mark.e2e
 

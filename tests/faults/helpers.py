@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from concurrency_observer import environment_record, schema
+from concurrency_observer import schema
 from concurrency_observer.layer import EXTENSION_NAME
 from concurrency_observer.local.environment import (
     EnvironmentSettings,
@@ -37,24 +36,6 @@ def unique_name(prefix: str) -> str:
 def observer_lines(output: str) -> list[str]:
     """The extension's own log lines in an environment's output."""
     return [line for line in output.splitlines() if line.startswith(LOG_PREFIX)]
-
-
-def environment_records(output: str, function_name: str) -> list[dict[str, object]]:
-    """The environment records (one JSON line each) of ``function_name`` in ``output``."""
-    found = []
-    for line in output.splitlines():
-        if not line.startswith("{") or environment_record.MARKER_KEY not in line:
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if (
-            record.get(environment_record.MARKER_KEY) == environment_record.VERSION
-            and record.get(environment_record.FUNCTION_NAME) == function_name
-        ):
-            found.append(record)
-    return found
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from concurrency_observer.local.environment import (
     observer_env,
 )
 from tests.faults.api_proxy import TELEMETRY, ExtensionsApiProxy, wrapped_layer
-from tests.faults.helpers import environment_records, observer_lines, unique_name
+from tests.faults.helpers import observer_lines, unique_name
+from tests.lean_metrics import environment_records
 
 pytestmark = pytest.mark.e2e
 

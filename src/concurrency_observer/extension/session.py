@@ -192,7 +192,8 @@ class Session:
                 lifecycle.pending.append(lifecycle.init_record)
             assert self.lifecycle is not None
             try:
-                self.lifecycle.platform_facts = self.platform_facts(deadline)
+                if self.lifecycle.platform_facts is None:  # once: a second shutdown is a no-op
+                    self.lifecycle.platform_facts = self.platform_facts(deadline)
             except Exception as error:
                 self.log.error(f"{describe(error)}; no platform facts in the record")
             self.lifecycle.shutdown(reason, deadline)
