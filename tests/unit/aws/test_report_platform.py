@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import boto3
-from moto import mock_aws
+from click.testing import CliRunner
 from rich.console import Console
 
 from concurrency_observer import environment_record as rec
@@ -33,8 +34,15 @@ from concurrency_observer.aws.report import (
     ReportWindow,
     build_report,
 )
+from concurrency_observer.aws.session import client
+from concurrency_observer.cli.report import report as report_command
 from concurrency_observer.reporting.structured import report_csv
 from concurrency_observer.reporting.table import report_renderable
+from tests.unit.aws.test_report_lean_moto import seed_lean
+from tests.unit.aws.test_report_moto import PERIOD, REGION, aws_env, cloudwatch
+from tests.unit.aws.test_report_moto import WINDOW as MOTO_WINDOW
+
+__all__ = ["aws_env", "cloudwatch"]  # fixtures used by name
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 WINDOW = ReportWindow(
@@ -168,10 +176,8 @@ def test_invocations_query() -> None:
     assert query.dimensions == (("FunctionName", "fn"), ("Resource", "fn:3"))
 
 
-@mock_aws
-def test_lambda_invocations_from_cloudwatch() -> None:
+def test_lambda_invocations_from_cloudwatch(cloudwatch: Any) -> None:
     """Summed over the window's periods; none stored: unknown, not zero."""
-    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
     request = ReportRequest("fn", WINDOW)
     assert lambda_invocations(cloudwatch, request) is None
     for minute, count in ((1, 120.0), (4, 80.0)):
@@ -188,3 +194,41 @@ def test_lambda_invocations_from_cloudwatch() -> None:
             ],
         )
     assert lambda_invocations(cloudwatch, request) == 200.0
+
+
+def test_the_cli_reads_lambda_invocations_for_the_share(cloudwatch: Any) -> None:
+    """``report`` on moto: the lean metric, the records and AWS/Lambda Invocations (1000 in the
+    window) give the felt cold starts (the on-demand environments invoked promptly) and their
+    share, in the JSON document."""
+    suffix = uuid.uuid4().hex[:8]
+    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=40)
+    namespace, function = f"Test/{suffix}", f"fn-{suffix}"
+    seed_lean(cloudwatch, client("logs", REGION), namespace, function, start)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {
+                "MetricName": "Invocations",
+                "Dimensions": [{"Name": "FunctionName", "Value": function}],
+                "Timestamp": start + timedelta(minutes=minute),
+                "Value": 250.0,
+                "Unit": "Count",
+            }
+            for minute in (1, 5, 12, 29)
+        ],
+    )
+    args = [
+        "--function", function, "--namespace", namespace, "--region", REGION,
+        "--start", start.isoformat(), "--end", (start + MOTO_WINDOW).isoformat(),
+        "--lookback", "30m", "--period", str(PERIOD), "--format", "json",
+    ]  # fmt: skip
+    result = CliRunner().invoke(report_command, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    felt = document["environments_by_init_type"]["on-demand"]["invoked_promptly"]
+    assert felt > 0
+    cold = document["cold_starts"]
+    assert (cold["felt"], cold["invocations"]) == (felt, 1000.0)
+    assert cold["share"] == round(felt / 1000, 6)
+    assert cold["init_duration_ms"] is None  # these records carry no Telemetry fields
+    assert document["platform"]["with_telemetry"] == 0
