@@ -10,8 +10,9 @@ request's body goes to ``on_body`` and is answered ``200`` with an empty body, w
 (a delivery that cannot be read is the account's business, not a reason for Lambda to retry).
 A request that is not HTTP, or larger than ``MAX_BODY``, closes its connection.
 
-Bound to the address ``sandbox.localdomain`` has in ``/etc/hosts`` (Lambda's, so no DNS lookup
-on the init path), else to 127.0.0.1, where the RIE posts; never to every interface.
+Bound to the address ``sandbox.localdomain`` has: in ``/etc/hosts`` (no DNS lookup on the init
+path), else from the resolver within 100 ms, else 127.0.0.1, where the RIE posts; never to every
+interface.
 """
 
 from __future__ import annotations
@@ -26,14 +27,20 @@ if TYPE_CHECKING:
 SANDBOX_HOST = "sandbox.localdomain"
 LOOPBACK = "127.0.0.1"
 HOSTS_FILE = "/etc/hosts"
+LOOKUP_TIMEOUT = 0.1  # seconds: the resolver is asked only when the hosts file has no answer
 MAX_HEADER = 16 * 1024
 # Lambda caps a delivery at the subscription's maxBytes (256 KiB asked); room for JSON overhead.
 MAX_BODY = 1024 * 1024
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 
-def sandbox_address(hosts_file: str = HOSTS_FILE) -> str:
-    """The IPv4 address ``sandbox.localdomain`` has in ``hosts_file``, else 127.0.0.1."""
+def sandbox_address(
+    hosts_file: str = HOSTS_FILE,
+    timeout: float = LOOKUP_TIMEOUT,
+    lookup: Callable[[], str | None] | None = None,
+) -> str:
+    """The IPv4 address ``sandbox.localdomain`` has: in ``hosts_file``, else from the resolver
+    within ``timeout`` seconds (a lookup left running ends with the process), else 127.0.0.1."""
     try:
         with open(hosts_file, encoding="utf-8", errors="replace") as hosts:
             for line in hosts:
@@ -42,7 +49,36 @@ def sandbox_address(hosts_file: str = HOSTS_FILE) -> str:
                     return words[0]
     except OSError:
         pass
-    return LOOPBACK
+    found = _bounded(lookup or _resolve_sandbox, timeout)
+    return found if found is not None and _is_ipv4(found) else LOOPBACK
+
+
+def _resolve_sandbox() -> str | None:
+    # Bytes, not str: a str host makes the socket module import the idna codec (about 5 ms).
+    answers = socket.getaddrinfo(SANDBOX_HOST.encode(), None, socket.AF_INET)
+    return str(answers[0][4][0]) if answers else None
+
+
+def _bounded(lookup: Callable[[], str | None], timeout: float) -> str | None:
+    """``lookup()`` on a thread of its own, its answer if it comes within ``timeout``."""
+    found: list[str | None] = []
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def run() -> None:
+        try:
+            found.append(lookup())
+        except Exception:  # noqa: S110 (no answer is an answer: the fallback address)
+            pass
+        finally:
+            done.release()
+
+    try:
+        _thread.start_new_thread(run, ())
+    except RuntimeError:
+        return None
+    done.acquire(True, max(0.0, timeout))
+    return found[0] if found else None
 
 
 def _is_ipv4(text: str) -> bool:

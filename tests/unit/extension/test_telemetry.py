@@ -216,8 +216,30 @@ def test_sandbox_address(tmp_path: Path) -> None:
     )
     assert sandbox_address(str(hosts)) == "169.254.100.1"
     hosts.write_text("::1 sandbox.localdomain\n")
-    assert sandbox_address(str(hosts)) == "127.0.0.1"
-    assert sandbox_address(str(tmp_path / "missing")) == "127.0.0.1"
+    assert sandbox_address(str(hosts), lookup=lambda: None) == "127.0.0.1"
+    assert sandbox_address(str(tmp_path / "missing"), lookup=lambda: None) == "127.0.0.1"
+
+
+def test_sandbox_address_from_the_resolver_within_its_bound(tmp_path: Path) -> None:
+    """Not in the hosts file: the resolver's IPv4 answer; a silent, failing or odd resolver
+    gives the loopback address once the bound has passed."""
+    missing = str(tmp_path / "missing")
+    assert sandbox_address(missing, lookup=lambda: "169.254.100.1") == "169.254.100.1"
+    release = threading.Event()
+
+    def silent() -> str:
+        release.wait(30)
+        return "10.0.0.1"
+
+    def failing() -> str:
+        raise OSError("Name or service not known")
+
+    try:
+        assert sandbox_address(missing, timeout=0.05, lookup=silent) == "127.0.0.1"
+    finally:
+        release.set()
+    assert sandbox_address(missing, lookup=failing) == "127.0.0.1"
+    assert sandbox_address(missing, lookup=lambda: "fe80::1") == "127.0.0.1"
 
 
 def test_availability_zone() -> None:
