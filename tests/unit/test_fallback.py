@@ -258,7 +258,7 @@ def test_json_string_round_trips(values: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "prelude",
-    [":", "unset EPOCHREALTIME", "unset EPOCHREALTIME; PATH=/nonexistent"],
+    [":", "unset EPOCHREALTIME", "unset EPOCHREALTIME; date_command=/nonexistent"],
     ids=["epochrealtime", "date", "printf"],
 )
 def test_every_clock_gives_epoch_milliseconds(prelude: str) -> None:
@@ -361,12 +361,38 @@ def test_bootstrap_stays_parseable_by_old_pythons() -> None:
         subprocess.run([str(python), "-c", code, bootstrap], check=True, timeout=30)
 
 
+# Covers both places the launcher looks for bash besides PATH (/dev/null is not executable).
+WITHOUT_BASH = (
+    'for b in /bin/bash /usr/bin/bash; do [ -e "$b" ] && /usr/bin/mount --bind /dev/null "$b"; '
+    "done; "
+    'exec "$1"'
+)
+
+
+def in_mount_namespace(script: str, *args: str) -> list[str]:
+    """The command that runs ``script`` (sh -c) in a mount namespace of its own, with ``args``."""
+    rie.check_host()
+    shell = shutil.which("sh") or "/bin/sh"
+    unshare = [shutil.which("unshare") or "unshare", *rie.unshare_flags()]
+    return [*unshare, "--", shell, "-c", script, "sh", *args]
+
+
 def test_launcher_without_bash_says_so_in_one_line(layer: Path) -> None:
     """Neither python3 nor bash: one line saying the layer cannot run here (see without_bash)."""
-    process = run_to_end([str(layer / LAUNCHER_PATH)], {"PATH": "/nonexistent"})
+    command = in_mount_namespace(WITHOUT_BASH, str(layer / LAUNCHER_PATH))
+    process = run_to_end(command, {"PATH": "/nonexistent"})
     assert process.stdout == ""
-    assert process.stderr.count("\n") == 1
+    assert process.stderr.count("\n") == 1, process.stderr
     assert "no python3 >= 3.10 and no bash" in process.stderr
+
+
+def test_launcher_finds_bash_outside_path(layer: Path) -> None:
+    """A PATH without bash (the user's to set): /bin/bash or /usr/bin/bash runs the fallback."""
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        process = run_to_end([str(layer / LAUNCHER_PATH)], environment(api, PATH="/nonexistent"))
+    assert process.returncode == 0, process.stderr
+    assert len(documents(process.stdout)) == 2
+    assert "bash fallback" in process.stderr
 
 
 # Runs the sourced fallback with its wall clock jumping an hour ahead while it waits on its first
@@ -435,16 +461,12 @@ WITH_LAMBDA_PYTHON = (
 @pytest.mark.parametrize("first_on_path", ["old-python", "no-python"])
 def test_launcher_finds_var_lang_python(layer: Path, tools: str, first_on_path: str) -> None:
     """An old or no python3 on PATH, a 3.10+ /var/lang/bin/python3: the Python extension runs."""
-    rie.check_host()
     search_path = tools
     if first_on_path == "old-python":
         old = old_python()
         assert old is not None, "no python3 older than 3.10 under ~/.pyenv/versions"
         search_path = f"{old}:{tools}"
-    shell = shutil.which("sh") or "/bin/sh"
-    unshare = [shutil.which("unshare") or "unshare", *rie.unshare_flags()]
-    command = [*unshare, "--", shell, "-c", WITH_LAMBDA_PYTHON, "sh", str(layer / LAUNCHER_PATH)]
-    command.append(sys.executable)
+    command = in_mount_namespace(WITH_LAMBDA_PYTHON, str(layer / LAUNCHER_PATH), sys.executable)
     with FakeExtensionsApi([shutdown_event()]).running() as api:
         env = environment(api, PATH=search_path, CONCURRENCY_OBSERVER_SINK="emf")
         process = run_to_end(command, env)
@@ -454,11 +476,28 @@ def test_launcher_finds_var_lang_python(layer: Path, tools: str, first_on_path: 
     assert "sink emf" in process.stderr  # the Python extension's init line
 
 
+def test_an_old_var_lang_python_hands_over_to_python3_on_path(layer: Path, tools: str) -> None:
+    """/var/lang/bin/python3 older than 3.10, a 3.10+ python3 on PATH: that one runs."""
+    old = old_python()
+    assert old is not None, "no python3 older than 3.10 under ~/.pyenv/versions"
+    python_dir = str(Path(sys.executable).parent)
+    command = in_mount_namespace(
+        WITH_LAMBDA_PYTHON, str(layer / LAUNCHER_PATH), str(Path(old) / "python3")
+    )
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, PATH=f"{python_dir}:{tools}", CONCURRENCY_OBSERVER_SINK="emf")
+        process = run_to_end(command, env)
+    assert process.returncode == 0, process.stderr
+    assert len(documents(process.stdout)) == 2
+    assert "sink emf" in process.stderr, process.stderr
+
+
 def test_runs_in_bash_42_compatibility_mode_without_epochrealtime(tools: str) -> None:
     """BASH_COMPAT=4.2 and no $EPOCHREALTIME (as bash 4.2 on Amazon Linux 2): same records."""
-    script = 'unset EPOCHREALTIME; source "$1"; main concurrency-observer'
+    # After the source: the fallback unsets a BASH_COMPAT of the environment (not its to choose).
+    script = 'unset EPOCHREALTIME; source "$1"; BASH_COMPAT=4.2; main concurrency-observer'
     with FakeExtensionsApi([shutdown_event()]).running() as api:
-        env = environment(api, PATH=tools, BASH_COMPAT="4.2")
+        env = environment(api, PATH=tools)
         started = time.time()
         process = run_to_end([BASH, "-c", script, "bash", str(SOURCES / "fallback.sh")], env)
         finished = time.time()
