@@ -57,11 +57,13 @@ run_fallback() {
 
 probe_python() {
     # probe_python PATH: whether PATH runs Python 3.10+ code, answered within $probe_timeout_s.
-    # Exit status 42, which no failing or fake interpreter gives by chance, proves that it ran this
-    # line; a watchdog kills a probe that hangs. Costs one interpreter start, and only off the
-    # Lambda Python runtimes (they have /var/lang/bin/python3).
-    "$1" -I -S -c 'import sys; sys.exit(42 if sys.version_info >= (3, 10) else 3)' \
-        </dev/null >/dev/null 2>&1 &
+    # The exit status asked for (100-199, from this shell's pid) proves that it ran this line: a
+    # failing or fake interpreter exits 0, 1, 127 or some constant. A watchdog kills a probe that
+    # hangs. Costs one interpreter start, and only off the Lambda Python runtimes (they have
+    # /var/lang/bin/python3). Its output goes nowhere: junk cannot reach the function's log.
+    expected=$(($$ % 100 + 100))
+    "$1" -I -S -c 'import sys; sys.exit(int(sys.argv[1]) if sys.version_info >= (3, 10) else 3)' \
+        "$expected" </dev/null >/dev/null 2>&1 &
     probe=$!
     watchdog=''
     for sleep in /bin/sleep /usr/bin/sleep; do
@@ -76,13 +78,13 @@ probe_python() {
         watchdog=$!
         break
     done
-    wait "$probe"
+    wait "$probe" 2>/dev/null # bash reports a killed job on stderr: not the function's log
     answer=$?
     if [ -n "$watchdog" ]; then
         kill "$watchdog" 2>/dev/null
         wait "$watchdog" # reaped here: the python3 this shell becomes would leave a zombie
     fi
-    [ "$answer" = 42 ]
+    [ "$answer" = "$expected" ]
 }
 
 run_path_python() {
