@@ -31,7 +31,8 @@ SECRET_SPAN = 8192  # longer than any AWS credential (session tokens run to abou
 MIN_SECRET_LENGTH = 4  # a shorter "secret" would mask ordinary text everywhere
 
 _secrets: set[str] = set()
-_masked: list[str] = []  # every form of every secret, longest first; built at the first redact
+_masked: list[str] = []  # every secret as is and stripped, longest first; built at first use
+_encoded: list[str] = []  # every secret percent-encoded, longest first; built at first use
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 
 # Words one of the shapes below starts with (lower case): a line with none of them, such as the
@@ -74,12 +75,14 @@ def add_secret(value: str | None) -> None:
     if value is not None and len(value.strip()) >= MIN_SECRET_LENGTH:
         _secrets.add(value)
         _masked.clear()
+        _encoded.clear()
 
 
 def forget_secrets() -> None:
     """Forget every registered secret (tests)."""
     _secrets.clear()
     _masked.clear()
+    _encoded.clear()
 
 
 def _percent_encoded(value: str) -> str:
@@ -88,19 +91,26 @@ def _percent_encoded(value: str) -> str:
     )
 
 
-def _forms() -> list[str]:
+def _forms(encoded: bool) -> list[str]:
+    """The secrets as they are and stripped; with ``encoded``, percent-encoded too (built only
+    for a text with a ``%``: a session token is a kilobyte, and the INFO line at init has none)."""
     if not _masked and _secrets:
-        forms = {f for s in _secrets for f in (s, s.strip(), _percent_encoded(s.strip()))}
+        forms = {f for s in _secrets for f in (s, s.strip())}
         # The longest first: a secret that contains another is masked whole.
         _masked.extend(sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len)[::-1])
-    return _masked
+    if not encoded:
+        return _masked
+    if not _encoded and _secrets:
+        forms = {_percent_encoded(s.strip()) for s in _secrets}
+        _encoded.extend(sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len)[::-1])
+    return _encoded + _masked
 
 
 def redact(text: str, limit: int | None = None) -> str:
     """``text`` without any secret, cut to ``limit`` characters (``...`` marks a cut)."""
     if limit is not None and len(text) > limit + SECRET_SPAN:
         text = text[: limit + SECRET_SPAN]
-    for secret in _forms():
+    for secret in _forms("%" in text):
         if secret in text:
             text = text.replace(secret, MASK)
     lowered = text.lower()
