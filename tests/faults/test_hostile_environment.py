@@ -84,10 +84,12 @@ def script(directory: Path, name: str, text: str) -> str:
 
 
 def bash_env_exit(d: Path, _s: Servers) -> Environ:
+    """BASH_ENV: a script that runs the payload and exits 1."""
     return {"BASH_ENV": script(d, "exit.sh", f"{touch(d)}\nexit 1\n")}
 
 
 def bash_env_functions(d: Path, _s: Servers) -> Environ:
+    """BASH_ENV: builtins redefined as functions and aliases that run the payload and hang."""
     body = "".join(
         f"{name}() {{ {touch(d)}; /usr/bin/sleep 600; }}\n"
         for name in ("printf", "read", "command", "exec", "unset", "set", "shopt", "trap")
@@ -97,10 +99,12 @@ def bash_env_functions(d: Path, _s: Servers) -> Environ:
 
 
 def env_file(d: Path, _s: Servers) -> Environ:
+    """ENV (read by interactive POSIX shells): a script that runs the payload and exits 1."""
     return {"ENV": script(d, "env.sh", f"{touch(d)}\nexit 1\n")}
 
 
 def exported_functions(d: Path, _s: Servers) -> Environ:
+    """Builtins exported as functions (BASH_FUNC_name%%) that run the payload."""
     names = ("printf", "read", "command", "exec", "unset", "set", "[", "echo", "local")
     return {f"BASH_FUNC_{name}%%": f"() {{ {touch(d)}; }}" for name in names}
 
@@ -109,6 +113,7 @@ def python_that(behaviour: str) -> Callable[[Path, Servers], Environ]:
     """A ``python3`` first on PATH that behaves as told (a shell script, as a broken one may be)."""
 
     def environ(d: Path, _s: Servers) -> Environ:
+        """PATH with the fake python3 first."""
         script(d, "bin/python3", f"#!/bin/sh\n{behaviour}\n")
         return {"PATH": f"{d / 'bin'}:/usr/local/bin:/usr/bin:/bin"}
 
@@ -116,6 +121,7 @@ def python_that(behaviour: str) -> Callable[[Path, Servers], Environ]:
 
 
 def python_variables(d: Path, _s: Servers) -> Environ:
+    """PYTHON* variables: modules on PYTHONPATH that run the payload, a wrong PYTHONHOME."""
     evil = d / "evil"
     for module in ("json", "os", "sitecustomize", "socket"):
         script(evil, f"{module}.py", f"import subprocess\nsubprocess.run({touch(d).split()!r})\n")
@@ -129,6 +135,7 @@ def python_variables(d: Path, _s: Servers) -> Environ:
 
 
 def forged_record(_d: Path, _s: Servers) -> Environ:
+    """A function name whose line breaks would start forged EMF init records."""
     forged = (
         '{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"ConcurrencyObserver",'
         '"Dimensions":[["FunctionName"]],"Metrics":[{"Name":"EnvironmentInit","Unit":"Count"}]}]},'
@@ -138,6 +145,7 @@ def forged_record(_d: Path, _s: Servers) -> Environ:
 
 
 def code_in_values(d: Path, _s: Servers) -> Environ:
+    """Command substitutions and arithmetic subscripts in every value the engines read."""
     code = f"$({touch(d)})`{touch(d)}`"
     return {
         "AWS_LAMBDA_FUNCTION_NAME": f"orders{code}",
@@ -151,6 +159,7 @@ def code_in_values(d: Path, _s: Servers) -> Environ:
 
 
 def cloudwatch_echo(_d: Path, s: Servers) -> Environ:
+    """The cloudwatch sink, against an endpoint that echoes the signed request in a 403."""
     return {
         "CONCURRENCY_OBSERVER_SINK": "cloudwatch",
         "AWS_ENDPOINT_URL_CLOUDWATCH": f"http://{s.cloudwatch_403}",
@@ -158,6 +167,8 @@ def cloudwatch_echo(_d: Path, s: Servers) -> Environ:
 
 
 def credentials_echo(d: Path, s: Servers, address: str, *, token_file: bool) -> Environ:
+    """Container credentials only, from ``address`` (echoing), with a password and a query token
+    in the URI, the token in the variable or in a file."""
     uri = f"http://user:{URI_PASSWORD}@{address}/creds?token={URI_QUERY_TOKEN}"
     environ: Environ = {
         "CONCURRENCY_OBSERVER_SINK": "cloudwatch",
