@@ -28,7 +28,7 @@
 # POSIXLY_CORRECT (POSIX mode, where a failed redirection of exec ends the shell), FUNCNEST (a
 # function depth limit), TMOUT (a default timeout for read), BASH_COMPAT, EXECIGNORE, CDPATH,
 # GLOBIGNORE; IFS is reset by bash itself, and again here. Every value is cut at MAX_TEXT bytes
-# before any work on it, and every helper is one pass over it: a value costs linear time, bounded.
+# before any work on it, and every helper makes a few passes over it: linear time, bounded.
 unset -v POSIXLY_CORRECT POSIX_PEDANTIC FUNCNEST TMOUT BASH_COMPAT EXECIGNORE CDPATH GLOBIGNORE
 set +o posix
 IFS=$' \t\n'
@@ -74,7 +74,7 @@ now_ms() {
     # On bash 4.2 $EPOCHREALTIME is an ordinary variable the environment may set to anything: only
     # digits reach arithmetic (where text such as a[$(cmd)] would run cmd).
     local stamp
-    if [[ ${EPOCHREALTIME:-} == [0-9]*([0-9])[.,][0-9][0-9][0-9]*([0-9]) && ${#EPOCHREALTIME} -lt 30 ]]; then
+    if [[ ${#EPOCHREALTIME} -lt 30 && ${EPOCHREALTIME:-} == [0-9]*([0-9])[.,][0-9][0-9][0-9]*([0-9]) ]]; then
         stamp=${EPOCHREALTIME/[.,]/}
         now=$((10#${stamp:0:${#stamp}-3}))
     elif stamp=$("$date_command" +%s%3N 2>/dev/null) && [[ $stamp == +([0-9]) && ${#stamp} -lt 19 ]]; then
