@@ -481,7 +481,8 @@ def _study_on_fleet(
             settings = EnvironmentSettings(
                 function_name=LOCAL_FUNCTION,
                 cloudwatch_endpoint=url,
-                extra_env=observer_env(sink=sink, namespace=namespace),
+                # The full profile: the study counts EnvironmentInit and EnvironmentShutdown.
+                extra_env=observer_env(sink=sink, namespace=namespace, metrics="full"),
             )
             factory = lambda_environment_factory(layer_dir, settings, rie_path=rie_path)
             with Fleet(factory, config) as fleet:

@@ -201,10 +201,13 @@ def _hide_commands(hidden: tuple[str, ...], empty_dir: Path) -> str:
 
 
 def observer_env(
-    sink: str | None = None, namespace: str | None = None, log_level: str | None = None
+    sink: str | None = None,
+    namespace: str | None = None,
+    log_level: str | None = None,
+    metrics: str | None = None,
 ) -> dict[str, str]:
     """``CONCURRENCY_OBSERVER_*`` variables for the extension; ``None`` keeps its default."""
-    settings = {"SINK": sink, "NAMESPACE": namespace, "LOG_LEVEL": log_level}
+    settings = {"SINK": sink, "NAMESPACE": namespace, "LOG_LEVEL": log_level, "METRICS": metrics}
     return {f"CONCURRENCY_OBSERVER_{k}": v for k, v in settings.items() if v is not None}
 
 

@@ -313,8 +313,13 @@ def managed_instances_fleet(fleet: FleetConfig, max_concurrency: int) -> FleetCo
 
 
 def simulation_env(settings: SimulationSettings) -> dict[str, str]:
-    """The extension's variables in the simulated environments, the threshold the fleet uses."""
-    env = observer_env(settings.sink, settings.namespace, settings.log_level)
+    """The extension's variables in the simulated environments, the threshold the fleet uses.
+
+    The full metric profile for now: the verdict reads the six metrics (``recorded_from_*``).
+    """
+    env = observer_env(
+        settings.sink, settings.namespace, settings.log_level, metrics=schema.METRICS_FULL
+    )
     threshold_ms = round(settings.fleet.prompt_threshold * 1000)
     env[PROMPT_THRESHOLD_VARIABLE] = str(threshold_ms)
     return env
