@@ -49,13 +49,16 @@ def namespace_for(run: Run, variant: Variant, round_index: int) -> str:
 
 
 def expected_datums(variant: Variant, invoked: bool) -> int:
-    """How many data points one environment sends, by the metric table of docs/design.md.
+    """How many data points one environment sends, by the metric tables of docs/metrics.md.
 
-    Each metric once per base dimension set; ``EnvironmentShutdown`` also per ``ShutdownReason``;
+    The lean profile: one ``EnvironmentDelta`` at init and one at shutdown. The full one: each
+    metric once per base dimension set; ``EnvironmentShutdown`` also per ``ShutdownReason``;
     ``EnvironmentInvocations`` only when subscribed to INVOKE, ``EnvironmentTimeToFirstInvoke``
     only then and if invoked; ``EnvironmentShutdown`` per ``FirstInvoke`` class only when
     subscribed to INVOKE (invoked or not: a never-invoked environment is of class ``never``).
     """
+    if variant.metrics == schema.METRICS_LEAN:
+        return 2
     metrics = [
         schema.ENVIRONMENT_INIT,
         schema.ENVIRONMENT_SHUTDOWN,

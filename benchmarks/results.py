@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 NONE = "none"
 FLOOR = "floor"
 EMF = "emf"
+EMF_FULL = "emf-full"
 CLOUDWATCH = "cloudwatch"
 CLOUDWATCH_HTTPS = "cloudwatch-https"
 SHUTDOWN_ONLY = "shutdown-only"

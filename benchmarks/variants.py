@@ -2,7 +2,9 @@
 
 1. ``none``: an empty ``extensions/``, the baseline every "added" figure is paired with;
 2. ``floor``: ``benchmarks/floor_layer``, a ``socket``+``json`` extension, the yardstick;
-3. ``emf``: ours, writing EMF lines to stdout;
+3. ``emf``: ours, writing EMF lines to stdout (every variant of ours runs the default metric
+   profile, lean, unless named ``-full``);
+3b. ``emf-full``: the same with ``CONCURRENCY_OBSERVER_METRICS=full`` (the six metrics);
 4. ``cloudwatch``: ours, PutMetricData to the local moto server (http, 127.0.0.1);
 5. ``cloudwatch-https``: the same over TLS to a moto server with a self-signed certificate, so
    the sink imports ``ssl`` and shakes hands as it does on AWS;
@@ -24,6 +26,7 @@ from benchmarks.results import (
     CLOUDWATCH,
     CLOUDWATCH_HTTPS,
     EMF,
+    EMF_FULL,
     FALLBACK,
     FLOOR,
     NONE,
@@ -32,7 +35,7 @@ from benchmarks.results import (
 from concurrency_observer.layer import build_layer, extract_layer
 
 FLOOR_LAYER = Path(__file__).resolve().parent / "floor_layer"
-ALL_VARIANTS = (NONE, FLOOR, EMF, CLOUDWATCH, CLOUDWATCH_HTTPS, SHUTDOWN_ONLY, FALLBACK)
+ALL_VARIANTS = (NONE, FLOOR, EMF, EMF_FULL, CLOUDWATCH, CLOUDWATCH_HTTPS, SHUTDOWN_ONLY, FALLBACK)
 # What our layer logs when its bash fallback runs; a variant checks it ran the engine it names.
 FALLBACK_MARK = "bash fallback"
 
@@ -47,6 +50,7 @@ class Variant:
     sink: str | None = None  # which sink's records to count at shutdown (None: no records)
     subscribes_invoke: bool = True
     engine: str | None = None  # ours: "python" or "bash" (the fallback); None: not our layer
+    metrics: str = "lean"  # ours: the metric profile (CONCURRENCY_OBSERVER_METRICS)
 
     @property
     def has_extension(self) -> bool:
@@ -96,6 +100,14 @@ def make_variants(
         NONE: Variant(NONE, layers.none),
         FLOOR: Variant(FLOOR, layers.floor),
         EMF: Variant(EMF, layers.ours, emf, sink="emf", engine="python"),
+        EMF_FULL: Variant(
+            EMF_FULL,
+            layers.ours,
+            {**emf, "CONCURRENCY_OBSERVER_METRICS": "full"},
+            sink="emf",
+            engine="python",
+            metrics="full",
+        ),
         SHUTDOWN_ONLY: Variant(
             SHUTDOWN_ONLY,
             layers.ours,

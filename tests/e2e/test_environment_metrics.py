@@ -1,10 +1,13 @@
 """One real environment under the RIE with the extension from the built layer, read back.
 
-Each sink gets one run (module fixtures): start with provisioned-concurrency, invoke 3 times,
-SIGTERM; the tests then check what CloudWatch (moto) or the EMF lines recorded, the extension's
-log volume, and that nothing was left running. The first invoke comes right after init, so the
-cloudwatch run (default 10 s threshold) is classified ``prompt``; the emf run sets the threshold
-to 0 ms, so the same gap makes it ``delayed``: the setting reaches the extension in the layer.
+Each sink gets one run per metric profile (module fixtures): start with provisioned-concurrency,
+invoke 3 times, SIGTERM; the tests then check what CloudWatch (moto) or the EMF lines recorded, the
+environment record in the output, the extension's log volume, and that nothing was left running.
+The default (lean) runs must leave exactly one metric stream, EnvironmentDelta per [FunctionName,
+InitType]; the full runs (``CONCURRENCY_OBSERVER_METRICS=full``) today's six metrics. The first
+invoke comes right after init, so the cloudwatch run (default 10 s threshold) is classified
+``prompt``; the full emf run sets the threshold to 0 ms, so the same gap makes it ``delayed``: the
+setting reaches the extension in the layer.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from concurrency_observer.local.environment import (
     observer_env,
     processes_in_session,
 )
+from tests.lean_metrics import environment_records, lean_counts
 
 pytestmark = pytest.mark.e2e
 
 INVOCATIONS = 3
+FULL = {"CONCURRENCY_OBSERVER_METRICS": "full"}
 LOG_PREFIX = "[concurrency-observer]"
 RIE_SIGTERM_LINE = "Received signal signal=terminated"
 
@@ -98,15 +103,27 @@ def run_environment(
 
 @pytest.fixture(scope="module")
 def cloudwatch_run(rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch) -> Run:
-    """The environment with the cloudwatch sink, writing to the session's moto server."""
-    return run_environment(rie_path, layer_dir, "cloudwatch", cloudwatch)
+    """The environment with the cloudwatch sink and the full profile, writing to moto."""
+    return run_environment(rie_path, layer_dir, "cloudwatch", cloudwatch, FULL)
 
 
 @pytest.fixture(scope="module")
 def emf_run(rie_path: Path, layer_dir: Path) -> Run:
-    """The environment with the emf sink (no CloudWatch endpoint at all)."""
-    threshold = {"CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS": "0"}
+    """The environment with the emf sink and the full profile (no CloudWatch endpoint at all)."""
+    threshold = {"CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS": "0", **FULL}
     return run_environment(rie_path, layer_dir, "emf", None, threshold)
+
+
+@pytest.fixture(scope="module")
+def lean_cloudwatch_run(rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch) -> Run:
+    """The environment with the cloudwatch sink and the default (lean) profile."""
+    return run_environment(rie_path, layer_dir, "cloudwatch", cloudwatch)
+
+
+@pytest.fixture(scope="module")
+def lean_emf_run(rie_path: Path, layer_dir: Path) -> Run:
+    """The environment with the emf sink and the default (lean) profile."""
+    return run_environment(rie_path, layer_dir, "emf", None)
 
 
 def one(run: Run, metric: str, **dimensions: str) -> readback.MetricSummary:
@@ -239,6 +256,80 @@ def test_emf_matches_ground_truth_per_dimension_set(emf_run: Run) -> None:
     assert truth.discrepancies(emf_run.summaries, emf_run.function_name) == []
 
 
+@pytest.mark.parametrize("run_name", ["lean_cloudwatch_run", "lean_emf_run"])
+def test_lean_writes_one_metric_stream(request: pytest.FixtureRequest, run_name: str) -> None:
+    """Default: one stream, EnvironmentDelta per FunctionName+InitType: 1 init, 1 shutdown."""
+    run: Run = request.getfixturevalue(run_name)
+    (stream,) = run.summaries
+    assert (stream.name, stream.unit) == (schema.ENVIRONMENT_DELTA, schema.UNIT_COUNT)
+    assert dict(stream.dimensions) == {
+        "FunctionName": run.function_name,
+        "InitType": schema.INIT_PROVISIONED,
+    }
+    assert (stream.samples, stream.total) == (2, 0.0)  # +1 and -1
+    assert (stream.minimum, stream.maximum) == (-1.0, 1.0)
+    assert lean_counts(run.summaries, run.function_name) == {schema.INIT_PROVISIONED: (1, 1)}
+
+
+def test_lean_list_metrics_shows_one_metric(
+    lean_cloudwatch_run: Run, cloudwatch: LocalCloudWatch
+) -> None:
+    """ListMetrics (botocore, moto) on the run's namespace: the one metric a user is billed for."""
+    pages = cloudwatch.client().get_paginator("list_metrics")
+    listed = {
+        (m["MetricName"], tuple((d["Name"], d["Value"]) for d in m["Dimensions"]))
+        for page in pages.paginate(Namespace=lean_cloudwatch_run.namespace)
+        for m in page["Metrics"]
+    }
+    assert listed == {
+        (
+            "EnvironmentDelta",
+            (
+                ("FunctionName", lean_cloudwatch_run.function_name),
+                ("InitType", schema.INIT_PROVISIONED),
+            ),
+        )
+    }
+
+
+def test_lean_emf_lines(lean_emf_run: Run) -> None:
+    """The emf sink under the default profile: +1 then -1, nothing else."""
+    documents = readback.emf_documents(lean_emf_run.output)
+    assert [d[schema.ENVIRONMENT_DELTA] for d in documents] == [1, -1]
+    assert all(
+        set(d) == {"_aws", "FunctionName", "InitType", "EnvironmentDelta"} for d in documents
+    )
+
+
+@pytest.mark.parametrize(
+    ("run_name", "profile", "first_invoke"),
+    [
+        ("lean_cloudwatch_run", "lean", "prompt"),
+        ("lean_emf_run", "lean", "prompt"),
+        ("cloudwatch_run", "full", "prompt"),
+        ("emf_run", "full", "delayed"),  # threshold 0 ms
+    ],
+)
+def test_one_environment_record(
+    request: pytest.FixtureRequest, run_name: str, profile: str, first_invoke: str
+) -> None:
+    """Whatever the sink and profile: the record once in the output, with the environment's life."""
+    run: Run = request.getfixturevalue(run_name)
+    (record,) = environment_records(run.output)
+    assert record["functionName"] == run.function_name
+    assert (record["engine"], record["metrics"]) == ("python", profile)
+    assert record["initType"] == schema.INIT_PROVISIONED
+    assert record["functionVersion"] == "$LATEST"
+    assert record["invocations"] == INVOCATIONS
+    assert record["firstInvoke"] == first_invoke
+    assert record["shutdownReason"] == "sandboxterminated"
+    assert record["lifetimeMs"] > 0
+    assert 0 <= record["idleMs"] <= record["lifetimeMs"]
+    assert 0 <= record["timeToFirstInvokeMs"] <= record["lifetimeMs"]
+    assert record["initTime"] < record["shutdownTime"]
+    assert len(record["environmentId"]) == 16
+
+
 @pytest.mark.parametrize("run_name", ["cloudwatch_run", "emf_run"])
 def test_default_log_level_writes_one_line_at_init_and_one_at_shutdown(
     request: pytest.FixtureRequest, run_name: str
@@ -252,7 +343,9 @@ def test_default_log_level_writes_one_line_at_init_and_one_at_shutdown(
     assert sum(LOG_PREFIX in line for line in after.splitlines()) <= 1, after
 
 
-@pytest.mark.parametrize("run_name", ["cloudwatch_run", "emf_run"])
+@pytest.mark.parametrize(
+    "run_name", ["cloudwatch_run", "emf_run", "lean_cloudwatch_run", "lean_emf_run"]
+)
 def test_sigterm_shutdown_leaves_nothing_running(
     request: pytest.FixtureRequest, run_name: str
 ) -> None:

@@ -6,7 +6,9 @@ Two setups, each one environment invoked several times then SIGTERMed (the RIE s
   environment (``/dev/null`` bind-mounted over each one on PATH, ``/var/lang/bin`` covered too);
 - the usual Python runtime, with a python3 older than 3.10 first on PATH (python3.8/3.9 runtimes).
 
-Every invoke must succeed, and the output must hold exactly one init and one shutdown EMF record.
+Every invoke must succeed, and the output must hold exactly one init and one shutdown EMF line
+(EnvironmentDelta +1 and -1 under the default profile; today's six metrics' lines under
+``CONCURRENCY_OBSERVER_METRICS=full``) and one environment record written by the bash engine.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from concurrency_observer import schema
+from concurrency_observer import environment_record, schema
 from concurrency_observer.local import readback
 from concurrency_observer.local.environment import (
     BASH_RUNTIME,
@@ -27,6 +29,7 @@ from concurrency_observer.local.environment import (
     observer_env,
     python3_paths,
 )
+from tests.lean_metrics import environment_records, lean_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -100,6 +103,18 @@ def old_python_run(rie_path: Path, layer_dir: Path) -> Run:
     return run_environment(rie_path, layer_dir, settings)
 
 
+@pytest.fixture(scope="module")
+def no_python_full_run(rie_path: Path, layer_dir: Path) -> Run:
+    """The bash runtime with every python3 hidden, under the full metric profile."""
+    search_path = EnvironmentSettings().environ()["PATH"]
+    settings = settings_for(
+        runtime_command=("/bin/bash", str(BASH_RUNTIME)),
+        hidden_paths=python3_paths(search_path),
+        extra_env={"CONCURRENCY_OBSERVER_METRICS": "full"},
+    )
+    return run_environment(rie_path, layer_dir, settings)
+
+
 @pytest.fixture(params=["no-python", "old-python"])
 def run(request: pytest.FixtureRequest) -> Run:
     """Each setup's run."""
@@ -116,13 +131,38 @@ def test_every_invoke_succeeds(run: Run) -> None:
     assert "Extension.Crash" not in run.output
 
 
-def test_one_init_and_one_shutdown_record(run: Run) -> None:
-    """Exactly one init and one shutdown EMF document, written by the bash fallback."""
+def test_lean_init_and_shutdown_and_one_record(run: Run) -> None:
+    """Default profile: EnvironmentDelta +1 then -1, one stream; one record by the bash engine."""
     documents = [
         d
         for d in readback.emf_documents(run.output)
         if d.get(schema.FUNCTION_NAME) == run.function_name
     ]
+    assert [d.get(schema.ENVIRONMENT_DELTA) for d in documents] == [1, -1], run.output
+    summaries = readback.read_emf(run.output, run.namespace)
+    assert lean_counts(summaries, run.function_name) == {schema.INIT_ON_DEMAND: (1, 1)}
+    assert len(summaries) == 1
+    (record,) = environment_records(run.output, run.function_name)
+    assert (record["engine"], record["metrics"]) == ("bash", "lean")
+    assert set(record) == set(environment_record.BASH_FIELDS)  # no invocations: SHUTDOWN only
+    assert record["shutdownReason"] == "sandboxterminated"
+    assert record["lifetimeMs"] > 0
+    assert record["idleMs"] == record["lifetimeMs"]
+    assert record["initTime"] < record["shutdownTime"]
+    assert record["initType"] == schema.INIT_ON_DEMAND
+    assert "bash fallback" in run.output
+
+
+def test_full_profile_init_and_shutdown_record(no_python_full_run: Run) -> None:
+    """full: exactly one init and one shutdown EMF document of today's set, and the record."""
+    run = no_python_full_run
+    documents = [
+        d
+        for d in readback.emf_documents(run.output)
+        if d.get(schema.FUNCTION_NAME) == run.function_name
+    ]
+    (record,) = environment_records(run.output, run.function_name)
+    assert (record["engine"], record["metrics"]) == ("bash", "full")
     inits = [d for d in documents if schema.ENVIRONMENT_INIT in d]
     shutdowns = [d for d in documents if schema.ENVIRONMENT_SHUTDOWN in d]
     assert (len(inits), len(shutdowns), len(documents)) == (1, 1, 2), run.output

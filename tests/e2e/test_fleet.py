@@ -23,13 +23,8 @@ from concurrency_observer.cli.simulate import simulate
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
 from concurrency_observer.local.environment import processes_in_session
 from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
-from concurrency_observer.local.simulation import (
-    Check,
-    Simulation,
-    SimulationSettings,
-    recorded_from_cloudwatch,
-    verdict_checks,
-)
+from concurrency_observer.local.outcome import Outcome, read_back
+from concurrency_observer.local.simulation import Check, Simulation, SimulationSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +34,18 @@ OD = schema.INIT_ON_DEMAND
 
 @dataclass(frozen=True)
 class FleetRun:
-    """What one fleet run did and what CloudWatch recorded of it."""
+    """What one fleet run did, and what the report read back (metrics and records) says."""
 
     truth: FleetSnapshot
     checks: list[Check]
     sessions: list[int]
+    outcome: Outcome
 
 
-@pytest.fixture(scope="module")
-def fleet_run(rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch) -> FleetRun:
+@pytest.fixture(scope="module", params=[schema.METRICS_LEAN, schema.METRICS_FULL])
+def fleet_run(
+    request: pytest.FixtureRequest, rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch
+) -> FleetRun:
     """Run the fleet for 12 s: seed 3 puts arrivals at 0.27 s, ..., a burst of 3 at 4.2 s, and
     inits ahead of demand at 0.61 s (3.6 s before the burst: delayed) and 10.87 s (never)."""
     settings = SimulationSettings(
@@ -69,23 +67,19 @@ def fleet_run(rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch) -> F
         ),
         namespace=f"E2E/{uuid.uuid4().hex[:12]}",  # moto's GetMetricData ignores namespaces
         function_name=f"e2e-fleet-{uuid.uuid4().hex[:8]}",
+        metrics=request.param,
     )
-    simulation = Simulation(settings, layer_dir, cloudwatch.endpoint_url, rie_path=rie_path)
+    url = cloudwatch.endpoint_url
+    simulation = Simulation(settings, layer_dir, url, rie_path=rie_path, logs_url=url)
     truth = simulation.run()
     assert simulation.ended_at is not None
-    recorded = recorded_from_cloudwatch(
-        cloudwatch.client(),
-        settings.namespace,
-        settings.function_name,
-        simulation.started_at,
-        simulation.ended_at,
-    )
+    outcome = read_back(simulation, truth, url, url)
     sessions = [
         session
         for environment in simulation.fleet.environments()
         if (session := getattr(environment, "session_id", None)) is not None
     ]
-    return FleetRun(truth, verdict_checks(truth, recorded), sessions)
+    return FleetRun(truth, outcome.checks, sessions, outcome)
 
 
 def test_the_load_exercised_every_behaviour(fleet_run: FleetRun) -> None:
@@ -112,7 +106,7 @@ def test_every_class_occurred(fleet_run: FleetRun) -> None:
 
 
 def test_cloudwatch_counts_equal_the_ground_truth(fleet_run: FleetRun) -> None:
-    """Inits, shutdowns and invocations in CloudWatch equal the truth per init type and in total."""
+    """The report's inits, shutdowns, invocations, classes and records equal the truth."""
     wrong = [c.to_dict() for c in fleet_run.checks if not c.matches]
     assert wrong == []
     scopes = {(c.metric, c.init_type, c.first_invoke) for c in fleet_run.checks}
@@ -120,6 +114,34 @@ def test_cloudwatch_counts_equal_the_ground_truth(fleet_run: FleetRun) -> None:
         assert {(metric, PC, None), (metric, OD, None), (metric, None, None)} <= scopes
     for usage in schema.FIRST_INVOKE_CLASSES:  # each class, compared per init type
         assert {(schema.ENVIRONMENT_SHUTDOWN, t, usage) for t in (PC, OD)} <= scopes
+
+
+def test_the_report_is_exact_from_the_records(fleet_run: FleetRun) -> None:
+    """One record per environment; lifetimes and the peak from them, under either profile."""
+    report = fleet_run.outcome.report
+    truth = fleet_run.truth
+    assert report is not None
+    assert report.figures_source == "records"
+    assert report.metric_profiles == (fleet_run.outcome.settings.metrics,)
+    assert report.lifetime.count == truth.stopped_total
+    assert report.lifetime_quantiles is not None
+    assert report.lifetime_quantiles.source == "records"
+    assert len(report.lifetime_survival) == truth.stopped_total + 1  # a step per environment
+    assert sum(report.shutdowns_by_reason.values()) == truth.stopped_total
+    # The control plane counts an environment from its start to the end of its stop; the
+    # records from the extension's start to SHUTDOWN: inside that, so never more.
+    assert 1 <= report.live_peak <= truth.peak_live
+
+
+def test_the_run_created_one_metric_stream_per_init_type_under_lean(fleet_run: FleetRun) -> None:
+    """Lean: one EnvironmentDelta per init type used; full: today's set, as ListMetrics sees."""
+    streams = fleet_run.outcome.metric_streams
+    types = len([t for t, n in fleet_run.truth.started.items() if n])
+    if fleet_run.outcome.settings.metrics == schema.METRICS_LEAN:
+        assert streams == types
+    else:  # 6 metrics x ([FunctionName], one version, each type) + 1 reason + each class
+        classes = len([key for key, n in fleet_run.truth.first_invoke.items() if n])
+        assert streams == 6 * (2 + types) + 1 + classes
 
 
 def test_no_process_is_left_behind(fleet_run: FleetRun) -> None:
@@ -151,7 +173,8 @@ def test_simulate_command_prints_a_matching_verdict(tmp_path: Path, rie_path: Pa
     assert "verdict: MATCH" in result.output
     document = json.loads(output.read_text())
     assert document["verdict"] == "match"
-    assert document["recorded_from"] == "EMF lines"
+    assert document["recorded_from"] == "EMF lines + records"
+    assert document["metric_streams"] == 2  # EnvironmentDelta for on-demand and provisioned
     started = document["ground_truth"]["environments_started"]
     assert started["by_init_type"][PC] == 1
     assert document["report"]["inits"]["total"] == started["total"]

@@ -23,14 +23,14 @@ from concurrency_observer.cli.simulate import simulate
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
 from concurrency_observer.local.environment import processes_in_session
 from concurrency_observer.local.fleet import FleetConfig
+from concurrency_observer.local.outcome import read_back
 from concurrency_observer.local.setups import MODE_MANAGED_INSTANCES
 from concurrency_observer.local.simulation import (
+    RECORDS,
     Simulation,
     SimulationSettings,
     managed_instances_fleet,
-    recorded_from_cloudwatch,
     unrecorded_figures,
-    verdict_checks,
 )
 
 pytestmark = pytest.mark.e2e
@@ -42,8 +42,8 @@ CONCURRENCY = 3
 def test_managed_instances_fleet_matches_on_inits_and_shutdowns(
     rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch
 ) -> None:
-    """A burst of 6 packs 3 per LMI environment; CloudWatch has exactly its inits and
-    shutdowns, and no invocation counts."""
+    """A burst of 6 packs 3 per LMI environment; the lean metric and the records have exactly
+    its inits and shutdowns, one record per environment, and no invocation counts."""
     settings = SimulationSettings(
         provisioned=0,
         rate=1.0,
@@ -59,18 +59,13 @@ def test_managed_instances_fleet_matches_on_inits_and_shutdowns(
         function_name=f"e2e-lmi-{uuid.uuid4().hex[:8]}",
         mode=MODE_MANAGED_INSTANCES,
     )
-    simulation = Simulation(settings, layer_dir, cloudwatch.endpoint_url, rie_path=rie_path)
+    url = cloudwatch.endpoint_url
+    simulation = Simulation(settings, layer_dir, url, rie_path=rie_path, logs_url=url)
     truth = simulation.run()
     assert simulation.ended_at is not None
-    recorded = recorded_from_cloudwatch(
-        cloudwatch.client(),
-        settings.namespace,
-        settings.function_name,
-        simulation.started_at,
-        simulation.ended_at,
-    )
+    outcome = read_back(simulation, truth, url, url)
     recording = settings.recording()
-    checks = verdict_checks(truth, recorded, recording)
+    checks = outcome.checks
 
     assert (truth.failed, truth.throttled, truth.errors) == (0, 0, ())
     assert truth.peak_per_environment == CONCURRENCY  # the burst filled an environment
@@ -81,10 +76,12 @@ def test_managed_instances_fleet_matches_on_inits_and_shutdowns(
     assert [c.to_dict() for c in checks if not c.matches] == []
     assert {(c.metric, c.init_type) for c in checks} == {
         (metric, init_type)
-        for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN)
+        for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN, RECORDS)
         for init_type in (LMI, None)
     }
-    assert recorded.get((schema.ENVIRONMENT_INVOCATIONS, None), 0.0) == 0.0  # SHUTDOWN only
+    assert outcome.report is not None
+    assert outcome.report.invocations.total == 0  # SHUTDOWN only
+    assert outcome.metric_streams == 1  # EnvironmentDelta for lambda-managed-instances
     unrecorded = unrecorded_figures(truth, recording)
     assert (schema.ENVIRONMENT_INVOCATIONS, None, truth.invocations_total) in {
         (c.metric, c.init_type, c.truth) for c in unrecorded
@@ -118,15 +115,16 @@ def test_simulate_runtime_bash_prints_a_matching_verdict(tmp_path: Path, rie_pat
     assert "verdict: MATCH" in result.output
     document = json.loads(output.read_text())
     assert document["verdict"] == "match"
-    assert document["recorded_from"] == "EMF lines"
+    assert document["recorded_from"] == "EMF lines + records"
     assert document["settings"]["sink"] == "emf"
+    assert document["records"]["count"] == document["ground_truth"]["environments_stopped"]["total"]
     started = document["ground_truth"]["environments_started"]
     assert started["by_init_type"][schema.INIT_PROVISIONED] == 1
     assert started["by_init_type"][schema.INIT_ON_DEMAND] >= 1  # the burst scaled out
     compared = {(c["metric"], c["init_type"]) for c in document["checks"]}
     assert compared == {
         (metric, init_type)
-        for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN)
+        for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN, RECORDS)
         for init_type in (schema.INIT_PROVISIONED, schema.INIT_ON_DEMAND, "all")
     }
     assert "bash fallback" in document["not_recorded"]["why"]

@@ -23,6 +23,7 @@ from concurrency_observer.local.environment import (
 )
 from tests.faults.api_proxy import wrapped_layer
 from tests.faults.helpers import observer_lines, unique_name
+from tests.lean_metrics import environment_records
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +31,12 @@ CONCURRENCY = 4
 ROUNDS = 3
 
 
-def lmi_settings(namespace: str) -> EnvironmentSettings:
+def lmi_settings(namespace: str, metrics: str | None = None) -> EnvironmentSettings:
     """An LMI environment of ``CONCURRENCY`` with the emf sink under ``namespace``."""
     return EnvironmentSettings(
         function_name=unique_name("lmi"),
         max_concurrency=CONCURRENCY,
-        extra_env=observer_env(sink="emf", namespace=namespace),
+        extra_env=observer_env(sink="emf", namespace=namespace, metrics=metrics),
     )
 
 
@@ -64,14 +65,15 @@ def test_lmi_concurrent_invokes_one_init_one_shutdown(rie_path: Path, layer_dir:
         for d in readback.emf_documents(output)
         if d.get(schema.FUNCTION_NAME) == settings.function_name
     ]
-    inits = [d for d in documents if schema.ENVIRONMENT_INIT in d]
-    shutdowns = [d for d in documents if schema.ENVIRONMENT_SHUTDOWN in d]
-    assert (len(inits), len(shutdowns)) == (1, 1), observer_lines(output)
-    assert inits[0][schema.INIT_TYPE] == schema.INIT_MANAGED_INSTANCES
-    (shutdown,) = shutdowns
-    assert shutdown[schema.SHUTDOWN_REASON] == "spindown"
-    assert schema.ENVIRONMENT_INVOCATIONS not in shutdown  # LMI does not tell extensions
-    assert shutdown[schema.ENVIRONMENT_LIFETIME] > 0
+    # The default profile: +1 at init, -1 at shutdown, under the LMI init type.
+    assert [d[schema.ENVIRONMENT_DELTA] for d in documents] == [1, -1], observer_lines(output)
+    assert {d[schema.INIT_TYPE] for d in documents} == {schema.INIT_MANAGED_INSTANCES}
+    (record,) = environment_records(output, settings.function_name)
+    assert record["initType"] == schema.INIT_MANAGED_INSTANCES
+    assert record["shutdownReason"] == "spindown"
+    assert "invocations" not in record  # LMI does not tell extensions
+    assert "firstInvoke" not in record
+    assert record["lifetimeMs"] > 0
 
 
 def test_invoke_refused_by_the_rie_registers_again(
@@ -82,7 +84,7 @@ def test_invoke_refused_by_the_rie_registers_again(
     layer = wrapped_layer(
         layer_dir, tmp_path / "opt", None, AWS_LAMBDA_INITIALIZATION_TYPE="on-demand"
     )
-    settings = lmi_settings(unique_name("Lmi"))
+    settings = lmi_settings(unique_name("Lmi"), metrics="full")
     with (
         LambdaEnvironment(layer, settings, name="lmi", rie_path=rie_path) as environment,
         ThreadPoolExecutor(CONCURRENCY) as pool,

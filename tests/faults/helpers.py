@@ -82,7 +82,7 @@ def run_environment(
     settings = EnvironmentSettings(
         function_name=function_name,
         cloudwatch_endpoint=cloudwatch_url,
-        extra_env={**observer_env(namespace=namespace), **(extra_env or {})},
+        extra_env={**observer_env(namespace=namespace, metrics="full"), **(extra_env or {})},
     )
     environment = LambdaEnvironment(layer_dir, settings, name="faults", rie_path=rie_path)
     with environment:
@@ -152,6 +152,8 @@ def extension_environ(
         "AWS_LAMBDA_RUNTIME_API": api_address,
         "AWS_LAMBDA_FUNCTION_NAME": PROCESS_FUNCTION_NAME,
         "CONCURRENCY_OBSERVER_SINK": "emf",
+        # The full metric profile: these tests count its data (test_lean_faults: the default).
+        "CONCURRENCY_OBSERVER_METRICS": "full",
     }
     if cloudwatch_url is not None:
         environ |= {

@@ -28,9 +28,11 @@ from concurrency_observer.extension.log import MAX_MESSAGE
 from concurrency_observer.local import readback
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
 from tests.faults.helpers import run_environment
+from tests.lean_metrics import environment_records, lean_counts
 
 SETTINGS = [
-    f"{PREFIX}{suffix}" for suffix in ("SINK", "NAMESPACE", "LOG_LEVEL", "EVENTS", *DURATIONS_MS)
+    f"{PREFIX}{suffix}"
+    for suffix in ("SINK", "METRICS", "NAMESPACE", "LOG_LEVEL", "EVENTS", *DURATIONS_MS)
 ]
 OTHER_VARIABLES = [
     "AWS_REGION",
@@ -60,6 +62,7 @@ def test_any_values_give_a_valid_config_and_one_line_per_problem(environ: dict[s
     """Property: no exception; every value in its domain; a bad one is named once, and defaulted."""
     config, warnings = Config.from_environ(environ)
     assert config.sink in SINKS
+    assert config.metrics in schema.METRICS_PROFILES
     assert config.log_level in LOG_LEVELS
     assert config.events in EVENT_CHOICES.values()
     for suffix, (_default, low, high) in DURATIONS_MS.items():
@@ -78,6 +81,7 @@ def test_any_values_give_a_valid_config_and_one_line_per_problem(environ: dict[s
 
 ALL_INVALID = {
     f"{PREFIX}SINK": "kinesis",
+    f"{PREFIX}METRICS": "everything",
     f"{PREFIX}NAMESPACE": "AWS/Lambda",
     f"{PREFIX}LOG_LEVEL": "LOUD",
     f"{PREFIX}EVENTS": "INVOKE,RESTORE",
@@ -115,5 +119,8 @@ def test_every_setting_invalid_under_the_rie(
     # The default namespace, since the configured one is invalid.
     since = datetime.fromtimestamp(run.started, tz=timezone.utc)
     summaries = readback.read_cloudwatch(cloudwatch.client(), schema.DEFAULT_NAMESPACE, since)
-    truth = readback.GroundTruth(inits=1, shutdowns=1, invocations=len(run.invocations))
-    assert truth.discrepancies(summaries, run.function_name) == []
+    # The default profile, since the configured one is invalid: inits and shutdowns from the
+    # one EnvironmentDelta stream, the rest from the environment record.
+    assert lean_counts(summaries, run.function_name) == {schema.INIT_ON_DEMAND: (1, 1)}
+    (record,) = environment_records(run.output, run.function_name)
+    assert (record["metrics"], record["invocations"]) == ("lean", len(run.invocations))

@@ -41,6 +41,7 @@ from tests.faults.helpers import (
     expected_data_count,
     run_environment,
 )
+from tests.lean_metrics import environment_records
 
 pytestmark = pytest.mark.e2e
 
@@ -149,6 +150,29 @@ def test_no_egress_fails_open_to_emf_exactly_once(
     summary = faulty.lines[-1]
     assert "delivered shutdown" in summary  # the init record was delivered at init: not re-sent
     assert "lost" not in summary
+
+
+def test_no_egress_under_the_lean_default(rie_path: Path, layer_dir: Path) -> None:
+    """Lean, no connection: +1 and -1 once each as EMF, and the record before the -1's attempt."""
+    faulty = run_environment(
+        rie_path,
+        layer_dir,
+        cloudwatch_url=closed_port_url(),
+        extra_env={"CONCURRENCY_OBSERVER_METRICS": "lean"},
+    )
+    assert_function_unharmed(faulty)
+    documents = emf_documents(faulty)
+    assert [d[schema.ENVIRONMENT_DELTA] for d in documents] == [1, -1]
+    init, shutdown = documents
+    assert faulty.started - 0.01 <= init["_aws"]["Timestamp"] / 1000 <= faulty.first_invoke_done
+    (record,) = environment_records(faulty.output, faulty.function_name)
+    assert (record["metrics"], record["invocations"]) == ("lean", len(faulty.invocations))
+    assert record["shutdownTime"] <= shutdown["_aws"]["Timestamp"] + 1
+    lines = faulty.output.splitlines()
+    record_at = next(i for i, line in enumerate(lines) if '"environment/1"' in line)
+    shutdown_at = next(i for i, line in enumerate(lines) if '"EnvironmentDelta":-1' in line)
+    assert record_at < shutdown_at  # written before the delivery that failed open
+    assert sum("CloudWatch unreachable" in line for line in faulty.lines) == 2
 
 
 def test_errors_then_success_deliver_each_record_once(

@@ -30,7 +30,7 @@ def settings_for(url: str, timeout_s: int = 30) -> EnvironmentSettings:
         function_name=unique_name("env-faults"),
         cloudwatch_endpoint=url,
         timeout_s=timeout_s,
-        extra_env=observer_env(namespace=unique_name("Faults")),
+        extra_env=observer_env(namespace=unique_name("Faults"), metrics="full"),
     )
 
 

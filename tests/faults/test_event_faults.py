@@ -192,7 +192,11 @@ def test_extensions_api_vanishing_is_survived(capsys: pytest.CaptureFixture[str]
 
     with CuedExtensionsApi([invoke_event()]).running() as api:
         config, _ = Config.from_environ(
-            {"CONCURRENCY_OBSERVER_SINK": "emf", "AWS_LAMBDA_RUNTIME_API": api.address}
+            {
+                "CONCURRENCY_OBSERVER_SINK": "emf",
+                "CONCURRENCY_OBSERVER_METRICS": "full",
+                "AWS_LAMBDA_RUNTIME_API": api.address,
+            }
         )
         client = ExtensionsApi(api.address)
 

@@ -121,7 +121,11 @@ def test_any_answers_end_in_one_init_and_one_shutdown(
     # After the script, errors: an extension that missed the SHUTDOWN backs off until stopped.
     with CuedExtensionsApi([*cues, shutdown], when_empty=500).running() as api:
         config, _ = Config.from_environ(
-            {"CONCURRENCY_OBSERVER_SINK": "emf", "AWS_LAMBDA_RUNTIME_API": api.address}
+            {
+                "CONCURRENCY_OBSERVER_SINK": "emf",
+                "CONCURRENCY_OBSERVER_METRICS": "full",
+                "AWS_LAMBDA_RUNTIME_API": api.address,
+            }
         )
         client = ExtensionsApi(api.address)
         try:

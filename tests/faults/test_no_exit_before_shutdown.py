@@ -44,7 +44,9 @@ def invoke_all(
     """Invoke one environment ``INVOCATIONS`` times, stop it; results, EMF documents, output."""
     settings = settings or EnvironmentSettings(
         function_name=unique_name("no-exit"),
-        extra_env=observer_env(sink="emf", namespace=unique_name("NoExit"), log_level="DEBUG"),
+        extra_env=observer_env(
+            sink="emf", namespace=unique_name("NoExit"), log_level="DEBUG", metrics="full"
+        ),
     )
     with LambdaEnvironment(layer, settings, name="no-exit", rie_path=rie_path) as environment:
         results = [environment.invoke({"sleep_ms": 1}) for _ in range(INVOCATIONS)]

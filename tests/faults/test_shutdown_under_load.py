@@ -38,7 +38,7 @@ def test_twenty_environments_shut_down_together_all_recorded(
     settings = EnvironmentSettings(
         function_name=function_name,
         cloudwatch_endpoint=cloudwatch.endpoint_url,
-        extra_env=observer_env(namespace=namespace),
+        extra_env=observer_env(namespace=namespace, metrics="full"),
     )
     config = FleetConfig(
         max_environments=ENVIRONMENTS,

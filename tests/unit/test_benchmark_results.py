@@ -96,6 +96,7 @@ def test_expected_datums_match_what_the_records_send(
     from concurrency_observer.extension.records import (
         Environment,
         ShutdownFacts,
+        build_delta_record,
         build_init_record,
         build_shutdown_record,
     )
@@ -105,5 +106,12 @@ def test_expected_datums_match_what_the_records_send(
     facts = ShutdownFacts("spindown", 2.0, 2.0, 1.0, invocations, first_invoke)
     records = [build_init_record(environment, 1.0), build_shutdown_record(environment, facts)]
     sent = sum(key.endswith(".MetricName") for key, _ in put_metric_data_params("N", records))
+    variant = Variant("emf", Path("/opt"), subscribes_invoke=subscribes_invoke, metrics="full")
+    assert expected_datums(variant, invoked=first_invoke is not None) == sent
+    lean = [
+        build_delta_record("init", environment, 1.0),
+        build_delta_record("shutdown", environment, 2.0),
+    ]
+    sent = sum(key.endswith(".MetricName") for key, _ in put_metric_data_params("N", lean))
     variant = Variant("emf", Path("/opt"), subscribes_invoke=subscribes_invoke)
     assert expected_datums(variant, invoked=first_invoke is not None) == sent

@@ -68,9 +68,11 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def environment(api: FakeExtensionsApi, **extra: str) -> dict[str, str]:
-    """A minimal Lambda-like environment (the tests that run python3 set PATH)."""
+    """A minimal Lambda-like environment (the tests that run python3 set PATH), with the full
+    metric profile, whose lines these tests compare; test_record_contract covers the lean one."""
     return {
         "PATH": "/nonexistent",
+        "CONCURRENCY_OBSERVER_METRICS": "full",
         "AWS_LAMBDA_RUNTIME_API": api.address,
         "AWS_LAMBDA_FUNCTION_NAME": "orders",
         "AWS_LAMBDA_FUNCTION_VERSION": "3",
@@ -89,8 +91,18 @@ def run_to_end(command: list[str], env: dict[str, str]) -> subprocess.CompletedP
 
 
 def documents(stdout: str) -> list[dict[str, object]]:
-    """The EMF documents printed, one per line."""
+    """The EMF documents printed, one per line (the environment record's line left out)."""
+    return [d for d in json_lines(stdout) if "_aws" in d]
+
+
+def json_lines(stdout: str) -> list[dict[str, object]]:
+    """Every line printed, each a JSON object: EMF documents and the environment record."""
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def environment_records(stdout: str) -> list[dict[str, object]]:
+    """The environment record lines printed."""
+    return [d for d in json_lines(stdout) if d.get("concurrencyObserver") == "environment/1"]
 
 
 def timestamp(document: dict[str, object]) -> int:
@@ -155,6 +167,8 @@ def test_sigterm_during_next_writes_one_shutdown_record(layer: Path) -> None:
     assert [schema.ENVIRONMENT_INIT in d for d in docs] == [True, False]
     assert docs[1][schema.SHUTDOWN_REASON] == "sigterm"
     assert docs[1][schema.ENVIRONMENT_SHUTDOWN] == 1
+    (record,) = environment_records(stdout)  # once, though SIGTERM came twice
+    assert (record["shutdownReason"], record["shutdownTime"]) == ("sigterm", timestamp(docs[1]))
 
 
 def test_failures_never_end_it_before_shutdown(layer: Path) -> None:
@@ -464,6 +478,8 @@ def test_a_snapstart_restore_writes_an_init_record_of_its_own(tools: str, init_t
         assert 3599_900 <= timestamp(restored) - timestamp(snapshot) < 3630_000
         assert timestamp(restored) <= timestamp(shutdown)
         assert lifetime < 30  # from the restore, not from the snapshot's init
+        (record,) = environment_records(process.stdout)
+        assert record["initTime"] == timestamp(restored)
         assert "restored from a snapshot" in process.stderr
     else:  # only SnapStart restores; elsewhere a clock step is only a clock step
         assert len(inits) == 1

@@ -253,7 +253,7 @@ def test_spare_provisioned_environments_serve_no_more_than_the_level() -> None:
 def test_verdict_compares_every_first_invoke_class_per_init_type() -> None:
     """Three classes per init type that has shutdowns; one class off is the one failing check."""
     from concurrency_observer.local.fleet import FleetSnapshot
-    from concurrency_observer.local.simulation import Recorded, verdict_checks
+    from concurrency_observer.local.simulation import RECORDS, Recorded, verdict_checks
 
     truth = FleetSnapshot(
         started={PC: 3, OD: 2},
@@ -286,6 +286,9 @@ def test_verdict_compares_every_first_invoke_class_per_init_type() -> None:
         (shutdown, PC, DELAYED): 2.0,
         (shutdown, OD, PROMPT): 1.0,
         (shutdown, OD, DELAYED): 1.0,
+        (RECORDS, None): 5.0,
+        (RECORDS, PC): 3.0,
+        (RECORDS, OD): 2.0,
     }
     checks = verdict_checks(truth, recorded)
     by_class = [(c.init_type, c.first_invoke) for c in checks if c.first_invoke]

@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from concurrency_observer import schema
-from concurrency_observer.cli.simulate import Outcome, finish, simulate
+from concurrency_observer.cli.simulate import finish, simulate
 from concurrency_observer.errors import EnvironmentUnfit, UserError
 from concurrency_observer.local.fleet import FleetSnapshot
+from concurrency_observer.local.outcome import Outcome
 from concurrency_observer.local.simulation import Recorded, SimulationSettings, verdict_checks
 
 OD = schema.INIT_ON_DEMAND

@@ -8,14 +8,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from concurrency_observer import schema
-from concurrency_observer.aws.report import ReportRequest, resolve_window
+from concurrency_observer.aws.records import RecordScan
+from concurrency_observer.aws.report import ReportRequest, build_report, resolve_window
 from concurrency_observer.local.emf_report import fetch_from_emf
 from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
 from concurrency_observer.local.load import LoadProfile, arrival_schedule, burst_times, run_load
+from concurrency_observer.local.outcome import emf_streams, recorded_from_report
 from concurrency_observer.local.simulation import (
+    RECORDS,
     Recorded,
     SimulationSettings,
-    recorded_from_emf,
     simulation_env,
     verdict_checks,
 )
@@ -100,9 +102,12 @@ def test_verdict_matches_only_when_every_figure_is_equal() -> None:
         (schema.ENVIRONMENT_INVOCATIONS, None): 14.0,
         (schema.ENVIRONMENT_INVOCATIONS, PC): 10.0,
         (schema.ENVIRONMENT_INVOCATIONS, OD): 4.0,
+        (RECORDS, None): 5.0,
+        (RECORDS, PC): 2.0,
+        (RECORDS, OD): 3.0,
     }
     checks = verdict_checks(truth, recorded)
-    assert len(checks) == 9 + 6  # and the three FirstInvoke classes of each init type (all 0)
+    assert len(checks) == 12 + 6  # and the three FirstInvoke classes of each init type (all 0)
     assert all(check.matches for check in checks)
     wrong = verdict_checks(truth, {**recorded, (schema.ENVIRONMENT_INIT, OD): 4.0})
     assert [(c.metric, c.init_type) for c in wrong if not c.matches] == [
@@ -142,23 +147,49 @@ def emf_line(
     }
 
 
-def test_emf_lines_give_the_same_sums_and_report() -> None:
-    """Sums per init type and the report's inits come from the EMF documents' exact sets."""
+def lean_line(function: str, init_type: str, delta: float, at: datetime) -> dict[str, object]:
+    """An EMF document of the lean profile: EnvironmentDelta under [FunctionName, InitType]."""
+    return {
+        "_aws": {
+            "Timestamp": int(at.timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "Test",
+                    "Dimensions": [list(schema.LEAN_DIMENSION_SET)],
+                    "Metrics": [{"Name": schema.ENVIRONMENT_DELTA, "Unit": "Count"}],
+                }
+            ],
+        },
+        schema.FUNCTION_NAME: function,
+        schema.INIT_TYPE: init_type,
+        schema.ENVIRONMENT_DELTA: delta,
+    }
+
+
+def test_emf_lines_give_the_same_report_under_either_profile() -> None:
+    """Inits per init type from the EMF documents' exact sets: EnvironmentInit (full) and
+    EnvironmentDelta (lean, (SampleCount + Sum) / 2) summed, other functions left out."""
     at = datetime(2026, 11, 27, 12, 0, 30, tzinfo=timezone.utc)
     documents = [
         emf_line("f", PC, {schema.ENVIRONMENT_INIT: 1}, at),
         emf_line("f", OD, {schema.ENVIRONMENT_INIT: 1}, at),
-        emf_line("f", OD, {schema.ENVIRONMENT_SHUTDOWN: 1, schema.ENVIRONMENT_INVOCATIONS: 7}, at),
+        emf_line("f", OD, {schema.ENVIRONMENT_SHUTDOWN: 1}, at),
         emf_line("other", OD, {schema.ENVIRONMENT_INIT: 1}, at),
+        lean_line("f", OD, 1, at),
+        lean_line("f", OD, 1, at),
+        lean_line("f", OD, -1, at),
     ]
-    recorded = recorded_from_emf(documents, "Test", "f")
-    assert recorded[(schema.ENVIRONMENT_INIT, None)] == 2
-    assert recorded[(schema.ENVIRONMENT_INIT, PC)] == 1
-    assert recorded[(schema.ENVIRONMENT_INVOCATIONS, OD)] == 7
     window = resolve_window(now=at, start=at - timedelta(minutes=1), end=at + timedelta(minutes=1))
     request = ReportRequest(function_name="f", window=window, namespace="Test")
     fetched = fetch_from_emf(documents, request)
     assert fetched.init_types == (OD, PC)
+    recorded = recorded_from_report(build_report(request, fetched), None)
+    assert recorded[(schema.ENVIRONMENT_INIT, None)] == 4  # 2 full + 2 lean
+    assert recorded[(schema.ENVIRONMENT_INIT, OD)] == 3
+    assert recorded[(schema.ENVIRONMENT_SHUTDOWN, OD)] == 2
+    # EnvironmentInit: [F], [F, V], [F, PC], [F, OD]; EnvironmentShutdown: [F], [F, V], [F, OD];
+    # EnvironmentDelta: [F, OD]
+    assert emf_streams(documents, "Test", "f") == 8
 
 
 @pytest.mark.parametrize(("rate", "duration"), [(-1.0, 1.0), (1.0, 0.0)])
@@ -168,27 +199,48 @@ def test_profile_rejects_bad_values(rate: float, duration: float) -> None:
         LoadProfile(rate=rate, duration=duration)
 
 
-def test_emf_shutdowns_are_summed_per_first_invoke_class() -> None:
-    """Shutdown lines with the FirstInvoke set: summed by (init type, class), other sets kept."""
+def test_classes_and_invocations_come_from_the_records() -> None:
+    """The verdict's FirstInvoke classes, invocations and record counts per init type."""
     at = datetime(2026, 11, 27, 12, 0, 30, tzinfo=timezone.utc)
+    window = resolve_window(now=at, start=at - timedelta(minutes=1), end=at + timedelta(minutes=1))
+    request = ReportRequest(function_name="f", window=window, namespace="Test")
+    shutdown_ms = int(at.timestamp() * 1000)
 
-    def shutdown(init_type: str, usage: str) -> dict[str, object]:
-        document = emf_line("f", init_type, {schema.ENVIRONMENT_SHUTDOWN: 1}, at)
-        metrics = document["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
-        metrics[0]["Dimensions"].append(list(schema.FIRST_INVOKE_SET))
-        document[schema.FIRST_INVOKE] = usage
-        return document
+    def record(key: str, init_type: str, usage: str, invocations: int) -> dict[str, object]:
+        return {
+            "concurrencyObserver": "environment/1",
+            "functionName": "f",
+            "functionVersion": "$LATEST",
+            "initType": init_type,
+            "environmentId": key * 16,
+            "engine": "python",
+            "metrics": "lean",
+            "initTime": shutdown_ms - 5000,
+            "shutdownTime": shutdown_ms,
+            "shutdownReason": "spindown",
+            "lifetimeMs": 5000,
+            "idleMs": 100,
+            "invocations": invocations,
+            "firstInvoke": usage,
+        }
 
-    documents = [
-        shutdown(PC, schema.FIRST_INVOKE_NEVER),
-        shutdown(PC, schema.FIRST_INVOKE_NEVER),
-        shutdown(OD, schema.FIRST_INVOKE_DELAYED),
-    ]
-    recorded = recorded_from_emf(documents, "Test", "f")
+    scan = RecordScan(
+        "/aws/lambda/f",
+        (
+            record("a", PC, schema.FIRST_INVOKE_NEVER, 0),
+            record("b", PC, schema.FIRST_INVOKE_NEVER, 0),
+            record("c", OD, schema.FIRST_INVOKE_DELAYED, 4),
+        ),
+    )
+    documents = [lean_line("f", t, d, at) for t in (PC, PC, OD) for d in (1, -1)]
+    report = build_report(request, fetch_from_emf(documents, request), scan)
+    recorded = recorded_from_report(report, scan)
     assert recorded[(schema.ENVIRONMENT_SHUTDOWN, PC, schema.FIRST_INVOKE_NEVER)] == 2
     assert recorded[(schema.ENVIRONMENT_SHUTDOWN, OD, schema.FIRST_INVOKE_DELAYED)] == 1
+    assert recorded[(schema.ENVIRONMENT_SHUTDOWN, OD, schema.FIRST_INVOKE_PROMPT)] == 0
     assert recorded[(schema.ENVIRONMENT_SHUTDOWN, None)] == 3
-    assert (schema.ENVIRONMENT_SHUTDOWN, OD, schema.FIRST_INVOKE_PROMPT) not in recorded
+    assert recorded[(schema.ENVIRONMENT_INVOCATIONS, OD)] == 4
+    assert recorded[(RECORDS, PC)] == 2
 
 
 def test_the_environments_get_the_threshold_the_control_plane_uses() -> None:

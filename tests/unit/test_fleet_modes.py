@@ -19,6 +19,7 @@ from concurrency_observer.local.fleet import Fleet, FleetConfig, FleetError, Out
 from concurrency_observer.local.setups import MODE_MANAGED_INSTANCES, RUNTIME_BASH
 from concurrency_observer.local.simulation import (
     NOT_EXPECTED,
+    RECORDS,
     Recorded,
     Recording,
     SimulationSettings,
@@ -284,12 +285,18 @@ def test_shutdown_only_verdict_compares_inits_and_shutdowns_and_lists_the_rest()
         (schema.ENVIRONMENT_INIT, LMI): 2.0,
         (schema.ENVIRONMENT_SHUTDOWN, None): 2.0,
         (schema.ENVIRONMENT_SHUTDOWN, LMI): 2.0,
+        (RECORDS, None): 2.0,
+        (RECORDS, LMI): 2.0,
     }
     recording = Recording(invocations=False, why="SHUTDOWN only")
     checks = verdict_checks(truth, recorded, recording)
-    assert {c.metric for c in checks} == {schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN}
+    assert {c.metric for c in checks} == {
+        schema.ENVIRONMENT_INIT,
+        schema.ENVIRONMENT_SHUTDOWN,
+        RECORDS,
+    }
     assert all(c.matches and c.first_invoke is None for c in checks)
-    assert len(checks) == 4
+    assert len(checks) == 6
     unrecorded = unrecorded_figures(truth, recording)
     invocations = [c for c in unrecorded if c.metric == schema.ENVIRONMENT_INVOCATIONS]
     assert [(c.init_type, c.truth) for c in invocations] == [(LMI, 9), (None, 9)]
@@ -308,6 +315,8 @@ def test_invocations_recorded_where_none_are_expected_are_a_mismatch() -> None:
         (schema.ENVIRONMENT_INIT, LMI): 1.0,
         (schema.ENVIRONMENT_SHUTDOWN, None): 1.0,
         (schema.ENVIRONMENT_SHUTDOWN, LMI): 1.0,
+        (RECORDS, None): 1.0,
+        (RECORDS, LMI): 1.0,
         (schema.ENVIRONMENT_INVOCATIONS, None): 3.0,
     }
     checks = verdict_checks(truth, recorded, Recording(invocations=False))

@@ -12,11 +12,13 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from concurrency_observer import schema
-from concurrency_observer.cli.simulate import Outcome, finish, simulate
+from concurrency_observer.cli.simulate import finish, simulate
 from concurrency_observer.errors import UserError
 from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
+from concurrency_observer.local.outcome import Outcome
 from concurrency_observer.local.setups import MODE_MANAGED_INSTANCES
 from concurrency_observer.local.simulation import (
+    RECORDS,
     Recorded,
     SimulationSettings,
     managed_instances_fleet,
@@ -79,6 +81,8 @@ def test_a_managed_instances_match_says_what_is_not_recorded(tmp_path: Path) -> 
         (schema.ENVIRONMENT_INIT, LMI): 2.0,
         (schema.ENVIRONMENT_SHUTDOWN, None): 2.0,
         (schema.ENVIRONMENT_SHUTDOWN, LMI): 2.0,
+        (RECORDS, None): 2.0,
+        (RECORDS, LMI): 2.0,
     }
     settings = SimulationSettings(
         provisioned=0,

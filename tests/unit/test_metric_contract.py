@@ -1,5 +1,8 @@
 """The metric contract, pinned as literals: users' dashboards and alarms depend on these strings.
 
+The full profile (``CONCURRENCY_OBSERVER_METRICS=full``, the six metrics) first, then the lean one
+(the default: ``EnvironmentDelta`` alone).
+
 Every other test compares against ``schema.*``, so a rename there would pass them all while
 breaking every alarm. This file spells each name out instead: renaming a metric, a unit, a
 dimension or a dimension set, or changing the EMF or PutMetricData shape, must fail here.
@@ -13,10 +16,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from concurrency_observer import schema
 from concurrency_observer.extension.records import (
     Environment,
+    Record,
     ShutdownFacts,
+    build_delta_record,
     build_init_record,
     build_shutdown_record,
 )
@@ -225,3 +232,69 @@ def test_put_metric_data_parameters_of_a_shutdown_record() -> None:
         (name, dimension_set) for name in SHUTDOWN_VALUES for dimension_set in sets_of(name)
     ]
     assert sorted(sent) == sorted(expected)
+
+
+# -- the lean profile (the default): one metric, +1 at init and -1 at shutdown ------------------
+
+LEAN_INIT = build_delta_record("init", ENVIRONMENT, INIT_AT)
+LEAN_SHUTDOWN = build_delta_record("shutdown", ENVIRONMENT, SHUTDOWN_AT)
+
+
+def test_lean_names() -> None:
+    """The lean metric, its unit, its one dimension set and the profile names."""
+    assert (schema.ENVIRONMENT_DELTA, schema.METRIC_UNITS["EnvironmentDelta"]) == (
+        "EnvironmentDelta",
+        "Count",
+    )
+    assert list(schema.LEAN_DIMENSION_SET) == ["FunctionName", "InitType"]
+    assert (schema.METRICS_LEAN, schema.METRICS_FULL) == ("lean", "full")
+    assert schema.DEFAULT_METRICS_PROFILE == "lean"
+
+
+@pytest.mark.parametrize(
+    ("record", "stamp", "delta"),
+    [(LEAN_INIT, 1_800_000_000_250, 1), (LEAN_SHUTDOWN, 1_800_000_360_500, -1)],
+    ids=["init", "shutdown"],
+)
+def test_lean_emf_documents(record: Record, stamp: int, delta: int) -> None:
+    """The whole EMF document of the lean init (+1) and shutdown (-1) records."""
+    assert emf_document(record, NAMESPACE) == {
+        "_aws": {
+            "Timestamp": stamp,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "ConcurrencyObserver",
+                    "Dimensions": [["FunctionName", "InitType"]],
+                    "Metrics": [{"Name": "EnvironmentDelta", "Unit": "Count"}],
+                }
+            ],
+        },
+        "FunctionName": "orders",
+        "InitType": "provisioned-concurrency",
+        "EnvironmentDelta": delta,
+    }
+
+
+def test_lean_put_metric_data_parameters() -> None:
+    """The PutMetricData request of a lean init and shutdown sent together: two data in all."""
+    assert put_metric_data_params(NAMESPACE, [LEAN_INIT, LEAN_SHUTDOWN]) == [
+        ("Action", "PutMetricData"),
+        ("Version", "2010-08-01"),
+        ("Namespace", "ConcurrencyObserver"),
+        ("MetricData.member.1.MetricName", "EnvironmentDelta"),
+        ("MetricData.member.1.Dimensions.member.1.Name", "FunctionName"),
+        ("MetricData.member.1.Dimensions.member.1.Value", "orders"),
+        ("MetricData.member.1.Dimensions.member.2.Name", "InitType"),
+        ("MetricData.member.1.Dimensions.member.2.Value", "provisioned-concurrency"),
+        ("MetricData.member.1.Timestamp", "2027-01-15T08:00:00.250Z"),
+        ("MetricData.member.1.Value", "1"),
+        ("MetricData.member.1.Unit", "Count"),
+        ("MetricData.member.2.MetricName", "EnvironmentDelta"),
+        ("MetricData.member.2.Dimensions.member.1.Name", "FunctionName"),
+        ("MetricData.member.2.Dimensions.member.1.Value", "orders"),
+        ("MetricData.member.2.Dimensions.member.2.Name", "InitType"),
+        ("MetricData.member.2.Dimensions.member.2.Value", "provisioned-concurrency"),
+        ("MetricData.member.2.Timestamp", "2027-01-15T08:06:00.500Z"),
+        ("MetricData.member.2.Value", "-1"),
+        ("MetricData.member.2.Unit", "Count"),
+    ]

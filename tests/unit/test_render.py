@@ -104,6 +104,9 @@ def test_json_is_the_report_document() -> None:
         "lifetime_survival",
         "provisioned_concurrency",
         "cross_check",
+        "figures_source",
+        "metric_profiles",
+        "observer_bill",
         "warnings",
         "notes",
     ]
@@ -184,3 +187,23 @@ def test_table_shows_the_cross_check() -> None:
     assert "INIT_START lines (Logs Insights)" in text
     assert "log streams created in the window" in text
     assert "did not complete in time" in " ".join(text.split())
+
+
+def test_a_report_from_records_shows_its_bill_and_charts_its_peaks(tmp_path: Path) -> None:
+    """Records: the table names the exact peak and the observer's bill; the chart still draws."""
+    from concurrency_observer.aws.records import RecordScan
+    from tests.unit.aws.test_record_figures import LEAN, RECORDS, WINDOW
+
+    report = build_report(
+        ReportRequest("fn", WINDOW), LEAN, RecordScan("/aws/lambda/fn", tuple(RECORDS))
+    )
+    console = Console(record=True, width=140)
+    print_report(report, console)
+    text = console.export_text()
+    assert "peak live (most at once, from the records)" in text
+    assert "The observer's own bill" in text
+    assert "custom metrics for the function (lean)" in text
+    assert "$0.60" in text
+    assert "lifetime quantiles (s): p50 60.0, p90 150.0, p99 150.0  [records]" in text
+    path = write_chart(report, tmp_path / "records.png")
+    assert path.read_bytes()[:8] == PNG_SIGNATURE

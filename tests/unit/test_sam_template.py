@@ -12,6 +12,7 @@ import botocore.session
 import pytest
 from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
 
+from concurrency_observer.aws.observer_settings import METRICS_VARIABLE
 from concurrency_observer.aws.publish import (
     ARCHITECTURES,
     SINK_VARIABLE,
@@ -20,7 +21,11 @@ from concurrency_observer.aws.publish import (
     compatible_runtimes,
     refusal,
 )
-from concurrency_observer.schema import DEFAULT_NAMESPACE
+from concurrency_observer.schema import (
+    DEFAULT_METRICS_PROFILE,
+    DEFAULT_NAMESPACE,
+    METRICS_PROFILES,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TEMPLATE = EXAMPLES / "sam" / "template.yaml"
@@ -39,6 +44,14 @@ def _resource(template: dict[str, Any], kind: str) -> dict[str, Any]:
     (found,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == kind]
     properties: dict[str, Any] = found
     return properties
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        key: resource["Properties"]
+        for key, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
 
 
 def test_the_template_passes_cfn_lint() -> None:
@@ -79,8 +92,8 @@ def test_the_layer_matches_what_publish_declares(template: dict[str, Any]) -> No
 
 
 def test_the_function_is_one_publish_would_accept(template: dict[str, Any]) -> None:
-    """Its runtime is in the layer's list, ``layer publish`` would accept it, it uses the layer."""
-    function = _resource(template, "AWS::Serverless::Function")
+    """Its runtime is in the layer's list, and ``layer publish`` would accept it."""
+    function = _functions(template)["ObservedFunction"]
     layer = _resource(template, "AWS::Serverless::LayerVersion")
     assert function["Runtime"] in layer["CompatibleRuntimes"]
     config = FunctionConfig.from_response(
@@ -88,15 +101,42 @@ def test_the_function_is_one_publish_would_accept(template: dict[str, Any]) -> N
         {"FunctionName": "example", "FunctionArn": "arn", "Runtime": function["Runtime"]},
     )
     assert refusal(config) is None
-    (layer_id,) = [k for k, r in template["Resources"].items() if r["Properties"] is layer]
-    assert {"Ref": layer_id} in function["Layers"]
-    assert function["Environment"]["Variables"][SINK_VARIABLE] == {"Ref": "Sink"}
+
+
+def test_every_function_gets_the_layer_and_the_settings_from_globals(
+    template: dict[str, Any],
+) -> None:
+    """Globals carry the layer and the three settings; no function drops or overrides them."""
+    (layer_id,) = [
+        k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::LayerVersion"
+    ]
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Layers"] == [{"Ref": layer_id}]
+    variables = globals_["Environment"]["Variables"]
+    assert variables[SINK_VARIABLE] == {"Ref": "Sink"}
+    assert variables[METRICS_VARIABLE] == {"Ref": "MetricsProfile"}
+    assert variables["CONCURRENCY_OBSERVER_NAMESPACE"] == {"Ref": "MetricNamespace"}
     assert tuple(template["Parameters"]["Sink"]["AllowedValues"]) == SINKS
+    profile = template["Parameters"]["MetricsProfile"]
+    assert tuple(profile["AllowedValues"]) == METRICS_PROFILES
+    assert profile["Default"] == DEFAULT_METRICS_PROFILE
+    functions = _functions(template)
+    assert len(functions) >= 2
+    for name, function in functions.items():
+        assert "Layers" not in function, name
+        own = function.get("Environment", {}).get("Variables", {})
+        assert not set(own) & set(variables), name
+
+
+def test_every_function_has_the_permission(template: dict[str, Any]) -> None:
+    """SAM's Globals take no Policies, so each function lists the one managed policy."""
+    for name, function in _functions(template).items():
+        assert {"Ref": "ObserverMetricsPolicy"} in function["Policies"], name
 
 
 def test_the_alias_has_provisioned_concurrency(template: dict[str, Any]) -> None:
     """AutoPublishAlias with provisioned concurrency taken from the parameter."""
-    function = _resource(template, "AWS::Serverless::Function")
+    function = _functions(template)["ObservedFunction"]
     assert function["AutoPublishAlias"]
     concurrency = function["ProvisionedConcurrencyConfig"]["ProvisionedConcurrentExecutions"]
     assert concurrency == {"Ref": "ProvisionedConcurrency"}
@@ -108,8 +148,8 @@ def _put_metric_statements(statements: list[dict[str, Any]]) -> list[dict[str, A
 
 def test_put_metric_data_is_limited_to_the_namespace(template: dict[str, Any]) -> None:
     """Template and policy JSON grant PutMetricData only in the schema's namespace."""
-    function = _resource(template, "AWS::Serverless::Function")
-    (in_template,) = _put_metric_statements(function["Policies"][0]["Statement"])
+    policy_resource = template["Resources"]["ObserverMetricsPolicy"]["Properties"]
+    (in_template,) = _put_metric_statements(policy_resource["PolicyDocument"]["Statement"])
     condition = in_template["Condition"]["StringEquals"]["cloudwatch:namespace"]
     assert condition == {"Ref": "MetricNamespace"}
     assert template["Parameters"]["MetricNamespace"]["Default"] == DEFAULT_NAMESPACE

@@ -8,9 +8,14 @@ Public interface:
   validation messages (empty when it accepted everything).
 - ``default_dashboard_name(function_name)`` and ``console_url(region, name)``.
 
-The live-environments graph is CloudWatch metric math over the ``[FunctionName]`` series::
+The live-environments graph is CloudWatch metric math over both metric profiles: the full
+profile's ``[FunctionName]`` series and the lean default's ``EnvironmentDelta`` (+1 at init, -1 at
+shutdown) per ``[FunctionName, InitType]``, one hidden series per documented init type::
 
-    live = RUNNING_SUM(FILL(inits, 0) - FILL(shutdowns, 0))
+    live = RUNNING_SUM(FILL(inits, 0) - FILL(shutdowns, 0) + FILL(d0, 0) + ... + FILL(d3, 0))
+
+so a function observed under either profile, or both in turn, gets one line. Inits by init type:
+the full profile's ``SEARCH`` beside ``(SampleCount + Sum) / 2`` of each EnvironmentDelta.
 
 ``FILL(..., 0)``: a period with inits but no shutdowns (or the reverse) has no data point in the
 other series, and arithmetic between two series only keeps timestamps present in both.
@@ -33,9 +38,12 @@ import re
 from typing import Any, Final
 from urllib.parse import quote
 
+from concurrency_observer.aws.dashboard_records import record_widgets
+from concurrency_observer.aws.records import default_log_group
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import UserError
 from concurrency_observer.schema import (
+    ENVIRONMENT_DELTA,
     ENVIRONMENT_IDLE_TIME,
     ENVIRONMENT_INIT,
     ENVIRONMENT_INVOCATIONS,
@@ -50,10 +58,16 @@ from concurrency_observer.schema import (
     INIT_ON_DEMAND,
     INIT_PROVISIONED,
     INIT_TYPE,
+    KNOWN_INIT_TYPES,
     SHUTDOWN_REASON,
 )
 
-LIVE_EXPRESSION: Final = "RUNNING_SUM(FILL(inits, 0) - FILL(shutdowns, 0))"
+_LEAN_IDS: Final = tuple(f"d{index}" for index in range(len(KNOWN_INIT_TYPES)))
+LIVE_EXPRESSION: Final = (
+    "RUNNING_SUM(FILL(inits, 0) - FILL(shutdowns, 0)"
+    + "".join(f" + FILL({i}, 0)" for i in _LEAN_IDS)
+    + ")"
+)
 PERIOD: Final = 60
 # Shares per minute swing between 0 and 100% on a quiet function: the share widgets use 5 minutes.
 SHARE_PERIOD: Final = 300
@@ -196,10 +210,54 @@ def _widget(x: int, y: int, title: str, metrics: list[list[Any]], **extra: Any) 
     }
 
 
+def _lean(namespace: str, function_name: str, stat: str, prefix: str) -> list[list[Any]]:
+    """EnvironmentDelta's ``stat`` per documented init type, hidden, ids ``<prefix><index>``."""
+    return [
+        [
+            namespace,
+            ENVIRONMENT_DELTA,
+            FUNCTION_NAME,
+            function_name,
+            INIT_TYPE,
+            init_type,
+            {"stat": stat, "id": f"{prefix}{index}", "visible": False},
+        ]
+        for index, init_type in enumerate(KNOWN_INIT_TYPES)
+    ]
+
+
+def _lean_inits(namespace: str, function_name: str) -> list[list[Any]]:
+    """Inits per init type under the lean profile: (SampleCount + Sum) / 2 of EnvironmentDelta."""
+    expressions: list[list[Any]] = [
+        [
+            {
+                "expression": f"(c{index} + d{index}) / 2",
+                "label": f"{init_type} (lean)",
+                "id": f"leaninits{index}",
+            }
+        ]
+        for index, init_type in enumerate(KNOWN_INIT_TYPES)
+    ]
+    return (
+        expressions
+        + _lean(namespace, function_name, "Sum", "d")
+        + _lean(namespace, function_name, "SampleCount", "c")
+    )
+
+
 def dashboard_body(
-    function_name: str, namespace: str, region: str, provisioned: int | None = None
+    function_name: str,
+    namespace: str,
+    region: str,
+    provisioned: int | None = None,
+    log_group: str | None = None,
 ) -> dict[str, Any]:
-    """The dashboard: live environments, inits by type, shutdowns by reason, lifetimes, usage."""
+    """The dashboard: live environments, inits by type, shutdowns by reason, lifetimes, usage.
+
+    The metric widgets answer under either profile (the per-environment ones under full only);
+    the Logs Insights widgets read the environment records in ``log_group`` (default
+    ``/aws/lambda/<function>``) under both.
+    """
 
     def metric(name: str, stat: str, **options: Any) -> list[Any]:
         return [namespace, name, FUNCTION_NAME, function_name, {"stat": stat, **options}]
@@ -219,6 +277,7 @@ def dashboard_body(
                 [{"expression": LIVE_EXPRESSION, "label": "live environments", "id": "live"}],
                 metric(ENVIRONMENT_INIT, "Sum", id="inits", visible=False),
                 metric(ENVIRONMENT_SHUTDOWN, "Sum", id="shutdowns", visible=False),
+                *_lean(namespace, function_name, "Sum", "d"),
             ],
             **live_extra,
         ),
@@ -234,7 +293,8 @@ def dashboard_body(
                         ),
                         "id": "initsbytype",
                     }
-                ]
+                ],
+                *_lean_inits(namespace, function_name),
             ],
             stacked=True,
             **common,
@@ -242,7 +302,7 @@ def dashboard_body(
         _widget(
             0,
             _HEIGHT,
-            "Shutdowns by reason",
+            "Shutdowns by reason (full profile)",
             [
                 [
                     {
@@ -259,7 +319,7 @@ def dashboard_body(
         _widget(
             _WIDTH,
             _HEIGHT,
-            "Environment lifetime (seconds)",
+            "Environment lifetime (seconds, full profile)",
             [
                 metric(ENVIRONMENT_LIFETIME, "Average", label="mean"),
                 metric(ENVIRONMENT_LIFETIME, "p90", label="p90"),
@@ -270,7 +330,7 @@ def dashboard_body(
         _widget(
             0,
             2 * _HEIGHT,
-            "Invocations per environment",
+            "Invocations per environment (full profile)",
             [
                 metric(ENVIRONMENT_INVOCATIONS, "Average", label="mean"),
                 metric(ENVIRONMENT_INVOCATIONS, "Maximum", label="max"),
@@ -280,7 +340,7 @@ def dashboard_body(
         _widget(
             _WIDTH,
             2 * _HEIGHT,
-            "Idle time and time to first invoke (seconds, mean)",
+            "Idle time and time to first invoke (seconds, mean, full profile)",
             [
                 metric(ENVIRONMENT_IDLE_TIME, "Average", label="idle time"),
                 metric(ENVIRONMENT_TIME_TO_FIRST_INVOKE, "Average", label="time to first invoke"),
@@ -289,6 +349,8 @@ def dashboard_body(
         ),
     ]
     widgets.extend(share_widgets(function_name, namespace, region, 3 * _HEIGHT))
+    group = log_group or default_log_group(function_name)
+    widgets.extend(record_widgets(group, region, 4 * _HEIGHT))
     return {"widgets": widgets}
 
 

@@ -2,7 +2,10 @@
 
 ``LambdaProvisioning`` is the ``ProvisioningTarget`` of one alias (Put/Get/Delete
 ProvisionedConcurrencyConfig); ``CloudWatchInitCounter`` is the ``InitCounter`` (GetMetricData, Sum
-of ``EnvironmentInit`` with dimensions ``FunctionName`` and ``InitType=provisioned-concurrency``).
+of ``EnvironmentInit`` with dimensions ``FunctionName`` and ``InitType=provisioned-concurrency``,
+plus the lean default's ``EnvironmentDelta``, (SampleCount + Sum) / 2, under the same dimensions);
+``CloudWatchUsageCounter`` counts the shutdowns the same way and the ever-invoked ones from the
+environment records (``records``), or from the full profile's FirstInvoke series without them.
 Both take boto3 clients, so tests hand in clients wrapped in botocore's ``Stubber``.
 
 The schema has no dimension set with both the version and the InitType, so the count covers the
@@ -13,12 +16,15 @@ study would be counted too. ``other_provisioned_qualifiers`` finds such configur
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from concurrency_observer import schema
+from concurrency_observer import environment_record, schema
+from concurrency_observer.aws import record_figures
 from concurrency_observer.aws.metrics import MetricQuery, floor_to_period, get_metric_series
+from concurrency_observer.aws.records import default_log_group, read_records
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError
 from concurrency_observer.study import (
@@ -59,6 +65,7 @@ class FunctionFacts:
     architecture: str
     namespace: str | None
     layers: tuple[str, ...]
+    log_group: str = ""  # where its environment records are (LoggingConfig.LogGroup or default)
 
 
 def describe_function(lambda_client: Any, function: str, qualifier: str) -> FunctionFacts:
@@ -74,6 +81,8 @@ def describe_function(lambda_client: Any, function: str, qualifier: str) -> Func
         architecture=(config.get("Architectures") or ["x86_64"])[0],
         namespace=variables.get("CONCURRENCY_OBSERVER_NAMESPACE"),
         layers=tuple(layer["Arn"] for layer in config.get("Layers") or []),
+        log_group=(config.get("LoggingConfig") or {}).get("LogGroup")
+        or default_log_group(config["FunctionName"]),
     )
 
 
@@ -248,20 +257,76 @@ class _ProvisionedSeries:
             series = get_metric_series(self._client, self._namespace, queries, start, end)
         return {query.id: round(series[query.id].total) for query in queries}
 
+    def _lean(self) -> list[MetricQuery]:
+        """The lean profile's EnvironmentDelta (Sum and SampleCount) of provisioned concurrency."""
+        delta = schema.ENVIRONMENT_DELTA
+        return [
+            MetricQuery("net", delta, self._provisioned(), "Sum", self._period),
+            MetricQuery("samples", delta, self._provisioned(), "SampleCount", self._period),
+        ]
+
 
 class CloudWatchInitCounter(_ProvisionedSeries):
-    """``InitCounter`` over GetMetricData: the Sum of provisioned ``EnvironmentInit``."""
+    """``InitCounter`` over GetMetricData: provisioned inits under either metric profile, the
+    Sum of ``EnvironmentInit`` (full) plus ``(SampleCount + Sum) / 2`` of ``EnvironmentDelta``."""
 
     def count(self, since: datetime) -> int:
         """Environments initialized for provisioned concurrency from ``since`` to now."""
         metric = schema.ENVIRONMENT_INIT
         query = MetricQuery("inits", metric, self._provisioned(), "Sum", self._period)
-        return self._totals(metric, [query], since)["inits"]
+        totals = self._totals(metric, [query, *self._lean()], since)
+        return totals["inits"] + (totals["samples"] + totals["net"]) // 2
+
+
+# The environment records of provisioned concurrency shut down in [since, now] (aws.records or,
+# locally, the fleet's own output); None: the FirstInvoke classes come from the full metrics.
+RecordSource = Callable[[datetime, datetime], Sequence[Mapping[str, Any]]]
+
+
+def log_group_records(logs: Any, log_group: str) -> RecordSource:
+    """A ``RecordSource`` reading the records in ``log_group`` (FilterLogEvents)."""
+
+    def read(since: datetime, until: datetime) -> Sequence[Mapping[str, Any]]:
+        return read_records(logs, log_group, since, until).records
+
+    return read
+
+
+def ever_invoked_in_records(
+    records: Sequence[Mapping[str, Any]], function_name: str, since: datetime
+) -> int | None:
+    """Provisioned environments of ``function_name`` shut down since ``since`` and ever invoked
+    (FirstInvoke prompt or delayed), from their records; None when there is no such record."""
+    mine = [r for r in records if r.get(environment_record.FUNCTION_NAME) == function_name]
+    lives = [
+        life
+        for life in record_figures.lives(mine)
+        if life.init_type == schema.INIT_PROVISIONED and life.shutdown >= since
+    ]
+    if not lives:
+        return None
+    invoked = (schema.FIRST_INVOKE_PROMPT, schema.FIRST_INVOKE_DELAYED)
+    return sum(1 for life in lives if life.first_invoke in invoked)
 
 
 class CloudWatchUsageCounter(_ProvisionedSeries):
-    """``UsageCounter`` over GetMetricData: provisioned ``EnvironmentShutdown``, all and by
-    ``FirstInvoke`` (ever invoked: prompt + delayed)."""
+    """``UsageCounter`` over GetMetricData: provisioned shutdowns (``EnvironmentShutdown``, plus
+    ``(SampleCount - Sum) / 2`` of ``EnvironmentDelta``), and how many were ever invoked: from the
+    environment records when a ``records`` source is given and has some, else ``FirstInvoke``
+    (prompt + delayed) of the full profile."""
+
+    def __init__(
+        self,
+        cloudwatch_client: Any,
+        function_name: str,
+        namespace: str = schema.DEFAULT_NAMESPACE,
+        *,
+        period: int = 60,
+        clock: Clock | None = None,
+        records: RecordSource | None = None,
+    ) -> None:
+        super().__init__(cloudwatch_client, function_name, namespace, period=period, clock=clock)
+        self.records = records
 
     def usage(self, since: datetime) -> Usage:
         """Provisioned environments shut down from ``since`` to now, and those ever invoked."""
@@ -278,8 +343,15 @@ class CloudWatchUsageCounter(_ProvisionedSeries):
             )
             for usage in invoked
         ]
-        totals = self._totals(metric, queries, since)
-        return Usage(shut_down=totals["all"], invoked=sum(totals[u] for u in invoked))
+        totals = self._totals(metric, [*queries, *self._lean()], since)
+        shut_down = totals["all"] + (totals["samples"] - totals["net"]) // 2
+        from_records = None
+        if self.records is not None:
+            found = self.records(since, self._clock.now())
+            from_records = ever_invoked_in_records(found, self._function, since)
+        if from_records is None:
+            from_records = sum(totals[u] for u in invoked)
+        return Usage(shut_down=shut_down, invoked=from_records)
 
 
 @dataclass(frozen=True)

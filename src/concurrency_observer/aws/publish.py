@@ -226,7 +226,7 @@ class Attachment:
 
     function: FunctionConfig
     replaced: tuple[str, ...]  # older versions of our layer the new one takes the place of
-    variables_set: Mapping[str, str]  # sink variables whose value changes or is new
+    variables_set: Mapping[str, str]  # our variables whose value changes or is new
 
     def layers_after(self, version_arn: str) -> tuple[str, ...]:
         """The function's layers once ``version_arn`` is attached: the others kept, in order.
@@ -245,7 +245,7 @@ class Attachment:
         return tuple(layers)
 
     def variables_after(self) -> dict[str, str]:
-        """The function's environment variables with the sink's set."""
+        """The function's environment variables with ours set."""
         return {**self.function.variables, **self.variables_set}
 
     def update_arguments(self, version_arn: str, revision_id: str | None) -> dict[str, Any]:
@@ -273,26 +273,28 @@ class Attachment:
         )
 
 
-def sink_variables(
-    current: Mapping[str, str], sink: Sink | None, default: Sink = DEFAULT_SINK
-) -> dict[str, str]:
-    """The sink variables to set: the chosen sink, else the function's own, else ``default``."""
-    wanted = sink or current.get(SINK_VARIABLE) or default
-    return {} if current.get(SINK_VARIABLE) == wanted else {SINK_VARIABLE: wanted}
-
-
 def plan_attachment(
-    function: FunctionConfig, layer_arn: str | None, sink: Sink | None
+    function: FunctionConfig,
+    layer_arn: str | None,
+    sink: Sink | None,
+    metrics: str | None = None,
 ) -> Attachment:
     """The change for one function; ``layer_arn`` is our layer's unversioned ARN, if it exists.
 
-    Where the fallback runs, the default sink is ``emf``: what it writes whatever the variable says.
+    The settings (sink, metric profile) and the record that lets ``layer detach`` take them back
+    are observer_settings'; where the fallback runs, the default sink is ``emf``: what it writes
+    whatever the variable says. A record that cannot be read raises BadRecord.
     """
+    # observer_settings builds on this module's sink names, so it is imported here, not above.
+    from concurrency_observer.aws.observer_settings import Settings, with_settings  # noqa: PLC0415
+
     replaced = tuple(
         arn for arn in function.layers if layer_arn is not None and unversioned(arn) == layer_arn
     )
-    default: Sink = "emf" if uses_fallback(function.runtime) else DEFAULT_SINK
-    return Attachment(function, replaced, sink_variables(function.variables, sink, default))
+    wanted = Settings(sink, metrics).wanted(function.runtime, function.variables)
+    after, _record = with_settings(function.variables, wanted)
+    changed = {k: v for k, v in after.items() if function.variables.get(k) != v}
+    return Attachment(function, replaced, changed)
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,8 @@ def plan_publish(
     content_size: int,
     functions: Sequence[str] = (),
     sink: Sink | None = None,
+    *,
+    metrics: str | None = None,
 ) -> PublishPlan:
     """Read the layer and every function, and refuse (AttachRefused) before anything changes.
 
@@ -346,7 +350,12 @@ def plan_publish(
     for requested in functions:
         config = read_function(lambda_client, requested)
         configs.setdefault(config.arn, config)
-    attachments = tuple(plan_attachment(c, layer_arn, sink) for c in configs.values())
+    from concurrency_observer.aws.observer_settings import BadRecord  # noqa: PLC0415
+
+    try:
+        attachments = tuple(plan_attachment(c, layer_arn, sink, metrics) for c in configs.values())
+    except BadRecord as exc:
+        raise AttachRefused(f"not attaching the layer to any function; {exc}") from exc
     problems = [
         f"{a.function.name}: {reason}"
         for a in attachments

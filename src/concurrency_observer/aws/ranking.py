@@ -1,13 +1,18 @@
 """``report --all``: every function in the namespace, ranked, in a few batched calls.
 
-1. Discover: ListMetrics (paginated) for ``EnvironmentInit`` gives the functions (the
-   ``[FunctionName]`` set), for ``EnvironmentShutdown`` filtered on the ``FirstInvoke``
+1. Discover: ListMetrics (paginated) for ``EnvironmentInit`` gives the functions observed under
+   the full profile (the ``[FunctionName]`` set), for ``EnvironmentDelta`` those under the lean
+   default with their init types, for ``EnvironmentShutdown`` filtered on the ``FirstInvoke``
    dimension the FirstInvoke series that exist (``[FunctionName, InitType, FirstInvoke]``).
-   Two listings, whatever the number of functions.
+   Three listings, whatever the number of functions.
 2. Series pass: GetMetricData, ``EnvironmentInit`` and ``EnvironmentShutdown`` (Sum) per function
-   at the report's period from the look-back start: inits, shutdowns and the live peak.
+   and ``EnvironmentDelta`` (Sum, SampleCount) per function and init type, at the report's period
+   from the look-back start: inits, shutdowns and the live peak (both profiles summed).
 3. Totals pass: GetMetricData, one period spanning the window: each FirstInvoke series (Sum) and
    Lambda's own ``AWS/Lambda ConcurrentExecutions`` (Maximum) per function.
+4. Records: for a function without FirstInvoke series (the lean default), its FirstInvoke
+   classes come from its environment records: one FilterLogEvents scan of its log group each
+   (``aws.records``), when a Logs client is given.
 
 Both passes go in batches of up to 500 queries per call (``aws.metrics.get_metric_series``).
 The over-provisioning ratio is the peak of live environments over the peak of invocations in
@@ -20,11 +25,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from concurrency_observer.aws import record_figures
 from concurrency_observer.aws.metrics import MetricQuery, Series, get_metric_series
+from concurrency_observer.aws.records import default_log_group, read_records
 from concurrency_observer.aws.report import NoMetricsError, ReportWindow, iso
 from concurrency_observer.aws.report_usage import Usage, combined, usage_from_classes
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.schema import (
+    ENVIRONMENT_DELTA,
     ENVIRONMENT_INIT,
     ENVIRONMENT_SHUTDOWN,
     FIRST_INVOKE,
@@ -141,15 +149,26 @@ def _list(
     return found
 
 
-def discover(cloudwatch: Any, namespace: str) -> tuple[list[str], dict[str, set[tuple[str, str]]]]:
-    """The functions, and per function the (InitType, FirstInvoke) series that exist."""
-    functions = sorted(
-        {
-            dims[FUNCTION_NAME]
-            for dims in _list(cloudwatch, namespace, ENVIRONMENT_INIT)
-            if set(dims) == {FUNCTION_NAME}
-        }
-    )
+@dataclass(frozen=True)
+class Discovered:
+    """The functions in the namespace and which of their series exist."""
+
+    functions: list[str]
+    classes: dict[str, set[tuple[str, str]]]  # (InitType, FirstInvoke) series, full profile
+    lean_types: dict[str, set[str]]  # EnvironmentDelta's init types, lean profile
+
+
+def discover(cloudwatch: Any, namespace: str) -> Discovered:
+    """The functions, per function the (InitType, FirstInvoke) series and the lean init types."""
+    full = {
+        dims[FUNCTION_NAME]
+        for dims in _list(cloudwatch, namespace, ENVIRONMENT_INIT)
+        if set(dims) == {FUNCTION_NAME}
+    }
+    lean: dict[str, set[str]] = {}
+    for dims in _list(cloudwatch, namespace, ENVIRONMENT_DELTA):
+        if set(dims) == {FUNCTION_NAME, INIT_TYPE}:
+            lean.setdefault(dims[FUNCTION_NAME], set()).add(dims[INIT_TYPE])
     classes: dict[str, set[tuple[str, str]]] = {}
     # Only the FirstInvoke series: a fraction of EnvironmentShutdown's metrics, so fewer pages.
     for dims in _list(cloudwatch, namespace, ENVIRONMENT_SHUTDOWN, having=FIRST_INVOKE):
@@ -157,7 +176,7 @@ def discover(cloudwatch: Any, namespace: str) -> tuple[list[str], dict[str, set[
             classes.setdefault(dims[FUNCTION_NAME], set()).add(
                 (dims[INIT_TYPE], dims[FIRST_INVOKE])
             )
-    return functions, classes
+    return Discovered(sorted(full | set(lean)), classes, lean)
 
 
 def _sum_in(series: Series, window: ReportWindow) -> float:
@@ -192,11 +211,45 @@ def _sort_value(rank: FunctionRank, key: str) -> float:
     return -1.0 if value is None else float(value)
 
 
+def _lean_as_full(
+    series: Mapping[str, Series], prefix: str, types: int
+) -> tuple[list[tuple[Any, float]], list[tuple[Any, float]]]:
+    """EnvironmentDelta's (Sum, SampleCount) per init type as inits and shutdowns points."""
+    inits: list[tuple[Any, float]] = []
+    downs: list[tuple[Any, float]] = []
+    for position in range(types):
+        net = series[f"d{prefix}_{position}"].by_timestamp()
+        for moment, count in series[f"n{prefix}_{position}"].points:
+            inits.append((moment, (count + net.get(moment, 0.0)) / 2))
+            downs.append((moment, (count - net.get(moment, 0.0)) / 2))
+    return inits, downs
+
+
+def _with(series: Series, points: Sequence[tuple[Any, float]]) -> Series:
+    return Series(tuple(sorted((*series.points, *points), key=lambda point: point[0])))
+
+
+def _record_classes(logs: Any, function: str, window: ReportWindow) -> dict[str, dict[str, int]]:
+    scan = read_records(logs, default_log_group(function), window.start, window.end)
+    lives = record_figures.lives(scan.records)
+    figures = record_figures.RecordFigures.of(lives, window.start, window.end)
+    return {t: dict(c) for t, c in figures.classes_by_type.items()}
+
+
 def rank_functions(
-    cloudwatch: Any, namespace: str, window: ReportWindow, sort_key: str = "created"
+    cloudwatch: Any,
+    namespace: str,
+    window: ReportWindow,
+    sort_key: str = "created",
+    logs: Any = None,
 ) -> Ranking:
-    """Discover every function in ``namespace`` and rank them; ``NoMetricsError`` if none."""
-    functions, classes = discover(cloudwatch, namespace)
+    """Discover every function in ``namespace`` and rank them; ``NoMetricsError`` if none.
+
+    ``logs``: a CloudWatch Logs client, to read the FirstInvoke classes of functions under the
+    lean profile from their records (one FilterLogEvents scan each); without it they are unknown.
+    """
+    found = discover(cloudwatch, namespace)
+    functions, classes = found.functions, found.classes
     if not functions:
         raise NoMetricsError(
             f"no functions with concurrency-observer metrics in namespace {namespace} "
@@ -218,6 +271,18 @@ def rank_functions(
         totals_queries.append(
             NamespacedQuery(f"c{index}", CONCURRENT_EXECUTIONS, dims, "Maximum", totals_period)
         )
+        for position, init_type in enumerate(sorted(found.lean_types.get(function, ()))):
+            lean_dims = (*dims, (INIT_TYPE, init_type))
+            for stat, letter in (("Sum", "d"), ("SampleCount", "n")):
+                series_queries.append(
+                    MetricQuery(
+                        f"{letter}{index}_{position}",
+                        ENVIRONMENT_DELTA,
+                        lean_dims,
+                        stat,
+                        window.period,
+                    )
+                )
         for position, (init_type, first_invoke) in enumerate(sorted(classes.get(function, ()))):
             class_dims = (*dims, (INIT_TYPE, init_type), (FIRST_INVOKE, first_invoke))
             totals_queries.append(
@@ -230,17 +295,25 @@ def rank_functions(
             cloudwatch, namespace, series_queries, window.lookback_start, window.end
         )
         totals = get_metric_series(cloudwatch, namespace, totals_queries, window.start, window.end)
-    ranks = [
-        _rank(
-            index,
-            function,
-            classes=sorted(classes.get(function, ())),
-            series=series,
-            totals=totals,
-            window=window,
+    ranks = []
+    for index, function in enumerate(functions):
+        inits, downs = _lean_as_full(series, str(index), len(found.lean_types.get(function, ())))
+        series[f"i{index}"] = _with(series[f"i{index}"], inits)
+        series[f"s{index}"] = _with(series[f"s{index}"], downs)
+        from_records = None
+        if logs is not None and function in found.lean_types and function not in classes:
+            from_records = _record_classes(logs, function, window)
+        ranks.append(
+            _rank(
+                index,
+                function,
+                classes=sorted(classes.get(function, ())),
+                series=series,
+                totals=totals,
+                window=window,
+                from_records=from_records,
+            )
         )
-        for index, function in enumerate(functions)
-    ]
     ranks.sort(key=lambda rank: (-_sort_value(rank, sort_key), rank.function_name))
     return Ranking(namespace, window, sort_key, tuple(ranks))
 
@@ -253,8 +326,9 @@ def _rank(
     series: Mapping[str, Series],
     totals: Mapping[str, Series],
     window: ReportWindow,
+    from_records: Mapping[str, Mapping[str, int]] | None = None,
 ) -> FunctionRank:
-    by_type: dict[str, dict[str, int]] = {}
+    by_type: dict[str, dict[str, int]] = {t: dict(c) for t, c in (from_records or {}).items()}
     for position, (init_type, first_invoke) in enumerate(classes):
         count = round(_sum_in(totals[f"f{index}_{position}"], window))
         by_type.setdefault(init_type, {})[first_invoke] = count

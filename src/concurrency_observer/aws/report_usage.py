@@ -34,6 +34,24 @@ QUANTILES_FROM_CLOUDWATCH: Final = "cloudwatch-percentiles"
 QUANTILES_FROM_PERIOD_MEANS: Final = "per-period-means"
 
 
+@dataclass(frozen=True)
+class Distribution:
+    """A per-environment figure over the environments that shut down in the window."""
+
+    count: int
+    total: float
+    maximum: float | None
+
+    @property
+    def mean(self) -> float | None:
+        """Total over count, or None when no environment reported it."""
+        return self.total / self.count if self.count else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"count", "mean", "max", "total"}``; mean and max are null when count is 0."""
+        return {"count": self.count, "mean": self.mean, "max": self.maximum, "total": self.total}
+
+
 def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 

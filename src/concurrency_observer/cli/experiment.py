@@ -136,6 +136,13 @@ def _clients(region: str, endpoint_url: str | None) -> tuple[Any, Any]:
     return client("lambda", region), client("cloudwatch", region, endpoint_url)
 
 
+def _logs_client(region: str, endpoint_url: str | None) -> Any:
+    """The CloudWatch Logs client the records are read with (a local endpoint serves both)."""
+    from concurrency_observer.aws.session import client  # noqa: PLC0415
+
+    return client("logs", region, endpoint_url)
+
+
 def _run_on_aws(
     plan: StudyPlan,
     store: StateStore,
@@ -160,7 +167,13 @@ def _run_on_aws(
         lambda_client, function, alias, poll_interval=min(plan.poll_interval, 10.0), clock=clock
     )
     counter = aws.CloudWatchInitCounter(cloudwatch_client, facts.name, namespace, clock=clock)
-    usage = aws.CloudWatchUsageCounter(cloudwatch_client, facts.name, namespace, clock=clock)
+    usage = aws.CloudWatchUsageCounter(
+        cloudwatch_client,
+        facts.name,
+        namespace,
+        clock=clock,
+        records=aws.log_group_records(_logs_client(region, endpoint_url), facts.log_group),
+    )
     pending = pending_runs(plan, store.load(plan))
 
     others = aws.other_provisioned_qualifiers(lambda_client, function, alias)
@@ -466,6 +479,7 @@ def _study_on_fleet(
         FleetProvisioning,
         cloudwatch_counter,
         cloudwatch_usage_counter,
+        fleet_records,
     )
     from concurrency_observer.study import InitCounter, UsageCounter  # noqa: PLC0415
 
@@ -481,6 +495,8 @@ def _study_on_fleet(
             settings = EnvironmentSettings(
                 function_name=LOCAL_FUNCTION,
                 cloudwatch_endpoint=url,
+                # The default (lean) profile, as on AWS: the counters read EnvironmentDelta
+                # and the records (the full profile's metrics too, when a function has them).
                 extra_env=observer_env(sink=sink, namespace=namespace),
             )
             factory = lambda_environment_factory(layer_dir, settings, rie_path=rie_path)
@@ -492,7 +508,9 @@ def _study_on_fleet(
                     else EmfInitCounter(fleet, LOCAL_FUNCTION, namespace)
                 )
                 usage: UsageCounter = (
-                    cloudwatch_usage_counter(cloudwatch_client(url), LOCAL_FUNCTION, namespace)
+                    cloudwatch_usage_counter(
+                        cloudwatch_client(url), LOCAL_FUNCTION, namespace, fleet_records(fleet)
+                    )
                     if url is not None
                     else EmfUsageCounter(fleet, LOCAL_FUNCTION, namespace)
                 )

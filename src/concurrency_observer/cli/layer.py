@@ -1,11 +1,16 @@
-"""``concurrency-observer layer build|publish``."""
+"""``concurrency-observer layer build|publish|detach``."""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+
+from concurrency_observer.aws.fleet_update import DEFAULT_MAX_PER_MINUTE
+from concurrency_observer.aws.observer_settings import METRICS_VARIABLE, Settings
 
 # aws.publish and aws.session import boto3 only when a client is made, so ``--help`` stays fast.
 from concurrency_observer.aws.publish import (
@@ -21,9 +26,10 @@ from concurrency_observer.aws.publish import (
     render_plan,
 )
 from concurrency_observer.aws.session import client
-from concurrency_observer.cli import options
+from concurrency_observer.cli import layer_fleet, options
 from concurrency_observer.errors import UserError
 from concurrency_observer.layer import DEFAULT_OUTPUT, build_layer
+from concurrency_observer.schema import DEFAULT_METRICS_PROFILE, METRICS_PROFILES
 
 
 @click.group(short_help="Build the layer, or publish and attach it.")
@@ -62,6 +68,36 @@ def _function_names(values: tuple[str, ...]) -> list[str]:
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
+def _globs(command: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """``--include`` and ``--exclude``, whose help names the flag they go with."""
+    include = click.option(
+        "--include",
+        metavar="GLOB",
+        multiple=True,
+        help=f"With {command}: only functions whose name matches (shell glob, repeatable).",
+    )
+    exclude = click.option(
+        "--exclude",
+        metavar="GLOB",
+        multiple=True,
+        help=f"With {command}: leave out functions whose name matches (repeatable).",
+    )
+    return include, exclude
+
+
+_pace = click.option(
+    "--max-per-minute",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PER_MINUTE,
+    show_default=True,
+    help="For a fleet (--attach-all, detach): update at most this many functions a minute. "
+    "Each update replaces all of that function's warm environments (cold starts), so a fleet "
+    "is changed a few at a time.",
+)
+_include_all, _exclude_all = _globs("--attach-all")
+_include_detach, _exclude_detach = _globs("--all")
+
+
 @layer.command()
 @click.option("--name", default=DEFAULT_LAYER_NAME, show_default=True, help="Layer name.")
 @options.region
@@ -73,11 +109,26 @@ def _function_names(values: tuple[str, ...]) -> list[str]:
     help="Add the layer to this function (name or ARN); repeat, or separate with commas.",
 )
 @click.option(
+    "--attach-all",
+    is_flag=True,
+    help="Add the layer to every function in the region (see --include, --exclude), paced; "
+    "publishes only if the latest version holds other bytes.",
+)
+@_include_all
+@_exclude_all
+@click.option(
     "--sink",
     type=click.Choice(SINKS),
     help=f"Set {SINK_VARIABLE} on attached functions (default: keep the function's own, else "
     f"{DEFAULT_SINK}; emf on runtimes without Python 3.10+, where the bash fallback runs).",
 )
+@click.option(
+    "--metrics",
+    type=click.Choice(METRICS_PROFILES),
+    help=f"Set {METRICS_VARIABLE} on attached functions (default: keep the function's own, else "
+    f"{DEFAULT_METRICS_PROFILE}: one custom metric per init type; full: 22-31 per function).",
+)
+@_pace
 @click.option(
     "--zip",
     "zip_path",
@@ -90,7 +141,12 @@ def publish(  # click passes options by keyword
     name: str,
     region: str | None,
     functions: tuple[str, ...],
+    attach_all: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
     sink: Sink | None,
+    metrics: str | None,
+    max_per_minute: int,
     zip_path: Path | None,
     dry_run: bool,
 ) -> None:
@@ -101,15 +157,43 @@ def publish(  # click passes options by keyword
     one of this layer, keeping its other layers and environment variables. Where the runtime has
     no Python 3.10+, the layer's bash fallback runs (init and shutdown only, as EMF lines: the
     sink defaults to emf there), and a line says so; so does one for Lambda Managed Instances.
+
+    With --attach-all, every function in the region (ListFunctions) is planned on its own:
+    attach, upgrade in place, unchanged, or skipped with the reason (a container image, the
+    5-layer limit, the 250 MB unzipped limit). The updates are paced (--max-per-minute), and a
+    summary table ends the run; a second run changes nothing. Only $LATEST changes: aliases and
+    provisioned concurrency run published versions, which get the layer with your next publish.
+    `layer detach` takes it all back.
     """
+    if attach_all and functions:
+        raise UserError("give --attach FUNCTION or --attach-all, not both")
+    if not attach_all:
+        for flag, given in (("--include", include), ("--exclude", exclude)):
+            if given:
+                raise UserError(f"{flag} works with --attach-all only")
     content = zip_path.read_bytes() if zip_path else _built_layer()
     lambda_client = client("lambda", region=region)
+    if attach_all:
+        code = layer_fleet.attach_all(
+            lambda_client,
+            layer_spec(lambda_client, name),
+            content,
+            Settings(sink=sink, metrics=metrics),
+            include=include,
+            exclude=exclude,
+            max_per_minute=max_per_minute,
+            dry_run=dry_run,
+        )
+        if code:
+            raise SystemExit(code)
+        return
     plan = plan_publish(
         lambda_client,
         layer_spec(lambda_client, name),
         len(content),
         _function_names(functions),
         sink,
+        metrics=metrics,
     )
     if dry_run:
         click.echo("\n".join(render_plan(plan)))
@@ -122,6 +206,54 @@ def publish(  # click passes options by keyword
         click.echo("\n".join(render_attachment(attachment, result.layer_version_arn)), err=True)
     # The ARN alone on stdout, so scripts can capture it.
     click.echo(result.layer_version_arn)
+
+
+@layer.command()
+@click.argument("functions", metavar="[FUNCTION]...", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every function in the region that has it.")
+@_include_detach
+@_exclude_detach
+@click.option("--name", default=DEFAULT_LAYER_NAME, show_default=True, help="Layer name.")
+@options.region
+@_pace
+@click.option("--dry-run", is_flag=True, help="Show what would change, and change nothing.")
+def detach(  # click passes options by keyword
+    *,
+    functions: tuple[str, ...],
+    all_: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    name: str,
+    region: str | None,
+    max_per_minute: int,
+    dry_run: bool,
+) -> None:
+    """Take the layer off FUNCTION (name or ARN, repeatable) or, with --all, every function.
+
+    Removes exactly this layer (any version: matched by its name in the ARN) and the settings
+    attaching added, and nothing else: each variable attach set gets its earlier value back, or
+    goes if there was none, unless you changed it since (then it stays); variables attach did
+    not set are never touched (attach records what it set in CONCURRENCY_OBSERVER_ATTACHED).
+    Paced like --attach-all. Only $LATEST changes: published versions keep the layer.
+    """
+    names = _function_names(functions)
+    if all_ == bool(names):
+        raise UserError("name the functions to detach from, or give --all (not both)")
+    if names and (include or exclude):
+        raise UserError("--include and --exclude work with --all only")
+    lambda_client = client("lambda", region=region)
+    layer_spec(lambda_client, name)  # a bad layer name is one line, before any call
+    code = layer_fleet.detach(
+        lambda_client,
+        name,
+        names,
+        include=include,
+        exclude=exclude,
+        max_per_minute=max_per_minute,
+        dry_run=dry_run,
+    )
+    if code:
+        raise SystemExit(code)
 
 
 def _built_layer() -> bytes:

@@ -158,7 +158,14 @@ def check_function_name(name: str) -> str:
 )
 @click.option(
     "--log-group",
-    help="With --cross-check: the function's log group.  [default: /aws/lambda/FUNCTION]",
+    help="The function's log group, where the environment records are read (and --cross-check "
+    "counts).  [default: the function's LoggingConfig.LogGroup, else /aws/lambda/FUNCTION]",
+)
+@click.option(
+    "--no-records",
+    is_flag=True,
+    help="Read the metrics only (no logs:FilterLogEvents): inits, shutdowns and the live series "
+    "under the lean profile; every figure under full, approximated as before the records.",
 )
 @options.namespace
 @options.region
@@ -179,6 +186,7 @@ def report(
     provisioned: int | str | None,
     cross_check: bool,
     log_group: str | None,
+    no_records: bool,
     namespace: str,
     region: str | None,
     endpoint_url: str | None,
@@ -187,7 +195,9 @@ def report(
     never-invoked and proactive ones, PC replacements, lifetimes.
 
     Reads the extension's metrics with GetMetricData (needs cloudwatch:GetMetricData and
-    cloudwatch:ListMetrics). Live environments are counted from --lookback before the start.
+    cloudwatch:ListMetrics) and its environment records from the function's log group with
+    FilterLogEvents (logs:FilterLogEvents; lambda:GetFunctionConfiguration to find a custom log
+    group). Live environments are counted from --lookback before the start.
     --provisioned auto needs lambda:ListProvisionedConcurrencyConfigs (or
     lambda:GetProvisionedConcurrencyConfig with --version); --cross-check needs logs:StartQuery,
     logs:GetQueryResults and logs:DescribeLogStreams.
@@ -217,7 +227,9 @@ def report(
         from concurrency_observer.aws.ranking import rank_functions  # noqa: PLC0415
         from concurrency_observer.reporting.ranking import emit_ranking  # noqa: PLC0415
 
-        emit_ranking(rank_functions(cloudwatch, namespace, window, sort_key), output_format)
+        logs = None if no_records else client("logs", region, endpoint_url)
+        ranking = rank_functions(cloudwatch, namespace, window, sort_key, logs=logs)
+        emit_ranking(ranking, output_format)
         return
     assert function_name is not None  # checked above
     request = _request(
@@ -228,9 +240,16 @@ def report(
         provisioned=provisioned,
         region=region,
     )
-    result = _read(cloudwatch, request, provisioned_note=_provisioned_note(request, provisioned))
+    logs = None if no_records else client("logs", region, endpoint_url)
+    group, group_note = log_group, None
+    if logs is not None and group is None:
+        from concurrency_observer.aws.records import function_log_group  # noqa: PLC0415
+
+        group, group_note = function_log_group(client("lambda", region), request.function_name)
+    notes = [n for n in (_provisioned_note(request, provisioned), group_note) if n]
+    result = _read(cloudwatch, request, logs=logs, log_group=group, notes=notes)
     if cross_check:
-        result = _cross_checked(result, client("logs", region), log_group)
+        result = _cross_checked(result, client("logs", region), group)
     _emit(result, output_format)
     if plot is not None:
         from concurrency_observer.reporting import write_chart  # noqa: PLC0415
@@ -284,15 +303,17 @@ def _provisioned_note(request: Any, provisioned: int | str | None) -> str | None
     )
 
 
-def _read(cloudwatch: Any, request: Any, *, provisioned_note: str | None) -> Any:
+def _read(
+    cloudwatch: Any, request: Any, *, logs: Any, log_group: str | None, notes: list[str]
+) -> Any:
     from dataclasses import replace  # noqa: PLC0415
 
     from concurrency_observer.aws.report import read_report  # noqa: PLC0415
 
-    result = read_report(cloudwatch, request)
-    if provisioned_note is None:
+    result = read_report(cloudwatch, request, logs=logs, log_group=log_group)
+    if not notes:
         return result
-    return replace(result, notes=(*result.notes, provisioned_note))
+    return replace(result, notes=(*result.notes, *notes))
 
 
 def _cross_checked(result: Any, logs: Any, log_group: str | None) -> Any:

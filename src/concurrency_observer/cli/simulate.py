@@ -1,10 +1,12 @@
 """``concurrency-observer simulate``: a fleet of real Lambda environments here, then the report.
 
-Builds the layer, starts an embedded CloudWatch (a moto server on 127.0.0.1; none for the ``emf``
-sink, or ``--endpoint-url``), runs the local control plane (``local/fleet.py``) under a seeded
-load with a live display, shuts every environment down, reads the metrics back, prints the same
-report as ``report`` with the control plane's ground truth beside it, and a verdict: exit 0 when
-every figure matches exactly, 1 when one does not. docs/simulate.md explains the defaults.
+Builds the layer, starts an embedded CloudWatch (a moto server on 127.0.0.1, which also serves
+CloudWatch Logs; or ``--endpoint-url``), runs the local control plane (``local/fleet.py``) under a
+seeded load with a live display, each environment's output delivered to the function's log group
+as Lambda does, shuts every environment down, reads the metrics and the environment records back
+(``local/outcome.py``), prints the same report as ``report`` with the control plane's ground truth
+beside it, the metric streams the run created, and a verdict: exit 0 when every figure matches
+exactly, 1 when one does not. docs/simulate.md explains the defaults.
 ``--mode managed-instances`` and ``--runtime bash`` run setups whose extension gets SHUTDOWN only:
 there the verdict compares inits and shutdowns, and lists what is not recorded.
 """
@@ -15,12 +17,8 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -46,14 +44,13 @@ if TYPE_CHECKING:
 
     from concurrency_observer.aws.report import Report
     from concurrency_observer.local.fleet import FleetSnapshot
+    from concurrency_observer.local.outcome import Outcome
     from concurrency_observer.local.simulation import (
-        Check,
         Simulation,
         SimulationSettings,
         SimulationStatus,
     )
 
-_READ_ATTEMPTS = 5  # an external CloudWatch is eventually consistent; moto answers at once
 THRESHOLD_MARGIN_S = 0.5  # no held environment is first invoked this close to the threshold
 _DISPLAY_INTERVAL_S = 0.25
 
@@ -224,6 +221,15 @@ class SimulationInterrupted(UserError):
     "with every python3 hidden, so the layer's bash fallback records (SHUTDOWN only, EMF lines: "
     "the emf sink is implied; the verdict checks inits and shutdowns).",
 )
+@click.option(
+    "--metrics",
+    type=click.Choice(schema.METRICS_PROFILES),
+    default=schema.DEFAULT_METRICS_PROFILE,
+    show_default=True,
+    help="The extension's metric profile (CONCURRENCY_OBSERVER_METRICS): lean, one metric per "
+    "init type (EnvironmentDelta), or full, the six metrics under every dimension set. The "
+    "environment records carry the rest either way.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Print every environment's log at the end.")
 def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     provisioned: int,
@@ -251,6 +257,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     mode: str,
     max_concurrency: int,
     runtime: str,
+    metrics: str,
 ) -> None:
     """Run a fleet of real Lambda environments here under load, and check what was recorded.
 
@@ -274,6 +281,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     from concurrency_observer.local import rie  # noqa: PLC0415
     from concurrency_observer.local.cloudwatch import cloudwatch_endpoint  # noqa: PLC0415
     from concurrency_observer.local.fleet import FleetConfig  # noqa: PLC0415
+    from concurrency_observer.local.outcome import read_back  # noqa: PLC0415
     from concurrency_observer.local.simulation import (  # noqa: PLC0415
         Simulation,
         SimulationSettings,
@@ -295,7 +303,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         raise UserError("--pc-max-lifetime must be at least 1 second (or 0: never recycle)")
     if endpoint_url is not None and sink != "cloudwatch":
         raise UserError("--endpoint-url is for the cloudwatch sink; the emf sink writes to the log")
-    require_local_extra("simulate", moto=sink == "cloudwatch" and endpoint_url is None)
+    # The embedded moto server also stands for CloudWatch Logs, where the records are delivered.
+    require_local_extra("simulate", moto=endpoint_url is None)
     fleet_config = FleetConfig(
         max_environments=max_environments,
         idle_timeout=idle_timeout,
@@ -329,6 +338,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         log_level=log_level.upper() if log_level else None,
         mode=mode,
         runtime=runtime,
+        metrics=metrics,
     )
 
     began = time.monotonic()
@@ -339,17 +349,19 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         built = build_layer(Path(scratch) / "layer.zip")
         layer_dir = extract_layer(built.path, Path(scratch) / "opt")
         progress.print(f"layer: {len(built.entries)} files, sha256 {built.sha256[:12]}")
-        use_cloudwatch = sink == "cloudwatch"
-        endpoint: AbstractContextManager[str | None] = (
-            cloudwatch_endpoint(endpoint_url) if use_cloudwatch else nullcontext(None)
-        )
-        with endpoint as url:
-            if url is not None:
-                origin = "external" if endpoint_url else "embedded moto server"
-                progress.print(f"CloudWatch: {url} ({origin})")
+        with cloudwatch_endpoint(endpoint_url) as logs_url:
+            url = logs_url if sink == "cloudwatch" else None
+            origin = "external" if endpoint_url else "embedded moto server"
+            what = "CloudWatch and CloudWatch Logs" if url else "CloudWatch Logs (records)"
+            progress.print(f"{what}: {logs_url} ({origin})")
             _print_plan(progress, settings)
             simulation = Simulation(
-                settings, layer_dir, url, rie_path=rie_path, keep_logs=keep_logs
+                settings,
+                layer_dir,
+                url,
+                rie_path=rie_path,
+                keep_logs=keep_logs,
+                logs_url=logs_url,
             )
             try:
                 truth = _run_with_display(simulation, progress)
@@ -358,7 +370,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
                     _print_logs(progress, simulation)
                 if keep_logs:
                     _print_log_paths(progress, simulation)
-            outcome = _read_back(simulation, truth, url)
+            outcome = read_back(simulation, truth, url, logs_url)
     outcome.wall_seconds = time.monotonic() - began
     finish(outcome, out, progress, json_path)
 
@@ -546,116 +558,6 @@ def _status_table(status: SimulationStatus) -> Table:
     return table
 
 
-@dataclass
-class Outcome:
-    """Everything printed at the end, and written with ``--json``."""
-
-    settings: SimulationSettings
-    truth: FleetSnapshot
-    source: str
-    checks: list[Check]
-    report: Report | None
-    report_error: str | None
-    started_at: datetime
-    ended_at: datetime
-    wall_seconds: float = 0.0
-    # What the control plane knows and the extension does not record in this setup (not compared).
-    unrecorded: list[Check] = field(default_factory=list)
-
-    @property
-    def matches(self) -> bool:
-        """Every checked figure equal (failed invocations show in the notes, not here)."""
-        return all(check.matches for check in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` document."""
-        return {
-            "settings": self.settings.to_dict(),
-            "started_at": self.started_at.isoformat(),
-            "ended_at": self.ended_at.isoformat(),
-            "wall_seconds": round(self.wall_seconds, 3),
-            "ground_truth": self.truth.to_dict(),
-            "recorded_from": self.source,
-            "checks": [check.to_dict() for check in self.checks],
-            "verdict": "match" if self.matches else "mismatch",
-            "not_recorded": {
-                "why": self.settings.recording().why or None,
-                "figures": [
-                    {k: v for k, v in c.to_dict().items() if k not in ("recorded", "matches")}
-                    for c in self.unrecorded
-                ],
-            },
-            "report": None if self.report is None else self.report.to_dict(),
-            "report_error": self.report_error,
-        }
-
-
-def _read_back(simulation: Simulation, truth: FleetSnapshot, url: str | None) -> Outcome:
-    """Read the metrics (CloudWatch or EMF lines) and the report; compare with the truth."""
-    from concurrency_observer.local.cloudwatch import cloudwatch_client  # noqa: PLC0415
-    from concurrency_observer.local.simulation import (  # noqa: PLC0415
-        recorded_from_cloudwatch,
-        recorded_from_emf,
-        report_request,
-        simulation_report,
-        unrecorded_figures,
-        verdict_checks,
-    )
-
-    settings = simulation.settings
-    recording = settings.recording()
-    since = simulation.started_at
-    until = simulation.ended_at or datetime.now(timezone.utc)
-    request = report_request(settings, since, until)
-    client = None
-    documents: list[dict[str, Any]] = []
-    if url is not None:
-        client = cloudwatch_client(url)
-        checks = _read_until_settled(
-            lambda: verdict_checks(
-                truth,
-                recorded_from_cloudwatch(
-                    client, settings.namespace, settings.function_name, since, until
-                ),
-                recording,
-            )
-        )
-        source = "CloudWatch"
-    else:
-        documents = simulation.emf_documents()
-        recorded = recorded_from_emf(documents, settings.namespace, settings.function_name)
-        checks = verdict_checks(truth, recorded, recording)
-        source = "EMF lines"
-    report: Report | None = None
-    report_error: str | None = None
-    try:
-        report = simulation_report(request, client=client, documents=documents)
-    except UserError as exc:
-        report_error = str(exc)
-    return Outcome(
-        settings=settings,
-        truth=truth,
-        source=source,
-        checks=checks,
-        report=report,
-        report_error=report_error,
-        started_at=since,
-        ended_at=until,
-        unrecorded=unrecorded_figures(truth, recording),
-    )
-
-
-def _read_until_settled(read: Callable[[], list[Check]]) -> list[Check]:
-    """Read until every figure matches or the attempts run out (eventual consistency)."""
-    checks = read()
-    for _ in range(_READ_ATTEMPTS - 1):
-        if all(check.matches for check in checks):
-            break
-        time.sleep(1.0)
-        checks = read()
-    return checks
-
-
 def _print_outcome(out: Console, outcome: Outcome) -> None:
     from concurrency_observer.reporting import print_report  # noqa: PLC0415
 
@@ -665,7 +567,7 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
         out.print(f"[yellow]no report:[/] {outcome.report_error}")
     out.print(_classes_table(outcome.truth, outcome.settings))
     out.print(_truth_table(outcome))
-    out.print(_truth_notes(outcome.truth, outcome.settings))
+    out.print(_truth_notes(outcome.truth, outcome.settings, outcome.report))
     recording = outcome.settings.recording()
     summary = (
         f"{outcome.truth.started_total} environments started, {outcome.truth.stopped_total} "
@@ -694,7 +596,32 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
             for c in wrong
         )
         out.print(f"[red]verdict: MISMATCH[/] with the ground truth ({summary}): {detail}")
+    out.print(_bill_line(outcome))
     out.print(f"[dim]wall time {outcome.wall_seconds:.1f}s[/]")
+
+
+def _bill_line(outcome: Outcome) -> str:
+    """The run's own bill: metric streams created (billed per month) and records written."""
+    from concurrency_observer import pricing  # noqa: PLC0415
+
+    settings = outcome.settings
+    where = (
+        f"ListMetrics in namespace {settings.namespace}"
+        if settings.sink == "cloudwatch"
+        else "the EMF lines, as CloudWatch would extract them"
+    )
+    streams = outcome.metric_streams
+    price = "" if streams is None else f", ${pricing.metrics_usd_per_month(streams):.2f}/month"
+    lost = (
+        f"; [red]{len(outcome.delivery_errors)}+ environments' output not delivered to the log "
+        f"group: {outcome.delivery_errors[0]}[/]"
+        if outcome.delivery_errors
+        else ""
+    )
+    return (
+        f"metric streams created: {streams} ({settings.metrics} profile; {where}{price} at list "
+        f"price); environment records: {outcome.records}, {outcome.record_bytes} bytes{lost}"
+    )
 
 
 def _truth_table(outcome: Outcome) -> Table:
@@ -753,7 +680,15 @@ def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
     return table
 
 
-def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> RenderableType:
+def _peak_source(report: Report) -> str:
+    if report.figures_source == "records":
+        return "exact, from the records' init and shutdown instants"
+    return "at period ends, from the metric"
+
+
+def _truth_notes(
+    truth: FleetSnapshot, settings: SimulationSettings, report: Report | None
+) -> RenderableType:
     from rich.text import Text  # noqa: PLC0415
 
     counted = "the extension counts both" if settings.recording().invocations else "not recorded"
@@ -765,8 +700,10 @@ def _truth_notes(truth: FleetSnapshot, settings: SimulationSettings) -> Renderab
         f"environments: peak {truth.peak_live} live, {truth.idle_shutdowns} shut down after "
         f"{settings.fleet.idle_timeout:g}s idle, the rest at the end (staggered); "
         f"{truth.forced_shutdowns} had to be killed",
-        "the report's live series counts environments alive at the end of each 5-second "
-        "period; the control plane's peak is instantaneous",
+        f"peak live: control plane {truth.peak_live}, the report "
+        + (f"{report.live_peak} ({_peak_source(report)})" if report is not None else "none")
+        + "; the report's live series counts environments alive at the end of each 5-second "
+        "period",
         f"ahead of demand: {truth.proactive} {settings.fleet.demand_init_type} inits"
         + (
             ""

@@ -6,6 +6,7 @@ default, because a typo in a setting must not take the function down.
 | Variable | Default | Meaning |
 |---|---|---|
 | `CONCURRENCY_OBSERVER_SINK` | `cloudwatch` | `cloudwatch` (PutMetricData over HTTPS, needs `cloudwatch:PutMetricData`) or `emf` (one Embedded Metric Format line per record on stdout) |
+| `CONCURRENCY_OBSERVER_METRICS` | `lean` | `lean`: one metric, `EnvironmentDelta` (+1 at init, -1 at shutdown) per `[FunctionName, InitType]`, one custom metric per init type used; `full`: the six metrics under every dimension set (docs/metrics.md). Either way the environment record goes to stdout at shutdown |
 | `CONCURRENCY_OBSERVER_NAMESPACE` | `ConcurrencyObserver` | CloudWatch namespace: 1-255 of `0-9A-Za-z . - _ / # :` and space, not starting with `AWS/` |
 | `CONCURRENCY_OBSERVER_LOG_LEVEL` | `INFO` | `ERROR`, `WARNING`, `INFO` (one line at init, one at shutdown) or `DEBUG` (per event) |
 | `CONCURRENCY_OBSERVER_EVENTS` | `INVOKE,SHUTDOWN` | `SHUTDOWN` alone costs nothing per invoke, but then `EnvironmentInvocations`, `EnvironmentTimeToFirstInvoke` are not known (not emitted) and `EnvironmentIdleTime` is measured from init |
@@ -115,6 +116,7 @@ class Config:
     """Everything the extension reads from its environment, validated once."""
 
     sink: str = "cloudwatch"
+    metrics: str = schema.DEFAULT_METRICS_PROFILE
     namespace: str = schema.DEFAULT_NAMESPACE
     log_level: str = "INFO"
     events: tuple[str, ...] = ("INVOKE", "SHUTDOWN")
@@ -155,6 +157,9 @@ class Config:
             )
         config = cls(
             sink=sink,
+            metrics=read.choice(
+                "METRICS", schema.METRICS_PROFILES, schema.DEFAULT_METRICS_PROFILE, upper=False
+            ),
             namespace=read.namespace(),
             log_level=read.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
             events=read.events(),

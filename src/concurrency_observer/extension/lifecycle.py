@@ -6,24 +6,36 @@ and never invoked); a record that fails is kept and sent again at shutdown with 
 timestamp. It counts INVOKE events and, at SHUTDOWN (or SIGTERM), delivers what is pending before
 the deadline, once. The event loop that feeds it lives in ``event_loop``.
 
+The metric profile (``config.metrics``) picks the records: ``lean``, one ``EnvironmentDelta`` datum
+at init and one at shutdown; ``full``, the six metrics. Under either, the environment record (one
+JSON line, ``environment_line``) goes to stdout at shutdown, BEFORE the network delivery of the
+shutdown metrics, so a slow CloudWatch can never cost it. Its environment id is drawn when the
+lifecycle starts (at each SnapStart restore: a new lifecycle, a new id).
+
 Durations use the monotonic clock; record timestamps use the wall clock.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
+from concurrency_observer import schema
 from concurrency_observer.extension.init_delivery import INIT_DELIVERY_GRACE, InitDelivery
 from concurrency_observer.extension.records import (
+    INIT,
+    SHUTDOWN,
     Environment,
     ShutdownFacts,
+    build_delta_record,
     build_init_record,
     build_shutdown_record,
+    classify_first_invoke,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from concurrency_observer.extension.config import Config
     from concurrency_observer.extension.log import Logger
@@ -55,7 +67,16 @@ class Lifecycle:
             config.function_name, config.function_version, config.init_type
         )
         self.started_mono = started_mono
-        self.init_record = build_init_record(self.environment, started_wall)
+        self.started_wall = started_wall
+        self.lean = config.metrics == schema.METRICS_LEAN
+        if self.lean:
+            self.init_record = build_delta_record(INIT, self.environment, started_wall)
+        else:
+            self.init_record = build_init_record(self.environment, started_wall)
+        # 16 hex digits from the kernel's generator, fresh in every restored copy of a snapshot.
+        self.environment_id = os.urandom(8).hex()
+        # What the platform told (the Telemetry API): merged into the environment record.
+        self.platform_facts: Mapping[str, object] | None = None
         self.counting_invokes = "INVOKE" in (config.events if events is None else events)
         self.invocations = 0
         self.first_invoke: float | None = None
@@ -144,9 +165,16 @@ class Lifecycle:
                 self.first_invoke - self.started_mono if self.first_invoke is not None else None
             ),
         )
-        init_in_flight = self._settle_init_in_flight(deadline)
         threshold = self.config.prompt_threshold_ms / 1000
-        records = [*self.pending, build_shutdown_record(self.environment, facts, threshold)]
+        first_invoke = classify_first_invoke(facts, threshold)
+        # The record first: it needs no network, so nothing the delivery does can cost it.
+        self._write_environment_record(facts, first_invoke)
+        init_in_flight = self._settle_init_in_flight(deadline)
+        if self.lean:
+            shutdown_record = build_delta_record(SHUTDOWN, self.environment, facts.timestamp)
+        else:
+            shutdown_record = build_shutdown_record(self.environment, facts, threshold)
+        records = [*self.pending, shutdown_record]
         self.pending = []
         result = self._deliver(records, deadline)
         delivered = "+".join(record.kind for record in result.delivered) or "nothing"
@@ -167,6 +195,26 @@ class Lifecycle:
             summary += ", init record still in flight (not re-sent, so never counted twice)"
         self.log.info(summary)
         return result
+
+    def _write_environment_record(self, facts: ShutdownFacts, first_invoke: str | None) -> None:
+        """Write the environment record on stdout; a failure costs one log line, nothing else."""
+        try:
+            from concurrency_observer.extension import environment_line  # noqa: PLC0415
+
+            record = environment_line.build_environment_record(
+                self.environment,
+                facts,
+                environment_id=self.environment_id,
+                profile=self.config.metrics,
+                init_time=self.started_wall,
+                first_invoke=first_invoke,
+                platform=self.platform_facts,
+            )
+            problem = environment_line.write_environment_record(record)
+        except Exception as error:  # a bug here must not cost the shutdown metrics
+            problem = f"{type(error).__name__}: {error}"
+        if problem is not None:
+            self.log.warning(f"environment record not written ({problem})")
 
     def _deliver(self, records: Sequence[Record], deadline: float) -> DeliveryResult:
         try:

@@ -3,6 +3,11 @@
 A ``Record`` is what one moment of the environment's life produces: its timestamp (the moment it
 describes, so a late delivery still lands in the right minute), the dimension values and the
 metrics, each with the dimension sets it is emitted under (names and sets from ``schema``).
+
+Two profiles (``CONCURRENCY_OBSERVER_METRICS``): ``lean``, the default, gives each moment one datum,
+``EnvironmentDelta`` (+1 at init, -1 at shutdown) under ``[FunctionName, InitType]`` only;
+``full`` gives the six metrics under every dimension set. What the lean metric leaves out goes
+into the environment record (``environment_line``), written at shutdown under either profile.
 """
 
 from __future__ import annotations
@@ -87,6 +92,26 @@ def build_init_record(environment: Environment, timestamp: float) -> Record:
     """``EnvironmentInit`` = 1 at ``timestamp`` (epoch s), the moment the environment started."""
     metrics = (_metric(schema.ENVIRONMENT_INIT, 1),)
     return Record(INIT, timestamp, _base_dimensions(environment), metrics)
+
+
+def build_delta_record(kind: str, environment: Environment, timestamp: float) -> Record:
+    """The lean profile's record of ``kind`` (``init``: +1, ``shutdown``: -1) at ``timestamp``.
+
+    Only the lean set's dimension values travel: an EMF line stays short, and no property of it
+    can be mistaken for a dimension.
+    """
+    delta = 1 if kind == INIT else -1
+    metric = Metric(
+        schema.ENVIRONMENT_DELTA,
+        schema.METRIC_UNITS[schema.ENVIRONMENT_DELTA],
+        delta,
+        (schema.LEAN_DIMENSION_SET,),
+    )
+    dimensions = (
+        (schema.FUNCTION_NAME, environment.function_name),
+        (schema.INIT_TYPE, environment.init_type),
+    )
+    return Record(kind, timestamp, dimensions, (metric,))
 
 
 def classify_first_invoke(facts: ShutdownFacts, prompt_threshold: float) -> str | None:

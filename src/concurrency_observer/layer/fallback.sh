@@ -15,6 +15,11 @@
 # on that jump this writes an init record for the restored environment, timestamped at the restore,
 # and measures the lifetime from it (docs/runtimes.md).
 #
+# CONCURRENCY_OBSERVER_METRICS picks the metric lines, as in the Python extension: lean (the
+# default) writes EnvironmentDelta +1 at init and -1 at shutdown under [FunctionName, InitType];
+# full writes the six metrics. Either way, at shutdown, one environment record line (the fields
+# BASH_FIELDS of src/concurrency_observer/environment_record.py, engine "bash") goes to stdout.
+#
 # Runs on bash 4.2 (Amazon Linux 2) and 5.x (Amazon Linux 2023): $EPOCHREALTIME only when set.
 # $1: the name to register under (the launcher's file name): Lambda knows an external extension,
 # the kind that gets SHUTDOWN, by the name of its executable in /opt/extensions.
@@ -48,6 +53,8 @@ readonly TOKEN_MAX=32
 readonly MAX_TEXT=256
 readonly MAX_LOG_LINE=1000 # characters of a log line's message, as extension/log.py
 readonly RESTORE_JUMP_MS=2000 # wall clock ahead of uptime by more than this: a restored snapshot
+readonly RECORD_TEXT_MAX=256 # environment_record.MAX_TEXT_LENGTH: text a record carries
+readonly RECORD_VERSION=environment/1
 readonly BASE_SETS='["FunctionName"],["FunctionName","FunctionVersion"],["FunctionName","InitType"]'
 
 external() {
@@ -204,7 +211,72 @@ configure() {
         safe_token "$trim"
         init_type=$token
     fi
+    configure_profile
+    bounded_json "$function_name"
+    record_function_json=$json
+    trimmed "${AWS_LAMBDA_FUNCTION_VERSION:-}"
+    bounded_json "${trim:-\$LATEST}"
+    record_version_json=$json
     base_values="\"FunctionName\":$function_json,\"FunctionVersion\":$version_json,\"InitType\":\"$init_type\""
+    lean_values="\"FunctionName\":$function_json,\"InitType\":\"$init_type\""
+}
+
+configure_profile() {
+    # Sets $metrics: CONCURRENCY_OBSERVER_METRICS, lean (default) or full, as extension/config.py
+    # reads it; anything else adds a sentence to $warning and uses lean.
+    trimmed "${CONCURRENCY_OBSERVER_METRICS:-}"
+    metrics=${trim,,}
+    case $metrics in
+        lean | full) ;;
+        '') metrics=lean ;;
+        *)
+            warning+="CONCURRENCY_OBSERVER_METRICS is not one of lean, full; using lean; "
+            metrics=lean
+            ;;
+    esac
+}
+
+bounded_json() {
+    # Sets $json: $1 cut to RECORD_TEXT_MAX bytes as a JSON string (json_string); a UTF-8
+    # character the cut would halve is dropped whole, so the line stays valid UTF-8.
+    local text=$1
+    if ((${#text} > RECORD_TEXT_MAX)); then
+        text=${text:0:RECORD_TEXT_MAX}
+        if [[ $text == *[$'\x80'-$'\xff'] ]]; then
+            text=${text%%*([$'\x80'-$'\xbf'])}
+            text=${text%[$'\xc0'-$'\xff']}
+        fi
+    fi
+    json_string "$text"
+}
+
+new_environment_id() {
+    # Sets $environment_id: 16 random hex digits, drawn at the start of the environment's life
+    # (and at each SnapStart restore). The kernel's uuid through read (no fork), else bash 5.1's
+    # $SRANDOM; a v4 uuid's version and variant digits are skipped, they are not random.
+    local uuid='' hex
+    { read -r uuid </proc/sys/kernel/random/uuid; } 2>/dev/null
+    hex=${uuid//-/}
+    if [[ $hex == +([0-9a-f]) && ${#hex} == 32 ]]; then
+        environment_id=${hex:0:12}${hex:13:3}${hex:17:1}
+    elif ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501)); then
+        printf -v environment_id '%08x%08x' "$SRANDOM" "$SRANDOM"
+    else # neither: the clock, the pid and $RANDOM, unique enough to tell environments apart
+        printf -v environment_id '%011x%05x' $((now & 0xfffffffffff)) $(((RANDOM << 5 ^ $$) & 0xfffff))
+    fi
+}
+
+emit_delta() {
+    # emit_delta TIMESTAMP DELTA: the lean profile's EnvironmentDelta line.
+    emit "{\"_aws\":{\"Timestamp\":$1,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[[\"FunctionName\",\"InitType\"]],\"Metrics\":[{\"Name\":\"EnvironmentDelta\",\"Unit\":\"Count\"}]}]},$lean_values,\"EnvironmentDelta\":$2}"
+}
+
+emit_environment_record() {
+    # emit_environment_record SHUTDOWN_MS REASON_TOKEN: the environment record, one line. Under
+    # SHUTDOWN only, the idle time runs from init, so it is the lifetime.
+    local lifetime=$(($1 - started_ms))
+    ((lifetime < 0)) && lifetime=0
+    emit "{\"concurrencyObserver\":\"$RECORD_VERSION\",\"functionName\":$record_function_json,\"functionVersion\":$record_version_json,\"initType\":\"$init_type\",\"environmentId\":\"$environment_id\",\"engine\":\"bash\",\"metrics\":\"$metrics\",\"initTime\":$started_ms,\"shutdownTime\":$1,\"shutdownReason\":\"$2\",\"lifetimeMs\":$lifetime,\"idleMs\":$lifetime}"
 }
 
 emit() {
@@ -215,6 +287,10 @@ emit() {
 init_written=''
 emit_init() {
     init_written=1
+    if [[ $metrics == lean ]]; then
+        emit_delta "$started_ms" 1
+        return
+    fi
     emit "{\"_aws\":{\"Timestamp\":$started_ms,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS],\"Metrics\":[{\"Name\":\"EnvironmentInit\",\"Unit\":\"Count\"}]}]},$base_values,\"EnvironmentInit\":1}"
 }
 
@@ -231,7 +307,12 @@ finish() {
     safe_token "$1"
     seconds $((now - started_ms))
     lifetime=$secs
-    emit "{\"_aws\":{\"Timestamp\":$now,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS,[\"FunctionName\",\"ShutdownReason\"]],\"Metrics\":[{\"Name\":\"EnvironmentShutdown\",\"Unit\":\"Count\"}]},{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS],\"Metrics\":[{\"Name\":\"EnvironmentLifetime\",\"Unit\":\"Seconds\"},{\"Name\":\"EnvironmentIdleTime\",\"Unit\":\"Seconds\"}]}]},$base_values,\"ShutdownReason\":\"$token\",\"EnvironmentShutdown\":1,\"EnvironmentLifetime\":$lifetime,\"EnvironmentIdleTime\":$lifetime}"
+    emit_environment_record "$now" "$token"
+    if [[ $metrics == lean ]]; then
+        emit_delta "$now" -1
+    else
+        emit "{\"_aws\":{\"Timestamp\":$now,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS,[\"FunctionName\",\"ShutdownReason\"]],\"Metrics\":[{\"Name\":\"EnvironmentShutdown\",\"Unit\":\"Count\"}]},{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS],\"Metrics\":[{\"Name\":\"EnvironmentLifetime\",\"Unit\":\"Seconds\"},{\"Name\":\"EnvironmentIdleTime\",\"Unit\":\"Seconds\"}]}]},$base_values,\"ShutdownReason\":\"$token\",\"EnvironmentShutdown\":1,\"EnvironmentLifetime\":$lifetime,\"EnvironmentIdleTime\":$lifetime}"
+    fi
     local summary="shutdown ($token) after $lifetime s"
     ((restores > 0)) && summary+=" (restored from a snapshot)"
     log_line INFO "$summary, bash fallback (SHUTDOWN only, emf): delivered init+shutdown"
@@ -321,6 +402,7 @@ check_restore() {
     started_ms=$((now - (uptime - before)))
     init_offset=$offset
     restores=$((restores + 1))
+    new_environment_id
     emit_init
 }
 
@@ -355,6 +437,7 @@ main() {
     started_ms=$now
     init_offset=$offset
     restores=0
+    new_environment_id
     # A closed stdout must give a failed write, not a death by SIGPIPE.
     trap '' PIPE
     configure

@@ -56,6 +56,14 @@ _POLL_S: Final = 0.05
 
 def cloudwatch_client(endpoint_url: str, region: str = DEFAULT_REGION) -> Any:
     """A boto3 CloudWatch client for ``endpoint_url`` with dummy credentials (not the host's)."""
+    return client_for("cloudwatch", endpoint_url, region)
+
+
+def client_for(service: str, endpoint_url: str, region: str = DEFAULT_REGION) -> Any:
+    """A boto3 client of ``service`` (cloudwatch, logs) for ``endpoint_url``, dummy credentials.
+
+    moto serves CloudWatch Logs on the same endpoint as CloudWatch (it routes by the request).
+    """
     import boto3  # noqa: PLC0415 (heavy; only the local commands need it)
     from botocore.config import Config  # noqa: PLC0415
 
@@ -65,7 +73,7 @@ def cloudwatch_client(endpoint_url: str, region: str = DEFAULT_REGION) -> Any:
         region_name=region,
     )
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5)
-    return session.client("cloudwatch", endpoint_url=endpoint_url, config=config)
+    return session.client(service, endpoint_url=endpoint_url, config=config)
 
 
 class LocalCloudWatch:

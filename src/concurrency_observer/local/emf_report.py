@@ -1,10 +1,9 @@
 """The report built from EMF lines instead of CloudWatch: what CloudWatch Logs would extract.
 
 ``fetch_from_emf(documents, request)`` answers the same queries ``aws.report.plan_queries`` plans
-(the same metrics, statistics, exact dimension sets and periods) from EMF documents
-(``readback.emf_documents``), so ``aws.report.build_report`` turns them into the very report
-``report`` prints for CloudWatch. ``emf_report`` does both and raises ``NoMetricsError`` when the
-lines hold nothing for the function, like ``read_report``.
+(the same metrics, statistics, exact dimension sets and periods, under either metric profile) from
+EMF documents (``readback.emf_documents``), so ``aws.report.build_report`` turns them, with the
+environment records, into the very report ``report`` prints for CloudWatch.
 """
 
 from __future__ import annotations
@@ -17,10 +16,7 @@ from typing import Any
 from concurrency_observer.aws.metrics import Series, floor_to_period
 from concurrency_observer.aws.report import (
     FetchedMetrics,
-    NoMetricsError,
-    Report,
     ReportRequest,
-    build_report,
     plan_queries,
 )
 from concurrency_observer.local.readback import emf_values
@@ -110,13 +106,3 @@ def fetch_from_emf(
         if dict(p.dimensions).get(FUNCTION_NAME) == request.function_name
     }
     return FetchedMetrics(tuple(init_types), tuple(reasons), series, metrics_known=len(known))
-
-
-def emf_report(documents: Iterable[Mapping[str, Any]], request: ReportRequest) -> Report:
-    """The report from EMF documents; ``NoMetricsError`` when they hold nothing in the window."""
-    report = build_report(request, fetch_from_emf(list(documents), request))
-    if not report.has_data:
-        raise NoMetricsError(
-            f"no EMF lines for function {request.function_name} in namespace {request.namespace}"
-        )
-    return report

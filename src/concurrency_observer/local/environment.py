@@ -59,7 +59,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from concurrency_observer import schema
 from concurrency_observer.errors import UserError
@@ -106,6 +106,14 @@ _KILL_WAIT_S: Final = 5.0
 _INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 
 
+class OutputSink(Protocol):
+    """Takes an environment's whole output at its close (``log_delivery.LambdaLogDelivery``)."""
+
+    def deliver(self, output: str, stamp: float | None = None) -> str | None:
+        """Deliver ``output``'s lines stamped at ``stamp`` (epoch seconds); never raises."""
+        ...
+
+
 class EnvironmentFailed(UserError):
     """A local environment did not start, answer or stop as expected; the message says which."""
 
@@ -146,6 +154,9 @@ class EnvironmentSettings:
     hidden_paths: tuple[str, ...] = ()
     lambda_python: str | None = sys.executable
     sh_is_bash: bool = False
+    # Where the output goes when the environment is closed, as Lambda delivers it to the
+    # function's log group (``local.log_delivery``); None: it stays in ``output`` only.
+    output_sink: OutputSink | None = field(default=None, compare=False)
 
     def lambda_python_target(self) -> str | None:
         """What ``/var/lang/bin/python3`` is inside the environment, ``None`` when it is absent."""
@@ -231,10 +242,13 @@ def _hide_commands(hidden: tuple[str, ...], empty_dir: Path) -> str:
 
 
 def observer_env(
-    sink: str | None = None, namespace: str | None = None, log_level: str | None = None
+    sink: str | None = None,
+    namespace: str | None = None,
+    log_level: str | None = None,
+    metrics: str | None = None,
 ) -> dict[str, str]:
     """``CONCURRENCY_OBSERVER_*`` variables for the extension; ``None`` keeps its default."""
-    settings = {"SINK": sink, "NAMESPACE": namespace, "LOG_LEVEL": log_level}
+    settings = {"SINK": sink, "NAMESPACE": namespace, "LOG_LEVEL": log_level, "METRICS": metrics}
     return {f"CONCURRENCY_OBSERVER_{k}": v for k, v in settings.items() if v is not None}
 
 
@@ -594,6 +608,9 @@ class LambdaEnvironment:
             self._kill_and_reap()
         if self._final_output is None and self._work_dir is not None:
             self._final_output = self._read_output()
+            if self.settings.output_sink is not None and self.started_at is not None:
+                # Stamped now, at the shutdown: when Lambda would receive the record line.
+                self.settings.output_sink.deliver(self._final_output)
             if not self.keep_work_dir:
                 shutil.rmtree(self._work_dir, ignore_errors=True)
         self._release_ports()

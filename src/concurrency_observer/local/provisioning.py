@@ -25,9 +25,15 @@ from datetime import datetime
 from typing import Any, Final
 
 from concurrency_observer import schema
-from concurrency_observer.aws.experiment import CloudWatchInitCounter, CloudWatchUsageCounter
+from concurrency_observer.aws.experiment import (
+    CloudWatchInitCounter,
+    CloudWatchUsageCounter,
+    RecordSource,
+    ever_invoked_in_records,
+)
+from concurrency_observer.aws.records import parse_record
 from concurrency_observer.local import readback
-from concurrency_observer.local.emf_report import emf_points
+from concurrency_observer.local.emf_report import EmfPoint, emf_points
 from concurrency_observer.local.fleet import Fleet
 from concurrency_observer.study import (
     Clock,
@@ -143,11 +149,29 @@ def cloudwatch_counter(client: Any, function_name: str, namespace: str) -> Cloud
     return CloudWatchInitCounter(client, function_name, namespace, period=LOCAL_PERIOD_SECONDS)
 
 
+def fleet_records(fleet: Fleet) -> RecordSource:
+    """The environment records in the fleet's outputs (what Lambda would deliver to the log
+    group), as a ``RecordSource``: the study reads the ever-invoked ones from them."""
+
+    def read(since: datetime, until: datetime) -> list[dict[str, Any]]:
+        found = []
+        for environment in fleet.environments():
+            for line in str(getattr(environment, "output", "")).splitlines():
+                record = parse_record(line)
+                if record is not None:
+                    found.append(record)
+        return found
+
+    return read
+
+
 def cloudwatch_usage_counter(
-    client: Any, function_name: str, namespace: str
+    client: Any, function_name: str, namespace: str, records: RecordSource | None = None
 ) -> CloudWatchUsageCounter:
     """The AWS study's usage counter (shut down, ever invoked) on a moto endpoint, 1-s periods."""
-    return CloudWatchUsageCounter(client, function_name, namespace, period=LOCAL_PERIOD_SECONDS)
+    return CloudWatchUsageCounter(
+        client, function_name, namespace, period=LOCAL_PERIOD_SECONDS, records=records
+    )
 
 
 class EmfUsageCounter:
@@ -166,6 +190,9 @@ class EmfUsageCounter:
         shut_down = invoked = 0.0
         for point in emf_points(documents, self._namespace):
             names = dict(point.dimensions)
+            if _lean_provisioned(point, self._function, since) and point.value < 0:
+                shut_down -= point.value  # EnvironmentDelta's -1: a shutdown (lean profile)
+                continue
             if (
                 point.metric != schema.ENVIRONMENT_SHUTDOWN
                 or point.timestamp < since
@@ -180,6 +207,11 @@ class EmfUsageCounter:
                 schema.FIRST_INVOKE_DELAYED,
             ):
                 invoked += point.value
+        from_records = ever_invoked_in_records(
+            fleet_records(self._fleet)(since, since), self._function, since
+        )
+        if from_records is not None:
+            invoked = from_records
         return Usage(shut_down=round(shut_down), invoked=round(invoked))
 
 
@@ -204,12 +236,30 @@ class EmfInitCounter:
         wanted = frozenset(
             {(schema.FUNCTION_NAME, self._function), (schema.INIT_TYPE, schema.INIT_PROVISIONED)}
         )
-        return round(
-            sum(
-                point.value
-                for point in emf_points(documents, self._namespace)
-                if point.metric == schema.ENVIRONMENT_INIT
-                and point.dimensions == wanted
-                and point.timestamp >= since
-            )
+        points = emf_points(documents, self._namespace)
+        full = sum(
+            point.value
+            for point in points
+            if point.metric == schema.ENVIRONMENT_INIT
+            and point.dimensions == wanted
+            and point.timestamp >= since
         )
+        # The lean profile's EnvironmentDelta: +1 at each init.
+        lean = sum(
+            1
+            for point in points
+            if _lean_provisioned(point, self._function, since) and point.value > 0
+        )
+        return round(full + lean)
+
+
+def _lean_provisioned(point: EmfPoint, function_name: str, since: datetime) -> bool:
+    """An EnvironmentDelta value of ``function_name``'s provisioned concurrency since ``since``."""
+    wanted = frozenset(
+        {(schema.FUNCTION_NAME, function_name), (schema.INIT_TYPE, schema.INIT_PROVISIONED)}
+    )
+    return (
+        point.metric == schema.ENVIRONMENT_DELTA
+        and point.dimensions == wanted
+        and point.timestamp >= since
+    )

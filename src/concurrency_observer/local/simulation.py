@@ -1,17 +1,18 @@
-"""One local simulation: the fleet under a seeded load, then the metrics read back and judged.
+"""One local simulation: the fleet under a seeded load, then what was recorded read back and judged.
 
-``Simulation(settings, layer_dir, cloudwatch_url)`` owns a ``Fleet``; ``run(stop)`` brings up the
-provisioned environments, plays the load, and always closes the fleet (every environment shut
-down, staggered), also on error or when ``stop`` is set. ``status()`` is safe to call from another
-thread while it runs (the CLI's live display does).
+``Simulation(settings, layer_dir, cloudwatch_url, logs_url=...)`` owns a ``Fleet``; ``run(stop)``
+brings up the provisioned environments, plays the load, and always closes the fleet (every
+environment shut down, staggered), also on error or when ``stop`` is set. ``status()`` is safe to
+call from another thread while it runs (the CLI's live display does).
 
-Afterwards ``recorded_from_cloudwatch`` / ``recorded_from_emf`` read what the extension recorded,
-and ``verdict_checks(snapshot, recorded)`` compares it with the control plane's ground truth,
-figure by figure: environments started (``EnvironmentInit``), stopped (``EnvironmentShutdown``)
-and invocations (``EnvironmentInvocations``, warm-ups included), per init type and in total;
-and how each environment was used (``EnvironmentShutdown`` by ``FirstInvoke``: never invoked,
-first invoked promptly, first invoked after the threshold), per init type.
-``simulation_report`` builds the same report ``report`` prints, from CloudWatch or the EMF lines.
+Each environment's output is delivered, at its close, into the function's log group on
+``logs_url`` (``local.log_delivery``), as Lambda delivers it. Afterwards ``local.outcome`` builds
+the report ``report`` prints (the metrics of either profile, from CloudWatch or the EMF lines, and
+the environment records, with FilterLogEvents) and ``verdict_checks(snapshot, recorded)``
+compares its figures with the control plane's ground truth, figure by figure: environments
+started (inits), stopped (shutdowns), invocations (warm-ups included) and environment records,
+per init type and in total; and how each environment was used (its record's FirstInvoke class:
+never invoked, first invoked promptly, first invoked after the threshold), per init type.
 
 Two more setups (``SimulationSettings.mode`` and ``runtime``) run extensions that register for
 SHUTDOWN only, so they record inits and shutdowns and nothing about invocations:
@@ -30,21 +31,20 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 
 from concurrency_observer import schema
-from concurrency_observer.aws.metrics import MetricQuery, floor_to_period, get_metric_series
-from concurrency_observer.aws.report import Report, ReportRequest, read_report, resolve_window
-from concurrency_observer.aws.session import aws_errors
+from concurrency_observer.aws.report import ReportRequest, resolve_window
 from concurrency_observer.local import readback
-from concurrency_observer.local.emf_report import emf_points, emf_report
+from concurrency_observer.local.cloudwatch import client_for
 from concurrency_observer.local.environment import (
     BASH_RUNTIME,
     EnvironmentSettings,
+    OutputSink,
     observer_env,
     python3_paths,
 )
@@ -61,6 +61,7 @@ from concurrency_observer.local.load import (
     proactive_schedule,
     run_load,
 )
+from concurrency_observer.local.log_delivery import LambdaLogDelivery
 from concurrency_observer.local.setups import (
     MODE_MANAGED_INSTANCES,
     MODE_STANDARD,
@@ -73,10 +74,14 @@ from concurrency_observer.local.setups import (
 
 FUNCTION_PREFIX: Final = "concurrency-observer-local"
 # What the verdict compares: the metric and the ground-truth figure it must equal.
+# The figure's name: the full profile's metric for inits, shutdowns and invocations (under lean
+# they come from EnvironmentDelta and the records), RECORDS for the environment records.
+RECORDS: Final = "EnvironmentRecord"
 CHECKED_METRICS: Final = (
     (schema.ENVIRONMENT_INIT, "inits (started)"),
     (schema.ENVIRONMENT_SHUTDOWN, "shutdowns (stopped)"),
     (schema.ENVIRONMENT_INVOCATIONS, "invocations"),  # warm-ups included
+    (RECORDS, "environment records"),  # one per environment that stopped
 )
 _PERIOD: Final = 60
 _MIN_LOOKBACK: Final = timedelta(minutes=10)
@@ -132,10 +137,13 @@ class SimulationSettings:
     log_level: str | None = None  # the extension's; None keeps its default
     mode: str = MODE_STANDARD  # managed-instances: the fleet's max_concurrency per environment
     runtime: str = RUNTIME_PYTHON
+    metrics: str = schema.DEFAULT_METRICS_PROFILE  # CONCURRENCY_OBSERVER_METRICS: lean or full
 
     def __post_init__(self) -> None:
         if self.mode not in MODES or self.runtime not in RUNTIMES:
             raise ValueError(f"unknown mode {self.mode!r} or runtime {self.runtime!r}")
+        if self.metrics not in schema.METRICS_PROFILES:
+            raise ValueError(f"unknown metric profile {self.metrics!r}")
 
     @property
     def managed_instances(self) -> bool:
@@ -156,12 +164,16 @@ class SimulationSettings:
             )
         return Recording()
 
-    def environment_settings(self, cloudwatch_url: str | None) -> EnvironmentSettings:
-        """How each environment is run: the mode, the runtime, the extension's variables."""
+    def environment_settings(
+        self, cloudwatch_url: str | None, output_sink: OutputSink | None = None
+    ) -> EnvironmentSettings:
+        """How each environment is run: the mode, the runtime, the extension's variables, and
+        where its output is delivered at its close (the function's log group)."""
         settings = EnvironmentSettings(
             function_name=self.function_name,
             cloudwatch_endpoint=cloudwatch_url,
             extra_env=simulation_env(self),
+            output_sink=output_sink,
         )
         if self.managed_instances:
             return replace(settings, max_concurrency=self.fleet.max_concurrency)
@@ -215,10 +227,16 @@ class Simulation:
         *,
         rie_path: Path | None = None,
         keep_logs: bool = False,
+        logs_url: str | None = None,
     ) -> None:
-        """``keep_logs`` keeps each environment's log file after it stops (``work_dir``)."""
+        """``keep_logs`` keeps each environment's log file after it stops (``work_dir``);
+        ``logs_url``: the CloudWatch Logs endpoint each environment's output is delivered to, as
+        Lambda does (``local.log_delivery``), where ``report`` reads the records back."""
         self.settings = settings
-        environment = settings.environment_settings(cloudwatch_url)
+        self.delivery: LambdaLogDelivery | None = None
+        if logs_url is not None:
+            self.delivery = LambdaLogDelivery(client_for("logs", logs_url), settings.function_name)
+        environment = settings.environment_settings(cloudwatch_url, self.delivery)
         self.fleet = Fleet(
             lambda_environment_factory(
                 layer_dir, environment, rie_path=rie_path, keep_work_dir=keep_logs
@@ -313,8 +331,11 @@ def managed_instances_fleet(fleet: FleetConfig, max_concurrency: int) -> FleetCo
 
 
 def simulation_env(settings: SimulationSettings) -> dict[str, str]:
-    """The extension's variables in the simulated environments, the threshold the fleet uses."""
-    env = observer_env(settings.sink, settings.namespace, settings.log_level)
+    """The extension's variables in the simulated environments: the metric profile asked for
+    (``--metrics``), and the threshold the fleet uses."""
+    env = observer_env(
+        settings.sink, settings.namespace, settings.log_level, metrics=settings.metrics
+    )
     threshold_ms = round(settings.fleet.prompt_threshold * 1000)
     env[PROMPT_THRESHOLD_VARIABLE] = str(threshold_ms)
     return env
@@ -326,54 +347,6 @@ RecordedKey = tuple[str, str | None] | tuple[str, str, str]
 Recorded = Mapping[RecordedKey, float]
 """Recorded sums by (metric, init type); init type None is the ``[FunctionName]`` total; and
 ``EnvironmentShutdown`` by (metric, init type, FirstInvoke class)."""
-
-
-def recorded_from_cloudwatch(
-    client: Any, namespace: str, function_name: str, since: datetime, until: datetime
-) -> dict[RecordedKey, float]:
-    """Sums of the checked metrics, per known init type and in total, from GetMetricData."""
-    queries: dict[RecordedKey, MetricQuery] = {}
-    function = ((schema.FUNCTION_NAME, function_name),)
-    for metric, _ in CHECKED_METRICS:
-        queries[(metric, None)] = MetricQuery(f"q{len(queries)}", metric, function, "Sum", _PERIOD)
-        for init_type in schema.KNOWN_INIT_TYPES:
-            dimensions = (*function, (schema.INIT_TYPE, init_type))
-            query = MetricQuery(f"q{len(queries)}", metric, dimensions, "Sum", _PERIOD)
-            queries[(metric, init_type)] = query
-    for init_type in schema.KNOWN_INIT_TYPES:
-        for usage in schema.FIRST_INVOKE_CLASSES:
-            by_usage = (*function, (schema.INIT_TYPE, init_type), (schema.FIRST_INVOKE, usage))
-            metric = schema.ENVIRONMENT_SHUTDOWN
-            query = MetricQuery(f"q{len(queries)}", metric, by_usage, "Sum", _PERIOD)
-            queries[(metric, init_type, usage)] = query
-    start = floor_to_period(since, _PERIOD)
-    end = floor_to_period(until, _PERIOD) + timedelta(seconds=_PERIOD)
-    with aws_errors("cloudwatch:GetMetricData"):
-        series = get_metric_series(client, namespace, list(queries.values()), start, end)
-    return {key: series[query.id].total for key, query in queries.items()}
-
-
-def recorded_from_emf(
-    documents: Iterable[Mapping[str, Any]], namespace: str, function_name: str
-) -> dict[RecordedKey, float]:
-    """The same sums from EMF documents, as CloudWatch Logs would extract them."""
-    totals: dict[RecordedKey, float] = {}
-    checked = {metric for metric, _ in CHECKED_METRICS}
-    for point in emf_points(documents, namespace):
-        names = dict(point.dimensions)
-        if point.metric not in checked or names.get(schema.FUNCTION_NAME) != function_name:
-            continue
-        key: RecordedKey
-        if set(names) == {schema.FUNCTION_NAME}:
-            key = (point.metric, None)
-        elif set(names) == {schema.FUNCTION_NAME, schema.INIT_TYPE}:
-            key = (point.metric, names[schema.INIT_TYPE])
-        elif set(names) == set(schema.FIRST_INVOKE_SET):
-            key = (point.metric, names[schema.INIT_TYPE], names[schema.FIRST_INVOKE])
-        else:
-            continue
-        totals[key] = totals.get(key, 0.0) + point.value
-    return totals
 
 
 @dataclass(frozen=True)
@@ -410,6 +383,7 @@ def _truth(snapshot: FleetSnapshot, metric: str) -> Mapping[str, int]:
         schema.ENVIRONMENT_INIT: snapshot.started,
         schema.ENVIRONMENT_SHUTDOWN: snapshot.stopped,
         schema.ENVIRONMENT_INVOCATIONS: snapshot.invocations,
+        RECORDS: snapshot.stopped,
     }[metric]
 
 
@@ -493,12 +467,3 @@ def report_request(settings: SimulationSettings, since: datetime, until: datetim
         namespace=settings.namespace,
         provisioned=settings.provisioned,
     )
-
-
-def simulation_report(
-    request: ReportRequest, *, client: Any = None, documents: list[dict[str, Any]] | None = None
-) -> Report:
-    """The report from CloudWatch (``client``) or from EMF ``documents``."""
-    if client is not None:
-        return read_report(client, request)
-    return emf_report(documents or [], request)

@@ -51,6 +51,19 @@ def write_chart(report: Report, path: Path) -> Path:
             alpha=0.6,
         )
     axes.step(times, totals + totals[-1:], where="post", color="black", linewidth=1.5, label="all")
+    peaks = [point.peak for point in report.live]
+    if peaks and all(peak is not None for peak in peaks):
+        # From the records: the most alive at once in each period, which the ends can miss.
+        shown = [int(peak or 0) for peak in peaks]
+        axes.step(
+            times,
+            shown + shown[-1:],
+            where="post",
+            color="black",
+            linestyle=":",
+            linewidth=1.0,
+            label="most at once in the period",
+        )
     if report.provisioned is not None:
         axes.axhline(
             report.provisioned,

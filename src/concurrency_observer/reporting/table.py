@@ -47,7 +47,12 @@ def _environments_table(report: Report) -> Table:
     table.add_row("created (inits)", str(report.inits_total))
     table.add_row("shut down", str(report.shutdowns_total))
     table.add_row("live at window start", str(report.live_at_start))
-    table.add_row("peak live", f"{report.live_peak} at {_time(report.live_peak_at)}")
+    exact = (
+        "most at once, from the records"
+        if report.figures_source == "records"
+        else "at a period end"
+    )
+    table.add_row(f"peak live ({exact})", f"{report.live_peak} at {_time(report.live_peak_at)}")
     table.add_row("live at window end", str(report.live_current))
     if report.provisioned is not None:
         table.add_row("provisioned concurrency requested", str(report.provisioned))
@@ -177,12 +182,32 @@ def report_renderable(report: Report) -> RenderableType:
     parts.extend(part for part in optional if part is not None)
     if report.cross_check is not None:
         parts.append(_cross_check_table(report.cross_check))
+    if report.observer_bill is not None:
+        parts.append(_bill_table(report))
     parts.append(
         Text.assemble(("live environments: ", "bold"), sparkline([p.total for p in report.live]))
     )
     parts.extend(Text(f"warning: {warning}", style="yellow") for warning in report.warnings)
     parts.extend(Text(f"note: {note}", style="dim") for note in report.notes)
     return Group(*parts)
+
+
+def _bill_table(report: Report) -> Table:
+    bill = report.observer_bill
+    assert bill is not None
+    table = Table(title="The observer's own bill", show_header=False, title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    profiles = ", ".join(report.metric_profiles) or "none seen"
+    table.add_row(f"custom metrics for the function ({profiles})", str(bill.metric_streams))
+    table.add_row("their list price a month", f"${bill.metrics_usd_per_month:,.2f}")
+    table.add_row("environment records in the window", str(bill.records))
+    table.add_row("their size (ingested as logs)", f"{bill.record_bytes:,} bytes")
+    table.caption = (
+        "metrics: those ListMetrics lists for the function (data in the last two weeks), each at "
+        "$0.30 a month when it gets data every hour; records: $0.50 per GB ingested"
+    )
+    return table
 
 
 def _cross_check_table(found: Mapping[str, object]) -> Table:

@@ -221,6 +221,12 @@ def test_cli_cross_check(seeded: Seeded, logs_client: Any, monkeypatch: pytest.M
     stubber = Stubber(logs_client)
     group = f"/aws/lambda/{seeded.function}"
     inside = seeded.start + timedelta(minutes=1)
+    # The records first (none here: the full profile's metrics answer), then the cross-check.
+    stubber.add_response(
+        "filter_log_events",
+        {"events": [], "searchedLogStreams": []},
+        {"logGroupName": group, "startTime": ANY, "endTime": ANY, "filterPattern": ANY},
+    )
     stubber.add_response(
         "describe_log_streams",
         {"logStreams": [_stream("2026/11/27/[1]x", inside, inside + timedelta(minutes=3))]},
@@ -258,7 +264,8 @@ def test_cli_cross_check(seeded: Seeded, logs_client: Any, monkeypatch: pytest.M
 
 
 def test_reader_policy_grants_every_call_report_makes() -> None:
-    """The reader policy names every action of report, --provisioned auto and --cross-check."""
+    """The reader policy names every action of report (its records included), --provisioned auto
+    and --cross-check."""
     from pathlib import Path
 
     policy = json.loads(
@@ -276,4 +283,6 @@ def test_reader_policy_grants_every_call_report_makes() -> None:
         "logs:StartQuery",
         "logs:GetQueryResults",
         "logs:DescribeLogStreams",
+        "logs:FilterLogEvents",
+        "lambda:GetFunctionConfiguration",
     }

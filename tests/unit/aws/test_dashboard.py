@@ -23,11 +23,13 @@ from concurrency_observer.aws.session import client
 from concurrency_observer.cli.dashboard import dashboard as dashboard_command
 from concurrency_observer.errors import UserError
 from concurrency_observer.schema import (
+    ENVIRONMENT_DELTA,
     ENVIRONMENT_INIT,
     ENVIRONMENT_INVOCATIONS,
     ENVIRONMENT_LIFETIME,
     ENVIRONMENT_SHUTDOWN,
     FUNCTION_NAME,
+    KNOWN_INIT_TYPES,
 )
 
 REGION = "eu-west-1"
@@ -69,15 +71,20 @@ def test_cli_puts_a_dashboard_that_reads_back(cloudwatch: Any) -> None:
     assert titles == [
         "Live execution environments",
         "Inits by init type",
-        "Shutdowns by reason",
-        "Environment lifetime (seconds)",
-        "Invocations per environment",
-        "Idle time and time to first invoke (seconds, mean)",
+        "Shutdowns by reason (full profile)",
+        "Environment lifetime (seconds, full profile)",
+        "Invocations per environment (full profile)",
+        "Idle time and time to first invoke (seconds, mean, full profile)",
         "Never-invoked share of environments shut down (%)",
         "Proactive share of on-demand environments (%, first invoke after the threshold)",
+        "Shutdowns by reason (environment records)",
+        "Why the environments exist: never, prompt, delayed (environment records)",
+        "Environment lifetime, ms (environment records)",
+        "Invocations, idle and time to first invoke per environment (records)",
     ]
     live = _widget(body, "Live execution environments")["properties"]
-    expression, inits, shutdowns = live["metrics"]
+    expression, inits, shutdowns, *lean = live["metrics"]
+    assert len(lean) == len(KNOWN_INIT_TYPES)
     assert expression[0]["expression"] == LIVE_EXPRESSION
     assert "RUNNING_SUM" in expression[0]["expression"]
     assert inits[:4] == ["Custom/NS", ENVIRONMENT_INIT, FUNCTION_NAME, function]
@@ -93,11 +100,62 @@ def test_cli_puts_a_dashboard_that_reads_back(cloudwatch: Any) -> None:
         f"""SEARCH('{{"Custom/NS",FunctionName,InitType}} MetricName="EnvironmentInit" """
         f"""FunctionName="{function}"', 'Sum', 60)"""
     )
-    lifetime = _widget(body, "Environment lifetime (seconds)")["properties"]["metrics"]
+    lifetime = _widget(body, "Environment lifetime (seconds, full profile)")["properties"][
+        "metrics"
+    ]
     assert {m[1] for m in lifetime} == {ENVIRONMENT_LIFETIME}
     assert [m[4]["stat"] for m in lifetime] == ["Average", "p90", "Maximum"]
-    invocations = _widget(body, "Invocations per environment")["properties"]["metrics"]
+    invocations = _widget(body, "Invocations per environment (full profile)")["properties"][
+        "metrics"
+    ]
     assert {m[1] for m in invocations} == {ENVIRONMENT_INVOCATIONS}
+
+
+def test_the_lean_metric_feeds_the_live_graph_and_the_inits_by_type() -> None:
+    """EnvironmentDelta per init type: its Sum joins the running sum, (SampleCount + Sum) / 2 the
+    inits; each id an expression names is a hidden metric of the same widget."""
+    body = dashboard_body("fn", "NS", "us-east-1")
+    live = _widget(body, "Live execution environments")["properties"]["metrics"]
+    hidden = {m[-1]["id"]: m for m in live if not isinstance(m[0], dict)}
+    for index, init_type in enumerate(KNOWN_INIT_TYPES):
+        assert f"FILL(d{index}, 0)" in LIVE_EXPRESSION
+        assert hidden[f"d{index}"][:6] == [
+            "NS",
+            ENVIRONMENT_DELTA,
+            FUNCTION_NAME,
+            "fn",
+            "InitType",
+            init_type,
+        ]
+        assert hidden[f"d{index}"][6] == {"stat": "Sum", "id": f"d{index}", "visible": False}
+    inits = _widget(body, "Inits by init type")["properties"]["metrics"]
+    expressions = {m[0]["id"]: m[0]["expression"] for m in inits if isinstance(m[0], dict)}
+    ids = {m[-1]["id"]: m[-1]["stat"] for m in inits if not isinstance(m[0], dict)}
+    assert expressions["leaninits0"] == "(c0 + d0) / 2"
+    assert ids["c0"] == "SampleCount"
+    assert ids["d0"] == "Sum"
+
+
+def test_record_widgets_query_the_records_with_logs_insights() -> None:
+    """Log widgets over the function's log group (or the one given), filtered on the marker."""
+    body = dashboard_body("fn", "NS", "us-east-1", log_group="/custom/fn")
+    logs = [w for w in body["widgets"] if w["type"] == "log"]
+    assert len(logs) == 4
+    for widget in logs:
+        query = widget["properties"]["query"]
+        assert query.startswith(
+            "SOURCE '/custom/fn' | filter concurrencyObserver = \"environment/1\" | stats "
+        )
+        assert widget["properties"]["region"] == "us-east-1"
+        assert widget["properties"]["view"] in ("table", "timeSeries")
+    reasons = _widget(body, "Shutdowns by reason (environment records)")["properties"]["query"]
+    assert reasons.endswith("stats count(*) as shutdowns by shutdownReason")
+    default = dashboard_body("fn", "NS", "us-east-1")
+    assert all(
+        "SOURCE '/aws/lambda/fn'" in w["properties"]["query"]
+        for w in default["widgets"]
+        if w["type"] == "log"
+    )
 
 
 def test_share_widgets_are_metric_math_over_the_first_invoke_series() -> None:

@@ -117,6 +117,29 @@ def metric_response(*values: float, first_minute: int = 0) -> Any:
     }
 
 
+def lean_queries() -> list[dict[str, Any]]:
+    """The lean profile's EnvironmentDelta queries (Sum, SampleCount) both counters add."""
+    return [
+        {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "StudyNS",
+                    "MetricName": "EnvironmentDelta",
+                    "Dimensions": [
+                        {"Name": "FunctionName", "Value": FUNCTION},
+                        {"Name": "InitType", "Value": "provisioned-concurrency"},
+                    ],
+                },
+                "Period": 60,
+                "Stat": stat,
+            },
+            "ReturnData": True,
+        }
+        for query_id, stat in (("net", "Sum"), ("samples", "SampleCount"))
+    ]
+
+
 def expected_metric_query(start: datetime, end: datetime) -> dict[str, Any]:
     """The GetMetricData request the counter must send, written out by hand."""
     return {
@@ -136,7 +159,8 @@ def expected_metric_query(start: datetime, end: datetime) -> dict[str, Any]:
                     "Stat": "Sum",
                 },
                 "ReturnData": True,
-            }
+            },
+            *lean_queries(),
         ],
         "StartTime": start,
         "EndTime": end,
@@ -423,6 +447,7 @@ def expected_usage_query(start: datetime, end: datetime) -> dict[str, Any]:
                 query(usage, [*provisioned, {"Name": "FirstInvoke", "Value": usage}])
                 for usage in ("prompt", "delayed")
             ),
+            *lean_queries(),
         ],
         "StartTime": start,
         "EndTime": end,
@@ -443,3 +468,50 @@ def test_usage_counter_reads_shutdowns_and_those_ever_invoked(
     stubber.add_response("get_metric_data", usage_response(10, 3, 1), query)
     counter = CloudWatchUsageCounter(client, FUNCTION, "StudyNS", clock=clock)
     assert counter.usage(datetime(2026, 3, 1, 12, 3, 25, tzinfo=timezone.utc)) == Usage(10, 4)
+
+
+def _lean_response(**values: float) -> Any:
+    """A GetMetricData answer: one data point per query id given."""
+    return {
+        "MetricDataResults": [
+            {
+                "Id": query_id,
+                "Label": query_id,
+                "Timestamps": [START],
+                "Values": [value],
+                "StatusCode": "Complete",
+            }
+            for query_id, value in values.items()
+        ]
+    }
+
+
+def test_lean_counts_come_from_environment_delta_and_the_records(
+    cloudwatch_stub: tuple[Any, Stubber],
+) -> None:
+    """EnvironmentDelta Sum 2 over 6 samples: 4 inits, 2 shutdowns; of the records shut down
+    since the start, one provisioned environment prompt and one never: 1 ever invoked."""
+    from tests.unit.aws.test_record_figures import _record
+
+    client, stubber = cloudwatch_stub
+    clock = ManualClock(datetime(2026, 3, 1, 12, 5, 10, tzinfo=timezone.utc))
+    since = datetime(2026, 3, 1, 12, 3, 25, tzinfo=timezone.utc)
+    stubber.add_response("get_metric_data", _lean_response(inits=0, net=2, samples=6))
+    inits = CloudWatchInitCounter(client, FUNCTION, "StudyNS", clock=clock)
+    assert inits.count(since) == 4
+    stubber.add_response(
+        "get_metric_data", _lean_response(all=0, prompt=0, delayed=0, net=2, samples=6)
+    )
+    offset = (since - datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)).total_seconds()
+    records = [
+        _record("a", "provisioned-concurrency", offset - 60, offset + 5, firstInvoke="prompt")
+        | {"functionName": FUNCTION},
+        _record("b", "provisioned-concurrency", offset - 60, offset + 6, firstInvoke="never")
+        | {"functionName": FUNCTION},
+        _record("c", "provisioned-concurrency", offset - 90, offset - 1, firstInvoke="prompt")
+        | {"functionName": FUNCTION},  # shut down before the level was removed: not counted
+    ]
+    usage = CloudWatchUsageCounter(
+        client, FUNCTION, "StudyNS", clock=clock, records=lambda _since, _until: records
+    )
+    assert usage.usage(since) == Usage(2, 1)

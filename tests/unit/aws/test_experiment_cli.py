@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from click.testing import CliRunner
 
 from concurrency_observer.cli import cli
@@ -53,8 +53,21 @@ def test_experiment_runs_restores_and_writes_outputs(
         cloudwatch_stub.add_response("get_metric_data", metric_response(*values))
     lambda_stub.add_response("delete_provisioned_concurrency_config", {}, QUALIFIED)
     # After the removal: all 10 seen shut down at once, 3 of them prompt and 1 delayed.
+    logs_client = make_client("logs")
+    logs_stub = Stubber(logs_client)
     for _ in range(2):  # the wait's read, then the figures' read
         cloudwatch_stub.add_response("get_metric_data", usage_response(10, 3, 1))
+        # No environment records (the full profile's FirstInvoke series answer instead).
+        logs_stub.add_response(
+            "filter_log_events",
+            {"events": [], "searchedLogStreams": []},
+            {
+                "logGroupName": f"/aws/lambda/{FUNCTION}",
+                "startTime": ANY,
+                "endTime": ANY,
+                "filterPattern": '"concurrencyObserver"',
+            },
+        )
     lambda_stub.add_client_error("delete_provisioned_concurrency_config", NOT_FOUND, "none", 404)
 
     def clients(region: str, _endpoint_url: str | None) -> tuple[Any, Any]:
@@ -62,14 +75,16 @@ def test_experiment_runs_restores_and_writes_outputs(
         return lambda_client, cloudwatch_client
 
     monkeypatch.setattr(experiment_cli, "_clients", clients)
+    monkeypatch.setattr(experiment_cli, "_logs_client", lambda *_: logs_client)
     clock = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc))
     monkeypatch.setattr(experiment_cli, "_clock", lambda: clock)
     args = ["experiment", "--function", FUNCTION, "--alias", ALIAS, "--region", "us-east-1"]
     args += ["--levels", "5", "--repeats", "1", "--settle", "60", "--poll", "30", "--yes"]
-    with lambda_stub, cloudwatch_stub:
+    with lambda_stub, cloudwatch_stub, logs_stub:
         result = CliRunner().invoke(cli, [*args, "--output", str(tmp_path)])
         lambda_stub.assert_no_pending_responses()
         cloudwatch_stub.assert_no_pending_responses()
+        logs_stub.assert_no_pending_responses()
 
     assert result.exit_code == 0, result.output
     # 5 × 1 GB × 300 s × $0.0000041667; worst: 5 × 1 GB × 2400 s (two 1200 s timeouts)

@@ -113,6 +113,13 @@ def configuration(lambda_client: Any, name: str) -> tuple[list[str], dict[str, s
     return layers, dict(config.get("Environment", {}).get("Variables", {}))
 
 
+def attached(before: dict[str, str], sink: str, metrics: str = "lean") -> dict[str, str]:
+    """The variables attaching leaves: the function's own, ours, and the record of ours."""
+    from concurrency_observer.aws.observer_settings import METRICS_VARIABLE, with_settings
+
+    return with_settings(before, {SINK_VARIABLE: sink, METRICS_VARIABLE: metrics})[0]
+
+
 def publish(
     lambda_client: Any, content: bytes, functions: tuple[str, ...] = (), sink: Any = None
 ) -> str:
@@ -172,13 +179,22 @@ def test_bad_layer_name_is_a_user_error(lambda_client: Any) -> None:
 
 
 def test_attach_keeps_other_layers_and_variables(lambda_client: Any, layer_zip: bytes) -> None:
-    """Two other layers and existing variables survive; ours and the sink variable are added."""
+    """Two other layers and existing variables survive; ours, our settings and their record."""
     others = [other_layer(lambda_client, "first"), other_layer(lambda_client, "second")]
     make_function(lambda_client, "fn", layers=tuple(others), variables={"A": "1", "B": "two"})
     arn = publish(lambda_client, layer_zip, ("fn",))
     layers, variables = configuration(lambda_client, "fn")
     assert layers == [*others, arn]
-    assert variables == {"A": "1", "B": "two", SINK_VARIABLE: "cloudwatch"}
+    assert variables == {
+        "A": "1",
+        "B": "two",
+        SINK_VARIABLE: "cloudwatch",
+        "CONCURRENCY_OBSERVER_METRICS": "lean",
+        "CONCURRENCY_OBSERVER_ATTACHED": (
+            '{"CONCURRENCY_OBSERVER_METRICS":[null,"lean"],'
+            '"CONCURRENCY_OBSERVER_SINK":[null,"cloudwatch"]}'
+        ),
+    }
 
 
 def test_attaching_again_replaces_the_older_version_in_place(
@@ -214,9 +230,9 @@ def test_nodejs_and_old_python_functions_get_the_layer_and_emf(
     make_function(lambda_client, "node", runtime="nodejs20.x", variables={"A": "1"})
     make_function(lambda_client, "old", runtime="python3.9")
     arn = publish(lambda_client, layer_zip, ("py", "node", "old"))
-    assert configuration(lambda_client, "py") == ([arn], {"A": "1", SINK_VARIABLE: "cloudwatch"})
-    assert configuration(lambda_client, "node") == ([arn], {"A": "1", SINK_VARIABLE: "emf"})
-    assert configuration(lambda_client, "old") == ([arn], {SINK_VARIABLE: "emf"})
+    assert configuration(lambda_client, "py") == ([arn], attached({"A": "1"}, "cloudwatch"))
+    assert configuration(lambda_client, "node") == ([arn], attached({"A": "1"}, "emf"))
+    assert configuration(lambda_client, "old") == ([arn], attached({}, "emf"))
 
 
 def test_the_fallback_line_says_what_is_recorded(lambda_client: Any, layer_zip: bytes) -> None:
@@ -387,7 +403,7 @@ def test_a_managed_instances_function_attaches_and_says_to_publish() -> None:
         {
             "FunctionName": arn,
             "Layers": [f"{layer_arn}:1"],
-            "Environment": {"Variables": {SINK_VARIABLE: "cloudwatch"}},
+            "Environment": {"Variables": attached({}, "cloudwatch")},
             "RevisionId": "r1",
         },
     )

@@ -15,6 +15,7 @@ from moto.server import ThreadedMotoServer
 from concurrency_observer.aws.publish import SINK_VARIABLE
 from concurrency_observer.cli import main
 from tests.unit.aws.test_publish import (  # noqa: F401 (fixtures)
+    attached,
     aws_env,
     configuration,
     lambda_client,
@@ -105,7 +106,7 @@ def test_a_nodejs_function_is_attached_with_one_line_on_the_fallback(
     code, out, err = run_main(monkeypatch, capsys, "layer", "publish", "--attach", "node")
     assert code == 0, err
     arn = out.strip()
-    assert configuration(lambda_client, "node") == ([arn], {SINK_VARIABLE: "emf"})
+    assert configuration(lambda_client, "node") == ([arn], attached({}, "emf"))
     records = [line for line in err.splitlines() if "records:" in line]
     assert len(records) == 1
     assert "bash fallback" in records[0]

@@ -186,6 +186,7 @@ def expected_document(envs: tuple[Env, ...], start: datetime, window: timedelta)
                     "%Y-%m-%dT%H:%M:%SZ"
                 ),
                 "total": sum(alive_at(period_end, e) for e in envs),
+                "peak": None,  # the metric path: no records, so no exact peak per period
                 "by_init_type": {
                     t: sum(alive_at(period_end, e) for e in envs if e.init_type == t) for t in types
                 },
@@ -566,7 +567,9 @@ def test_unknown_function_gets_a_clear_message(cloudwatch: Any) -> None:
     """A function with no metrics at all: one line naming the function and what to check."""
     window = resolve_window(now=datetime.now(timezone.utc), since=timedelta(hours=1))
     request = ReportRequest(f"nobody-{uuid.uuid4().hex[:8]}", window, "Test/none")
-    with pytest.raises(NoMetricsError, match="no concurrency-observer metrics for function nobody"):
+    with pytest.raises(
+        NoMetricsError, match="no concurrency-observer metrics or records for function nobody"
+    ):
         read_report(cloudwatch, request)
 
 

@@ -23,6 +23,7 @@ def test_defaults_in_lambda() -> None:
     config, warnings = Config.from_environ(LAMBDA_ENV)
     assert warnings == []
     assert config.sink == "cloudwatch"
+    assert config.metrics == "lean"
     assert config.namespace == schema.DEFAULT_NAMESPACE
     assert config.log_level == "INFO"
     assert config.events == ("INVOKE", "SHUTDOWN")
@@ -41,6 +42,7 @@ def test_valid_settings_are_taken() -> None:
     environ = {
         **LAMBDA_ENV,
         "CONCURRENCY_OBSERVER_SINK": " EMF ",
+        "CONCURRENCY_OBSERVER_METRICS": " Full",
         "CONCURRENCY_OBSERVER_NAMESPACE": "Team/Env #1:a_b-c.d",
         "CONCURRENCY_OBSERVER_LOG_LEVEL": "debug",
         "CONCURRENCY_OBSERVER_EVENTS": "shutdown",
@@ -54,6 +56,7 @@ def test_valid_settings_are_taken() -> None:
     config, warnings = Config.from_environ(environ)
     assert warnings == []
     assert config.sink == "emf"
+    assert config.metrics == "full"
     assert config.namespace == "Team/Env #1:a_b-c.d"
     assert config.log_level == "DEBUG"
     assert config.events == ("SHUTDOWN",)
@@ -76,6 +79,7 @@ def test_events_order_and_spacing_do_not_matter() -> None:
     ("variable", "raw", "attribute", "default"),
     [
         ("CONCURRENCY_OBSERVER_SINK", "kinesis", "sink", "cloudwatch"),
+        ("CONCURRENCY_OBSERVER_METRICS", "everything", "metrics", "lean"),
         ("CONCURRENCY_OBSERVER_NAMESPACE", "AWS/Lambda", "namespace", schema.DEFAULT_NAMESPACE),
         ("CONCURRENCY_OBSERVER_NAMESPACE", "bad!name", "namespace", schema.DEFAULT_NAMESPACE),
         ("CONCURRENCY_OBSERVER_NAMESPACE", "x" * 256, "namespace", schema.DEFAULT_NAMESPACE),

@@ -131,7 +131,7 @@ class Clock:
 )
 def test_lifecycle_uses_the_configured_threshold(threshold_ms: str | None, expected: str) -> None:
     """The PROMPT_THRESHOLD_MS setting reaches the shutdown record (first invoke at 3 s)."""
-    environ = {"AWS_LAMBDA_FUNCTION_NAME": "orders"}
+    environ = {"AWS_LAMBDA_FUNCTION_NAME": "orders", "CONCURRENCY_OBSERVER_METRICS": "full"}
     if threshold_ms is not None:
         environ["CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS"] = threshold_ms
     config, warnings = Config.from_environ(environ)

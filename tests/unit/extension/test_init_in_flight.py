@@ -19,6 +19,7 @@ def lifecycle_for(url: str, init_budget_ms: int) -> tuple[Lifecycle, list[str]]:
     config, _warnings = Config.from_environ(
         {
             "AWS_LAMBDA_FUNCTION_NAME": "fn",
+            "CONCURRENCY_OBSERVER_METRICS": "full",
             "CONCURRENCY_OBSERVER_INIT_BUDGET_MS": str(init_budget_ms),
         }
     )

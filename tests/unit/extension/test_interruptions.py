@@ -136,7 +136,9 @@ def serve(
     """The event loop with SIGTERM fired when the log line ``cue`` is written."""
     interruptions = Interruptions()
     log = SignallingLog(interruptions, cue)
-    config, _ = Config.from_environ({"AWS_LAMBDA_FUNCTION_NAME": "fn"})
+    config, _ = Config.from_environ(
+        {"AWS_LAMBDA_FUNCTION_NAME": "fn", "CONCURRENCY_OBSERVER_METRICS": "full"}
+    )
     sink = KeptSink()
     session = Session(
         config,

@@ -53,7 +53,9 @@ def make_lifecycle(
     sink: RecordingSink, environ: dict[str, str] | None = None
 ) -> tuple[Lifecycle, Clock, list[str]]:
     """A lifecycle started at monotonic 100 / wall 1700000000 with a captured log."""
-    config, _ = Config.from_environ(environ or {"AWS_LAMBDA_FUNCTION_NAME": "fn"})
+    config, _ = Config.from_environ(
+        {"CONCURRENCY_OBSERVER_METRICS": "full", **(environ or {"AWS_LAMBDA_FUNCTION_NAME": "fn"})}
+    )
     lines: list[str] = []
     clock = Clock(100.0)
     lifecycle = Lifecycle(
@@ -192,8 +194,9 @@ def test_sigterm_interrupts_only_blocking_waits() -> None:
 
 
 def emf_lines(text: str) -> list[dict[str, object]]:
-    """The EMF documents in captured stdout."""
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    """The EMF documents in captured stdout (the environment record's line left out)."""
+    documents = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [d for d in documents if "_aws" in d]
 
 
 class StopAfter:
@@ -222,7 +225,12 @@ def run_against(
     """run() in process against ``fake`` with the emf sink; sleeps recorded, not slept, and the
     ``sigterm_after_sleeps``-th one fires SIGTERM (so a loop that never ends is stopped)."""
     config, _ = Config.from_environ(
-        {"CONCURRENCY_OBSERVER_SINK": "emf", "AWS_LAMBDA_RUNTIME_API": fake.address, **environ}
+        {
+            "CONCURRENCY_OBSERVER_SINK": "emf",
+            "CONCURRENCY_OBSERVER_METRICS": "full",
+            "AWS_LAMBDA_RUNTIME_API": fake.address,
+            **environ,
+        }
     )
     api = ExtensionsApi(fake.address)
     interruptions = Interruptions()

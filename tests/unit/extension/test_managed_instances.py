@@ -30,7 +30,12 @@ def shutdown_event() -> dict[str, object]:
 def run_against(fake: FakeExtensionsApi, environ: dict[str, str]) -> int:
     """run() in process against ``fake`` with the emf sink."""
     config, _ = Config.from_environ(
-        {"CONCURRENCY_OBSERVER_SINK": "emf", "AWS_LAMBDA_RUNTIME_API": fake.address, **environ}
+        {
+            "CONCURRENCY_OBSERVER_SINK": "emf",
+            "CONCURRENCY_OBSERVER_METRICS": "full",
+            "AWS_LAMBDA_RUNTIME_API": fake.address,
+            **environ,
+        }
     )
     api = ExtensionsApi(fake.address)
     try:

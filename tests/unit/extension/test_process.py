@@ -55,6 +55,7 @@ def environment(api: FakeExtensionsApi, **settings: str) -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_NAME": "orders",
         "AWS_LAMBDA_FUNCTION_VERSION": "3",
         "CONCURRENCY_OBSERVER_SINK": "emf",
+        "CONCURRENCY_OBSERVER_METRICS": "full",
         **settings,
     }
 
@@ -66,8 +67,18 @@ def bootstrap_command(layer: Path, *python_options: str) -> list[str]:
 
 
 def documents(stdout: str) -> list[dict[str, object]]:
-    """The EMF documents the process printed."""
+    """The EMF documents the process printed (the environment record's line left out)."""
+    return [d for d in lines(stdout) if "_aws" in d]
+
+
+def lines(stdout: str) -> list[dict[str, object]]:
+    """Every JSON line the process printed: EMF documents and the environment record."""
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def environment_records(stdout: str) -> list[dict[str, object]]:
+    """The environment record lines the process printed."""
+    return [d for d in lines(stdout) if d.get("concurrencyObserver") == "environment/1"]
 
 
 def kinds(docs: list[dict[str, object]]) -> list[str]:
@@ -104,6 +115,11 @@ def test_three_invokes_then_shutdown(layer: Path) -> None:
     init, shutdown = docs
     assert shutdown[schema.ENVIRONMENT_INVOCATIONS] == 3
     assert shutdown[schema.SHUTDOWN_REASON] == "spindown"
+    (record,) = environment_records(process.stdout)
+    assert (record["invocations"], record["shutdownReason"]) == (3, "spindown")
+    assert record["initTime"] == timestamp(init)
+    assert record["shutdownTime"] == timestamp(shutdown)
+    assert len(lines(process.stdout)) == 3  # nothing else on stdout
     assert (init[schema.FUNCTION_NAME], init[schema.FUNCTION_VERSION]) == ("orders", "3")
     assert started * 1000 - 1 <= timestamp(init) <= timestamp(shutdown) <= finished * 1000 + 1
     assert len(process.stderr.splitlines()) == 2, process.stderr
@@ -133,6 +149,8 @@ def test_sigterm_while_waiting(layer: Path) -> None:
     assert kinds(docs) == ["init", "shutdown"]
     assert docs[1][schema.SHUTDOWN_REASON] == "sigterm"
     assert docs[1][schema.ENVIRONMENT_INVOCATIONS] == 1
+    (record,) = environment_records(stdout)
+    assert (record["shutdownReason"], record["invocations"]) == ("sigterm", 1)
 
 
 def test_sigterm_during_shutdown_delivery(layer: Path) -> None:

@@ -9,6 +9,7 @@ restore looks like from inside), then answers.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,14 +51,16 @@ class Clocks:
 
 @contextmanager
 def extension(
-    init_type: str, clocks: Clocks, interruptions: Interruptions
+    init_type: str, clocks: Clocks, interruptions: Interruptions, metrics: str = "full"
 ) -> Iterator[tuple[CuedExtensionsApi, list[int]]]:
-    """run() in a thread against a cued API with the emf sink and the test's clocks."""
+    """run() in a thread against a cued API with the emf sink, the test's clocks and the full
+    metric profile (whose values these tests read) unless ``metrics`` says otherwise."""
     outcome: list[int] = []
     with CuedExtensionsApi().running() as api:
         config, _ = Config.from_environ(
             {
                 "CONCURRENCY_OBSERVER_SINK": "emf",
+                "CONCURRENCY_OBSERVER_METRICS": metrics,
                 "AWS_LAMBDA_RUNTIME_API": api.address,
                 "AWS_LAMBDA_FUNCTION_NAME": "snappy",
                 "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
@@ -143,8 +146,13 @@ def test_each_restore_is_one_environment(capsys: pytest.CaptureFixture[str]) -> 
             api.cue(invoke())
             assert api.wait_polling(2)
             api.cue(shutdown(clocks))
-    written = documents(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    written = documents(out)
     assert [schema.ENVIRONMENT_INIT in d for d in written] == [True, False] * 3
+    records = [json.loads(line) for line in out.splitlines() if '"environment/1"' in line]
+    assert len(records) == 3
+    assert len({r["environmentId"] for r in records}) == 3  # a new id at each restore
+    assert {r["initTime"] for r in records} == {round((SNAPSHOT_WALL + RESTORE_GAP) * 1000)}
     assert {d["_aws"]["Timestamp"] for d in written[::2]} == {
         round((SNAPSHOT_WALL + RESTORE_GAP) * 1000)
     }
@@ -181,3 +189,31 @@ def test_on_demand_ignores_a_wall_clock_jump(capsys: pytest.CaptureFixture[str])
         api.cue(shutdown(clocks))
     (ended,) = documents(capsys.readouterr().out)
     assert ended[schema.ENVIRONMENT_TIME_TO_FIRST_INVOKE] == pytest.approx(0.001, abs=0.002)
+
+
+def test_lean_restores_each_write_a_delta_pair_and_a_record_of_their_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Lean: nothing in the snapshot; per restore +1 at the restore, -1, a record, a new id."""
+    ids: list[object] = []
+    for _restore in range(2):
+        clocks = Clocks()
+        with extension(schema.INIT_SNAP_START, clocks, Interruptions(), "lean") as (api, _):
+            assert api.wait_polling(1)
+            assert documents(capsys.readouterr().out) == []  # nothing before the restore
+            clocks.restore()
+            api.cue(invoke())
+            assert api.wait_polling(2)
+            clocks.advance(4.0)
+            api.cue(shutdown(clocks))
+        out = capsys.readouterr().out
+        init, ended = documents(out)
+        restored_ms = round((SNAPSHOT_WALL + RESTORE_GAP) * 1000)
+        assert (init[schema.ENVIRONMENT_DELTA], ended[schema.ENVIRONMENT_DELTA]) == (1, -1)
+        assert init["_aws"]["Timestamp"] == restored_ms
+        (record,) = [json.loads(line) for line in out.splitlines() if '"environment/1"' in line]
+        assert (record["initTime"], record["initType"]) == (restored_ms, schema.INIT_SNAP_START)
+        assert record["lifetimeMs"] == pytest.approx(4000.0, abs=2)  # from the restore
+        assert record["invocations"] == 1
+        ids.append(record["environmentId"])
+    assert len(set(ids)) == 2
