@@ -53,7 +53,6 @@ readonly TOKEN_MAX=32
 readonly MAX_TEXT=256
 readonly MAX_LOG_LINE=1000 # characters of a log line's message, as extension/log.py
 readonly RESTORE_JUMP_MS=2000 # wall clock ahead of uptime by more than this: a restored snapshot
-readonly RECORD_TEXT_MAX=256 # environment_record.MAX_TEXT_LENGTH: text a record carries
 readonly RECORD_VERSION=environment/1
 readonly BASE_SETS='["FunctionName"],["FunctionName","FunctionVersion"],["FunctionName","InitType"]'
 
@@ -212,11 +211,9 @@ configure() {
         init_type=$token
     fi
     configure_profile
-    bounded_json "$function_name"
-    record_function_json=$json
-    trimmed "${AWS_LAMBDA_FUNCTION_VERSION:-}"
-    bounded_json "${trim:-\$LATEST}"
-    record_version_json=$json
+    # The record carries the same JSON strings (json_string caps them at MAX_TEXT bytes).
+    record_function_json=$function_json
+    record_version_json=$version_json
     base_values="\"FunctionName\":$function_json,\"FunctionVersion\":$version_json,\"InitType\":\"$init_type\""
     lean_values="\"FunctionName\":$function_json,\"InitType\":\"$init_type\""
 }
@@ -234,20 +231,6 @@ configure_profile() {
             metrics=lean
             ;;
     esac
-}
-
-bounded_json() {
-    # Sets $json: $1 cut to RECORD_TEXT_MAX bytes as a JSON string (json_string); a UTF-8
-    # character the cut would halve is dropped whole, so the line stays valid UTF-8.
-    local text=$1
-    if ((${#text} > RECORD_TEXT_MAX)); then
-        text=${text:0:RECORD_TEXT_MAX}
-        if [[ $text == *[$'\x80'-$'\xff'] ]]; then
-            text=${text%%*([$'\x80'-$'\xbf'])}
-            text=${text%[$'\xc0'-$'\xff']}
-        fi
-    fi
-    json_string "$text"
 }
 
 new_environment_id() {
