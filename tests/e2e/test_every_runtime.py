@@ -95,7 +95,11 @@ def no_python_run(rie_path: Path, layer_dir: Path) -> Run:
 def old_python_run(rie_path: Path, layer_dir: Path) -> Run:
     """The Python runtime with python3 < 3.10 first on PATH."""
     search_path = EnvironmentSettings().environ()["PATH"]
-    settings = settings_for(extra_env={"PATH": f"{old_python_dir()}:{search_path}"})
+    old = old_python_dir()
+    # As on those runtimes, Lambda's own /var/lang/bin/python3 is the old one too.
+    settings = settings_for(
+        extra_env={"PATH": f"{old}:{search_path}"}, lambda_python=str(Path(old) / "python3")
+    )
     return run_environment(rie_path, layer_dir, settings)
 
 

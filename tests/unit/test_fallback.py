@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from concurrency_observer import schema
+from concurrency_observer import environment_record, schema
 from concurrency_observer.extension.records import (
     Environment,
     ShutdownFacts,
@@ -254,25 +255,55 @@ def _lowers_to_ascii(text: str) -> bool:
 
 
 TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"))
+MAX_TEXT = environment_record.MAX_TEXT_LENGTH  # bytes: the fallback cuts every value there
+
+
+def capped(text: str) -> str:
+    """``text`` as the fallback keeps it: its first MAX_TEXT bytes, no character cut in half."""
+    return text.encode()[:MAX_TEXT].decode("utf-8", "ignore")
+
+
+# Values of Lambda's 4 KB of variables, in the shapes that made the old helpers quadratic.
+LONG_VALUES = [
+    "a!" * 2048,
+    "\x01" * 4096,
+    " " * 2000 + "x" + "\t" * 2000,
+    "é" * 2048,
+    "-" * 4095 + "A",
+    '"\\' * 2048,
+]
+
+
+def test_helpers_cut_long_values_and_stay_exact() -> None:
+    """4 KB values of every shape: each helper works on the first 256 bytes, exactly as Python."""
+    trims = _bash_function("trimmed", "trim", LONG_VALUES)
+    tokens = _bash_function("safe_token", "token", LONG_VALUES)
+    strings = _bash_function("json_string", "json", LONG_VALUES)
+    whitespace = " \t\n\v\f\r\x1c\x1d\x1e\x1f"
+    assert trims == [capped(v).strip(whitespace) for v in LONG_VALUES]
+    assert tokens == [schema.safe_token(capped(v)) for v in LONG_VALUES]
+    assert [json.loads(j) for j in strings] == [capped(v) for v in LONG_VALUES]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(TEXT.filter(lambda t: not _lowers_to_ascii(t)), min_size=1, max_size=20))
 def test_safe_token_matches_the_schema(values: list[str]) -> None:
     """The fallback's safe_token gives schema.safe_token's token for any text."""
-    assert _bash_function("safe_token", "token", values) == [schema.safe_token(v) for v in values]
+    expected = [schema.safe_token(capped(v)) for v in values]
+    assert _bash_function("safe_token", "token", values) == expected
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(TEXT, min_size=1, max_size=20))
 def test_json_string_round_trips(values: list[str]) -> None:
     """The fallback's json_string is a JSON string that decodes to the value itself."""
-    assert [json.loads(j) for j in _bash_function("json_string", "json", values)] == values
+    decoded = [json.loads(j) for j in _bash_function("json_string", "json", values)]
+    assert decoded == [capped(v) for v in values]
 
 
 @pytest.mark.parametrize(
     "prelude",
-    [":", "unset EPOCHREALTIME", "unset EPOCHREALTIME; PATH=/nonexistent"],
+    [":", "unset EPOCHREALTIME", "unset EPOCHREALTIME; date_command=/nonexistent"],
     ids=["epochrealtime", "date", "printf"],
 )
 def test_every_clock_gives_epoch_milliseconds(prelude: str) -> None:
@@ -375,12 +406,38 @@ def test_bootstrap_stays_parseable_by_old_pythons() -> None:
         subprocess.run([str(python), "-c", code, bootstrap], check=True, timeout=30)
 
 
+# Covers both places the launcher looks for bash besides PATH (/dev/null is not executable).
+WITHOUT_BASH = (
+    'for b in /bin/bash /usr/bin/bash; do [ -e "$b" ] && /usr/bin/mount --bind /dev/null "$b"; '
+    "done; "
+    'exec "$1"'
+)
+
+
+def in_mount_namespace(script: str, *args: str) -> list[str]:
+    """The command that runs ``script`` (sh -c) in a mount namespace of its own, with ``args``."""
+    rie.check_host()
+    shell = shutil.which("sh") or "/bin/sh"
+    unshare = [shutil.which("unshare") or "unshare", *rie.unshare_flags()]
+    return [*unshare, "--", shell, "-c", script, "sh", *args]
+
+
 def test_launcher_without_bash_says_so_in_one_line(layer: Path) -> None:
     """Neither python3 nor bash: one line saying the layer cannot run here (see without_bash)."""
-    process = run_to_end([str(layer / LAUNCHER_PATH)], {"PATH": "/nonexistent"})
+    command = in_mount_namespace(WITHOUT_BASH, str(layer / LAUNCHER_PATH))
+    process = run_to_end(command, {"PATH": "/nonexistent"})
     assert process.stdout == ""
-    assert process.stderr.count("\n") == 1
+    assert process.stderr.count("\n") == 1, process.stderr
     assert "no python3 >= 3.10 and no bash" in process.stderr
+
+
+def test_launcher_finds_bash_outside_path(layer: Path) -> None:
+    """A PATH without bash (the user's to set): /bin/bash or /usr/bin/bash runs the fallback."""
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        process = run_to_end([str(layer / LAUNCHER_PATH)], environment(api, PATH="/nonexistent"))
+    assert process.returncode == 0, process.stderr
+    assert len(documents(process.stdout)) == 2
+    assert "bash fallback" in process.stderr
 
 
 # Runs the sourced fallback with its wall clock jumping an hour ahead while it waits on its first
@@ -451,16 +508,12 @@ WITH_LAMBDA_PYTHON = (
 @pytest.mark.parametrize("first_on_path", ["old-python", "no-python"])
 def test_launcher_finds_var_lang_python(layer: Path, tools: str, first_on_path: str) -> None:
     """An old or no python3 on PATH, a 3.10+ /var/lang/bin/python3: the Python extension runs."""
-    rie.check_host()
     search_path = tools
     if first_on_path == "old-python":
         old = old_python()
         assert old is not None, "no python3 older than 3.10 under ~/.pyenv/versions"
         search_path = f"{old}:{tools}"
-    shell = shutil.which("sh") or "/bin/sh"
-    unshare = [shutil.which("unshare") or "unshare", *rie.unshare_flags()]
-    command = [*unshare, "--", shell, "-c", WITH_LAMBDA_PYTHON, "sh", str(layer / LAUNCHER_PATH)]
-    command.append(sys.executable)
+    command = in_mount_namespace(WITH_LAMBDA_PYTHON, str(layer / LAUNCHER_PATH), sys.executable)
     with FakeExtensionsApi([shutdown_event()]).running() as api:
         env = environment(api, PATH=search_path, CONCURRENCY_OBSERVER_SINK="emf")
         process = run_to_end(command, env)
@@ -470,11 +523,28 @@ def test_launcher_finds_var_lang_python(layer: Path, tools: str, first_on_path: 
     assert "sink emf" in process.stderr  # the Python extension's init line
 
 
+def test_an_old_var_lang_python_hands_over_to_python3_on_path(layer: Path, tools: str) -> None:
+    """/var/lang/bin/python3 older than 3.10, a 3.10+ python3 on PATH: that one runs."""
+    old = old_python()
+    assert old is not None, "no python3 older than 3.10 under ~/.pyenv/versions"
+    python_dir = str(Path(sys.executable).parent)
+    command = in_mount_namespace(
+        WITH_LAMBDA_PYTHON, str(layer / LAUNCHER_PATH), str(Path(old) / "python3")
+    )
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(api, PATH=f"{python_dir}:{tools}", CONCURRENCY_OBSERVER_SINK="emf")
+        process = run_to_end(command, env)
+    assert process.returncode == 0, process.stderr
+    assert len(documents(process.stdout)) == 2
+    assert "sink emf" in process.stderr, process.stderr
+
+
 def test_runs_in_bash_42_compatibility_mode_without_epochrealtime(tools: str) -> None:
     """BASH_COMPAT=4.2 and no $EPOCHREALTIME (as bash 4.2 on Amazon Linux 2): same records."""
-    script = 'unset EPOCHREALTIME; source "$1"; main concurrency-observer'
+    # After the source: the fallback unsets a BASH_COMPAT of the environment (not its to choose).
+    script = 'unset EPOCHREALTIME; source "$1"; BASH_COMPAT=4.2; main concurrency-observer'
     with FakeExtensionsApi([shutdown_event()]).running() as api:
-        env = environment(api, PATH=tools, BASH_COMPAT="4.2")
+        env = environment(api, PATH=tools)
         started = time.time()
         process = run_to_end([BASH, "-c", script, "bash", str(SOURCES / "fallback.sh")], env)
         finished = time.time()
@@ -483,3 +553,80 @@ def test_runs_in_bash_42_compatibility_mode_without_epochrealtime(tools: str) ->
     for document in (init, shutdown):
         assert_valid_emf(document)
     assert int(started * 1000) - 1 <= timestamp(init) <= timestamp(shutdown) <= finished * 1000 + 1
+
+
+def test_posix_mode_from_the_environment_survives_a_refused_connection(
+    layer: Path, tmp_path: Path
+) -> None:
+    """POSIXLY_CORRECT=1: a refused connection (an exec redirection failing) ends nothing."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    errors = tmp_path / "stderr"
+    env = {"PATH": "/nonexistent", "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}"}
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            [BASH, "-p", str(layer / FALLBACK_PATH), EXTENSION_NAME],
+            env={**env, "POSIXLY_CORRECT": "1"},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while "cannot register" not in errors.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alive = process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=20)
+    assert "cannot register" in errors.read_text()
+    assert alive
+    assert process.returncode == 0
+    assert len(documents(stdout)) == 2  # SIGTERM before registering: init and shutdown records
+
+
+def test_epochrealtime_from_the_environment_never_reaches_arithmetic(tmp_path: Path) -> None:
+    """On bash 4.2 $EPOCHREALTIME is the environment's: code in it is not run, the clock holds."""
+    mark = tmp_path / "ran"
+    script = 'unset EPOCHREALTIME; EPOCHREALTIME="$2"; source "$1"; now_ms; echo "$now"'
+    value = f"0+a[$(/usr/bin/touch {mark})]"
+    before = time.time()
+    output = subprocess.run(
+        [BASH, "-c", script, "bash", str(SOURCES / "fallback.sh"), value],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert not mark.exists()
+    assert int(before) * 1000 - 1000 <= int(output) <= time.time() * 1000 + 1
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "engine"),
+    [
+        ("exit 0", "bash fallback"),
+        ('echo "junk"; exit 1', "bash fallback"),
+        ("exec /usr/bin/sleep 600", "bash fallback"),
+        ('exec "$REAL_PYTHON" "$@"', "sink emf"),
+    ],
+    ids=["exits-0", "junk", "hangs", "a-wrapper-of-a-real-python"],
+)
+def test_launcher_probes_the_python3_on_path(
+    layer: Path, tools: str, tmp_path: Path, behaviour: str, engine: str
+) -> None:
+    """No /var/lang/bin/python3: a python3 on PATH runs the extension only if it proves it can."""
+    fake = tmp_path / "python3"
+    fake.write_text(f"#!/bin/sh\n{behaviour}\n")
+    fake.chmod(0o755)
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        env = environment(
+            api,
+            PATH=f"{tmp_path}:{tools}",
+            CONCURRENCY_OBSERVER_SINK="emf",
+            REAL_PYTHON=sys.executable,
+        )
+        process = run_to_end([str(layer / LAUNCHER_PATH)], env)
+    assert process.returncode == 0, process.stderr
+    assert len(documents(process.stdout)) == 2
+    assert engine in process.stderr, process.stderr
+    assert "junk" not in process.stdout + process.stderr

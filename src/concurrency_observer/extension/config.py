@@ -35,6 +35,7 @@ import re
 from concurrency_observer import schema
 from concurrency_observer.extension.frozen import value
 from concurrency_observer.extension.http11 import parse_url
+from concurrency_observer.extension.redaction import add_secret
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,6 +59,12 @@ DURATIONS_MS = {
     "PROMPT_THRESHOLD_MS": (round(schema.DEFAULT_PROMPT_THRESHOLD_S * 1000), 0, 3_600_000),
 }
 _MAX_DIGITS = 18  # more is not a duration in milliseconds (and int() has a digit limit)
+# Masked in every log line (redaction.py); the token file's contents are, once read.
+SECRET_VARIABLES = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
 DEFAULT_FUNCTION_NAME = "unknown"
 DEFAULT_FUNCTION_VERSION = "$LATEST"
 
@@ -136,7 +143,12 @@ class Config:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> tuple[Config, list[str]]:
-        """The configuration in ``environ`` and one warning line per invalid setting."""
+        """The configuration in ``environ`` and one warning line per invalid setting.
+
+        The secrets among the variables are registered with ``redaction`` on the way, used or
+        not: from then on no log line shows them."""
+        for secret in SECRET_VARIABLES:
+            add_secret(environ.get(secret))
         read = _Reader(environ)
         sink = read.choice("SINK", SINKS, "cloudwatch", upper=False)
         region = read.region()

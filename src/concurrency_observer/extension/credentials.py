@@ -23,6 +23,7 @@ import time
 
 from concurrency_observer.extension.config import Credentials
 from concurrency_observer.extension.http11 import Connection, HttpError, parse_url
+from concurrency_observer.extension.redaction import add_secret, redact
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,11 +72,13 @@ def _read_token_file(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as token_file:
             # As is, like botocore: a token with a line break is refused below, not trimmed.
-            return token_file.read()
+            token = token_file.read()
     except (OSError, UnicodeDecodeError) as error:
         raise CredentialsError(
             f"cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: {error}"
         ) from None
+    add_secret(token)  # read at each fetch: a rotated token is masked too
+    return token
 
 
 class ContainerCredentials:
@@ -140,7 +143,10 @@ class ContainerCredentials:
             connection.close()
         text = response.body.decode("utf-8", "replace")
         if response.status != 200:
-            raise CredentialsError(f"{self._endpoint.url}: HTTP {response.status}: {text[:200]}")
+            # An endpoint may echo the request, the authorization token included.
+            raise CredentialsError(
+                f"{self._endpoint.url}: HTTP {response.status}: {redact(text, 200)}"
+            )
         try:
             document = json.loads(text)
         except ValueError:

@@ -3,12 +3,15 @@
 Not the ``logging`` module: it imports ``threading``, ``traceback`` and ``string`` at every cold
 start, and the extension writes a handful of lines. Lambda sends an extension's stderr to the
 function's log stream; the lines belong to the user, so the default level (INFO) writes at most one
-line at init and one at shutdown.
+line at init and one at shutdown. Every line, at every level, passes through ``redaction.redact``
+first: no credential reaches the log, whatever a message quotes.
 """
 
 from __future__ import annotations
 
 import sys
+
+from concurrency_observer.extension.redaction import redact
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,12 +41,11 @@ class Logger:
         return LEVELS[level] >= self._threshold
 
     def log(self, level: str, message: str) -> None:
-        """Write ``message`` on one line if ``level`` is enabled; newlines are escaped and the
-        message is cut at ``MAX_MESSAGE`` characters."""
+        """Write ``message`` on one line if ``level`` is enabled: secrets masked, cut at
+        ``MAX_MESSAGE`` characters (an echoed setting or body can be any size), newlines escaped
+        (a value cannot start a line of its own, such as a forged EMF document)."""
         if self.enabled(level):
-            flat = message.replace("\r", "\\r").replace("\n", "\\n")
-            if len(flat) > MAX_MESSAGE:  # an echoed setting or body can be any size
-                flat = flat[: MAX_MESSAGE - 3] + "..."
+            flat = redact(message, MAX_MESSAGE).replace("\r", "\\r").replace("\n", "\\n")
             try:  # noqa: SIM105 (contextlib is not loaded at cold start; this code avoids it)
                 self._write(f"{PREFIX} {level} {flat}\n")
             except (OSError, ValueError):

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/bin/bash -p
 # concurrency-observer's dependency-free extension: bash and its /dev/tcp, nothing else (no curl,
 # no python). The launcher runs it where no python3 >= 3.10 exists (Node.js, Java, .NET, Ruby,
 # provided.al2023, python3.8/3.9) and where it is the cheaper of the two (SHUTDOWN only + emf).
@@ -24,6 +24,21 @@
 # $1: the name to register under (the launcher's file name): Lambda knows an external extension,
 # the kind that gets SHUTDOWN, by the name of its executable in /opt/extensions.
 # Sourced (tests), it only defines its functions; main runs it.
+#
+# The environment is the function's, and a user's: nothing in it may program this shell, and no
+# value in it is ever evaluated, only copied as data (docs/runtimes.md, "A hostile environment").
+# -p (privileged mode: the #! line, and `bash -p` from the launcher) keeps bash from reading
+# $BASH_ENV and $ENV, from parsing $SHELLOPTS and $BASHOPTS and from importing functions
+# (BASH_FUNC_*%%), on bash 4.2 as on 5.x. It leaves the rest, undone here before anything runs:
+# POSIXLY_CORRECT (POSIX mode, where a failed redirection of exec ends the shell), FUNCNEST (a
+# function depth limit), TMOUT (a default timeout for read), BASH_COMPAT, EXECIGNORE, CDPATH,
+# GLOBIGNORE; IFS is reset by bash itself, and again here. Every value is cut at MAX_TEXT bytes
+# before any work on it, and every helper makes a few passes over it: linear time, bounded.
+unset -v POSIXLY_CORRECT POSIX_PEDANTIC FUNCNEST TMOUT BASH_COMPAT EXECIGNORE CDPATH GLOBIGNORE
+set +o posix
+IFS=$' \t\n'
+shopt -u expand_aliases
+unalias -a
 
 # Bytes, not characters: ranges, ${v,,} and read -N then behave the same in every locale.
 export LC_ALL=C
@@ -33,20 +48,42 @@ readonly LOG_PREFIX='[concurrency-observer]'
 readonly API_PATH=/2020-01-01/extension
 readonly DEFAULT_NAMESPACE=ConcurrencyObserver
 readonly TOKEN_MAX=32
+# A value from the environment or the Extensions API is cut to this many bytes before anything
+# else is done with it (environment_record.MAX_TEXT_LENGTH: longer is no Lambda name or token).
+readonly MAX_TEXT=256
+readonly MAX_LOG_LINE=1000 # characters of a log line's message, as extension/log.py
 readonly RESTORE_JUMP_MS=2000 # wall clock ahead of uptime by more than this: a restored snapshot
-readonly RECORD_TEXT_MAX=256 # environment_record.MAX_TEXT_LENGTH: text a record carries
 readonly RECORD_VERSION=environment/1
 readonly BASE_SETS='["FunctionName"],["FunctionName","FunctionVersion"],["FunctionName","InitType"]'
+
+external() {
+    # Sets $found: /bin/$1 or /usr/bin/$1, where every Lambda image has it, else $1 from PATH (a
+    # PATH without /bin is the user's to set, and must not leave the backoff without a sleep).
+    local dir
+    found=$1
+    for dir in /bin /usr/bin; do
+        if [[ -x $dir/$1 ]]; then
+            found=$dir/$1
+            return
+        fi
+    done
+}
+external sleep
+sleep_command=$found
+external date
+date_command=$found
 
 now_ms() {
     # Sets $now: epoch milliseconds (wall clock). bash 5 has $EPOCHREALTIME (its decimal point
     # follows the locale, hence the pattern); bash 4.2 forks date (at init and at shutdown only);
     # printf's %(%s)T, the last resort, is whole seconds.
+    # On bash 4.2 $EPOCHREALTIME is an ordinary variable the environment may set to anything: only
+    # digits reach arithmetic (where text such as a[$(cmd)] would run cmd).
     local stamp
-    if [[ -n ${EPOCHREALTIME:-} ]]; then
+    if [[ ${#EPOCHREALTIME} -lt 30 && ${EPOCHREALTIME:-} == [0-9]*([0-9])[.,][0-9][0-9][0-9]*([0-9]) ]]; then
         stamp=${EPOCHREALTIME/[.,]/}
         now=$((10#${stamp:0:${#stamp}-3}))
-    elif stamp=$(date +%s%3N 2>/dev/null) && [[ $stamp == +([0-9]) ]]; then
+    elif stamp=$("$date_command" +%s%3N 2>/dev/null) && [[ $stamp == +([0-9]) && ${#stamp} -lt 19 ]]; then
         now=$((10#$stamp))
     else
         printf -v stamp '%(%s)T' -1
@@ -67,45 +104,69 @@ uptime_ms() {
 log_line() {
     # log_line LEVEL MESSAGE...: one line on stderr (the function's log stream), unless
     # CONCURRENCY_OBSERVER_LOG_LEVEL is above LEVEL (ERROR > WARNING > INFO, as extension/log.py).
+    # A line break in a value (a function name) is written as \n: a value cannot start a line of
+    # its own, such as a forged EMF document.
     case "$1/${log_level:-INFO}" in
         INFO/ERROR | INFO/WARNING | WARNING/ERROR) return 0 ;;
     esac
-    printf '%s %s %s\n' "$LOG_PREFIX" "$1" "${*:2}" >&2 || :
+    local message=${*:2}
+    message=${message:0:MAX_LOG_LINE}
+    message=${message//$'\n'/\\n}
+    message=${message//$'\r'/\\r}
+    printf '%s %s %s\n' "$LOG_PREFIX" "$1" "$message" >&2 || :
+}
+
+capped() {
+    # Sets $text: $1 cut to MAX_TEXT bytes, and back to the start of a UTF-8 character it cut.
+    text=${1:0:MAX_TEXT}
+    local continuation=$'[\x80-\xbf]'
+    # shellcheck disable=SC2053 # the pattern is a byte class, unquoted on purpose
+    if [[ ${1:MAX_TEXT:1} == $continuation ]]; then
+        while [[ -n $text && ${text: -1} == $continuation ]]; do text=${text%?}; done
+        text=${text%?} # the sequence's lead byte
+    fi
 }
 
 trimmed() {
-    # Sets $trim: $1 without leading and trailing whitespace (str.strip(): ASCII and \x1c-\x1f).
-    local ws=$' \t\n\v\f\r\x1c\x1d\x1e\x1f'
-    trim=${1##+(["$ws"])}
-    trim=${trim%%+(["$ws"])}
+    # Sets $trim: $1 (capped) without leading and trailing whitespace (str.strip(): ASCII and
+    # \x1c-\x1f). Each removal takes the run of whitespace found by one scan, as a literal.
+    local ws=$' \t\n\v\f\r\x1c\x1d\x1e\x1f' text
+    capped "$1"
+    text=${text#"${text%%[!"$ws"]*}"}
+    trim=${text%"${text##*[!"$ws"]}"}
 }
 
 safe_token() {
     # Sets $token like schema.safe_token: lower-case, runs of anything but [a-z0-9_.-] become
-    # one "-", no "-" at either end, at most 32 characters, "unknown" when nothing is left.
-    local raw=${1,,}
-    raw=${raw//+([^a-z0-9_.-])/-}
-    raw=${raw##+(-)}
-    raw=${raw%%+(-)}
+    # one "-", no "-" at either end, at most 32 characters, "unknown" when nothing is left. Each
+    # unsafe byte becomes \x01 (itself unsafe) in one pass, runs of it are halved until single.
+    local text raw mark=$'\x01'
+    capped "$1"
+    raw=${text,,}
+    raw=${raw//[^a-z0-9_.-]/$mark}
+    while [[ $raw == *"$mark$mark"* ]]; do raw=${raw//"$mark$mark"/$mark}; done
+    raw=${raw//"$mark"/-}
+    raw=${raw#"${raw%%[!-]*}"}
+    raw=${raw%"${raw##*[!-]}"}
     token=${raw:0:TOKEN_MAX}
     token=${token:-unknown}
 }
 
 json_string() {
-    # Sets $json: $1 as a JSON string. Control characters are rare (a setting with a newline), so
-    # the byte loop runs only when there is one.
-    local text=${1//\\/\\\\} out='' char code i
+    # Sets $json: $1 (capped) as a JSON string: backslashes and quotes escaped, and each control
+    # character present as \u00XX, one replacement pass per character (at most 32).
+    local text code hex char escaped
+    capped "$1"
+    text=${text//\\/\\\\}
     text=${text//\"/\\\"}
     if [[ $text == *[[:cntrl:]]* ]]; then
-        for ((i = 0; i < ${#text}; i++)); do
-            char=${text:i:1}
-            if [[ $char == [[:cntrl:]] ]]; then
-                printf -v code '%d' "'$char"
-                printf -v char '\\u%04x' "$code"
-            fi
-            out+=$char
+        for code in {1..31} 127; do
+            printf -v hex '%02x' "$code"
+            printf -v char '%b' "\\x$hex"
+            [[ $text == *"$char"* ]] || continue
+            printf -v escaped '\\u%04x' "$code"
+            text=${text//"$char"/$escaped}
         done
-        text=$out
     fi
     json="\"$text\""
 }
@@ -150,11 +211,9 @@ configure() {
         init_type=$token
     fi
     configure_profile
-    bounded_json "$function_name"
-    record_function_json=$json
-    trimmed "${AWS_LAMBDA_FUNCTION_VERSION:-}"
-    bounded_json "${trim:-\$LATEST}"
-    record_version_json=$json
+    # The record carries the same JSON strings (json_string caps them at MAX_TEXT bytes).
+    record_function_json=$function_json
+    record_version_json=$version_json
     base_values="\"FunctionName\":$function_json,\"FunctionVersion\":$version_json,\"InitType\":\"$init_type\""
     lean_values="\"FunctionName\":$function_json,\"InitType\":\"$init_type\""
 }
@@ -172,20 +231,6 @@ configure_profile() {
             metrics=lean
             ;;
     esac
-}
-
-bounded_json() {
-    # Sets $json: $1 cut to RECORD_TEXT_MAX bytes as a JSON string (json_string); a UTF-8
-    # character the cut would halve is dropped whole, so the line stays valid UTF-8.
-    local text=$1
-    if ((${#text} > RECORD_TEXT_MAX)); then
-        text=${text:0:RECORD_TEXT_MAX}
-        if [[ $text == *[$'\x80'-$'\xff'] ]]; then
-            text=${text%%*([$'\x80'-$'\xbf'])}
-            text=${text%[$'\xc0'-$'\xff']}
-        fi
-    fi
-    json_string "$text"
 }
 
 new_environment_id() {
@@ -302,7 +347,7 @@ backoff=0
 next_backoff() {
     # Sleeps 0.05 s, doubled per consecutive failure up to 5 s: no busy loop, and no giving up.
     local delays=(0.05 0.1 0.2 0.4 0.8 1.6 3.2 5)
-    sleep "${delays[backoff]}" 2>/dev/null || sleep 1
+    "$sleep_command" "${delays[backoff]}" 2>/dev/null || "$sleep_command" 1 2>/dev/null || :
     if ((backoff < ${#delays[@]} - 1)); then backoff=$((backoff + 1)); fi
 }
 
@@ -380,7 +425,10 @@ main() {
     trap '' PIPE
     configure
     trap 'finish sigterm' TERM
-    api=${AWS_LAMBDA_RUNTIME_API:-}
+    # host:port, set by Lambda; anything else could only make the requests say something else.
+    capped "${AWS_LAMBDA_RUNTIME_API:-}"
+    api=$text
+    [[ $api == *[!A-Za-z0-9.:_-]* ]] && api=''
     api_host=${api%:*}
     api_port=${api##*:}
     extension_name=${1:-${0##*/}}

@@ -1,22 +1,36 @@
-#!/bin/sh
+#!/bin/sh -p
 # Lambda starts every executable in /opt/extensions at init; this file's name is the extension's
 # name.
-# It picks what runs, without starting any extra process (no version probe, no dirname/basename):
-# - python3 >= 3.10 (the first python3 on PATH, else /var/lang/bin/python3): the full extension,
-#   run isolated (-I: no user site, no PYTHON* variables, no script dir on sys.path), without site
-#   (-S: faster start) and without writing bytecode to the read-only /opt (-B). bootstrap.py checks
-#   the version itself and comes back here with --no-python when it is too old;
+# It picks what runs, starting no extra process in the usual case (docs/runtimes.md, "Which
+# program runs"):
+# - /var/lang/bin/python3, the interpreter of Lambda's Python runtimes, when it exists: the full
+#   extension, run isolated (-I: no user site, no PYTHON* variables, no script dir on sys.path),
+#   without site (-S: faster start) and without writing bytecode to the read-only /opt (-B).
+#   bootstrap.py checks the version itself and comes back here with --path-python when it is
+#   older than 3.10;
+# - else the first python3 on PATH, once a probe bounded in time (probe_python) has seen it run
+#   Python 3.10+: a python3 that is old, broken, prints junk or hangs costs at most that bound;
 # - otherwise, and for SHUTDOWN only + emf where it is the cheaper one (docs/benchmarks.md): the
-#   bash fallback, which records init and shutdown only (docs/runtimes.md);
+#   bash fallback, which records init and shutdown only (docs/runtimes.md), run with bash -p;
 # - no bash either: one line and an exit, the least harmful of two failures (see without_bash).
 # Any exit before SHUTDOWN is an Extension.Crash that fails every invoke: but for that last case,
 # this script never exits, it is replaced.
+#
+# The environment is the function's, and a user's: nothing in it may program this shell. -p on
+# the #! line keeps sh (bash, as /bin/sh is on Amazon Linux) from reading $ENV and $BASH_ENV,
+# parsing $SHELLOPTS and $BASHOPTS and importing functions; what -p leaves is undone here before
+# anything else runs. No value of the environment is ever evaluated, only compared.
+IFS=' 	
+'
+unset -v EXECIGNORE FUNCNEST BASH_COMPAT CDPATH GLOBIGNORE TMOUT 2>/dev/null
 case "$0" in
     */*) extensions_dir="${0%/*}" ;;
     *) extensions_dir=. ;;
 esac
 code_dir="$extensions_dir/../concurrency-observer"
 name="${0##*/}"
+lambda_python=/var/lang/bin/python3
+probe_timeout_s=2 # how long a python3 from PATH may take to prove it runs Python 3.10+
 
 without_bash() {
     # No bash, no python: nothing here can speak HTTP, so nothing can register. Measured under the
@@ -29,15 +43,65 @@ without_bash() {
 }
 
 run_fallback() {
+    # bash from PATH, else where every Lambda image has it (a PATH without /bin is the user's).
     if command -v bash >/dev/null 2>&1; then
-        exec bash "$code_dir/fallback.sh" "$name"
+        exec bash -p "$code_dir/fallback.sh" "$name"
     fi
+    for bash in /bin/bash /usr/bin/bash; do
+        if [ -x "$bash" ]; then
+            exec "$bash" -p "$code_dir/fallback.sh" "$name"
+        fi
+    done
     without_bash
 }
 
-if [ "${1:-}" = --no-python ]; then
-    run_fallback
-fi
+probe_python() {
+    # probe_python PATH: whether PATH runs Python 3.10+ code, answered within $probe_timeout_s.
+    # The exit status asked for (100-199, from this shell's pid) proves that it ran this line: a
+    # failing or fake interpreter exits 0, 1, 127 or some constant. A watchdog kills a probe that
+    # hangs. Costs one interpreter start, and only off the Lambda Python runtimes (they have
+    # /var/lang/bin/python3). Its output goes nowhere: junk cannot reach the function's log.
+    expected=$(($$ % 100 + 100))
+    "$1" -I -S -c 'import sys; sys.exit(int(sys.argv[1]) if sys.version_info >= (3, 10) else 3)' \
+        "$expected" </dev/null >/dev/null 2>&1 &
+    probe=$!
+    watchdog=''
+    for sleep in /bin/sleep /usr/bin/sleep; do
+        [ -x "$sleep" ] || continue
+        (
+            # Stopped by TERM when the probe ends first: take the sleep along, leave nothing.
+            trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+            "$sleep" "$probe_timeout_s" &
+            nap=$!
+            wait "$nap" && kill -9 "$probe"
+        ) </dev/null >/dev/null 2>&1 &
+        watchdog=$!
+        break
+    done
+    wait "$probe" 2>/dev/null # bash reports a killed job on stderr: not the function's log
+    answer=$?
+    if [ -n "$watchdog" ]; then
+        kill "$watchdog" 2>/dev/null
+        wait "$watchdog" # reaped here: the python3 this shell becomes would leave a zombie
+    fi
+    [ "$answer" = "$expected" ]
+}
+
+run_path_python() {
+    # The first python3 on PATH, when it is not Lambda's (already tried) and passes the probe.
+    python=$(command -v python3 2>/dev/null) || run_fallback
+    case "$python" in
+        "$lambda_python" | '') run_fallback ;;
+    esac
+    probe_python "$python" || run_fallback
+    # The file name goes along: it is the name the extension must register under.
+    exec "$python" -I -S -B "$code_dir/bootstrap.py" "$name" path
+}
+
+case "${1:-}" in
+    --no-python) run_fallback ;;
+    --path-python) run_path_python ;; # /var/lang/bin/python3 was older than 3.10
+esac
 
 # The choice for SHUTDOWN only + emf (CONCURRENCY_OBSERVER_ENGINE: auto, python or bash).
 case "${CONCURRENCY_OBSERVER_ENGINE:-auto}" in
@@ -50,12 +114,7 @@ case "${CONCURRENCY_OBSERVER_ENGINE:-auto}" in
         ;;
 esac
 
-if command -v python3 >/dev/null 2>&1; then
-    python=python3
-elif [ -x /var/lang/bin/python3 ]; then
-    python=/var/lang/bin/python3
-else
-    run_fallback
+if [ -x "$lambda_python" ]; then
+    exec "$lambda_python" -I -S -B "$code_dir/bootstrap.py" "$name" lambda
 fi
-# The file name goes along: it is the name the extension must register under.
-exec "$python" -I -S -B "$code_dir/bootstrap.py" "$name"
+run_path_python

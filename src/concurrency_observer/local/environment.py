@@ -136,6 +136,11 @@ class EnvironmentSettings:
     ``("/bin/bash", str(BASH_RUNTIME))``; ``hidden_paths`` are covered inside the environment's
     own mount namespace (a file by ``/dev/null``, a directory by an empty one; missing ones are
     skipped), e.g. ``python3_paths(...)`` to run it as a runtime without python3.
+    ``lambda_python`` is the interpreter the environment has at ``/var/lang/bin/python3``, as
+    Lambda's Python runtimes do (``/var`` is then a tmpfs of the environment's mount namespace):
+    by default the runtime's own (this interpreter; the system's python3 in the Managed Instances
+    mode), ``None`` for none, as on every other runtime and whenever ``hidden_paths`` covers
+    ``/var/lang/bin``. ``sh_is_bash`` bind-mounts bash over ``/bin/sh``, as Amazon Linux has it.
     """
 
     function_name: str = "concurrency-observer-local"
@@ -150,10 +155,21 @@ class EnvironmentSettings:
     max_concurrency: int | None = None
     runtime_command: tuple[str, ...] | None = None
     hidden_paths: tuple[str, ...] = ()
+    lambda_python: str | None = sys.executable
+    sh_is_bash: bool = False
     emulate_telemetry: bool = False
     # Where the output goes when the environment is closed, as Lambda delivers it to the
     # function's log group (``local.log_delivery``); None: it stays in ``output`` only.
     output_sink: OutputSink | None = field(default=None, compare=False)
+
+    def lambda_python_target(self) -> str | None:
+        """What ``/var/lang/bin/python3`` is inside the environment, ``None`` when it is absent."""
+        if self.lambda_python is None or LAMBDA_PYTHON_DIR in self.hidden_paths:
+            return None
+        if self.max_concurrency is not None and self.lambda_python == sys.executable:
+            # The LMI mode's unprivileged runtime cannot read this venv: the system's python3.
+            return shutil.which("python3", path=_LMI_PATH)
+        return self.lambda_python
 
     def rie_options(self) -> list[str]:
         """The RIE's own options these settings ask for (before the runtime's command)."""
@@ -201,6 +217,20 @@ def python3_paths(search_path: str) -> tuple[str, ...]:
     """
     found = [str(Path(d) / "python3") for d in search_path.split(":") if d]
     return (*dict.fromkeys(p for p in found if os.path.lexists(p)), LAMBDA_PYTHON_DIR)
+
+
+def _lambda_python_commands(target: str, var_is_tmpfs: bool) -> str:
+    """Shell commands giving the environment ``/var/lang/bin/python3`` (``target``), each followed
+    by ``&&``; ``/var`` becomes a tmpfs first unless it is one already (Managed Instances)."""
+    tmpfs = "" if var_is_tmpfs else "mount -t tmpfs -o mode=755 tmpfs /var && "
+    return (
+        f"{tmpfs}mkdir -p {LAMBDA_PYTHON_DIR} /var/tmp && chmod 1777 /var/tmp && "
+        f"ln -s {shlex.quote(target)} {LAMBDA_PYTHON_DIR}/python3 && "
+    )
+
+
+# bash over /bin/sh (through the link, if /bin/sh is one): sh is bash, as on Amazon Linux.
+_SH_IS_BASH: Final = "mount --bind /bin/bash /bin/sh && "
 
 
 def _hide_commands(hidden: tuple[str, ...], empty_dir: Path) -> str:
@@ -366,6 +396,14 @@ class LambdaEnvironment:
             script = _MOUNT_LMI_AND_EXEC
             mount_args = [str(layer_dir), str(self._lmi_task_dir())]
             runtime = ()  # the LMI mode runs /var/task/bootstrap
+        lambda_python = self.settings.lambda_python_target()
+        if lambda_python is not None:
+            lmi = self.settings.max_concurrency is not None
+            script = script.replace(
+                "exec ", _lambda_python_commands(lambda_python, lmi) + "exec ", 1
+            )
+        if self.settings.sh_is_bash:
+            script = script.replace("exec ", _SH_IS_BASH + "exec ", 1)
         if self.settings.hidden_paths:
             empty_dir = self._work_dir / "hidden"
             empty_dir.mkdir(exist_ok=True)

@@ -249,3 +249,58 @@ def aws_error(code: str, message: str = "error") -> bytes:
         f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
         f"<Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
     ).encode()
+
+
+# How an EchoingServer puts the request it received into its answer.
+ECHO_STYLES = ("aws-xml", "aws-xml-long", "plain", "json")
+
+
+def echo_of(request: ReceivedRequest, style: str) -> bytes:
+    """An answer body that repeats ``request`` (target, headers, body) the way some servers do."""
+    headers = "\n".join(f"{name}: {value}" for name, value in request.headers.items())
+    dump = f"{request.method} {request.path}\n{headers}\n\n{request.body.decode(errors='replace')}"
+    if style == "aws-xml":  # the token and signature, short enough for <Message> to be quoted
+        token = request.headers.get("X-Amz-Security-Token", "")
+        signature = request.headers.get("Authorization", "").rpartition("Signature=")[2]
+        message = f"X-Amz-Security-Token={token}, Signature={signature}"
+        return aws_error("AccessDenied", f"not allowed: {message}")
+    if style == "aws-xml-long":  # the whole request: too long for <Message>, quoted from the top
+        return aws_error("AccessDenied", dump.replace("<", "&lt;"))
+    if style == "json":
+        return json.dumps({"message": "denied", "request": dump}).encode()
+    return dump.encode()
+
+
+class EchoingServer:
+    """Answers every GET and POST with ``status`` and an echo of the request (``ECHO_STYLES``),
+    as a misconfigured proxy or endpoint may: the extension must not log what it echoes."""
+
+    def __init__(self, status: int, style: str = "plain") -> None:
+        assert style in ECHO_STYLES, style
+        self.status = status
+        self.style = style
+        self.requests: list[ReceivedRequest] = []
+        echoing = self
+
+        class Handler(QuietHandler):
+            def _echo(self) -> None:
+                received = self.read_request()
+                echoing.requests.append(received)
+                self.reply(
+                    echoing.status, echo_of(received, echoing.style), content_type="text/xml"
+                )
+
+            def do_GET(self) -> None:
+                self._echo()
+
+            def do_POST(self) -> None:
+                self._echo()
+
+        self._server = LocalServer(Handler)
+        self.address = self._server.address
+
+    @contextmanager
+    def running(self) -> Iterator[EchoingServer]:
+        """Serve for the block."""
+        with serving(self._server):
+            yield self
