@@ -109,6 +109,7 @@ def measure(run: Run, variant: Variant, round_index: int) -> Sample:
             **variant.settings,
             "CONCURRENCY_OBSERVER_NAMESPACE": namespace,
         },
+        emulate_telemetry=variant.emulate_telemetry,
     )
     since = datetime.now(timezone.utc)
     environment = LambdaEnvironment(variant.layer, settings, name=f"bench-{variant.name}")

@@ -19,6 +19,10 @@ CLOUDWATCH = "cloudwatch"
 CLOUDWATCH_HTTPS = "cloudwatch-https"
 SHUTDOWN_ONLY = "shutdown-only"
 FALLBACK = "fallback"
+TELEMETRY = "telemetry"
+# The Telemetry listener is on by default only while it keeps the Python extension within these.
+TELEMETRY_INIT_LIMIT = 1.2  # x the floor's added init
+TELEMETRY_RSS_LIMIT_MB = 1.0  # over today's extension (emf, telemetry off)
 
 SHUTDOWN_DEADLINE_MS = 2000.0  # what the RIE (and Lambda) give extensions after SHUTDOWN
 # "Well inside" the deadline: half of it, leaving the other half for a slow Lambda host.
@@ -260,6 +264,8 @@ def evaluate(summaries: Sequence[Summary], ssl: SslCost) -> list[Target]:
                 None if gap is None else gap <= WARM_P50_SLACK_MS,
             )
         )
+    if TELEMETRY in by_name:
+        targets.extend(_telemetry_targets(by_name[TELEMETRY], by_name.get(EMF), floor))
     for summary in summaries:
         if summary.variant in (NONE, FLOOR):
             continue
@@ -275,6 +281,21 @@ def evaluate(summaries: Sequence[Summary], ssl: SslCost) -> list[Target]:
             )
         )
     return targets
+
+
+def _telemetry_targets(mine: Summary, today: Summary | None, floor: Summary) -> list[Target]:
+    """Whether the Telemetry listener may be on by default: added init within 1.2x the floor's,
+    RSS within 1 MB of today's extension (``emf`` with the Telemetry API off)."""
+    init = _init_target("init, telemetry (default on?)", mine, floor, TELEMETRY_INIT_LIMIT)
+    today_mb = today.rss_mb if today is not None else None
+    extra = mine.rss_mb - today_mb if mine.rss_mb is not None and today_mb is not None else None
+    rss = Target(
+        "RSS, telemetry (default on?)",
+        f"RSS <= emf's + {TELEMETRY_RSS_LIMIT_MB:.0f} MB",
+        f"{_fmt(mine.rss_mb, ' MB')} vs {_fmt(today_mb, ' MB')} (+{_fmt(extra, ' MB', 2)})",
+        None if extra is None else extra <= TELEMETRY_RSS_LIMIT_MB,
+    )
+    return [init, rss]
 
 
 def _cloudwatch_rss_target(mine: Summary, floor: Summary, ssl: SslCost) -> Target:

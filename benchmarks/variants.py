@@ -12,7 +12,11 @@
    difference from ``emf`` is the INVOKE subscription (the Python extension, held to it with
    ``CONCURRENCY_OBSERVER_ENGINE=python``: the launcher would pick the fallback for this setting);
 7. ``fallback``: the same settings through the launcher's own choice, the layer's bash fallback:
-   what runs on every runtime without python3 3.10+, and for SHUTDOWN only + ``emf``.
+   what runs on every runtime without python3 3.10+, and for SHUTDOWN only + ``emf``;
+8. ``telemetry``: ``emf`` subscribed to the Telemetry API, its listener fed by the harness's
+   emulator (the RIE's default mode only stubs the API) with each init's and each invoke's
+   platform events, as on Lambda. ``emf`` and the others run with the Telemetry API off
+   (``CONCURRENCY_OBSERVER_TELEMETRY=off``): today's extension, the yardstick of its cost.
 """
 
 from __future__ import annotations
@@ -31,11 +35,22 @@ from benchmarks.results import (
     FLOOR,
     NONE,
     SHUTDOWN_ONLY,
+    TELEMETRY,
 )
 from concurrency_observer.layer import build_layer, extract_layer
 
 FLOOR_LAYER = Path(__file__).resolve().parent / "floor_layer"
-ALL_VARIANTS = (NONE, FLOOR, EMF, EMF_FULL, CLOUDWATCH, CLOUDWATCH_HTTPS, SHUTDOWN_ONLY, FALLBACK)
+ALL_VARIANTS = (
+    NONE,
+    FLOOR,
+    EMF,
+    EMF_FULL,
+    CLOUDWATCH,
+    CLOUDWATCH_HTTPS,
+    SHUTDOWN_ONLY,
+    FALLBACK,
+    TELEMETRY,
+)
 # What our layer logs when its bash fallback runs; a variant checks it ran the engine it names.
 FALLBACK_MARK = "bash fallback"
 
@@ -51,6 +66,7 @@ class Variant:
     subscribes_invoke: bool = True
     engine: str | None = None  # ours: "python" or "bash" (the fallback); None: not our layer
     metrics: str = "lean"  # ours: the metric profile (CONCURRENCY_OBSERVER_METRICS)
+    emulate_telemetry: bool = False  # the harness serves the Telemetry API (the RIE stubs it)
 
     @property
     def has_extension(self) -> bool:
@@ -94,7 +110,7 @@ def make_variants(
     names: tuple[str, ...] = ALL_VARIANTS,
 ) -> list[Variant]:
     """The variants named in ``names``; a cloudwatch variant only with its endpoint."""
-    emf = {"CONCURRENCY_OBSERVER_SINK": "emf"}
+    emf = {"CONCURRENCY_OBSERVER_SINK": "emf", "CONCURRENCY_OBSERVER_TELEMETRY": "off"}
     shutdown_only = {**emf, "CONCURRENCY_OBSERVER_EVENTS": "SHUTDOWN"}
     made = {
         NONE: Variant(NONE, layers.none),
@@ -119,12 +135,21 @@ def make_variants(
         FALLBACK: Variant(
             FALLBACK, layers.ours, shutdown_only, sink="emf", subscribes_invoke=False, engine="bash"
         ),
+        TELEMETRY: Variant(
+            TELEMETRY,
+            layers.ours,
+            {**emf, "CONCURRENCY_OBSERVER_TELEMETRY": "on"},
+            sink="emf",
+            engine="python",
+            emulate_telemetry=True,
+        ),
     }
     for name, endpoint in endpoints.items():
         # The harness sets the region and dummy credentials; the certificate is trusted through
         # OpenSSL's own SSL_CERT_FILE, so the extension's code runs as on AWS.
         settings = {
             "CONCURRENCY_OBSERVER_SINK": "cloudwatch",
+            "CONCURRENCY_OBSERVER_TELEMETRY": "off",
             "AWS_ENDPOINT_URL_CLOUDWATCH": endpoint.url,
         }
         if endpoint.cert is not None:

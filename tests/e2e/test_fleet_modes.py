@@ -5,8 +5,9 @@
 - A runtime without python3 (``simulate --runtime bash``): the layer's bash fallback writes EMF
   lines, one provisioned environment (held at the bash runtime's init gate) and on-demand ones.
 
-Both verdicts must MATCH on inits and shutdowns, per init type and in total, and list
-invocations and the FirstInvoke classes as not recorded.
+Both verdicts must MATCH on inits and shutdowns, per init type and in total. Under LMI the
+Telemetry API's platform events give the records every invocation and class, which are compared
+too; the bash fallback lists them as not recorded.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def test_managed_instances_fleet_matches_on_inits_and_shutdowns(
     rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch
 ) -> None:
     """A burst of 6 packs 3 per LMI environment; the lean metric and the records have exactly
-    its inits and shutdowns, one record per environment, and no invocation counts."""
+    its inits and shutdowns, one record per environment, and (from the Telemetry API) its
+    invocations and FirstInvoke classes."""
     settings = SimulationSettings(
         provisioned=0,
         rate=1.0,
@@ -76,16 +78,23 @@ def test_managed_instances_fleet_matches_on_inits_and_shutdowns(
     assert [c.to_dict() for c in checks if not c.matches] == []
     assert {(c.metric, c.init_type) for c in checks} == {
         (metric, init_type)
-        for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN, RECORDS)
+        for metric in (
+            schema.ENVIRONMENT_INIT,
+            schema.ENVIRONMENT_SHUTDOWN,
+            schema.ENVIRONMENT_INVOCATIONS,
+            RECORDS,
+        )
         for init_type in (LMI, None)
     }
+    assert {c.first_invoke for c in checks} == {None, *schema.FIRST_INVOKE_CLASSES}
+    assert recording.invocations
+    assert unrecorded_figures(truth, recording) == []
     assert outcome.report is not None
-    assert outcome.report.invocations.total == 0  # SHUTDOWN only
+    assert outcome.report.invocations.total == truth.invocations_total  # platform.start/report
     assert outcome.metric_streams == 1  # EnvironmentDelta for lambda-managed-instances
-    unrecorded = unrecorded_figures(truth, recording)
-    assert (schema.ENVIRONMENT_INVOCATIONS, None, truth.invocations_total) in {
-        (c.metric, c.init_type, c.truth) for c in unrecorded
-    }
+    assert outcome.report.platform is not None
+    most = [m.max_concurrent for m in outcome.report.platform.managed_instances]
+    assert max(n for n in most if n is not None) == CONCURRENCY  # the burst, seen by the platform
     sessions = [getattr(e, "session_id", None) for e in simulation.fleet.environments()]
     assert [s for s in sessions if s is not None and processes_in_session(s)] == []
 

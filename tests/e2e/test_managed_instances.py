@@ -71,8 +71,9 @@ def test_lmi_concurrent_invokes_one_init_one_shutdown(rie_path: Path, layer_dir:
     (record,) = environment_records(output, settings.function_name)
     assert record["initType"] == schema.INIT_MANAGED_INSTANCES
     assert record["shutdownReason"] == "spindown"
-    assert "invocations" not in record  # LMI does not tell extensions
-    assert "firstInvoke" not in record
+    # LMI sends extensions no INVOKE; the Telemetry API's platform.start/report count them.
+    assert record["invocations"] == CONCURRENCY * ROUNDS
+    assert record["firstInvoke"] == schema.FIRST_INVOKE_PROMPT
     assert record["lifetimeMs"] > 0
 
 

@@ -11,6 +11,10 @@ those its script says to fail: so the extension, unchanged, meets a failing regi
         layer = wrapped_layer(layer_dir, tmp_path / "opt", proxy)
         ...LambdaEnvironment(layer, ...)...
 
+``telemetry_bodies`` makes the proxy take the Telemetry API subscription itself (200, never
+forwarded: the RIE then posts nothing) and post those bodies to the extension's listener, for
+what Lambda could deliver: nothing, or junk.
+
 ``patch_module`` plants a bug in the copy's code (and drops its ``.pyc``), for the paths an
 unexpected exception takes.
 """
@@ -18,6 +22,7 @@ unexpected exception takes.
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -32,14 +37,23 @@ REGISTER = "register"
 NEXT = "next"
 # A register whose body asks for INVOKE (the fallback's SHUTDOWN-only one is not this).
 REGISTER_INVOKE = "register-invoke"
+TELEMETRY = "telemetry"  # PUT /2022-07-01/telemetry
 
 
 class ExtensionsApiProxy:
     """Forwards to the RIE's Extensions API; ``fail`` maps a request kind to statuses answered
     instead of forwarding, one per request of that kind, in order (a status of 0: for ever)."""
 
-    def __init__(self, work_dir: Path, fail: dict[str, list[int]] | None = None) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        fail: dict[str, list[int]] | None = None,
+        *,
+        telemetry_bodies: list[bytes] | None = None,
+    ) -> None:
         self.upstream_file = work_dir / "upstream"
+        self.telemetry_bodies = telemetry_bodies
+        self.posted: list[int] = []  # the listener's answers to the bodies posted
         self.fail = {kind: list(statuses) for kind, statuses in (fail or {}).items()}
         self.failed: list[str] = []
         self.forwarded: list[str] = []
@@ -55,6 +69,11 @@ class ExtensionsApiProxy:
                 status = proxy.scripted_failure(kind)
                 if status is not None:
                     self.reply(status, b'{"errorType":"Proxy.Injected"}')
+                    return
+                if kind == TELEMETRY and proxy.telemetry_bodies is not None:
+                    self.reply(200, b"OK")
+                    destination = json.loads(received.body)["destination"]["URI"]
+                    threading.Thread(target=proxy.post_bodies, args=(destination,)).start()
                     return
                 if self.upstream is None:
                     host, port = proxy.upstream_file.read_text().strip().rsplit(":", 1)
@@ -88,6 +107,9 @@ class ExtensionsApiProxy:
             def do_POST(self) -> None:
                 self._relay()
 
+            def do_PUT(self) -> None:
+                self._relay()
+
         self._server = LocalServer(Handler)
         self.address = self._server.address
 
@@ -97,6 +119,8 @@ class ExtensionsApiProxy:
             return REGISTER_INVOKE if b"INVOKE" in body else REGISTER
         if path.endswith("/event/next"):
             return NEXT
+        if path.endswith("/telemetry"):
+            return TELEMETRY
         return path.rsplit("/", 2)[-2] if path.count("/") >= 2 else path
 
     def scripted_failure(self, kind: str) -> int | None:
@@ -112,6 +136,20 @@ class ExtensionsApiProxy:
                     self.failed.append(kind)
                     return status if status != 0 else 500
         return None
+
+    def post_bodies(self, destination: str) -> None:
+        """POST each scripted body to the listener (sandbox.localdomain is 127.0.0.1 here)."""
+        port = int(destination.rsplit(":", 1)[1])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for body in self.telemetry_bodies or []:
+                connection.request("POST", "/", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                with self._lock:
+                    self.posted.append(response.status)
+        finally:
+            connection.close()
 
     @contextmanager
     def running(self) -> Iterator[ExtensionsApiProxy]:

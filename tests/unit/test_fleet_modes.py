@@ -326,19 +326,22 @@ def test_invocations_recorded_where_none_are_expected_are_a_mismatch() -> None:
 
 
 def test_each_setup_says_what_it_records_and_how_it_runs() -> None:
-    """Standard Python records everything; LMI and bash record SHUTDOWN-only figures, each run
-    its own way (LMI concurrency; the bash runtime with python3 hidden)."""
+    """Standard Python and LMI (its invocations from the Telemetry API) record everything, bash
+    SHUTDOWN-only figures, each run its own way (LMI concurrency and its real Telemetry API; the
+    standard mode's emulated one; the bash runtime with python3 hidden and nothing to listen)."""
     standard = SimulationSettings()
     assert standard.recording().invocations
     assert standard.environment_settings(None).max_concurrency is None
+    assert standard.environment_settings(None).emulate_telemetry
     lmi = SimulationSettings(
         mode=MODE_MANAGED_INSTANCES, fleet=managed_instances_fleet(FleetConfig(), 5)
     )
-    assert not lmi.recording().invocations
-    assert "Managed Instances" in lmi.recording().why
+    assert lmi.recording().invocations
     assert lmi.environment_settings(None).max_concurrency == 5
+    assert not lmi.environment_settings(None).emulate_telemetry
     bash = SimulationSettings(runtime=RUNTIME_BASH, sink="emf")
     assert not bash.recording().invocations
+    assert not bash.environment_settings(None).emulate_telemetry
     environment = bash.environment_settings(None)
     assert environment.runtime_command is not None
     assert environment.runtime_command[0] == "/bin/bash"

@@ -6,6 +6,7 @@ import io
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,10 +17,11 @@ from concurrency_observer.cli.simulate import finish, simulate
 from concurrency_observer.errors import UserError
 from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
 from concurrency_observer.local.outcome import Outcome
-from concurrency_observer.local.setups import MODE_MANAGED_INSTANCES
+from concurrency_observer.local.setups import MODE_MANAGED_INSTANCES, RUNTIME_BASH
 from concurrency_observer.local.simulation import (
     RECORDS,
     Recorded,
+    RecordedKey,
     SimulationSettings,
     managed_instances_fleet,
     unrecorded_figures,
@@ -57,12 +59,12 @@ def test_help_explains_the_mode_and_the_runtime() -> None:
     assert "SHUTDOWN only" in text
 
 
-def test_a_managed_instances_match_says_what_is_not_recorded(tmp_path: Path) -> None:
-    """Inits and shutdowns equal: MATCH, exit 0; invocations and classes shown as not recorded."""
-    truth = FleetSnapshot(
-        started={LMI: 2},
-        stopped={LMI: 2},
-        invocations={LMI: 17},
+def _truth(init_type: str, peak_per_environment: int) -> FleetSnapshot:
+    """Two environments of ``init_type``, both stopped, 17 invocations, both invoked promptly."""
+    return FleetSnapshot(
+        started={init_type: 2},
+        stopped={init_type: 2},
+        invocations={init_type: 17},
         live={},
         starting=0,
         busy=0,
@@ -73,22 +75,26 @@ def test_a_managed_instances_match_says_what_is_not_recorded(tmp_path: Path) -> 
         idle_shutdowns=1,
         forced_shutdowns=0,
         peak_live=2,
-        first_invoke={(LMI, schema.FIRST_INVOKE_PROMPT): 2},
-        peak_per_environment=4,
+        first_invoke={(init_type, schema.FIRST_INVOKE_PROMPT): 2},
+        peak_per_environment=peak_per_environment,
     )
-    recorded: Recorded = {
+
+
+def _inits_and_shutdowns(init_type: str) -> Recorded:
+    return {
         (schema.ENVIRONMENT_INIT, None): 2.0,
-        (schema.ENVIRONMENT_INIT, LMI): 2.0,
+        (schema.ENVIRONMENT_INIT, init_type): 2.0,
         (schema.ENVIRONMENT_SHUTDOWN, None): 2.0,
-        (schema.ENVIRONMENT_SHUTDOWN, LMI): 2.0,
+        (schema.ENVIRONMENT_SHUTDOWN, init_type): 2.0,
         (RECORDS, None): 2.0,
-        (RECORDS, LMI): 2.0,
+        (RECORDS, init_type): 2.0,
     }
-    settings = SimulationSettings(
-        provisioned=0,
-        mode=MODE_MANAGED_INSTANCES,
-        fleet=managed_instances_fleet(FleetConfig(), 4),
-    )
+
+
+def _finish(
+    settings: SimulationSettings, truth: FleetSnapshot, recorded: Recorded, tmp: Path
+) -> tuple[str, dict[str, Any]]:
+    """``finish`` on an outcome of these figures: the printed text and the JSON written."""
     recording = settings.recording()
     now = datetime.now(timezone.utc)
     outcome = Outcome(
@@ -103,18 +109,48 @@ def test_a_managed_instances_match_says_what_is_not_recorded(tmp_path: Path) -> 
         unrecorded=unrecorded_figures(truth, recording),
     )
     out = Console(file=io.StringIO(), width=200)
-    document = tmp_path / "run.json"
+    document = tmp / "run.json"
     finish(outcome, out, Console(file=io.StringIO()), document)  # no Exit: a match
     text = " ".join(out.file.getvalue().split())  # type: ignore[attr-defined]
+    return text, json.loads(document.read_text())
+
+
+def test_a_shutdown_only_match_says_what_is_not_recorded(tmp_path: Path) -> None:
+    """The bash runtime: inits and shutdowns equal, MATCH, exit 0; invocations and classes
+    shown as not recorded."""
+    on_demand = schema.INIT_ON_DEMAND
+    settings = SimulationSettings(provisioned=0, runtime=RUNTIME_BASH, sink="emf")
+    text, written = _finish(
+        settings, _truth(on_demand, 1), _inits_and_shutdowns(on_demand), tmp_path
+    )
     assert "verdict: MATCH" in text
     assert "not compared: invocations (17)" in text
-    assert "Lambda Managed Instances lets an extension register for SHUTDOWN only" in text
-    assert "at most 4 were in one at once" in text
-    assert "│ invocations │ lambda-managed-instances │ 17 │ not recorded │ - │" in text
-    written = json.loads(document.read_text())
+    assert "bash fallback registers for SHUTDOWN only" in text
+    assert "│ invocations │ on-demand │ 17 │ not recorded │ - │" in text
     assert written["verdict"] == "match"
-    assert written["ground_truth"]["peak_per_environment"] == 4
     figures = written["not_recorded"]["figures"]
     assert {"metric": schema.ENVIRONMENT_INVOCATIONS, "init_type": "all", "truth": 17} in [
         {k: f[k] for k in ("metric", "init_type", "truth")} for f in figures
     ]
+
+
+def test_a_managed_instances_match_compares_invocations(tmp_path: Path) -> None:
+    """LMI: invocations and classes from the Telemetry API are compared like any others."""
+    settings = SimulationSettings(
+        provisioned=0,
+        mode=MODE_MANAGED_INSTANCES,
+        fleet=managed_instances_fleet(FleetConfig(), 4),
+    )
+    recorded: dict[RecordedKey, float] = {
+        **_inits_and_shutdowns(LMI),
+        (schema.ENVIRONMENT_INVOCATIONS, None): 17.0,
+        (schema.ENVIRONMENT_INVOCATIONS, LMI): 17.0,
+        (schema.ENVIRONMENT_SHUTDOWN, LMI, schema.FIRST_INVOKE_PROMPT): 2.0,
+    }
+    text, written = _finish(settings, _truth(LMI, 4), recorded, tmp_path)
+    assert "verdict: MATCH" in text
+    assert "17 invocations" in text
+    assert "not recorded" not in text
+    assert "at most 4 were in one at once" in text
+    assert written["ground_truth"]["peak_per_environment"] == 4
+    assert written["not_recorded"] == {"why": None, "figures": []}

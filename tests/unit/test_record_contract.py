@@ -222,11 +222,9 @@ def test_platform_facts_are_merged_only_into_their_fields() -> None:
         "shutdownReason": "forged",
         "somethingElse": "ignored",
     }
-    assert set(PLATFORM_FIELDS) == set(OPTIONAL) - {
-        "invocations",
-        "timeToFirstInvokeMs",
-        "firstInvoke",
-    }
+    # Every optional field, but never over one the extension filled (the invocation fields come
+    # from the Telemetry API only where INVOKE is not counted: Lambda Managed Instances).
+    assert set(PLATFORM_FIELDS) == set(OPTIONAL)
     record = build_environment_record(
         ENVIRONMENT,
         FACTS,
@@ -243,6 +241,28 @@ def test_platform_facts_are_merged_only_into_their_fields() -> None:
     assert "initPhase" not in record
     assert (record["invocations"], record["shutdownReason"]) == (4, "spindown")
     assert "somethingElse" not in record
+    assert_valid_record(record, "python")
+
+
+def test_platform_counts_invocations_where_invoke_is_not_counted() -> None:
+    """SHUTDOWN only (Lambda Managed Instances): the Telemetry API's invocation fields are taken."""
+    facts = ShutdownFacts("spindown", 1_800_000_002.0, 1.75, 1.75, None, None)
+    platform = {
+        "invocations": 14,
+        "timeToFirstInvokeMs": 38.5,
+        "firstInvoke": "prompt",
+        "maxConcurrentInvocations": 4,
+    }
+    record = build_environment_record(
+        ENVIRONMENT,
+        facts,
+        environment_id="fedcba9876543210",
+        profile="lean",
+        init_time=1_800_000_000.25,
+        first_invoke=None,
+        platform=platform,
+    )
+    assert {name: record[name] for name in platform} == platform
     assert_valid_record(record, "python")
 
 

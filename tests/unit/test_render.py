@@ -107,6 +107,8 @@ def test_json_is_the_report_document() -> None:
         "figures_source",
         "metric_profiles",
         "observer_bill",
+        "cold_starts",
+        "platform",
         "warnings",
         "notes",
     ]

@@ -39,7 +39,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from concurrency_observer.aws import record_figures
+from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import Series
+from concurrency_observer.aws.platform_figures import PlatformFigures, platform_figures
 from concurrency_observer.aws.record_figures import Life, RecordFigures
 from concurrency_observer.aws.records import RecordScan, default_log_group, read_records
 from concurrency_observer.aws.report_document import (
@@ -398,9 +400,15 @@ def _from_metrics(fetched: FetchedMetrics, grid: _Grid) -> _PerEnvironment:
 
 
 def build_report(
-    request: ReportRequest, fetched: FetchedMetrics, scan: RecordScan | None = None
+    request: ReportRequest,
+    fetched: FetchedMetrics,
+    scan: RecordScan | None = None,
+    invocations: float | None = None,
 ) -> Report:
-    """Compute the report from fetched series and records (pure: no AWS, no clock)."""
+    """Compute the report from fetched series and records (pure: no AWS, no clock).
+
+    ``invocations``: AWS/Lambda's ``Invocations`` over the window, for the cold-start share.
+    """
     window = request.window
     grid = _Grid(window)
     every = record_figures.lives(scan.records if scan else (), request.version)
@@ -467,6 +475,7 @@ def build_report(
         figures_source=SOURCE_RECORDS if from_records else SOURCE_METRICS,
         metric_profiles=tuple(sorted(counts.profiles)),
         observer_bill=_bill(fetched, scan, every, window),
+        platform=_platform(scan, every, window, invocations) if from_records else None,
     )
     warnings = _lookback_warnings(request, grid, live, fetched, per_environment.lifetime)
     notes = (
@@ -477,15 +486,30 @@ def build_report(
     return replace(report, warnings=tuple(warnings), notes=tuple(notes))
 
 
-def _bill(
-    fetched: FetchedMetrics, scan: RecordScan | None, every: Sequence[Life], window: ReportWindow
-) -> ObserverBill:
+def _in_window(
+    scan: RecordScan | None, every: Sequence[Life], window: ReportWindow
+) -> list[Mapping[str, Any]]:
+    """The records (dicts) of the environments in ``every`` that shut down in the window."""
     in_window = {
         life.environment_id for life in every if window.start <= life.shutdown < window.end
     }
-    records = [
-        r for r in (scan.records if scan else ()) if str(r.get("environmentId")) in in_window
-    ]
+    return [r for r in (scan.records if scan else ()) if str(r.get("environmentId")) in in_window]
+
+
+def _platform(
+    scan: RecordScan | None,
+    every: Sequence[Life],
+    window: ReportWindow,
+    invocations: float | None,
+) -> PlatformFigures:
+    """The platform's account over the window's records (aws.platform_figures)."""
+    return platform_figures(_in_window(scan, every, window), invocations)
+
+
+def _bill(
+    fetched: FetchedMetrics, scan: RecordScan | None, every: Sequence[Life], window: ReportWindow
+) -> ObserverBill:
+    records = _in_window(scan, every, window)
     share = len(records) / len(scan.records) if scan and scan.records else 0.0
     return ObserverBill(
         metric_streams=fetched.metrics_known,
@@ -683,7 +707,8 @@ def read_report(
         except AwsError as error:  # no logs:FilterLogEvents, say: the metrics still answer
             unread = f"environment records not read ({error}): figures from the metrics only"
     fetched = fetch_metrics(cloudwatch, request, percentiles=not (scan and scan.found))
-    report = build_report(request, fetched, scan)
+    invocations = lambda_invocations(cloudwatch, request) if scan and scan.found else None
+    report = build_report(request, fetched, scan, invocations)
     if not report.has_data:
         raise NoMetricsError(_empty_message(request, fetched))
     return report if unread is None else replace(report, notes=(*report.notes, unread))

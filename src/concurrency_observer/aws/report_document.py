@@ -11,6 +11,11 @@ from datetime import datetime
 from typing import Any, Final
 
 from concurrency_observer import pricing
+from concurrency_observer.aws.platform_figures import (
+    PlatformFigures,
+    cold_starts_section,
+    platform_section,
+)
 from concurrency_observer.aws.report_usage import (
     Distribution,
     LifetimeQuantiles,
@@ -109,6 +114,8 @@ class Report:
     figures_source: str = SOURCE_METRICS
     metric_profiles: tuple[str, ...] = ()  # lean, full: the metrics the function's observer wrote
     observer_bill: ObserverBill | None = None
+    # The platform's account from the records (aws.platform_figures): None without records.
+    platform: PlatformFigures | None = None
 
     @property
     def init_types(self) -> list[str]:
@@ -192,6 +199,17 @@ class Report:
         - ``cross_check``: null, or what ``--cross-check`` found (aws.cross_check)
         - ``observer_bill``: null, or {``metric_streams``, ``metrics_usd_per_month``,
           ``records``, ``record_bytes``, ``records_usd``, ``log_group``}
+        - ``cold_starts``: null (no records), or {``felt`` (on-demand inits invoked promptly),
+          ``invocations`` (AWS/Lambda ``Invocations`` in the window, null when unknown),
+          ``share`` (felt / invocations), ``init_duration_ms`` (null, or {``count``, ``p50``,
+          ``p90``, ``p99``, ``max``}), ``not_waited_for`` {why: count}}
+        - ``platform``: null (no records), or {``environments``, ``with_telemetry``,
+          ``init_duration_ms_by_init_type`` {type: quantiles}, ``failed_inits`` {``total``,
+          ``by_error_type``, ``by_phase``}, ``restore_duration_ms`` (null or quantiles),
+          ``managed_instances`` [{``environment_id``, ``invocations``,
+          ``max_concurrent_invocations``, ``availability_zone_id``}],
+          ``environments_by_availability_zone`` {zone: count}, ``runtime_versions``
+          {version: count}}
         - ``warnings``, ``notes``: lists of sentences
         """
         return {
@@ -254,6 +272,8 @@ class Report:
             "figures_source": self.figures_source,
             "metric_profiles": list(self.metric_profiles),
             "observer_bill": None if self.observer_bill is None else self.observer_bill.to_dict(),
+            "cold_starts": None if self.platform is None else cold_starts_section(self.platform),
+            "platform": None if self.platform is None else platform_section(self.platform),
             "warnings": list(self.warnings),
             "notes": list(self.notes),
         }

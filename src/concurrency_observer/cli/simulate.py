@@ -8,7 +8,9 @@ as Lambda does, shuts every environment down, reads the metrics and the environm
 beside it, the metric streams the run created, and a verdict: exit 0 when every figure matches
 exactly, 1 when one does not. docs/simulate.md explains the defaults.
 ``--mode managed-instances`` and ``--runtime bash`` run setups whose extension gets SHUTDOWN only:
-there the verdict compares inits and shutdowns, and lists what is not recorded.
+under Managed Instances the Telemetry API still gives it every invocation, so everything is
+compared; with the bash fallback the verdict compares inits and shutdowns, and lists what is not
+recorded.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from concurrency_observer.aws.report import Report
     from concurrency_observer.local.fleet import FleetSnapshot
     from concurrency_observer.local.outcome import Outcome
+    from concurrency_observer.local.platform_truth import PlatformVerdict
     from concurrency_observer.local.simulation import (
         Simulation,
         SimulationSettings,
@@ -202,7 +205,7 @@ class SimulationInterrupted(UserError):
     "managed-instances: Lambda Managed Instances (the RIE's LMI mode): each environment serves "
     "up to --max-concurrency invocations at once and initializes when started (InitType "
     "lambda-managed-instances); no provisioned concurrency nor recycling. The extension gets "
-    "SHUTDOWN only there, so the verdict checks inits and shutdowns, not invocations.",
+    "SHUTDOWN only there and counts invocations from the Telemetry API's platform events.",
 )
 @click.option(
     "--max-concurrency",
@@ -271,8 +274,9 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     compared with the ground truth, class by class (docs/simulate.md).
 
     --mode managed-instances runs Lambda Managed Instances environments instead, several
-    invocations at once in each; --runtime bash runs a runtime without python3. Both record
-    inits and shutdowns only, and the verdict says what is not recorded there.
+    invocations at once in each (SHUTDOWN only: invocations from the Telemetry API); --runtime
+    bash runs a runtime without python3, which records inits and shutdowns only, and the verdict
+    says what is not recorded there.
     """
     from rich.console import Console  # noqa: PLC0415 (keeps --help instant)
 
@@ -567,6 +571,8 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
         out.print(f"[yellow]no report:[/] {outcome.report_error}")
     out.print(_classes_table(outcome.truth, outcome.settings))
     out.print(_truth_table(outcome))
+    if outcome.platform is not None:
+        out.print(_platform_table(outcome.platform))
     out.print(_truth_notes(outcome.truth, outcome.settings, outcome.report))
     recording = outcome.settings.recording()
     summary = (
@@ -589,11 +595,25 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
         )
     else:
         wrong = [c for c in outcome.checks if not c.matches]
+        platform = outcome.platform
+        platform_detail = (
+            []
+            if platform is None or platform.matches
+            else [
+                f"init durations: {len(platform.recorded_durations_ms)} recorded, "
+                f"{len(platform.truth.init_durations_ms)} reported by the RIE, largest gap "
+                f"{platform.largest_gap_ms} ms; failed inits: recorded "
+                f"{platform.recorded_failed}, truth {platform.truth.failed_inits}"
+            ]
+        )
         detail = "; ".join(
-            f"{c.metric} ({c.init_type or 'all'}"
-            + (f", FirstInvoke {c.first_invoke}" if c.first_invoke else "")
-            + f"): recorded {c.recorded:g}, truth {c.truth}"
-            for c in wrong
+            platform_detail
+            + [
+                f"{c.metric} ({c.init_type or 'all'}"
+                + (f", FirstInvoke {c.first_invoke}" if c.first_invoke else "")
+                + f"): recorded {c.recorded:g}, truth {c.truth}"
+                for c in wrong
+            ]
         )
         out.print(f"[red]verdict: MISMATCH[/] with the ground truth ({summary}): {detail}")
     out.print(_bill_line(outcome))
@@ -622,6 +642,48 @@ def _bill_line(outcome: Outcome) -> str:
         f"metric streams created: {streams} ({settings.metrics} profile; {where}{price} at list "
         f"price); environment records: {outcome.records}, {outcome.record_bytes} bytes{lost}"
     )
+
+
+def _platform_table(platform: PlatformVerdict) -> Table:
+    """Init durations and failed inits: the RIE's own reports beside the records."""
+    from rich.table import Table  # noqa: PLC0415
+
+    from concurrency_observer.aws.report_usage import nearest_rank  # noqa: PLC0415
+    from concurrency_observer.local.platform_truth import TOLERANCE_MS  # noqa: PLC0415
+
+    table = Table(
+        title="The platform's account: the RIE's INIT REPORTs vs the records",
+        title_justify="left",
+    )
+    for name in ("figure", "the RIE reported", "recorded", ""):
+        table.add_column(name, justify="left" if name == "figure" else "right", no_wrap=True)
+    truth, recorded = platform.truth.init_durations_ms, platform.recorded_durations_ms
+    gap = platform.largest_gap_ms
+    same_count = len(truth) == len(recorded)
+    table.add_row("inits with a duration", str(len(truth)), str(len(recorded)), _mark(same_count))
+    for percent in (50, 90, 100):
+        label = "max" if percent == 100 else f"p{percent}"
+        found = [nearest_rank(list(values), percent) for values in (truth, recorded)]
+        cells = ["-" if v is None else f"{v:.3f}" for v in found]
+        table.add_row(f"init duration {label} (ms)", *cells, "")
+    table.add_row(
+        "largest gap, init by init (ms)",
+        "",
+        "-" if gap is None else f"{gap:.3f}",
+        _mark(gap is not None and gap <= TOLERANCE_MS),
+    )
+    failed_ok = platform.recorded_failed == platform.truth.failed_inits
+    table.add_row(
+        "failed inits",
+        str(platform.truth.failed_inits),
+        str(platform.recorded_failed),
+        _mark(failed_ok),
+    )
+    return table
+
+
+def _mark(ok: bool) -> str:
+    return "[green]=[/]" if ok else "[red]≠[/]"
 
 
 def _truth_table(outcome: Outcome) -> Table:

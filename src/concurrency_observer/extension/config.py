@@ -15,6 +15,9 @@ default, because a typo in a setting must not take the function down.
 | `CONCURRENCY_OBSERVER_SIGTERM_BUDGET_MS` | `500` | delivery budget when the extension is stopped by SIGTERM instead of a SHUTDOWN event (0-2000) |
 | `CONCURRENCY_OBSERVER_CONNECT_TIMEOUT_MS` | `300` | TCP+TLS connect timeout to CloudWatch (1-10000), always also bounded by the phase budget |
 | `CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS` | `10000` | init-to-first-INVOKE gap up to which an environment counts as invoked `prompt`ly; above it, `delayed` (a proactive init when on-demand) (0-3600000). The `FirstInvoke` class is only known when INVOKE events are counted |
+| `CONCURRENCY_OBSERVER_TELEMETRY` | `auto` | `on`: subscribe to the Telemetry API (init duration, status, error type, restore duration, runtime version into the environment record; on Lambda Managed Instances also invocations and concurrency); `off`: never; `auto`: on (docs/benchmarks.md: within the cost targets) |
+| `CONCURRENCY_OBSERVER_TELEMETRY_PORT` | `0` | the Telemetry listener's port (0-65535; 0: any free port) |
+| `CONCURRENCY_OBSERVER_TELEMETRY_API` | `AWS_LAMBDA_RUNTIME_API` | `host:port` to subscribe at instead: the local harness's emulator (the RIE's default mode only stubs the Telemetry API) |
 | `AWS_LAMBDA_FUNCTION_NAME` | `unknown` | `FunctionName` dimension (set by Lambda) |
 | `AWS_LAMBDA_FUNCTION_VERSION` | `$LATEST` | `FunctionVersion` dimension (set by Lambda) |
 | `AWS_LAMBDA_INITIALIZATION_TYPE` | `on-demand` | `InitType` dimension (set by Lambda; the RIE does not set it) |
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 PREFIX = "CONCURRENCY_OBSERVER_"
 SINKS = ("cloudwatch", "emf")
 LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
+TELEMETRY_CHOICES = ("auto", "on", "off")
 EVENT_CHOICES = {
     "INVOKE,SHUTDOWN": ("INVOKE", "SHUTDOWN"),
     "SHUTDOWN": ("SHUTDOWN",),
@@ -125,6 +129,9 @@ class Config:
     sigterm_budget_ms: int = 500
     connect_timeout_ms: int = 300
     prompt_threshold_ms: int = round(schema.DEFAULT_PROMPT_THRESHOLD_S * 1000)
+    telemetry: str = "auto"
+    telemetry_port: int = 0
+    telemetry_api: str | None = None
     function_name: str = DEFAULT_FUNCTION_NAME
     function_version: str = DEFAULT_FUNCTION_VERSION
     init_type: str = schema.INIT_ON_DEMAND
@@ -168,6 +175,9 @@ class Config:
             sigterm_budget_ms=read.duration("SIGTERM_BUDGET_MS"),
             connect_timeout_ms=read.duration("CONNECT_TIMEOUT_MS"),
             prompt_threshold_ms=read.duration("PROMPT_THRESHOLD_MS"),
+            telemetry=read.choice("TELEMETRY", TELEMETRY_CHOICES, "auto", upper=False),
+            telemetry_port=read.port("TELEMETRY_PORT"),
+            telemetry_api=read.get(PREFIX + "TELEMETRY_API"),
             function_name=read.get("AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_FUNCTION_NAME,
             function_version=read.get("AWS_LAMBDA_FUNCTION_VERSION") or DEFAULT_FUNCTION_VERSION,
             init_type=schema.normalize_init_type(environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")),
@@ -178,6 +188,11 @@ class Config:
             container_credentials=container_credentials,
         )
         return config, read.warnings
+
+    @property
+    def wants_telemetry(self) -> bool:
+        """Whether to subscribe to the Telemetry API: ``on``, or ``auto`` (the default)."""
+        return self.telemetry != "off"
 
 
 class _Reader:
@@ -217,6 +232,15 @@ class _Reader:
             f"{low} to {high}; using {default}"
         )
         return default
+
+    def port(self, suffix: str) -> int:
+        raw = self.get(PREFIX + suffix)
+        if raw is None:
+            return 0
+        if raw.isascii() and raw.isdigit() and len(raw) <= 5 and int(raw) <= 65535:
+            return int(raw)
+        self.warnings.append(f"{PREFIX}{suffix}={raw!r} is not a port from 0 to 65535; using 0")
+        return 0
 
     def namespace(self) -> str:
         namespace = self.get(PREFIX + "NAMESPACE") or schema.DEFAULT_NAMESPACE

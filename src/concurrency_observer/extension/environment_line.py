@@ -22,17 +22,10 @@ if TYPE_CHECKING:
 
     from concurrency_observer.extension.records import Environment, ShutdownFacts
 
-# The fields the Python extension fills from its own counts; the platform mapping cannot override
-# them (nor any required field).
-_OWN_FIELDS = frozenset(
-    {
-        *contract.REQUIRED_FIELDS,
-        contract.INVOCATIONS,
-        contract.TIME_TO_FIRST_INVOKE_MS,
-        contract.FIRST_INVOKE,
-    }
-)
-PLATFORM_FIELDS = tuple(f for f in contract.OPTIONAL_FIELDS if f not in _OWN_FIELDS)
+# The platform mapping fills optional fields only, and never one the extension filled from its own
+# counts: the invocation fields come from the Telemetry API only where INVOKE is not counted
+# (Lambda Managed Instances, SHUTDOWN only).
+PLATFORM_FIELDS = contract.OPTIONAL_FIELDS
 
 
 def _text(raw: str) -> str:
@@ -90,7 +83,7 @@ def build_environment_record(
         record[contract.FIRST_INVOKE] = first_invoke
     for name in PLATFORM_FIELDS:
         value = _platform_value((platform or {}).get(name))
-        if value is not None:
+        if value is not None and name not in record:
             record[name] = value
     return record
 

@@ -179,7 +179,10 @@ class _Loop:
         self.log.debug("Registering...")
         self.registered, events = self._register(events)
         self.log.debug(f"Registered with ID: {self.registered.extension_id}")
-        if self.session is not None:
+        if self.session is not None and self.api is not None:
+            # Before the first /event/next: platform.initReport comes once every extension has
+            # called it, and the subscription must be in by then.
+            self.session.subscribe_telemetry(self.api, self.registered.extension_id, events)
             self.session.start(events)
         return self.serve_events()
 

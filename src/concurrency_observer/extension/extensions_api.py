@@ -78,12 +78,18 @@ class ExtensionsApi:
         self._connection = Connection(endpoint, connect_timeout=timeout, read_timeout=timeout)
 
     def call(
-        self, request: ApiRequest, expected_status: int, *, blocking: bool = False
+        self,
+        request: ApiRequest,
+        expected_status: int,
+        *,
+        blocking: bool = False,
+        timeout: float | None = None,
     ) -> Response:
         """Send ``request``; the response if its status is ``expected_status``.
 
         Raises ``ExtensionsApiError`` otherwise, or when no response came. ``blocking`` waits for
-        the response without a read timeout (``/event/next``).
+        the response without a read timeout (``/event/next``); ``timeout`` (seconds) bounds the
+        connect and the response instead of the connection's own timeouts.
         """
         try:
             response = self._connection.request(
@@ -91,7 +97,8 @@ class ExtensionsApi:
                 request.path,
                 request.headers,
                 request.body,
-                read_timeout=None if blocking else True,
+                read_timeout=None if blocking else (True if timeout is None else timeout),
+                connect_timeout=timeout,
             )
         except HttpError as error:
             raise ExtensionsApiError(self.endpoint + request.path, None, str(error)) from None

@@ -77,6 +77,10 @@ class Lifecycle:
         self.environment_id = os.urandom(8).hex()
         # What the platform told (the Telemetry API): merged into the environment record.
         self.platform_facts: Mapping[str, object] | None = None
+        # Said at the end of the init's and the shutdown's INFO lines (the Telemetry API's state):
+        # at INFO the extension writes one line at init and one at shutdown, no more.
+        self.init_note: str | None = None
+        self.shutdown_note: str | None = None
         self.counting_invokes = "INVOKE" in (config.events if events is None else events)
         self.invocations = 0
         self.first_invoke: float | None = None
@@ -116,6 +120,8 @@ class Lifecycle:
         elif result.failed:
             self.pending.extend(result.failed)
             outcome = f"init record not delivered yet, will retry at shutdown ({result.reason})"
+        if self.init_note:
+            outcome += f"; {self.init_note}"
         self.log.info(
             f"{self.environment.init_type} environment of {self.environment.function_name}, "
             f"sink {self.sink.name}: {outcome}"
@@ -193,6 +199,8 @@ class Lifecycle:
             summary += ", unconfirmed init (sent at init, no answer; never re-sent)"
         if init_in_flight:
             summary += ", init record still in flight (not re-sent, so never counted twice)"
+        if self.shutdown_note:
+            summary += f"; {self.shutdown_note}"
         self.log.info(summary)
         return result
 

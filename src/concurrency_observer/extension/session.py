@@ -32,10 +32,20 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from concurrency_observer.extension.config import Config
+    from concurrency_observer.extension.extensions_api import ExtensionsApi
     from concurrency_observer.extension.log import Logger
+    from concurrency_observer.extension.telemetry import Telemetry
 
 # A wall clock ahead of the monotonic clock by more than this, since init, is a restore.
 RESTORE_JUMP = 1.0  # seconds
+# The subscription is local (the Runtime API, a socket): bounded well inside the init budget.
+TELEMETRY_TIMEOUT = (0.05, 0.25)  # seconds: at least, at most (else the init budget)
+# At SHUTDOWN, a delivery still on its way (the init's report after a failed init, the last
+# invocations' reports) is waited for this long at most: twice the 25 ms buffering, then what has
+# arrived is used.
+TELEMETRY_SETTLE = 0.06  # seconds
+# The metadata endpoint is asked at shutdown, within this and a quarter of the time left.
+ZONE_TIMEOUT = 0.25  # seconds
 
 
 def where(error: BaseException) -> str:
@@ -76,6 +86,8 @@ class Session:
         self.wall_clock = wall_clock
         self.events: Sequence[str] = config.events
         self.lifecycle: Lifecycle | None = None
+        self.telemetry: Telemetry | None = None
+        self.telemetry_note: str | None = None  # for the init's INFO line
         # Under SnapStart the environment starts at its restore: the first /event/next answer.
         self.awaiting_restore = config.init_type == schema.INIT_SNAP_START
 
@@ -85,6 +97,67 @@ class Session:
         self.events = events
         if not self.awaiting_restore:
             self._start_lifecycle(self.started_wall, self.started_mono, deliver_init=True)
+
+    def subscribe_telemetry(
+        self, api: ExtensionsApi, extension_id: str, events: Sequence[str]
+    ) -> None:
+        """Subscribe to the Telemetry API when configured; a failure is one line, nothing more.
+
+        Invocations are counted from it only where INVOKE is not (Lambda Managed Instances,
+        SHUTDOWN only): there it is the only account of them.
+        """
+        if not self.config.wants_telemetry:
+            return
+        try:
+            from concurrency_observer.extension.telemetry import subscribe  # noqa: PLC0415
+
+            low, high = TELEMETRY_TIMEOUT
+            elsewhere = self.config.telemetry_api
+            if elsewhere is not None:  # the local harness's emulator
+                from concurrency_observer.extension.extensions_api import (  # noqa: PLC0415
+                    ExtensionsApi,
+                )
+
+                api = ExtensionsApi(elsewhere)
+            try:
+                self.telemetry, self.telemetry_note = subscribe(
+                    api,
+                    extension_id,
+                    self.log,
+                    count_invocations="INVOKE" not in events,
+                    port=self.config.telemetry_port,
+                    timeout=max(low, min(high, self.config.init_budget_ms / 1000)),
+                )
+            finally:
+                if elsewhere is not None:
+                    api.close()
+        except Exception as error:
+            self.log.error(f"{describe(error)}; telemetry off")
+            self.telemetry, self.telemetry_note = None, None
+
+    def platform_facts(self, deadline: float) -> dict[str, object]:
+        """What the Telemetry API and the metadata endpoint told, at shutdown (what has arrived)."""
+        import os  # noqa: PLC0415 (loaded already)
+
+        from concurrency_observer.extension.metadata import zone_facts  # noqa: PLC0415
+
+        facts: dict[str, object] = {}
+        lifecycle, telemetry = self.lifecycle, self.telemetry
+        try:
+            if telemetry is not None and lifecycle is not None:
+                telemetry.settle(min(TELEMETRY_SETTLE, (deadline - self.clock()) / 4))
+                facts.update(
+                    telemetry.account.facts(
+                        init_time_ms=lifecycle.started_wall * 1000,
+                        prompt_threshold_ms=self.config.prompt_threshold_ms,
+                    )
+                )
+                lifecycle.shutdown_note = telemetry.shutdown_note()
+        except Exception as error:
+            self.log.error(f"{describe(error)}; no telemetry in the record")
+        left = deadline - self.clock()
+        facts.update(zone_facts(os.environ, min(ZONE_TIMEOUT, left / 4)))
+        return facts
 
     def on_answer(self) -> None:
         """``/event/next`` answered: under SnapStart the first answer is the restore."""
@@ -118,6 +191,11 @@ class Session:
                     return
                 lifecycle.pending.append(lifecycle.init_record)
             assert self.lifecycle is not None
+            try:
+                if self.lifecycle.platform_facts is None:  # once: a second shutdown is a no-op
+                    self.lifecycle.platform_facts = self.platform_facts(deadline)
+            except Exception as error:
+                self.log.error(f"{describe(error)}; no platform facts in the record")
             self.lifecycle.shutdown(reason, deadline)
         except Exception as error:
             self.log.error(f"{describe(error)}; the shutdown record is lost")
@@ -139,6 +217,7 @@ class Session:
                 clock=self.clock,
                 wall_clock=self.wall_clock,
             )
+            self.lifecycle.init_note = self.telemetry_note
             if deliver_init:
                 self.lifecycle.deliver_init()
         except Exception as error:

@@ -64,6 +64,7 @@ from typing import Any, Final, Protocol
 from concurrency_observer import schema
 from concurrency_observer.errors import UserError
 from concurrency_observer.local import ports, rie
+from concurrency_observer.local.telemetry_emulator import TELEMETRY_API_VARIABLE, TelemetryEmulator
 
 INVOKE_PATH: Final = "/2015-03-31/functions/function/invocations"
 # The init gate of the function (function/handler.py): while this file is missing, the runtime's
@@ -129,6 +130,8 @@ class EnvironmentSettings:
     ``0001-01-01T00:00:00Z``); the ``AWS_ACCESS_KEY_ID`` family is still passed through.
     ``max_concurrency`` runs the RIE's Lambda Managed Instances mode with that many invocations
     at once per environment (see the module docstring); ``None``: the ordinary mode.
+    ``emulate_telemetry`` serves the Telemetry API the RIE's default mode only stubs, from what
+    the RIE reports (``telemetry_emulator``; the LMI mode has the real one).
     ``runtime_command`` replaces the Python runtime (``awslambdaric``) with another one, such as
     ``("/bin/bash", str(BASH_RUNTIME))``; ``hidden_paths`` are covered inside the environment's
     own mount namespace (a file by ``/dev/null``, a directory by an empty one; missing ones are
@@ -154,6 +157,7 @@ class EnvironmentSettings:
     hidden_paths: tuple[str, ...] = ()
     lambda_python: str | None = sys.executable
     sh_is_bash: bool = False
+    emulate_telemetry: bool = False
     # Where the output goes when the environment is closed, as Lambda delivers it to the
     # function's log group (``local.log_delivery``); None: it stays in ``output`` only.
     output_sink: OutputSink | None = field(default=None, compare=False)
@@ -334,6 +338,7 @@ class LambdaEnvironment:
         self._lock = threading.Lock()
         self._invoke_lock = threading.Lock()
         self._in_flight = 0  # invocations posted and not answered (Managed Instances mode)
+        self.telemetry: TelemetryEmulator | None = None
         self.started_at: float | None = None
         self.shutdown_result: ShutdownResult | None = None
 
@@ -352,6 +357,8 @@ class LambdaEnvironment:
             raise EnvironmentFailed(f"max_concurrency must be 1 or more, not {concurrency}")
         prefix = f"concurrency-observer-{schema.safe_token(self.name)}-"
         self._work_dir = Path(tempfile.mkdtemp(prefix=prefix))
+        if self.settings.emulate_telemetry and concurrency is None:
+            self.telemetry = TelemetryEmulator(self._work_dir / OUTPUT_FILE).start()
         layer_dir = self._layer_dir or self._work_dir / "empty-opt"
         layer_dir.mkdir(exist_ok=True)
         for _attempt in range(_START_ATTEMPTS):
@@ -420,6 +427,8 @@ class LambdaEnvironment:
             *runtime,
         ]
         environ = self.settings.environ()
+        if self.telemetry is not None:
+            environ[TELEMETRY_API_VARIABLE] = self.telemetry.address
         if self.init_gate:
             environ[INIT_GATE_VARIABLE] = str(self._work_dir / INIT_GATE_FILE)
         with (self._work_dir / OUTPUT_FILE).open("wb") as log:
@@ -606,6 +615,8 @@ class LambdaEnvironment:
         """Release what the environment holds (processes, ports, work dir); safe to repeat."""
         if self._process is not None and self._process.poll() is None:
             self._kill_and_reap()
+        if self.telemetry is not None:
+            self.telemetry.close()
         if self._final_output is None and self._work_dir is not None:
             self._final_output = self._read_output()
             if self.settings.output_sink is not None and self.started_at is not None:

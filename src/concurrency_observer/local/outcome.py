@@ -26,6 +26,11 @@ from concurrency_observer.aws.report_metrics import fetch_metrics
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.local.emf_report import emf_points, fetch_from_emf
 from concurrency_observer.local.fleet import FleetSnapshot
+from concurrency_observer.local.platform_truth import (
+    PlatformVerdict,
+    platform_truth,
+    platform_verdict,
+)
 from concurrency_observer.local.simulation import (
     RECORDS,
     Check,
@@ -60,11 +65,14 @@ class Outcome:
     record_bytes: int = 0
     # Environments whose output the harness could not deliver to the log group (first errors).
     delivery_errors: list[str] = field(default_factory=list)
+    # Init durations and failed inits against the RIE's INIT REPORTs (None: not compared).
+    platform: PlatformVerdict | None = None
 
     @property
     def matches(self) -> bool:
         """Every checked figure equal (failed invocations show in the notes, not here)."""
-        return all(check.matches for check in self.checks)
+        platform_ok = self.platform is None or self.platform.matches
+        return platform_ok and all(check.matches for check in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document."""
@@ -90,6 +98,7 @@ class Outcome:
                     for c in self.unrecorded
                 ],
             },
+            "platform": None if self.platform is None else self.platform.to_dict(),
             "report": None if self.report is None else self.report.to_dict(),
             "report_error": self.report_error,
         }
@@ -187,7 +196,12 @@ def read_back(
         recorded = recorded_from_report(report, scan)
         return report, scan, verdict_checks(truth, recorded, settings.recording())
 
-    report, _scan, checks = _read_until_settled(read)
+    report, scan, checks = _read_until_settled(read)
+    platform = None
+    if settings.compares_init_durations:
+        outputs = (getattr(e, "output", "") for e in simulation.fleet.environments())
+        records = scan.records if scan is not None else ()
+        platform = platform_verdict(platform_truth(outputs), records)
     return Outcome(
         settings=settings,
         truth=truth,
@@ -202,6 +216,7 @@ def read_back(
         records=report.observer_bill.records if report.observer_bill else 0,
         record_bytes=report.observer_bill.record_bytes if report.observer_bill else 0,
         delivery_errors=list(simulation.delivery.errors[:5]) if simulation.delivery else [],
+        platform=platform,
     )
 
 

@@ -108,9 +108,10 @@ def unique_function_name() -> str:
 class Recording:
     """What the extension records in a simulated setup, so the verdict compares just that.
 
-    Inits and shutdowns, per init type, always. ``invocations``: it gets INVOKE events, so it
-    records ``EnvironmentInvocations`` and each environment's ``FirstInvoke`` class; without them
-    (SHUTDOWN only) neither exists, and ``why`` says so.
+    Inits and shutdowns, per init type, always. ``invocations``: it gets INVOKE events (or, on
+    Lambda Managed Instances, the Telemetry API's platform.start and platform.report), so it
+    records each environment's invocations and ``FirstInvoke`` class; without them (the bash
+    fallback: SHUTDOWN only, no listener) neither exists, and ``why`` says so.
     """
 
     invocations: bool = True
@@ -150,13 +151,17 @@ class SimulationSettings:
         """Whether the environments are Lambda Managed Instances ones."""
         return self.mode == MODE_MANAGED_INSTANCES
 
+    @property
+    def compares_init_durations(self) -> bool:
+        """Whether the verdict holds the records' init durations to the RIE's INIT REPORTs:
+        the Python extension in the RIE's default mode (its LMI mode prints no INIT REPORT)."""
+        return not self.managed_instances and self.runtime != RUNTIME_BASH
+
     def recording(self) -> Recording:
         """What the extension records in these environments (the verdict compares only that)."""
-        if self.managed_instances:
-            return Recording(
-                invocations=False,
-                why="Lambda Managed Instances lets an extension register for SHUTDOWN only",
-            )
+        # Lambda Managed Instances lets an extension register for SHUTDOWN only, but the
+        # Telemetry API's platform.start/report (the RIE's LMI mode implements it) give the
+        # records each environment's invocations and FirstInvoke class all the same.
         if self.runtime == RUNTIME_BASH:
             return Recording(
                 invocations=False,
@@ -174,6 +179,9 @@ class SimulationSettings:
             cloudwatch_endpoint=cloudwatch_url,
             extra_env=simulation_env(self),
             output_sink=output_sink,
+            # The RIE's default mode only stubs the Telemetry API: the harness serves it (its LMI
+            # mode has the real one; the bash fallback cannot listen).
+            emulate_telemetry=self.compares_init_durations,
         )
         if self.managed_instances:
             return replace(settings, max_concurrency=self.fleet.max_concurrency)

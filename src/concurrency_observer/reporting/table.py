@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from concurrency_observer.aws.report import SCOPE_ALL_VERSIONS, Distribution, Report
+from concurrency_observer.reporting.platform_tables import cold_starts_table, platform_tables
 
 _SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 _SPARK_WIDTH = 60
@@ -167,13 +168,17 @@ def report_renderable(report: Report) -> RenderableType:
         f"live series counted from {_time(window.lookback_start)}",
     )
     scope = "all versions of the function" if report.breakdown_scope == SCOPE_ALL_VERSIONS else ""
-    parts: list[RenderableType] = [
-        heading,
+    parts: list[RenderableType] = [heading]
+    if report.platform is not None:  # the question asked most comes first
+        parts.append(cold_starts_table(report.platform))
+    parts += [
         _environments_table(report),
         _counts_table("Inits by init type", "init type", report.inits_by_type, scope),
         _counts_table("Shutdowns by reason", "reason", report.shutdowns_by_reason, scope),
         _per_environment_table(report),
     ]
+    if report.platform is not None:
+        parts.extend(platform_tables(report.platform))
     optional = [
         _quantiles_line(report),
         _usage_table(report) if report.usage_by_init_type else None,

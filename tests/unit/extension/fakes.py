@@ -21,6 +21,9 @@ INVALID_EVENT_TYPE_BODY = (
     b'{"errorMessage":"INVOKE: ErrorInvalidEventType","errorType":"Extension.InvalidEventType"}'
 )
 
+# What the RIE's default mode answers to a Telemetry API subscription.
+TELEMETRY_NOT_SUPPORTED_BODY = b'{"errorType":"Telemetry.NotSupported"}'
+
 
 @dataclass
 class ReceivedRequest:
@@ -158,6 +161,10 @@ class FakeExtensionsApi:
                     self.reply(200, body.encode(), {"Lambda-Extension-Identifier": EXTENSION_ID})
                 else:  # init/error, exit/error
                     self.reply(202, b'{"status":"OK"}')
+
+            def do_PUT(self) -> None:  # the Telemetry API: answered as the RIE's default mode does
+                self._record()
+                self.reply(202, TELEMETRY_NOT_SUPPORTED_BODY)
 
             def do_GET(self) -> None:
                 self._record()

@@ -96,6 +96,10 @@ def test_events_order_and_spacing_do_not_matter() -> None:
         ("CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS", "10s", "prompt_threshold_ms", 10000),
         ("AWS_REGION", "Europe", "region", None),
         ("AWS_ENDPOINT_URL_CLOUDWATCH", "ftp://x", "cloudwatch_endpoint", None),
+        ("CONCURRENCY_OBSERVER_TELEMETRY", "maybe", "telemetry", "auto"),
+        ("CONCURRENCY_OBSERVER_TELEMETRY_PORT", "65536", "telemetry_port", 0),
+        ("CONCURRENCY_OBSERVER_TELEMETRY_PORT", "²", "telemetry_port", 0),
+        ("CONCURRENCY_OBSERVER_TELEMETRY_PORT", "-1", "telemetry_port", 0),
     ],
 )
 def test_invalid_value_warns_and_uses_default(
@@ -162,13 +166,45 @@ def test_docstring_documents_every_setting() -> None:
     from concurrency_observer.extension import config as module
 
     doc = module.__doc__ or ""
-    names = ["SINK", "NAMESPACE", "LOG_LEVEL", "EVENTS", *DURATIONS_MS]
+    names = [
+        "SINK",
+        "NAMESPACE",
+        "LOG_LEVEL",
+        "EVENTS",
+        "TELEMETRY",
+        "TELEMETRY_PORT",
+        "TELEMETRY_API",
+        *DURATIONS_MS,
+    ]
     for name in names:
         assert f"`CONCURRENCY_OBSERVER_{name}`" in doc
     for name in [*LAMBDA_ENV, "AWS_DEFAULT_REGION", "AWS_LAMBDA_INITIALIZATION_TYPE"]:
         assert f"`{name}`" in doc
     assert "`AWS_ENDPOINT_URL_CLOUDWATCH`" in doc
     assert "`AWS_ENDPOINT_URL`" in doc
+
+
+@pytest.mark.parametrize(
+    ("raw", "wanted"), [(None, True), ("auto", True), ("on", True), ("ON", True), ("off", False)]
+)
+def test_telemetry_on_by_default(raw: str | None, wanted: bool) -> None:
+    """The Telemetry API is on unless turned off (docs/benchmarks.md: within the targets)."""
+    environ = dict(LAMBDA_ENV)
+    if raw is not None:
+        environ["CONCURRENCY_OBSERVER_TELEMETRY"] = raw
+    config, warnings = Config.from_environ(environ)
+    assert (config.wants_telemetry, warnings) == (wanted, [])
+
+
+def test_telemetry_port_and_api() -> None:
+    """A port from 0 to 65535 and another address to subscribe at (the local emulator)."""
+    environ = {
+        **LAMBDA_ENV,
+        "CONCURRENCY_OBSERVER_TELEMETRY_PORT": "4243",
+        "CONCURRENCY_OBSERVER_TELEMETRY_API": "127.0.0.1:9001",
+    }
+    config, warnings = Config.from_environ(environ)
+    assert (config.telemetry_port, config.telemetry_api, warnings) == (4243, "127.0.0.1:9001", [])
 
 
 def test_container_credentials_count_as_credentials() -> None:

@@ -123,8 +123,10 @@ def test_three_invokes_then_shutdown(layer: Path) -> None:
     assert (init[schema.FUNCTION_NAME], init[schema.FUNCTION_VERSION]) == ("orders", "3")
     assert started * 1000 - 1 <= timestamp(init) <= timestamp(shutdown) <= finished * 1000 + 1
     assert len(process.stderr.splitlines()) == 2, process.stderr
-    register, *polls = api.requests
+    register, subscribe, *polls = api.requests
     assert register.headers["Lambda-Extension-Name"] == EXTENSION_NAME
+    # The Telemetry API subscription goes before the first /event/next (initReport follows it).
+    assert (subscribe.method, subscribe.path) == ("PUT", "/2022-07-01/telemetry")
     assert len(polls) == 4
     # The init record was out before the first /event/next.
     assert timestamp(init) <= polls[0].at * 1000

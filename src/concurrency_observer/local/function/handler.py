@@ -15,6 +15,9 @@ how the local control plane makes an environment that is initialized (its extens
 and recorded the init) but not invoked yet: Lambda's provisioned and proactive environments. The
 fleet creates the file when it first routes an invocation there, or shuts the environment down
 while it is still held (never invoked). docs/simulate.md has the details.
+
+**A failing init.** When ``CONCURRENCY_OBSERVER_LOCAL_INIT_ERROR`` is set, importing this module
+raises (after the gate): every init fails, as a function whose code cannot load.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ def _wait_for_gate() -> None:
 
 
 _wait_for_gate()
+if os.environ.get("CONCURRENCY_OBSERVER_LOCAL_INIT_ERROR"):
+    raise RuntimeError("init failed on purpose (CONCURRENCY_OBSERVER_LOCAL_INIT_ERROR)")
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

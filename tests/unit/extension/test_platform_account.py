@@ -1,0 +1,214 @@
+"""The platform's account of an environment, from Telemetry API deliveries worked out by hand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from concurrency_observer.extension import platform_account
+from concurrency_observer.extension.platform_account import (
+    PlatformAccount,
+    most_in_flight,
+    parse_time_ms,
+)
+
+T0 = "2026-01-15T10:00:00.000Z"
+T0_MS = 1768471200000.0  # 2026-01-15T10:00:00Z, epoch ms
+
+
+def at(offset_ms: int) -> str:
+    """``T0`` plus ``offset_ms`` (under a minute) as an event's ``time``."""
+    return f"2026-01-15T10:00:{offset_ms // 1000:02d}.{offset_ms % 1000:03d}Z"
+
+
+def body(*events: object) -> bytes:
+    """One delivery's body."""
+    return json.dumps(list(events)).encode()
+
+
+def start(request_id: str, offset_ms: int) -> dict[str, object]:
+    """A ``platform.start`` at ``T0 + offset_ms``."""
+    return {"time": at(offset_ms), "type": "platform.start", "record": {"requestId": request_id}}
+
+
+def report(request_id: str, offset_ms: int, duration_ms: float) -> dict[str, object]:
+    """A ``platform.report`` emitted at ``T0 + offset_ms`` for an invocation of ``duration_ms``."""
+    record = {"requestId": request_id, "status": "success", "metrics": {"durationMs": duration_ms}}
+    return {"time": at(offset_ms), "type": "platform.report", "record": record}
+
+
+INIT_START = {
+    "time": T0,
+    "type": "platform.initStart",
+    "record": {
+        "initializationType": "on-demand",
+        "phase": "init",
+        "runtimeVersion": "python:3.12.v40",
+    },
+}
+INIT_REPORT = {
+    "time": at(250),
+    "type": "platform.initReport",
+    "record": {
+        "initializationType": "on-demand",
+        "phase": "init",
+        "status": "success",
+        "metrics": {"durationMs": 248.1234},
+    },
+}
+
+
+def test_parse_time_ms() -> None:
+    """The event's ISO time is epoch milliseconds; anything else is None."""
+    assert parse_time_ms(T0) == T0_MS
+    assert parse_time_ms("1970-01-01T00:00:00Z") == 0.0
+    assert parse_time_ms("2024-02-29T23:59:59.5Z") == 1709251199500.0  # a leap day
+    for bad in ("2026-01-15 10:00:00Z", "2026-01-15T10:00:00", "yesterday", 12, None, "x" * 50):
+        assert parse_time_ms(bad) is None
+
+
+def test_init_facts() -> None:
+    """initStart and initReport give runtime version, phase, status and duration (3 decimals)."""
+    account = PlatformAccount(count_invocations=False)
+    account.observe_batch(body(INIT_START, INIT_REPORT))
+    assert account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000) == {
+        "runtimeVersion": "python:3.12.v40",
+        "initPhase": "init",
+        "initStatus": "success",
+        "initDurationMs": 248.123,
+    }
+
+
+def test_failed_reinit_last_report_wins() -> None:
+    """A failed init then a re-init in the invoke phase: the last report's status and type."""
+    failed = {
+        "type": "platform.initReport",
+        "time": at(100),
+        "record": {
+            "phase": "init",
+            "status": "error",
+            "errorType": "Runtime.ImportModuleError",
+            "metrics": {"durationMs": 90},
+        },
+    }
+    account = PlatformAccount(count_invocations=False)
+    account.observe_batch(body(failed))
+    first = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+    assert (first["initStatus"], first["initErrorType"], first["initPhase"]) == (
+        "error",
+        "Runtime.ImportModuleError",
+        "init",
+    )
+    again = {
+        "type": "platform.initReport",
+        "time": at(900),
+        "record": {"phase": "invoke", "status": "timeout", "errorType": "Sandbox.Timedout"},
+    }
+    account.observe_batch(body(again))
+    facts = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+    assert (facts["initStatus"], facts["initErrorType"], facts["initPhase"]) == (
+        "timeout",
+        "Sandbox.Timedout",
+        "invoke",
+    )
+
+
+def test_restore_report() -> None:
+    """platform.restoreReport gives the restore duration (SnapStart)."""
+    account = PlatformAccount(count_invocations=False)
+    restore = {
+        "time": T0,
+        "type": "platform.restoreReport",
+        "record": {"status": "success", "metrics": {"durationMs": 312.5}},
+    }
+    account.observe_batch(body(restore))
+    assert account.facts(init_time_ms=T0_MS, prompt_threshold_ms=1) == {"restoreDurationMs": 312.5}
+
+
+def test_malformed_is_counted_and_ignored() -> None:
+    """Bodies and events that cannot be read count as malformed and leave no field."""
+    account = PlatformAccount(count_invocations=True)
+    account.observe_batch(b"not json")
+    account.observe_batch(b'{"type": "platform.initReport"}')  # not an array
+    account.observe_batch(body(7, {"type": 3}, {"type": "platform.initReport", "record": []}))
+    bad_report = {
+        "type": "platform.initReport",
+        "time": T0,
+        "record": {"status": ["x"], "metrics": {"durationMs": "slow"}},
+    }
+    account.observe_batch(body(bad_report, start("r1", 0) | {"time": "later"}))
+    assert account.malformed == 6
+    assert account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000) == {
+        "invocations": 0,
+        "firstInvoke": "never",
+        "maxConcurrentInvocations": 0,
+    }
+
+
+def test_no_event_no_field() -> None:
+    """Nothing arrived: no field at all, not even a zero count."""
+    account = PlatformAccount(count_invocations=True)
+    assert account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000) == {}
+
+
+def test_invocations_out_of_order() -> None:
+    """Four invocations whose events arrive shuffled across deliveries, with no runtimeDone.
+
+    a: 1000-1300, b: 1100-1200, c: 1250-1600 (report before start), d: 2000- (no report yet).
+    At 1250 a and c are in flight (b ended at 1200): at most 2 at once. First start at 1000 ms
+    after init, within the 10 s threshold: prompt.
+    """
+    account = PlatformAccount(count_invocations=True)
+    account.observe_batch(body(start("b", 1100), report("c", 1600, 350)))
+    account.observe_batch(body(start("a", 1000), report("b", 1200, 100), start("d", 2000)))
+    account.observe_batch(body(start("c", 1250), report("a", 1300, 300)))
+    account.observe_batch(body(start("a", 1000)))  # delivered twice
+    assert account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000) == {
+        "invocations": 4,
+        "timeToFirstInvokeMs": 1000.0,
+        "firstInvoke": "prompt",
+        "maxConcurrentInvocations": 2,
+    }
+
+
+def test_delayed_first_invoke() -> None:
+    """A first start 30 s after init, threshold 10 s: delayed."""
+    account = PlatformAccount(count_invocations=True)
+    account.observe_batch(body(start("a", 30_000), report("a", 30_010, 10)))
+    facts = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+    assert (facts["timeToFirstInvokeMs"], facts["firstInvoke"]) == (30_000.0, "delayed")
+
+
+def test_invocation_events_ignored_when_not_counting() -> None:
+    """Where INVOKE is counted by the extension, start/report bodies are not even parsed."""
+    account = PlatformAccount(count_invocations=False)
+    account.observe_batch(body(start("a", 0), report("a", 10, 10)))
+    account.observe_batch(b"garbage that mentions no init event")
+    assert (account.events, account.malformed) == (0, 0)
+    assert account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000) == {}
+
+
+def test_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finished invocations beyond the horizon are folded and dropped, the peak kept."""
+    monkeypatch.setattr(platform_account, "COMPACT_AT", 10)
+    monkeypatch.setattr(platform_account, "HORIZON_MS", 1000.0)
+    account = PlatformAccount(count_invocations=True)
+    # Three at once at the start, then 35 one after another, one every 1.5 s:
+    account.observe_batch(
+        body(*(start(f"p{i}", 0) for i in range(3)), *(report(f"p{i}", 5, 5) for i in range(3)))
+    )
+    for i in range(35):
+        account.observe_batch(
+            body(start(f"s{i}", 1000 + i * 1500), report(f"s{i}", 1010 + i * 1500, 10))
+        )
+    assert len(account._finished) < 10
+    facts = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+    assert (facts["invocations"], facts["maxConcurrentInvocations"]) == (38, 3)
+
+
+def test_most_in_flight() -> None:
+    """Back-to-back intervals do not overlap; nested ones do."""
+    assert most_in_flight([]) == 0
+    assert most_in_flight([(0, 10), (10, 20)]) == 1
+    assert most_in_flight([(0, 10), (2, 5), (3, 4), (9, 12)]) == 3
