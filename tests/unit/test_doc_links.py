@@ -52,9 +52,7 @@ def broken(page: Path) -> list[str]:
             continue  # http(s), mailto: not checked offline
         path, _, anchor = target.partition("#")
         file = (page.parent / path).resolve() if path else page
-        if not file.exists():
-            bad.append(target)
-        elif anchor and (file.suffix != ".md" or anchor not in anchors(file)):
+        if not file.exists() or (anchor and (file.suffix != ".md" or anchor not in anchors(file))):
             bad.append(target)
     return bad
 
@@ -63,6 +61,17 @@ def broken(page: Path) -> list[str]:
 def test_relative_links_resolve(page: Path) -> None:
     """Each relative link names an existing file and, when it has one, an existing heading."""
     assert broken(page) == []
+
+
+def test_a_broken_link_is_found(tmp_path: Path) -> None:
+    """A missing file and a missing heading are both reported; a good link is not."""
+    (tmp_path / "other.md").write_text("# Title\n\n## A section: `here`\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[ok](other.md#a-section-here) [gone](missing.md#x) [no heading](other.md#nowhere)\n"
+        "`[in code](missing.md)`\n"
+    )
+    assert broken(page) == ["missing.md#x", "other.md#nowhere"]
 
 
 def test_slug_matches_github() -> None:
