@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from concurrency_observer import environment_record as fields
 from concurrency_observer import schema
 from concurrency_observer.cli.simulate import simulate
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
@@ -25,6 +26,7 @@ from concurrency_observer.local.environment import processes_in_session
 from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
 from concurrency_observer.local.outcome import Outcome, read_back
 from concurrency_observer.local.simulation import Check, Simulation, SimulationSettings
+from tests.lean_metrics import environment_records
 
 pytestmark = pytest.mark.e2e
 
@@ -40,6 +42,7 @@ class FleetRun:
     checks: list[Check]
     sessions: list[int]
     outcome: Outcome
+    outputs: list[str]  # each environment's whole output
 
 
 @pytest.fixture(scope="module", params=[schema.METRICS_LEAN, schema.METRICS_FULL])
@@ -79,7 +82,8 @@ def fleet_run(
         for environment in simulation.fleet.environments()
         if (session := getattr(environment, "session_id", None)) is not None
     ]
-    return FleetRun(truth, outcome.checks, sessions, outcome)
+    outputs = [getattr(e, "output", "") for e in simulation.fleet.environments()]
+    return FleetRun(truth, outcome.checks, sessions, outcome, outputs)
 
 
 def test_the_load_exercised_every_behaviour(fleet_run: FleetRun) -> None:
@@ -131,6 +135,31 @@ def test_the_report_is_exact_from_the_records(fleet_run: FleetRun) -> None:
     # The control plane counts an environment from its start to the end of its stop; the
     # records from the extension's start to SHUTDOWN: inside that, so never more.
     assert 1 <= report.live_peak <= truth.peak_live
+
+
+def test_held_inits_are_recorded_as_lambda_reports_them(fleet_run: FleetRun) -> None:
+    """Held environments finished their init at the gate: no failed init, and each one's init
+    a small part of its wait for the first invoke (of its whole life if never invoked)."""
+    platform = fleet_run.outcome.platform
+    assert platform is not None
+    assert platform.matches, platform.to_dict()
+    assert (platform.truth.failed_inits, platform.recorded_failed) == (0, 0)
+    report = fleet_run.outcome.report
+    assert report is not None
+    assert report.platform is not None
+    assert report.platform.failed_inits == 0
+    records = [r for output in fleet_run.outputs for r in environment_records(output)]
+    waits = {
+        schema.FIRST_INVOKE_NEVER: fields.LIFETIME_MS,
+        schema.FIRST_INVOKE_DELAYED: fields.TIME_TO_FIRST_INVOKE_MS,
+    }
+    held = [r for r in records if r.get(fields.FIRST_INVOKE) in waits]
+    assert len(held) >= 3  # the PC spare and the late proactive one never invoked, one delayed
+    for record in held:
+        # The RIE's own report of a held init lasts until its release or shutdown: longer.
+        wait = record[waits[record[fields.FIRST_INVOKE]]]
+        assert record[fields.INIT_STATUS] == "success", record
+        assert 0 < record[fields.INIT_DURATION_MS] < wait / 2, record
 
 
 def test_the_run_created_one_metric_stream_per_init_type_under_lean(fleet_run: FleetRun) -> None:

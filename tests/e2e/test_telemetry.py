@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from concurrency_observer.local.environment import (
     LambdaEnvironment,
     observer_env,
 )
+from concurrency_observer.local.platform_truth import platform_truth
 from tests.faults.helpers import observer_lines, unique_name
 from tests.lean_metrics import environment_records
 
@@ -174,3 +176,37 @@ def test_failed_init_recorded_as_failed(rie_path: Path, layer_dir: Path) -> None
     for record, reported in zip(records, reports, strict=True):
         assert abs(number(record[fields.INIT_DURATION_MS]) - reported) <= 1.0
         assert record[fields.INVOCATIONS] == 0
+
+
+@pytest.mark.parametrize("released", [True, False])
+def test_a_held_init_is_recorded_as_over_at_the_gate(
+    rie_path: Path, layer_dir: Path, released: bool
+) -> None:
+    """A provisioned environment held at the gate, then let through or shut down still held:
+    recorded successful, lasting from INIT START to the gate, not the RIE's longer INIT REPORT."""
+    settings = replace(emulated("held"), init_type=schema.INIT_PROVISIONED)
+    environment = LambdaEnvironment(
+        layer_dir, settings, name="held", rie_path=rie_path, init_gate=True
+    ).start()
+    with environment:
+        environment.hold_init({"warmup": True})
+        assert environment.telemetry is not None
+        deadline = time.monotonic() + 30
+        while not any(e["type"] == "platform.initReport" for e in environment.telemetry.delivered):
+            assert time.monotonic() < deadline, environment.output[-2000:]
+            time.sleep(0.05)
+        time.sleep(0.5)  # held a while: the RIE counts that in its init, Lambda does not
+        if released:
+            assert environment.release_init().status == 200
+        environment.shutdown()
+    output = environment.output
+    (record,) = environment_records(output, settings.function_name)
+    (truth,) = platform_truth([output]).init_durations_ms
+    (rie_report,) = registered_init_reports(output)
+    assert record[fields.INIT_STATUS] == "success", observer_lines(output)
+    assert fields.INIT_ERROR_TYPE not in record
+    assert abs(number(record[fields.INIT_DURATION_MS]) - truth) <= 1.0
+    assert 0 < truth < rie_report - 500  # the time held is not init work
+    assert platform_truth([output]).failed_inits == 0
+    assert ("INIT RTDONE(status: error)" in output) is not released  # what the RIE says held
+    assert record[fields.INVOCATIONS] == int(released)

@@ -69,3 +69,21 @@ def test_a_missing_or_distant_duration_is_a_mismatch() -> None:
     assert (far.largest_gap_ms, far.matches) == (1.5, False)
     unfailed = platform_verdict(truth, [{"initDurationMs": 20.0}, {"initDurationMs": 40.0}])
     assert (unfailed.largest_gap_ms, unfailed.matches) == (0.0, False)
+
+
+HELD_THEN_SHUT_DOWN = "\n".join(
+    [
+        "02 Dec 2026 17:57:35,118 [INFO] (rapid) INIT START(type: on-demand, phase: init)",
+        "02 Dec 2026 17:57:35,144 [INFO] (rapid) " + REGISTERED.split("(rapid) ")[1],
+        "INIT HELD(at: 1796234255.175061)",
+        # Shut down while held: the RIE calls the init failed, lasting until the SIGTERM.
+        "02 Dec 2026 17:57:36,180 [INFO] (rapid) INIT RTDONE(status: error)",
+        "02 Dec 2026 17:57:36,180 [INFO] (rapid) INIT REPORT(durationMs: 1061.746000)",
+    ]
+)
+
+
+def test_a_held_init_lasted_until_the_gate_and_did_not_fail() -> None:
+    """A held init shut down while held: 57.061 ms from INIT START to the gate, not failed."""
+    assert platform_truth([HELD_THEN_SHUT_DOWN]) == PlatformTruth((57.061,), 0)
+    assert platform_truth([HELD_THEN_SHUT_DOWN, OUTPUT_TWO]) == PlatformTruth((20.25, 57.061), 0)

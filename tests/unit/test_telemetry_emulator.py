@@ -9,6 +9,7 @@ from concurrency_observer.local.telemetry_emulator import (
     PlatformEvents,
     TelemetryEmulator,
     iso_time,
+    rie_time,
 )
 
 NOW = 1768471200.25  # 2026-01-15T10:00:00.250Z
@@ -77,6 +78,112 @@ def test_failed_init_then_reinit() -> None:
             "metrics": {"durationMs": 10.5},
         },
     ]
+
+
+# A provisioned environment's init, held at the gate (function/handler.py) 62.592 ms after the
+# RIE's INIT START, then what the RIE prints when it is let through or shut down a second later.
+HELD_AT = 1796234254.007592  # 2026-12-02T17:57:34.007592Z
+HELD_INIT = [
+    "START RequestId: 2b86f212-c169-4714-9f15-8d7245ca3a40 Version: $LATEST",
+    "02 Dec 2026 17:57:33,945 [INFO] (rapid) INIT START(type: on-demand, phase: init)",
+    "02 Dec 2026 17:57:33,966 [INFO] (rapid) External agent concurrency-observer (id) registered",
+    f"INIT HELD(at: {HELD_AT:.6f})",
+]
+RELEASED = [
+    "02 Dec 2026 17:57:35,034 [INFO] (rapid) INIT RTDONE(status: success)",
+    "02 Dec 2026 17:57:35,034 [INFO] (rapid) INIT REPORT(durationMs: 1089.067000)",
+    "02 Dec 2026 17:57:35,034 [INFO] (rapid) INVOKE START(requestId: 2b86f212)",
+    "END RequestId: 2b86f212-c169-4714-9f15-8d7245ca3a40",
+    "REPORT RequestId: 2b86f212-c169-4714-9f15-8d7245ca3a40\tDuration: 1090.03 ms",
+]
+SHUT_DOWN_WHILE_HELD = [
+    "02 Dec 2026 17:57:36,180 [INFO] (rapid) Received signal signal=terminated",
+    "02 Dec 2026 17:57:36,180 [INFO] (rapid) INIT RTDONE(status: error)",
+    "02 Dec 2026 17:57:36,180 [INFO] (rapid) INIT REPORT(durationMs: 1061.746000)",
+    "02 Dec 2026 17:57:36,180 [ERROR] (rapid) Init failed error=errResetReceived InvokeID=",
+]
+HELD_REPORT = {
+    "initializationType": "on-demand",
+    "phase": "init",
+    "status": "success",
+    "metrics": {"durationMs": 62.592},
+}
+
+
+def init_events(lines: list[str]) -> list[tuple[str, str, dict[str, object]]]:
+    """The init events of ``lines`` fed to one translator: time, type and record of each."""
+    events = PlatformEvents()
+    return [
+        (e["time"], e["type"], e["record"])
+        for line in lines
+        for e in events.feed(line, NOW)
+        if e["type"].startswith("platform.init")
+    ]
+
+
+def test_rie_time() -> None:
+    """The RIE's stamp is UTC to the millisecond; a line without one has none."""
+    assert rie_time("02 Dec 2026 17:57:33,945 [INFO] (rapid) INIT START(...)") == 1796234253.945
+    assert rie_time("INIT HELD(at: 1.5)") is None
+    assert rie_time("31 Feb 2026 17:57:33,945 [INFO] (rapid) x") is None
+
+
+def test_held_init_reported_at_the_gate_then_released() -> None:
+    """Held: the init succeeded at the gate, 62.592 ms after INIT START; the RIE's own report
+    of it at the release (1,089 ms, the time held included) is dropped."""
+    assert init_events(HELD_INIT + RELEASED) == [
+        (
+            "2026-12-02T17:57:33.945Z",
+            "platform.initStart",
+            {"initializationType": "on-demand", "phase": "init"},
+        ),
+        (
+            "2026-12-02T17:57:34.007Z",
+            "platform.initRuntimeDone",
+            {"initializationType": "on-demand", "phase": "init", "status": "success"},
+        ),
+        ("2026-12-02T17:57:34.007Z", "platform.initReport", HELD_REPORT),
+    ]
+
+
+def test_held_init_shut_down_while_held_is_no_failed_init() -> None:
+    """Shut down while held: the RIE's INIT RTDONE(error) and INIT REPORT are dropped, the init
+    stays successful as reported at the gate."""
+    reports = [
+        r
+        for _, kind, r in init_events(HELD_INIT + SHUT_DOWN_WHILE_HELD)
+        if kind == "platform.initReport"
+    ]
+    assert reports == [HELD_REPORT]
+
+
+def test_the_held_line_is_reported_once_and_the_next_init_normally() -> None:
+    """A second held line adds nothing; the next INIT START (a new generation) is reported from
+    the RIE's lines again, failed if it failed."""
+    lines = [
+        *HELD_INIT,
+        f"INIT HELD(at: {HELD_AT + 1:.6f})",
+        *SHUT_DOWN_WHILE_HELD,
+        "02 Dec 2026 17:57:37,000 [INFO] (rapid) INIT START(type: on-demand, phase: invoke)",
+        "02 Dec 2026 17:57:37,050 [INFO] (rapid) INIT RTDONE(status: error)",
+        "02 Dec 2026 17:57:37,050 [INFO] (rapid) INIT REPORT(durationMs: 50.5)",
+    ]
+    reports = [r for _, kind, r in init_events(lines) if kind == "platform.initReport"]
+    assert reports == [
+        HELD_REPORT,
+        {
+            "initializationType": "on-demand",
+            "phase": "invoke",
+            "status": "error",
+            "errorType": "Runtime.Unknown",
+            "metrics": {"durationMs": 50.5},
+        },
+    ]
+
+
+def test_a_held_line_outside_an_init_is_ignored() -> None:
+    """No INIT START seen yet: there is no init to report."""
+    assert PlatformEvents().feed(f"INIT HELD(at: {HELD_AT})", NOW) == []
 
 
 def test_subscription_validated(tmp_path: Path) -> None:

@@ -717,7 +717,8 @@ class LambdaEnvironment:
             return ""
 
     def init_duration_ms(self) -> float | None:
-        """The init duration the RIE reported (``INIT REPORT``), once the first invoke ran."""
+        """The init duration the RIE reported (``INIT REPORT``), once the first invoke ran (for a
+        held init, until its release: the Telemetry emulator reports it at the gate instead)."""
         match = _INIT_REPORT.search(self.output)
         return float(match.group(1)) if match else None
 

@@ -2,22 +2,27 @@
 
 The ground truth of ``simulate``'s init durations and failed inits: every init the extension ran
 in (the RIE logged it registering) has the RIE's ``INIT REPORT(durationMs: D)``, and
-``INIT RTDONE(status: error)`` when the runtime's init failed. The records read back (through the
-emulated Telemetry API: ``local/telemetry_emulator.py``) must carry the same durations, each
-within ``TOLERANCE_MS``, and as many failed inits. The RIE's Managed Instances mode prints no
-``INIT REPORT``: there nothing is compared.
+``INIT RTDONE(status: error)`` when the runtime's init failed. A held init (a provisioned or
+proactive environment, initialized and not invoked: ``function/handler.py``) is the exception, as
+on Lambda it is over before the environment waits: it lasted from ``INIT START`` to the function's
+``INIT HELD(at: T)`` and succeeded, whatever the RIE reports when it is released or shut down
+(``local/telemetry_emulator.py`` reports it so). The records read back (through the emulated
+Telemetry API) must carry the same durations, each within ``TOLERANCE_MS``, and as many failed
+inits. The RIE's Managed Instances mode prints no ``INIT REPORT``: there nothing is compared.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from concurrency_observer import environment_record as rec
+from concurrency_observer.local.telemetry_emulator import INIT_HELD, held_duration_ms, rie_time
 
 TOLERANCE_MS: Final = 1.0
+_INIT_START: Final = "INIT START("
 _INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 _INIT_FAILED: Final = "INIT RTDONE(status: error)"
 _REGISTERED: Final = "External agent concurrency-observer"
@@ -31,17 +36,45 @@ class PlatformTruth:
     failed_inits: int
 
 
+def _inits(output: str) -> Iterator[list[str]]:
+    """Each init's lines, from its ``INIT START`` line to the next one (or the end)."""
+    block: list[str] | None = None
+    for line in output.splitlines():
+        if _INIT_START in line:
+            if block is not None:
+                yield block
+            block = []
+        if block is not None:
+            block.append(line)
+    if block is not None:
+        yield block
+
+
+def _init_truth(block: list[str]) -> tuple[float, bool] | None:
+    """One init's duration and whether it failed; ``None`` when there is nothing to compare."""
+    text = "\n".join(block)
+    if _REGISTERED not in text:
+        return None  # an init the extension did not run in
+    held = INIT_HELD.search(text)
+    if held is not None:  # over at the gate, successfully (see the module docstring)
+        started = rie_time(block[0])
+        return None if started is None else (held_duration_ms(started, float(held[1])), False)
+    report = _INIT_REPORT.search(text)
+    if report is None:
+        return None  # still running when the output was read
+    return float(report[1]), _INIT_FAILED in text
+
+
 def platform_truth(outputs: Iterable[str]) -> PlatformTruth:
-    """Every environment's INIT REPORTs (``outputs``: each environment's whole output)."""
+    """Every environment's inits (``outputs``: each environment's whole output)."""
     durations: list[float] = []
     failed = 0
     for output in outputs:
-        for block in output.split("INIT START(")[1:]:
-            match = _INIT_REPORT.search(block)
-            if match is None or _REGISTERED not in block:
-                continue  # an init the extension did not run in (or still running)
-            durations.append(float(match.group(1)))
-            failed += _INIT_FAILED in block
+        for block in _inits(output):
+            found = _init_truth(block)
+            if found is not None:
+                durations.append(found[0])
+                failed += found[1]
     return PlatformTruth(tuple(sorted(durations)), failed)
 
 

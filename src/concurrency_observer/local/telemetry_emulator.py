@@ -16,6 +16,14 @@ environment goes through it, so the invocations' path is the RIE's own.
 Each init (a failed one is retried as a new init with phase ``invoke``, by a new extension
 process) is a generation: its events go to the subscription made during it, never to an earlier
 subscriber's listener, as a new sandbox's events would not.
+
+**A held init** (provisioned and proactive environments: the harness holds the function's init at
+a gate until the first invocation, since the RIE initializes lazily; ``function/handler.py``): on
+Lambda that environment has finished its init and waits frozen. So when the function prints
+``INIT HELD(at: T)`` on reaching the gate, the init is reported there, at T: successful, lasting
+from the RIE's ``INIT START`` (its line's timestamp, UTC to the millisecond) to T. The RIE's own
+later ``INIT RTDONE`` / ``INIT REPORT`` of that init are dropped: the time held is not init work,
+and a shutdown while held is not a failed init.
 """
 
 from __future__ import annotations
@@ -46,12 +54,56 @@ _INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 _FATAL: Final = re.compile(r"First fatal error stored in appctx: ([\w.]+)")
 _START: Final = re.compile(r"^START RequestId: ([0-9a-f-]+)")
 _REPORT: Final = re.compile(r"^REPORT RequestId: ([0-9a-f-]+)\s+Duration: ([0-9.]+) ms")
+# Printed by the harness's function at the init gate (function/handler.py, bash_runtime.sh).
+INIT_HELD: Final = re.compile(r"INIT HELD\(at: ([0-9]+(?:\.[0-9]+)?)\)")
+# The RIE's own timestamp, e.g. ``02 Dec 2026 16:55:32,203``: UTC (the harness sets TZ=:UTC).
+_RIE_STAMP: Final = re.compile(r"^(\d{2}) (\w{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}),(\d{3}) ")
+_MONTHS: Final = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+
+
+# An event as a handler makes it: type, record, and its time when not when the line was seen.
+_Event = tuple[str, dict[str, Any], float | None]
 
 
 def iso_time(epoch_s: float) -> str:
     """An event's ``time``: ISO 8601 with milliseconds and ``Z``."""
     moment = datetime.fromtimestamp(epoch_s, timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def rie_time(line: str) -> float | None:
+    """When the RIE printed ``line`` (epoch s, to its millisecond), ``None`` if it has no stamp."""
+    match = _RIE_STAMP.match(line)
+    if match is None or match.group(2) not in _MONTHS:
+        return None
+    day, month, year, hour, minute, second, millis = match.groups()
+    try:
+        moment = datetime(
+            *(int(year), _MONTHS.index(month) + 1, int(day)),
+            *(int(hour), int(minute), int(second), int(millis) * 1000),
+            tzinfo=timezone.utc,
+        )
+    except ValueError:  # 31 Feb: not a stamp after all
+        return None
+    return moment.timestamp()
+
+
+def held_duration_ms(init_started: float, held_at: float) -> float:
+    """A held init's duration: from its start to the gate (epoch s), in ms to the microsecond."""
+    return round(max(0.0, held_at - init_started) * 1000, 3)
 
 
 @dataclass
@@ -63,11 +115,14 @@ class PlatformEvents:
     phase: str = "init"
     runtime_status: str | None = None
     fatal_error: str | None = None
+    init_started: float | None = None  # epoch s: the INIT START line's stamp (else when seen)
+    held: bool = False  # this generation's init reached the gate: reported, the rest dropped
 
     def feed(self, line: str, now: float) -> list[dict[str, Any]]:
         """The events ``line`` (seen at ``now``, epoch s) stands for; usually none."""
         handlers = (
             (_INIT_START, self._init_start),
+            (INIT_HELD, self._init_held),
             (_FATAL, self._fatal),
             (_INIT_RTDONE, self._init_runtime_done),
             (_INIT_REPORT, self._init_report),
@@ -78,27 +133,52 @@ class PlatformEvents:
             match = pattern.search(line)
             if match:
                 return [
-                    {"time": iso_time(now), "type": kind, "record": record}
-                    for kind, record in handle(match)
+                    {"time": iso_time(now if at is None else at), "type": kind, "record": record}
+                    for kind, record, at in handle(match, now)
                 ]
         return []
 
-    def _init_start(self, match: re.Match[str]) -> list[tuple[str, dict[str, Any]]]:
+    def _init_start(self, match: re.Match[str], now: float) -> list[_Event]:
         self.generation += 1
         self.init_type, self.phase = match.group(1), match.group(2)
         self.runtime_status = self.fatal_error = None
-        return [("platform.initStart", {"initializationType": self.init_type, "phase": self.phase})]
+        self.held = False
+        self.init_started = rie_time(match.string)
+        if self.init_started is None:
+            self.init_started = now
+        record = {"initializationType": self.init_type, "phase": self.phase}
+        return [("platform.initStart", record, self.init_started)]
 
-    def _fatal(self, match: re.Match[str]) -> list[tuple[str, dict[str, Any]]]:
+    def _init_held(self, match: re.Match[str], now: float) -> list[_Event]:
+        if self.held or self.init_started is None:
+            return []  # said twice, or no init under way: nothing to report
+        self.held = True
+        held_at = float(match.group(1))
+        record: dict[str, Any] = {"initializationType": self.init_type, "phase": self.phase}
+        duration = held_duration_ms(self.init_started, held_at)
+        return [
+            ("platform.initRuntimeDone", {**record, "status": "success"}, held_at),
+            (
+                "platform.initReport",
+                {**record, "status": "success", "metrics": {"durationMs": duration}},
+                held_at,
+            ),
+        ]
+
+    def _fatal(self, match: re.Match[str], now: float) -> list[_Event]:
         self.fatal_error = self.fatal_error or match.group(1)
         return []
 
-    def _init_runtime_done(self, match: re.Match[str]) -> list[tuple[str, dict[str, Any]]]:
+    def _init_runtime_done(self, match: re.Match[str], now: float) -> list[_Event]:
+        if self.held:
+            return []  # the RIE ends a held init at its release or shutdown: not init work
         self.runtime_status = match.group(1)
         record = {"initializationType": self.init_type, "phase": self.phase}
-        return [("platform.initRuntimeDone", {**record, "status": self.runtime_status})]
+        return [("platform.initRuntimeDone", {**record, "status": self.runtime_status}, None)]
 
-    def _init_report(self, match: re.Match[str]) -> list[tuple[str, dict[str, Any]]]:
+    def _init_report(self, match: re.Match[str], now: float) -> list[_Event]:
+        if self.held:
+            return []  # reported at the gate already (see the module docstring)
         status = self.runtime_status or "success"
         record: dict[str, Any] = {
             "initializationType": self.init_type,
@@ -108,15 +188,15 @@ class PlatformEvents:
         }
         if status != "success":
             record["errorType"] = self.fatal_error or "Runtime.Unknown"
-        return [("platform.initReport", record)]
+        return [("platform.initReport", record, None)]
 
-    def _start(self, match: re.Match[str]) -> list[tuple[str, dict[str, Any]]]:
-        return [("platform.start", {"requestId": match.group(1), "version": "$LATEST"})]
+    def _start(self, match: re.Match[str], now: float) -> list[_Event]:
+        return [("platform.start", {"requestId": match.group(1), "version": "$LATEST"}, None)]
 
-    def _report(self, match: re.Match[str]) -> list[tuple[str, dict[str, Any]]]:
+    def _report(self, match: re.Match[str], now: float) -> list[_Event]:
         done = {"requestId": match.group(1), "status": "success"}
         report = {**done, "metrics": {"durationMs": float(match.group(2))}}
-        return [("platform.runtimeDone", done), ("platform.report", report)]
+        return [("platform.runtimeDone", done, None), ("platform.report", report, None)]
 
 
 class TelemetryEmulator:

@@ -32,9 +32,11 @@ exchange() {
 }
 
 wait_for_gate() {
-    # The init gate: say the init reached it (the extensions have registered by now), then wait.
+    # The init gate: say the init reached it (the extensions have registered by now), and when
+    # (the Telemetry emulator reports the init as ended there, as function/handler.py), then wait.
     local gate=${CONCURRENCY_OBSERVER_LOCAL_INIT_GATE:-} waited=0
     [[ -n $gate ]] || return 0
+    printf 'INIT HELD(at: %s)\n' "${EPOCHREALTIME:-$(date +%s.%N)}"
     : >"$gate.held"
     while [[ ! -e $gate ]] && ((waited < 180000)); do # never hold forever: at most an hour
         sleep 0.02

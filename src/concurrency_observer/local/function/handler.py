@@ -16,8 +16,14 @@ and recorded the init) but not invoked yet: Lambda's provisioned and proactive e
 fleet creates the file when it first routes an invocation there, or shuts the environment down
 while it is still held (never invoked). docs/simulate.md has the details.
 
+On Lambda such an environment has finished its init and waits frozen; here the init is still
+under way for the RIE, which later reports it as lasting until the release (or as failed, shut
+down while held). So on reaching the gate the handler also prints ``INIT HELD(at: T)`` (T: epoch
+seconds): the harness's Telemetry API emulator reports the init there, successful, lasting from
+the RIE's ``INIT START`` to T, as Lambda would (``local/telemetry_emulator.py``).
+
 **A failing init.** When ``CONCURRENCY_OBSERVER_LOCAL_INIT_ERROR`` is set, importing this module
-raises (after the gate): every init fails, as a function whose code cannot load.
+raises (before the gate, which a function whose code cannot load never reaches): every init fails.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ def _wait_for_gate() -> None:
     if not gate:
         return
     # Tell the control plane the init has reached the gate (the extension started before the
-    # runtime, so it has registered by now).
+    # runtime, so it has registered by now), and the Telemetry emulator when: the init's end.
+    print(f"INIT HELD(at: {time.time():.6f})", flush=True)
     with open(gate + ".held", "w", encoding="ascii"):
         pass
     deadline = time.monotonic() + _GATE_MAX_WAIT_S
@@ -47,9 +54,9 @@ def _wait_for_gate() -> None:
         time.sleep(_GATE_POLL_S)
 
 
-_wait_for_gate()
 if os.environ.get("CONCURRENCY_OBSERVER_LOCAL_INIT_ERROR"):
     raise RuntimeError("init failed on purpose (CONCURRENCY_OBSERVER_LOCAL_INIT_ERROR)")
+_wait_for_gate()
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
