@@ -179,3 +179,53 @@ def test_a_sub_second_recycling_lifetime_is_refused() -> None:
     result = CliRunner().invoke(simulate, ["--pc-max-lifetime", "0.5"])
     assert isinstance(result.exception, UserError)
     assert "--pc-max-lifetime must be at least 1 second" in str(result.exception)
+
+
+def test_the_verdict_table_reads_whole_at_80_columns() -> None:
+    """Not on a terminal (80 columns): every figure's name whole, under its init type's heading."""
+    from concurrency_observer.aws.platform_figures import ColdStarts
+    from concurrency_observer.cli.simulate import _truth_table
+    from concurrency_observer.local.simulation import cold_start_checks
+
+    pc, lmi = schema.INIT_PROVISIONED, schema.INIT_MANAGED_INSTANCES
+    truth = FleetSnapshot(
+        started={OD: 2, pc: 1},
+        stopped={OD: 2, pc: 1},
+        invocations={OD: 5, pc: 3},
+        live={},
+        starting=0,
+        busy=0,
+        warmups=1,
+        served=7,
+        throttled=0,
+        failed=0,
+        idle_shutdowns=1,
+        forced_shutdowns=0,
+        peak_live=3,
+        first_invoke={(OD, schema.FIRST_INVOKE_PROMPT): 2, (pc, schema.FIRST_INVOKE_NEVER): 1},
+    )
+    recorded: Recorded = {(schema.ENVIRONMENT_INIT, lmi): 1.0}  # not expected: its own rows
+    checks = verdict_checks(truth, recorded)
+    checks += cold_start_checks(truth, ColdStarts(2, 7.0, None, {}))
+    now = datetime.now(timezone.utc)
+    outcome = Outcome(
+        settings=SimulationSettings(),
+        truth=truth,
+        source="CloudWatch + records",
+        checks=checks,
+        report=None,
+        report_error="no data",
+        started_at=now,
+        ended_at=now,
+    )
+    out = Console(file=io.StringIO(), width=80)
+    out.print(_truth_table(outcome))
+    printed = out.file.getvalue()  # type: ignore[attr-defined]
+    assert "…" not in printed
+    assert max(len(line) for line in printed.splitlines()) <= 80
+    headings = [lmi, OD, pc, "all init types"]  # init types sorted, then the totals
+    at = [printed.index(f"│ {heading} ") for heading in headings]
+    assert at == sorted(at)
+    for label in ("inits (started)", "shutdowns: never invoked", "invocations (AWS/Lambda)"):
+        assert f"│   {label} " in printed
+    assert "cold starts felt" in printed[at[-1] :]

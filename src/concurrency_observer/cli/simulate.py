@@ -687,20 +687,26 @@ def _mark(ok: bool) -> str:
 
 
 def _truth_table(outcome: Outcome) -> Table:
+    """Each figure beside the control plane's, grouped under a heading per init type (then
+    "all init types"), so the figure's name keeps the width at 80 columns."""
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=f"Ground truth (control plane) vs {outcome.source}", title_justify="left")
     table.add_column("figure")
-    table.add_column("init type", no_wrap=True)
     for name in ("control plane", outcome.source, ""):
         table.add_column(name, justify="right", no_wrap=True)
-    for check in outcome.checks:
-        mark = "[green]=[/]" if check.matches else "[red]≠[/]"
-        scope = check.init_type or "[bold]all[/]"
-        table.add_row(check.label, scope, str(check.truth), f"{check.recorded:g}", mark)
-    for check in outcome.unrecorded:
-        scope = check.init_type or "[bold]all[/]"
-        table.add_row(check.label, scope, str(check.truth), "[dim]not recorded[/]", "[dim]-[/]")
+    rows = [(c, f"{c.recorded:g}", _mark(c.matches)) for c in outcome.checks]
+    rows += [(c, "[dim]not recorded[/]", "[dim]-[/]") for c in outcome.unrecorded]
+    scopes: list[str | None] = [*sorted({c.init_type for c, _, _ in rows if c.init_type}), None]
+    for scope in scopes:
+        mine = [row for row in rows if row[0].init_type == scope]
+        if not mine:
+            continue
+        if table.row_count:
+            table.add_section()
+        table.add_row(f"[bold]{scope or 'all init types'}[/]")
+        for check, recorded, mark in mine:
+            table.add_row(f"  {check.label}", str(check.truth), recorded, mark)
     return table
 
 
