@@ -229,3 +229,32 @@ def test_the_verdict_table_reads_whole_at_80_columns() -> None:
     for label in ("inits (started)", "shutdowns: never invoked", "invocations (AWS/Lambda)"):
         assert f"│   {label} " in printed
     assert "cold starts felt" in printed[at[-1] :]
+
+
+def test_a_match_names_the_cold_start_share_when_it_was_compared() -> None:
+    """The verdict's sentence gives felt of invocations; without those checks it says nothing."""
+    from concurrency_observer.aws.platform_figures import ColdStarts
+    from concurrency_observer.cli.simulate import _cold_start_clause
+    from concurrency_observer.local.simulation import Recording, cold_start_checks
+
+    truth = FleetSnapshot(
+        started={OD: 2},
+        stopped={OD: 2},
+        invocations={OD: 8},
+        live={},
+        starting=0,
+        busy=0,
+        warmups=0,
+        served=8,
+        throttled=0,
+        failed=0,
+        idle_shutdowns=0,
+        forced_shutdowns=0,
+        peak_live=2,
+        first_invoke={(OD, schema.FIRST_INVOKE_PROMPT): 2},
+    )
+    cold = ColdStarts(2, 8.0, None, {})
+    clause = _cold_start_clause(cold_start_checks(truth, cold))
+    assert clause == ", and the cold-start share (2 of 8 invocations, 25.00%)"
+    shutdown_only = cold_start_checks(truth, cold, Recording(invocations=False))
+    assert _cold_start_clause(shutdown_only) == ""

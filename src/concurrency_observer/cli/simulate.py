@@ -41,6 +41,8 @@ from concurrency_observer.local.setups import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.console import Console, RenderableType
     from rich.table import Table
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from concurrency_observer.local.outcome import Outcome
     from concurrency_observer.local.platform_truth import PlatformVerdict
     from concurrency_observer.local.simulation import (
+        Check,
         Simulation,
         SimulationSettings,
         SimulationStatus,
@@ -583,7 +586,7 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
         out.print(
             f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
             f"did ({summary}), per init type and in total, and how each environment was used "
-            "(never, prompt, delayed) per init type"
+            f"(never, prompt, delayed) per init type{_cold_start_clause(outcome.checks)}"
         )
     elif outcome.matches:
         out.print(
@@ -618,6 +621,21 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
         out.print(f"[red]verdict: MISMATCH[/] with the ground truth ({summary}): {detail}")
     out.print(_bill_line(outcome))
     out.print(f"[dim]wall time {outcome.wall_seconds:.1f}s[/]")
+
+
+def _cold_start_clause(checks: Sequence[Check]) -> str:
+    """ ", and the cold-start share (felt of invocations)" when both were compared."""
+    from concurrency_observer.local.simulation import (  # noqa: PLC0415
+        COLD_STARTS_FELT,
+        LAMBDA_INVOCATIONS,
+    )
+
+    totals = {c.metric: c.truth for c in checks if c.init_type is None}
+    felt, invocations = totals.get(COLD_STARTS_FELT), totals.get(LAMBDA_INVOCATIONS)
+    if felt is None or not invocations:
+        return ""
+    share = felt / invocations
+    return f", and the cold-start share ({felt} of {invocations} invocations, {share:.2%})"
 
 
 def _bill_line(outcome: Outcome) -> str:
