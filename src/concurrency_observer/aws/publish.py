@@ -199,9 +199,10 @@ FALLBACK_RECORDS: Final = (
     "function's log whatever the sink (CloudWatch Logs extracts them; no IAM needed)"
 )
 MANAGED_INSTANCES_RECORDS: Final = (
-    "Lambda Managed Instances: SHUTDOWN only, so init and shutdown (reason, lifetime, idle time "
-    "from init), no invocation metrics; unqualified invokes run $LATEST.PUBLISHED, so publish it "
-    "to put the layer to use: aws lambda publish-version --function-name {name} "
+    "Lambda Managed Instances: SHUTDOWN only, so init and shutdown (reason, lifetime), no "
+    "invocation metrics; the record's invocations, concurrency and idle time since the last "
+    "invocation come from the Telemetry API; unqualified invokes run $LATEST.PUBLISHED, so "
+    "publish it to put the layer to use: aws lambda publish-version --function-name {name} "
     "--publish-to LATEST_PUBLISHED"
 )
 
