@@ -93,13 +93,15 @@ class Lifecycle:
         self._clock = clock
         self._wall_clock = wall_clock
 
-    def deliver_init(self) -> DeliveryResult | None:
+    def deliver_init(self, held: float = 0.0) -> DeliveryResult | None:
         """Deliver the init record within the init budget; keep it for shutdown if that fails.
 
         With a sink that may block, the delivery runs in a thread and init waits for it up to the
-        budget only; ``None`` means it is still in flight, to be confirmed at shutdown.
+        budget only; ``None`` means it is still in flight, to be confirmed at shutdown. ``held``:
+        seconds of this init the extension has already held (the Telemetry API's subscription),
+        taken from the budget, so the whole hold stays within it.
         """
-        budget = self.config.init_budget_ms / 1000
+        budget = max(0.0, self.config.init_budget_ms / 1000 - held)
         deadline = self._clock() + budget
         # A budget of 0 means no delivery during init at all: the record goes with the shutdown one.
         if not self.sink.may_block or budget <= 0:

@@ -88,6 +88,7 @@ class Session:
         self.lifecycle: Lifecycle | None = None
         self.telemetry: Telemetry | None = None
         self.telemetry_note: str | None = None  # for the init's INFO line
+        self.telemetry_held = 0.0  # seconds the subscription held init: taken from the budget
         # Under SnapStart the environment starts at its restore: the first /event/next answer.
         self.awaiting_restore = config.init_type == schema.INIT_SNAP_START
 
@@ -96,7 +97,9 @@ class Session:
         a snapshot: under SnapStart that waits for ``on_answer``)."""
         self.events = events
         if not self.awaiting_restore:
-            self._start_lifecycle(self.started_wall, self.started_mono, deliver_init=True)
+            self._start_lifecycle(
+                self.started_wall, self.started_mono, deliver_init=True, held=self.telemetry_held
+            )
 
     def subscribe_telemetry(
         self, api: ExtensionsApi, extension_id: str, events: Sequence[str]
@@ -108,6 +111,7 @@ class Session:
         """
         if not self.config.wants_telemetry:
             return
+        began = self.clock()
         try:
             from concurrency_observer.extension.telemetry import subscribe  # noqa: PLC0415
 
@@ -134,6 +138,7 @@ class Session:
         except Exception as error:
             self.log.error(f"{describe(error)}; telemetry off")
             self.telemetry, self.telemetry_note = None, None
+        self.telemetry_held = max(0.0, self.clock() - began)
 
     def platform_facts(self, deadline: float) -> dict[str, object]:
         """What the Telemetry API and the metadata endpoint told, at shutdown (what has arrived)."""
@@ -202,7 +207,7 @@ class Session:
             self.log.error(f"{describe(error)}; the shutdown record is lost")
 
     def _start_lifecycle(
-        self, started_wall: float, started_mono: float, *, deliver_init: bool
+        self, started_wall: float, started_mono: float, *, deliver_init: bool, held: float = 0.0
     ) -> Lifecycle | None:
         # Here, not at the top: the sinks package is only needed once registered.
         from concurrency_observer.extension.sinks import create_sink  # noqa: PLC0415
@@ -220,7 +225,7 @@ class Session:
             )
             self.lifecycle.init_note = self.telemetry_note
             if deliver_init:
-                self.lifecycle.deliver_init()
+                self.lifecycle.deliver_init(held)
         except Exception as error:
             self.log.error(f"{describe(error)}; serving events without records")
             self.lifecycle = None

@@ -94,3 +94,21 @@ def test_init_still_in_flight_at_shutdown_is_not_resent() -> None:
     assert elapsed < 10  # not the 30 s the init request hangs: room for a busy machine
     assert sum(b"MetricName=EnvironmentInit&" in r.body for r in server.requests) == 1
     assert "init record still in flight" in lines[-1]
+
+
+def test_time_already_held_is_taken_from_the_init_budget() -> None:
+    """A subscription that held init for the whole budget leaves no wait for the init record."""
+    with ScriptedHttpServer([OK, OK]).running() as server:
+        lifecycle, lines = lifecycle_for(server.url, init_budget_ms=400)
+        # Held 0.4 s already (the Telemetry API's subscription): nothing of the budget is left,
+        # so the record waits for the shutdown instead of holding init any longer.
+        result = lifecycle.deliver_init(held=0.4)
+        assert result is not None
+        assert [r.kind for r in result.failed] == ["init"]
+        assert "will retry at shutdown" in lines[0]
+        assert server.requests == []
+
+        done = lifecycle.shutdown("spindown", time.monotonic() + 4.0)
+
+    assert done is not None
+    assert sorted(r.kind for r in done.delivered) == ["init", "shutdown"]
