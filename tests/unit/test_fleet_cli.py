@@ -181,6 +181,32 @@ def test_a_sub_second_recycling_lifetime_is_refused() -> None:
     assert "--pc-max-lifetime must be at least 1 second" in str(result.exception)
 
 
+def _stopped(
+    started: dict[str, int],
+    invocations: dict[str, int],
+    *,
+    served: int,
+    first_invoke: dict[tuple[str, str], int],
+) -> FleetSnapshot:
+    """A finished run's truth: every environment started has stopped."""
+    return FleetSnapshot(
+        started=started,
+        stopped=started,
+        invocations=invocations,
+        live={},
+        starting=0,
+        busy=0,
+        warmups=sum(invocations.values()) - served,
+        served=served,
+        throttled=0,
+        failed=0,
+        idle_shutdowns=0,
+        forced_shutdowns=0,
+        peak_live=sum(started.values()),
+        first_invoke=first_invoke,
+    )
+
+
 def test_the_verdict_table_reads_whole_at_80_columns() -> None:
     """Not on a terminal (80 columns): every figure's name whole, under its init type's heading."""
     from concurrency_observer.aws.platform_figures import ColdStarts
@@ -188,20 +214,10 @@ def test_the_verdict_table_reads_whole_at_80_columns() -> None:
     from concurrency_observer.local.simulation import cold_start_checks
 
     pc, lmi = schema.INIT_PROVISIONED, schema.INIT_MANAGED_INSTANCES
-    truth = FleetSnapshot(
-        started={OD: 2, pc: 1},
-        stopped={OD: 2, pc: 1},
-        invocations={OD: 5, pc: 3},
-        live={},
-        starting=0,
-        busy=0,
-        warmups=1,
+    truth = _stopped(
+        {OD: 2, pc: 1},
+        {OD: 5, pc: 3},
         served=7,
-        throttled=0,
-        failed=0,
-        idle_shutdowns=1,
-        forced_shutdowns=0,
-        peak_live=3,
         first_invoke={(OD, schema.FIRST_INVOKE_PROMPT): 2, (pc, schema.FIRST_INVOKE_NEVER): 1},
     )
     recorded: Recorded = {(schema.ENVIRONMENT_INIT, lmi): 1.0}  # not expected: its own rows
@@ -237,22 +253,7 @@ def test_a_match_names_the_cold_start_share_when_it_was_compared() -> None:
     from concurrency_observer.cli.simulate import _cold_start_clause
     from concurrency_observer.local.simulation import Recording, cold_start_checks
 
-    truth = FleetSnapshot(
-        started={OD: 2},
-        stopped={OD: 2},
-        invocations={OD: 8},
-        live={},
-        starting=0,
-        busy=0,
-        warmups=0,
-        served=8,
-        throttled=0,
-        failed=0,
-        idle_shutdowns=0,
-        forced_shutdowns=0,
-        peak_live=2,
-        first_invoke={(OD, schema.FIRST_INVOKE_PROMPT): 2},
-    )
+    truth = _stopped({OD: 2}, {OD: 8}, served=8, first_invoke={(OD, schema.FIRST_INVOKE_PROMPT): 2})
     cold = ColdStarts(2, 8.0, None, {})
     clause = _cold_start_clause(cold_start_checks(truth, cold))
     assert clause == ", and the cold-start share (2 of 8 invocations, 25.00%)"
