@@ -199,10 +199,11 @@ FALLBACK_RECORDS: Final = (
     "function's log whatever the sink (CloudWatch Logs extracts them; no IAM needed)"
 )
 MANAGED_INSTANCES_RECORDS: Final = (
-    "Lambda Managed Instances: SHUTDOWN only, so init and shutdown (reason, lifetime), no "
-    "invocation metrics; the record's invocations, concurrency and idle time since the last "
-    "invocation come from the Telemetry API; unqualified invokes run $LATEST.PUBLISHED, so "
-    "publish it to put the layer to use: aws lambda publish-version --function-name {name} "
+    "Lambda Managed Instances: extensions get SHUTDOWN only, so invocations, time to first "
+    "invoke, the FirstInvoke class and the idle time since the last invocation come from the "
+    "Telemetry API into each environment's record (none under CONCURRENCY_OBSERVER_TELEMETRY=off); "
+    "unqualified invokes run $LATEST.PUBLISHED, so publish it "
+    "to put the layer to use: aws lambda publish-version --function-name {name} "
     "--publish-to LATEST_PUBLISHED"
 )
 

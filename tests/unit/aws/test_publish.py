@@ -420,7 +420,8 @@ def test_a_managed_instances_function_attaches_and_says_to_publish() -> None:
         if line.startswith("  records: ")
     ]
     assert len(records) == 1
-    assert "Lambda Managed Instances: SHUTDOWN only" in records[0]
+    assert "Lambda Managed Instances: extensions get SHUTDOWN only" in records[0]
+    assert "from the Telemetry API" in records[0]
     assert "--publish-to LATEST_PUBLISHED" in records[0]
 
 
