@@ -44,7 +44,9 @@ INIT_TIME: Final = "initTime"  # epoch ms: the extension's start (for SnapStart:
 SHUTDOWN_TIME: Final = "shutdownTime"  # epoch ms: SHUTDOWN (or SIGTERM)
 SHUTDOWN_REASON: Final = "shutdownReason"  # schema.normalize_shutdown_reason of the event's
 LIFETIME_MS: Final = "lifetimeMs"  # shutdown - init
-IDLE_MS: Final = "idleMs"  # shutdown - last INVOKE (or init when never invoked or not counted)
+# shutdown - last INVOKE (or init when never invoked or not counted); on Lambda Managed Instances
+# (SHUTDOWN only) shutdown - the last invocation's end by the Telemetry API, when it gave them all.
+IDLE_MS: Final = "idleMs"
 INVOCATIONS: Final = "invocations"  # INVOKE events served; absent when not counted
 TIME_TO_FIRST_INVOKE_MS: Final = "timeToFirstInvokeMs"  # absent when never invoked or not counted
 FIRST_INVOKE: Final = "firstInvoke"  # schema.FIRST_INVOKE_CLASSES; absent when not known

@@ -25,7 +25,13 @@ from concurrency_observer.local.cloudwatch import LocalCloudWatch
 from concurrency_observer.local.environment import processes_in_session
 from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
 from concurrency_observer.local.outcome import Outcome, read_back
-from concurrency_observer.local.simulation import Check, Simulation, SimulationSettings
+from concurrency_observer.local.simulation import (
+    COLD_STARTS_FELT,
+    LAMBDA_INVOCATIONS,
+    Check,
+    Simulation,
+    SimulationSettings,
+)
 from tests.lean_metrics import environment_records
 
 pytestmark = pytest.mark.e2e
@@ -120,6 +126,24 @@ def test_cloudwatch_counts_equal_the_ground_truth(fleet_run: FleetRun) -> None:
         assert {(schema.ENVIRONMENT_SHUTDOWN, t, usage) for t in (PC, OD)} <= scopes
 
 
+def test_the_cold_start_share_is_the_control_planes(fleet_run: FleetRun) -> None:
+    """report's headline: cold starts felt (on-demand, prompt) over the invocations served, read
+    from the records and the harness's AWS/Lambda Invocations, equals the control plane's."""
+    report = fleet_run.outcome.report
+    truth = fleet_run.truth
+    assert report is not None
+    assert report.platform is not None
+    cold = report.platform.cold_starts
+    felt = truth.first_invoke.get((OD, schema.FIRST_INVOKE_PROMPT), 0)
+    assert felt >= 1
+    assert truth.served >= 1
+    assert (cold.felt, cold.invocations) == (felt, truth.served)
+    assert cold.share == felt / truth.served
+    compared = {c.metric: c for c in fleet_run.checks if c.init_type is None}
+    assert compared[COLD_STARTS_FELT].matches
+    assert compared[LAMBDA_INVOCATIONS].matches
+
+
 def test_the_report_is_exact_from_the_records(fleet_run: FleetRun) -> None:
     """One record per environment; lifetimes and the peak from them, under either profile."""
     report = fleet_run.outcome.report
@@ -207,3 +231,6 @@ def test_simulate_command_prints_a_matching_verdict(tmp_path: Path, rie_path: Pa
     started = document["ground_truth"]["environments_started"]
     assert started["by_init_type"][PC] == 1
     assert document["report"]["inits"]["total"] == started["total"]
+    served = document["ground_truth"]["invocations"]["served_from_load"]
+    assert document["report"]["cold_starts"]["invocations"] == served  # the share is a number
+    assert document["report"]["cold_starts"]["share"] is not None

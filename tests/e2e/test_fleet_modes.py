@@ -27,6 +27,8 @@ from concurrency_observer.local.fleet import FleetConfig
 from concurrency_observer.local.outcome import read_back
 from concurrency_observer.local.setups import MODE_MANAGED_INSTANCES
 from concurrency_observer.local.simulation import (
+    COLD_STARTS_FELT,
+    LAMBDA_INVOCATIONS,
     RECORDS,
     Simulation,
     SimulationSettings,
@@ -85,7 +87,7 @@ def test_managed_instances_fleet_matches_on_inits_and_shutdowns(
             RECORDS,
         )
         for init_type in (LMI, None)
-    }
+    } | {(LAMBDA_INVOCATIONS, None), (COLD_STARTS_FELT, None)}  # no LMI init is felt
     assert {c.first_invoke for c in checks} == {None, *schema.FIRST_INVOKE_CLASSES}
     assert recording.invocations
     assert unrecorded_figures(truth, recording) == []
@@ -135,8 +137,12 @@ def test_simulate_runtime_bash_prints_a_matching_verdict(tmp_path: Path, rie_pat
         (metric, init_type)
         for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN, RECORDS)
         for init_type in (schema.INIT_PROVISIONED, schema.INIT_ON_DEMAND, "all")
-    }
+    } | {(LAMBDA_INVOCATIONS, "all")}  # Lambda's own metric, whatever the extension
     assert "bash fallback" in document["not_recorded"]["why"]
     not_recorded = {f["metric"] for f in document["not_recorded"]["figures"]}
-    assert not_recorded == {schema.ENVIRONMENT_INVOCATIONS, schema.ENVIRONMENT_SHUTDOWN}
+    assert not_recorded == {
+        schema.ENVIRONMENT_INVOCATIONS,
+        schema.ENVIRONMENT_SHUTDOWN,
+        COLD_STARTS_FELT,
+    }
     assert document["report"]["inits"]["total"] == started["total"]

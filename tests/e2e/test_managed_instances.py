@@ -75,6 +75,10 @@ def test_lmi_concurrent_invokes_one_init_one_shutdown(rie_path: Path, layer_dir:
     assert record["invocations"] == CONCURRENCY * ROUNDS
     assert record["firstInvoke"] == schema.FIRST_INVOKE_PROMPT
     assert record["lifetimeMs"] > 0
+    # Idle from the last invocation's end (3 rounds of 300 ms after the first start), not from init.
+    invoking_ms = ROUNDS * 300
+    latest_end = record["lifetimeMs"] - record["timeToFirstInvokeMs"] - invoking_ms
+    assert 0 <= record["idleMs"] <= latest_end + 1  # 1 ms: the two clocks' rounding
 
 
 def test_invoke_refused_by_the_rie_registers_again(

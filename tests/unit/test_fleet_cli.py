@@ -179,3 +179,83 @@ def test_a_sub_second_recycling_lifetime_is_refused() -> None:
     result = CliRunner().invoke(simulate, ["--pc-max-lifetime", "0.5"])
     assert isinstance(result.exception, UserError)
     assert "--pc-max-lifetime must be at least 1 second" in str(result.exception)
+
+
+def _stopped(
+    started: dict[str, int],
+    invocations: dict[str, int],
+    *,
+    served: int,
+    first_invoke: dict[tuple[str, str], int],
+) -> FleetSnapshot:
+    """A finished run's truth: every environment started has stopped."""
+    return FleetSnapshot(
+        started=started,
+        stopped=started,
+        invocations=invocations,
+        live={},
+        starting=0,
+        busy=0,
+        warmups=sum(invocations.values()) - served,
+        served=served,
+        throttled=0,
+        failed=0,
+        idle_shutdowns=0,
+        forced_shutdowns=0,
+        peak_live=sum(started.values()),
+        first_invoke=first_invoke,
+    )
+
+
+def test_the_verdict_table_reads_whole_at_80_columns() -> None:
+    """Not on a terminal (80 columns): every figure's name whole, under its init type's heading."""
+    from concurrency_observer.aws.platform_figures import ColdStarts
+    from concurrency_observer.cli.simulate import _truth_table
+    from concurrency_observer.local.simulation import cold_start_checks
+
+    pc, lmi = schema.INIT_PROVISIONED, schema.INIT_MANAGED_INSTANCES
+    truth = _stopped(
+        {OD: 2, pc: 1},
+        {OD: 5, pc: 3},
+        served=7,
+        first_invoke={(OD, schema.FIRST_INVOKE_PROMPT): 2, (pc, schema.FIRST_INVOKE_NEVER): 1},
+    )
+    recorded: Recorded = {(schema.ENVIRONMENT_INIT, lmi): 1.0}  # not expected: its own rows
+    checks = verdict_checks(truth, recorded)
+    checks += cold_start_checks(truth, ColdStarts(2, 7.0, None, {}))
+    now = datetime.now(timezone.utc)
+    outcome = Outcome(
+        settings=SimulationSettings(),
+        truth=truth,
+        source="CloudWatch + records",
+        checks=checks,
+        report=None,
+        report_error="no data",
+        started_at=now,
+        ended_at=now,
+    )
+    out = Console(file=io.StringIO(), width=80)
+    out.print(_truth_table(outcome))
+    printed = out.file.getvalue()  # type: ignore[attr-defined]
+    assert "…" not in printed
+    assert max(len(line) for line in printed.splitlines()) <= 80
+    headings = [lmi, OD, pc, "all init types"]  # init types sorted, then the totals
+    at = [printed.index(f"│ {heading} ") for heading in headings]
+    assert at == sorted(at)
+    for label in ("inits (started)", "shutdowns: never invoked", "invocations (AWS/Lambda)"):
+        assert f"│   {label} " in printed
+    assert "cold starts felt" in printed[at[-1] :]
+
+
+def test_a_match_names_the_cold_start_share_when_it_was_compared() -> None:
+    """The verdict's sentence gives felt of invocations; without those checks it says nothing."""
+    from concurrency_observer.aws.platform_figures import ColdStarts
+    from concurrency_observer.cli.simulate import _cold_start_clause
+    from concurrency_observer.local.simulation import Recording, cold_start_checks
+
+    truth = _stopped({OD: 2}, {OD: 8}, served=8, first_invoke={(OD, schema.FIRST_INVOKE_PROMPT): 2})
+    cold = ColdStarts(2, 8.0, None, {})
+    clause = _cold_start_clause(cold_start_checks(truth, cold))
+    assert clause == ", and the cold-start share (2 of 8 invocations, 25.00%)"
+    shutdown_only = cold_start_checks(truth, cold, Recording(invocations=False))
+    assert _cold_start_clause(shutdown_only) == ""

@@ -266,6 +266,28 @@ def test_platform_counts_invocations_where_invoke_is_not_counted() -> None:
     assert_valid_record(record, "python")
 
 
+def test_idle_time_from_the_platform_only_where_invoke_is_not_counted() -> None:
+    """LMI: idleMs from the last invocation's end (capped by the lifetime); counted: the own one."""
+    shutdown_only = ShutdownFacts("spindown", 1_800_000_002.0, 1.75, 1.75, None, None)
+    counted = ShutdownFacts("spindown", 1_800_000_002.0, 1.75, 0.25, 3, 0.5)
+
+    def idle_ms(facts: ShutdownFacts, platform_idle: object) -> object:
+        return build_environment_record(
+            ENVIRONMENT,
+            facts,
+            environment_id="fedcba9876543210",
+            profile="lean",
+            init_time=1_800_000_000.25,
+            first_invoke=None,
+            platform={"idleMs": platform_idle},
+        )["idleMs"]
+
+    assert idle_ms(shutdown_only, 412.5) == 412.5
+    assert idle_ms(shutdown_only, 9_000.0) == 1750.0  # never more than the lifetime
+    assert idle_ms(shutdown_only, "soon") == 1750.0  # not a number: the lifecycle's, from init
+    assert idle_ms(counted, 412.5) == 250.0  # INVOKE counted: the extension's own
+
+
 def test_hostile_names_stay_one_bounded_ascii_line() -> None:
     """Newlines, quotes, non-ASCII and a huge name: one ASCII line, the name cut to the bound."""
     name = 'a"b\\c\nd\u2028é' + "z" * 5000

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from concurrency_observer import __version__
+from concurrency_observer.aws.fleet_functions import FleetFunction
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.layer import EXTENSION_NAME
@@ -158,25 +159,20 @@ class FunctionConfig:
 
     @classmethod
     def from_response(cls, requested: str, response: Mapping[str, Any]) -> FunctionConfig:
-        """Read a GetFunctionConfiguration response."""
-        environment = response.get("Environment") or {}
-        error = environment.get("Error")
+        """Read a GetFunctionConfiguration response: parsed as the fleet commands parse it."""
+        parsed = FleetFunction.from_configuration(response)
         return cls(
             requested=requested,
-            name=str(response["FunctionName"]),
-            arn=str(response["FunctionArn"]),
+            name=parsed.name,
+            arn=parsed.arn,
             version=str(response.get("Version", _LATEST)),
-            runtime=response.get("Runtime"),
-            package_type=str(response.get("PackageType", "Zip")),
-            layers=tuple(str(layer["Arn"]) for layer in response.get("Layers") or ()),
-            variables=dict(environment.get("Variables") or {}),
-            environment_error=(
-                f"{error.get('ErrorCode', 'Error')}: {error.get('Message', '')}".strip(": ")
-                if error
-                else None
-            ),
-            revision_id=response.get("RevisionId"),
-            managed_instances=bool(response.get("CapacityProviderConfig")),
+            runtime=parsed.runtime,
+            package_type=parsed.package_type,
+            layers=parsed.layer_arns,
+            variables=parsed.variables,
+            environment_error=parsed.environment_error,
+            revision_id=parsed.revision_id,
+            managed_instances=parsed.managed_instances,
         )
 
 
@@ -204,9 +200,9 @@ FALLBACK_RECORDS: Final = (
 )
 MANAGED_INSTANCES_RECORDS: Final = (
     "Lambda Managed Instances: extensions get SHUTDOWN only, so invocations, time to first "
-    "invoke and the FirstInvoke class come from the Telemetry API into each environment's "
-    "record (none under CONCURRENCY_OBSERVER_TELEMETRY=off); unqualified invokes run "
-    "$LATEST.PUBLISHED, so publish it "
+    "invoke, the FirstInvoke class and the idle time since the last invocation come from the "
+    "Telemetry API into each environment's record (none under CONCURRENCY_OBSERVER_TELEMETRY=off); "
+    "unqualified invokes run $LATEST.PUBLISHED, so publish it "
     "to put the layer to use: aws lambda publish-version --function-name {name} "
     "--publish-to LATEST_PUBLISHED"
 )

@@ -34,7 +34,7 @@ approximated from per-period means.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -360,16 +360,8 @@ class _PerEnvironment:
 
 
 def _from_records(figures: RecordFigures) -> _PerEnvironment:
-    return _PerEnvironment(
-        shutdowns_by_reason=figures.shutdowns_by_reason,
-        classes_by_type=figures.classes_by_type,
-        lifetime=figures.lifetime,
-        invocations=figures.invocations,
-        idle_time=figures.idle_time,
-        time_to_first_invoke=figures.time_to_first_invoke,
-        quantiles=figures.quantiles,
-        survival=figures.survival,
-    )
+    # The records carry every per-environment figure under the same name.
+    return _PerEnvironment(**{f.name: getattr(figures, f.name) for f in fields(_PerEnvironment)})
 
 
 def _from_metrics(fetched: FetchedMetrics, grid: _Grid) -> _PerEnvironment:

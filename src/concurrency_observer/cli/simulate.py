@@ -41,6 +41,8 @@ from concurrency_observer.local.setups import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.console import Console, RenderableType
     from rich.table import Table
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from concurrency_observer.local.outcome import Outcome
     from concurrency_observer.local.platform_truth import PlatformVerdict
     from concurrency_observer.local.simulation import (
+        Check,
         Simulation,
         SimulationSettings,
         SimulationStatus,
@@ -583,7 +586,7 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
         out.print(
             f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
             f"did ({summary}), per init type and in total, and how each environment was used "
-            "(never, prompt, delayed) per init type"
+            f"(never, prompt, delayed) per init type{_cold_start_clause(outcome.checks)}"
         )
     elif outcome.matches:
         out.print(
@@ -618,6 +621,21 @@ def _print_outcome(out: Console, outcome: Outcome) -> None:
         out.print(f"[red]verdict: MISMATCH[/] with the ground truth ({summary}): {detail}")
     out.print(_bill_line(outcome))
     out.print(f"[dim]wall time {outcome.wall_seconds:.1f}s[/]")
+
+
+def _cold_start_clause(checks: Sequence[Check]) -> str:
+    """ ", and the cold-start share (felt of invocations)" when both were compared."""
+    from concurrency_observer.local.simulation import (  # noqa: PLC0415
+        COLD_STARTS_FELT,
+        LAMBDA_INVOCATIONS,
+    )
+
+    totals = {c.metric: c.truth for c in checks if c.init_type is None}
+    felt, invocations = totals.get(COLD_STARTS_FELT), totals.get(LAMBDA_INVOCATIONS)
+    if felt is None or not invocations:
+        return ""
+    share = felt / invocations
+    return f", and the cold-start share ({felt} of {invocations} invocations, {share:.2%})"
 
 
 def _bill_line(outcome: Outcome) -> str:
@@ -687,20 +705,26 @@ def _mark(ok: bool) -> str:
 
 
 def _truth_table(outcome: Outcome) -> Table:
+    """Each figure beside the control plane's, grouped under a heading per init type (then
+    "all init types"), so the figure's name keeps the width at 80 columns."""
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=f"Ground truth (control plane) vs {outcome.source}", title_justify="left")
     table.add_column("figure")
-    table.add_column("init type", no_wrap=True)
     for name in ("control plane", outcome.source, ""):
         table.add_column(name, justify="right", no_wrap=True)
-    for check in outcome.checks:
-        mark = "[green]=[/]" if check.matches else "[red]≠[/]"
-        scope = check.init_type or "[bold]all[/]"
-        table.add_row(check.label, scope, str(check.truth), f"{check.recorded:g}", mark)
-    for check in outcome.unrecorded:
-        scope = check.init_type or "[bold]all[/]"
-        table.add_row(check.label, scope, str(check.truth), "[dim]not recorded[/]", "[dim]-[/]")
+    rows = [(c, f"{c.recorded:g}", _mark(c.matches)) for c in outcome.checks]
+    rows += [(c, "[dim]not recorded[/]", "[dim]-[/]") for c in outcome.unrecorded]
+    scopes: list[str | None] = [*sorted({c.init_type for c, _, _ in rows if c.init_type}), None]
+    for scope in scopes:
+        mine = [row for row in rows if row[0].init_type == scope]
+        if not mine:
+            continue
+        if table.row_count:
+            table.add_section()
+        table.add_row(f"[bold]{scope or 'all init types'}[/]")
+        for check, recorded, mark in mine:
+            table.add_row(f"  {check.label}", str(check.truth), recorded, mark)
     return table
 
 

@@ -15,7 +15,7 @@ default, because a typo in a setting must not take the function down.
 | `CONCURRENCY_OBSERVER_SIGTERM_BUDGET_MS` | `500` | delivery budget when the extension is stopped by SIGTERM instead of a SHUTDOWN event (0-2000) |
 | `CONCURRENCY_OBSERVER_CONNECT_TIMEOUT_MS` | `300` | TCP+TLS connect timeout to CloudWatch (1-10000), always also bounded by the phase budget |
 | `CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS` | `10000` | init-to-first-INVOKE gap up to which an environment counts as invoked `prompt`ly; above it, `delayed` (a proactive init when on-demand) (0-3600000). The `FirstInvoke` class is only known when INVOKE events are counted |
-| `CONCURRENCY_OBSERVER_TELEMETRY` | `auto` | `on`: subscribe to the Telemetry API (init duration, status, error type, restore duration, runtime version into the environment record; on Lambda Managed Instances also invocations and concurrency); `off`: never; `auto`: on (docs/benchmarks.md: within the cost targets) |
+| `CONCURRENCY_OBSERVER_TELEMETRY` | `auto` | `on`: subscribe to the Telemetry API (init duration, status, error type, restore duration, runtime version into the environment record; on Lambda Managed Instances also invocations, concurrency and the idle time since the last one); `off`: never; `auto`: on (docs/benchmarks.md: within the cost targets) |
 | `CONCURRENCY_OBSERVER_TELEMETRY_PORT` | `0` | the Telemetry listener's port (0-65535; 0: any free port) |
 | `CONCURRENCY_OBSERVER_TELEMETRY_API` | `AWS_LAMBDA_RUNTIME_API` | `host:port` to subscribe at instead: the local harness's emulator (the RIE's default mode only stubs the Telemetry API) |
 | `AWS_LAMBDA_FUNCTION_NAME` | `unknown` | `FunctionName` dimension (set by Lambda) |

@@ -75,6 +75,11 @@ def build_environment_record(
         contract.LIFETIME_MS: _ms(facts.lifetime),
         contract.IDLE_MS: _ms(facts.idle_time),
     }
+    platform_idle = _platform_value((platform or {}).get(contract.IDLE_MS))
+    if facts.invocations is None and isinstance(platform_idle, (int, float)):
+        # INVOKE not counted (Lambda Managed Instances): the Telemetry API's last invocation end
+        # gives the idle time, where the lifecycle only knows the init; never over the lifetime.
+        record[contract.IDLE_MS] = min(max(float(platform_idle), 0.0), _ms(facts.lifetime))
     if facts.invocations is not None:
         record[contract.INVOCATIONS] = facts.invocations
     if facts.time_to_first_invoke is not None:

@@ -131,6 +131,7 @@ class PlatformAccount:
         self._finished_count = 0
         self._done: dict[str, None] = {}  # the latest finished requestIds, oldest first
         self._first_start: float | None = None
+        self._last_end: float | None = None  # the latest end of an invocation, epoch ms
         self._newest = 0.0
         self._most_in_flight = 0
         self._lock = _thread.allocate_lock()
@@ -206,8 +207,13 @@ class PlatformAccount:
             self._finish(request_id, start, end)
         elif request_id not in self._reported and len(self._reported) < MAX_PENDING:
             self._reported[request_id] = (time_ms - (duration or 0.0), time_ms)
+            self._ended(time_ms)
+
+    def _ended(self, end: float) -> None:
+        self._last_end = end if self._last_end is None else max(self._last_end, end)
 
     def _finish(self, request_id: str, start: float, end: float) -> None:
+        self._ended(end)
         self._finished.append((start, end))
         self._finished_count += 1
         self._done[request_id] = None
@@ -233,20 +239,26 @@ class PlatformAccount:
         reported = self.init_status is not None or self.restore_duration_ms is not None
         return reported and not self._started
 
-    def facts(self, *, init_time_ms: float, prompt_threshold_ms: float) -> dict[str, object]:
+    def facts(
+        self, *, init_time_ms: float, prompt_threshold_ms: float, now_ms: float | None = None
+    ) -> dict[str, object]:
         """The record's fields this account knows (``environment_record`` names), none guessed.
 
         ``init_time_ms`` (epoch ms) is when the environment's life started, for the time to the
         first invocation; the threshold classifies it as ``schema.FIRST_INVOKE_CLASSES``.
+        ``now_ms`` (epoch ms, the shutdown): where invocations are counted here, the idle time is
+        from the last invocation's end, when every invocation that started has reported.
         """
         locked = self._lock.acquire(True, FACTS_LOCK_WAIT)
         try:
-            return self._facts(init_time_ms, prompt_threshold_ms)
+            return self._facts(init_time_ms, prompt_threshold_ms, now_ms)
         finally:
             if locked:
                 self._lock.release()
 
-    def _facts(self, init_time_ms: float, prompt_threshold_ms: float) -> dict[str, object]:
+    def _facts(
+        self, init_time_ms: float, prompt_threshold_ms: float, now_ms: float | None
+    ) -> dict[str, object]:
         known: dict[str, object] = {
             fields.RUNTIME_VERSION: self.runtime_version,
             fields.INIT_PHASE: self.init_phase,
@@ -273,4 +285,7 @@ class PlatformAccount:
             known[fields.MAX_CONCURRENT_INVOCATIONS] = max(
                 self._most_in_flight, most_in_flight(self._intervals())
             )
+            # An invocation still open has no end yet: then the idle time is not known here.
+            if now_ms is not None and self._last_end is not None and not self._started:
+                known[fields.IDLE_MS] = max(0.0, round(now_ms - self._last_end, 3))
         return {name: fact for name, fact in known.items() if fact is not None}

@@ -155,6 +155,7 @@ class Session:
                     telemetry.account.facts(
                         init_time_ms=lifecycle.started_wall * 1000,
                         prompt_threshold_ms=self.config.prompt_threshold_ms,
+                        now_ms=self.wall_clock() * 1000,
                     )
                 )
                 lifecycle.shutdown_note = telemetry.shutdown_note()

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from concurrency_observer import schema
 from concurrency_observer.aws import record_figures
+from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import list_function_metrics
 from concurrency_observer.aws.records import RecordScan
 from concurrency_observer.aws.report import Report, build_report, scan_records
@@ -37,7 +38,9 @@ from concurrency_observer.local.simulation import (
     RecordedKey,
     Simulation,
     SimulationSettings,
+    cold_start_checks,
     report_request,
+    unrecorded_cold_starts,
     unrecorded_figures,
     verdict_checks,
 )
@@ -165,6 +168,9 @@ def read_back(
     until = simulation.ended_at or datetime.now(timezone.utc)
     request = report_request(settings, since, until)
     logs = logs_client(logs_url) if logs_url is not None else None
+    # Lambda's own Invocations, where the harness put them (local.lambda_metrics).
+    lambda_url = cloudwatch_url or logs_url
+    lambda_metrics = cloudwatch_client(lambda_url) if lambda_url is not None else None
     if cloudwatch_url is not None:
         cloudwatch = cloudwatch_client(cloudwatch_url)
 
@@ -192,9 +198,16 @@ def read_back(
 
     def read() -> tuple[Report, RecordScan | None, list[Check]]:
         scan = scan_records(logs, request) if logs is not None else None
-        report = build_report(request, fetch(bool(scan and scan.found)), scan)
+        found = bool(scan and scan.found)
+        invocations = (
+            lambda_invocations(lambda_metrics, request) if found and lambda_metrics else None
+        )
+        report = build_report(request, fetch(found), scan, invocations)
         recorded = recorded_from_report(report, scan)
-        return report, scan, verdict_checks(truth, recorded, settings.recording())
+        recording = settings.recording()
+        cold = report.platform.cold_starts if report.platform is not None else None
+        checks = verdict_checks(truth, recorded, recording)
+        return report, scan, checks + cold_start_checks(truth, cold, recording)
 
     report, scan, checks = _read_until_settled(read)
     platform = None
@@ -211,7 +224,8 @@ def read_back(
         report_error=None if report.has_data else "no metrics nor records for the function",
         started_at=since,
         ended_at=until,
-        unrecorded=unrecorded_figures(truth, settings.recording()),
+        unrecorded=unrecorded_figures(truth, settings.recording())
+        + unrecorded_cold_starts(truth, settings.recording()),
         metric_streams=streams(),
         records=report.observer_bill.records if report.observer_bill else 0,
         record_bytes=report.observer_bill.record_bytes if report.observer_bill else 0,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from concurrency_observer import schema
+from concurrency_observer.aws.platform_figures import ColdStarts
 from concurrency_observer.aws.report import ReportRequest, resolve_window
 from concurrency_observer.local import readback
 from concurrency_observer.local.cloudwatch import client_for
@@ -53,8 +54,10 @@ from concurrency_observer.local.fleet import (
     FleetConfig,
     FleetSnapshot,
     InvocationOutcome,
+    Outcome,
     lambda_environment_factory,
 )
+from concurrency_observer.local.lambda_metrics import LambdaInvocationsMetric
 from concurrency_observer.local.load import (
     LoadProfile,
     arrival_schedule,
@@ -241,6 +244,9 @@ class Simulation:
         ``logs_url``: the CloudWatch Logs endpoint each environment's output is delivered to, as
         Lambda does (``local.log_delivery``), where ``report`` reads the records back."""
         self.settings = settings
+        # Lambda's own Invocations metric, put where the records go (moto serves both).
+        self.lambda_metric = LambdaInvocationsMetric(settings.function_name)
+        self._lambda_metric_url = cloudwatch_url or logs_url
         self.delivery: LambdaLogDelivery | None = None
         if logs_url is not None:
             self.delivery = LambdaLogDelivery(client_for("logs", logs_url), settings.function_name)
@@ -295,13 +301,19 @@ class Simulation:
         finally:
             self.fleet.close()
             self.ended_at = datetime.now(timezone.utc)
+            if self._lambda_metric_url is not None:  # once the load is over: no timing changes
+                self.lambda_metric.publish(client_for("cloudwatch", self._lambda_metric_url))
             self._set_phase("done")
         return self.fleet.snapshot()
 
     def _invoke(self) -> InvocationOutcome:
         with self._lock:
             self._sent += 1
-        return self.fleet.invoke(self._payload)
+        began = time.time()
+        outcome = self.fleet.invoke(self._payload)
+        if outcome.outcome is Outcome.SERVED:
+            self.lambda_metric.served(began)
+        return outcome
 
     def _set_phase(self, phase: str) -> None:
         with self._lock:
@@ -456,6 +468,44 @@ def _every_figure(snapshot: FleetSnapshot, recorded: Recorded) -> list[Check]:
             label = FIRST_INVOKE_LABELS[usage]
             checks.append(Check(shutdown, label, init_type, truth_count, found, usage))
     return checks
+
+
+# The report's headline, "how many invocations were cold starts": its two figures, in total.
+COLD_STARTS_FELT: Final = "ColdStartsFelt"
+LAMBDA_INVOCATIONS: Final = "AWS/Lambda Invocations"
+
+
+def cold_start_checks(
+    snapshot: FleetSnapshot, cold: ColdStarts | None, recording: Recording | None = None
+) -> list[Check]:
+    """The cold-start share's two figures against the control plane (``cold``: the report's).
+
+    Invocations: those the fleet served (Lambda's metric, which the harness emits, counts no
+    held warm-up). Cold starts felt by a request: on-demand inits first invoked promptly, known
+    only where the extension records FirstInvoke classes (else ``unrecorded_cold_starts``).
+    """
+    invocations = Check(
+        LAMBDA_INVOCATIONS,
+        "invocations (AWS/Lambda)",
+        None,
+        snapshot.served,
+        float(cold.invocations or 0.0) if cold else 0.0,
+    )
+    if not (recording or Recording()).invocations:
+        return [invocations]
+    return [invocations, replace(_felt(snapshot), recorded=float(cold.felt) if cold else 0.0)]
+
+
+def unrecorded_cold_starts(
+    snapshot: FleetSnapshot, recording: Recording | None = None
+) -> list[Check]:
+    """Cold starts felt, when the extension cannot tell them (no FirstInvoke classes)."""
+    return [] if (recording or Recording()).invocations else [_felt(snapshot)]
+
+
+def _felt(snapshot: FleetSnapshot) -> Check:
+    truth = snapshot.first_invoke.get((schema.INIT_ON_DEMAND, schema.FIRST_INVOKE_PROMPT), 0)
+    return Check(COLD_STARTS_FELT, "cold starts felt", None, truth, 0.0)
 
 
 def report_request(settings: SimulationSettings, since: datetime, until: datetime) -> ReportRequest:

@@ -212,3 +212,32 @@ def test_most_in_flight() -> None:
     assert most_in_flight([]) == 0
     assert most_in_flight([(0, 10), (10, 20)]) == 1
     assert most_in_flight([(0, 10), (2, 5), (3, 4), (9, 12)]) == 3
+
+
+def test_idle_time_from_the_last_invocations_end() -> None:
+    """a: 1000-1300, b: 1100-1200; shutdown at 5000 ms: idle 3700 ms (not 5000 from init)."""
+    account = PlatformAccount(count_invocations=True)
+    account.observe_batch(body(start("a", 1000), start("b", 1100), report("b", 1200, 100)))
+    account.observe_batch(body(report("a", 1300, 300)))
+    facts = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000, now_ms=T0_MS + 5000)
+    assert facts["idleMs"] == 3700.0
+    # No shutdown moment given: no idle time (the lifecycle's own stands).
+    assert "idleMs" not in account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+
+
+def test_no_idle_time_while_an_invocation_is_open_or_none_ran() -> None:
+    """An open start has no end; never invoked: no idle time here (the lifecycle's stands)."""
+    open_one = PlatformAccount(count_invocations=True)
+    open_one.observe_batch(body(start("a", 1000), report("a", 1300, 300), start("b", 2000)))
+    shutdown = T0_MS + 5000
+    facts = open_one.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000, now_ms=shutdown)
+    assert "idleMs" not in facts
+    never = PlatformAccount(count_invocations=True)
+    never.observe_batch(body(INIT_START, INIT_REPORT))
+    facts = never.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000, now_ms=shutdown)
+    assert facts["firstInvoke"] == "never"
+    assert "idleMs" not in facts
+    reported_only = PlatformAccount(count_invocations=True)
+    reported_only.observe_batch(body(report("c", 4000, 50)))  # its start never came
+    facts = reported_only.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000, now_ms=shutdown)
+    assert facts["idleMs"] == 1000.0
