@@ -670,7 +670,7 @@ def _platform_table(platform: PlatformVerdict) -> Table:
     from concurrency_observer.local.platform_truth import TOLERANCE_MS  # noqa: PLC0415
 
     table = Table(
-        title="The platform's account: the RIE's INIT REPORTs vs the records",
+        title="The platform's account: the RIE's init reports vs the records",
         title_justify="left",
     )
     for name in ("figure", "the RIE reported", "recorded", ""):

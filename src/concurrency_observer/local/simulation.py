@@ -15,12 +15,13 @@ per init type and in total; and how each environment was used (its record's Firs
 never invoked, first invoked promptly, first invoked after the threshold), per init type.
 
 Two more setups (``SimulationSettings.mode`` and ``runtime``) run extensions that register for
-SHUTDOWN only, so they record inits and shutdowns and nothing about invocations:
+SHUTDOWN only:
 
 - ``managed-instances``: Lambda Managed Instances, the RIE's LMI mode; each environment serves up
-  to ``FleetConfig.max_concurrency`` invocations at once and initializes when started;
+  to ``FleetConfig.max_concurrency`` invocations at once and initializes when started. The Python
+  extension counts the invocations from the Telemetry API's platform events there;
 - ``runtime="bash"``: a custom runtime in bash with every python3 hidden, where the layer's bash
-  fallback records instead of the Python extension.
+  fallback records inits and shutdowns, nothing about invocations.
 
 ``settings.recording()`` says what is recorded; the verdict compares only that, and
 ``unrecorded_figures`` lists what the control plane knows and the extension cannot record there.
