@@ -8,8 +8,8 @@ least-privilege).
 
 What it costs (the project's pricing.py list prices): lean metrics (the default): 1 custom metric
 per function and init type, $0.30 a month each at list price ($0.60 with provisioned concurrency
-beside on-demand), plus log ingestion of the environment records: about 400 bytes per
-environment, $0.20 per million environments; full metrics: 22–31 custom metrics per function,
+beside on-demand), plus log ingestion of the environment records: about 500 bytes per
+environment, $0.25 per million environments; full metrics: 22–31 custom metrics per function,
 $6.60–$9.30 a month at list price, plus the same log ingestion.
 """
 

@@ -15,7 +15,7 @@ from concurrency_observer import pricing, schema
 
 # An environment record with every field (environment_record.py) is a compact JSON line of a few
 # hundred bytes; this is the size the cost note prices, rounded up.
-TYPICAL_RECORD_BYTES: Final = 400
+TYPICAL_RECORD_BYTES: Final = 500
 
 # The shapes behind the full profile's range: one init type (on-demand), and provisioned
 # concurrency beside on-demand (two init types, each with its three FirstInvoke classes).
@@ -36,7 +36,7 @@ def full_range() -> tuple[int, int]:
 
 
 def records_per_million() -> str:
-    """Log ingestion of a million environment records, e.g. ``$0.20``."""
+    """Log ingestion of a million environment records, e.g. ``$0.25``."""
     return _usd(pricing.records_usd(TYPICAL_RECORD_BYTES * 1_000_000))
 
 
