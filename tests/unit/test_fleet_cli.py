@@ -210,8 +210,8 @@ def _stopped(
 def test_the_verdict_table_reads_whole_at_80_columns() -> None:
     """Not on a terminal (80 columns): every figure's name whole, under its init type's heading."""
     from concurrency_observer.aws.platform_figures import ColdStarts
-    from concurrency_observer.cli.simulate import _truth_table
     from concurrency_observer.local.simulation import cold_start_checks
+    from concurrency_observer.reporting.simulation_output import truth_table
 
     pc, lmi = schema.INIT_PROVISIONED, schema.INIT_MANAGED_INSTANCES
     truth = _stopped(
@@ -235,7 +235,7 @@ def test_the_verdict_table_reads_whole_at_80_columns() -> None:
         ended_at=now,
     )
     out = Console(file=io.StringIO(), width=80)
-    out.print(_truth_table(outcome))
+    out.print(truth_table(outcome))
     printed = out.file.getvalue()  # type: ignore[attr-defined]
     assert "…" not in printed
     assert max(len(line) for line in printed.splitlines()) <= 80
@@ -250,12 +250,12 @@ def test_the_verdict_table_reads_whole_at_80_columns() -> None:
 def test_a_match_names_the_cold_start_share_when_it_was_compared() -> None:
     """The verdict's sentence gives felt of invocations; without those checks it says nothing."""
     from concurrency_observer.aws.platform_figures import ColdStarts
-    from concurrency_observer.cli.simulate import _cold_start_clause
     from concurrency_observer.local.simulation import Recording, cold_start_checks
+    from concurrency_observer.reporting.simulation_output import cold_start_clause
 
     truth = _stopped({OD: 2}, {OD: 8}, served=8, first_invoke={(OD, schema.FIRST_INVOKE_PROMPT): 2})
     cold = ColdStarts(2, 8.0, None, {})
-    clause = _cold_start_clause(cold_start_checks(truth, cold))
+    clause = cold_start_clause(cold_start_checks(truth, cold))
     assert clause == ", and the cold-start share (2 of 8 invocations, 25.00%)"
     shutdown_only = cold_start_checks(truth, cold, Recording(invocations=False))
-    assert _cold_start_clause(shutdown_only) == ""
+    assert cold_start_clause(shutdown_only) == ""

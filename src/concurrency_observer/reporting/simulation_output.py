@@ -1,0 +1,263 @@
+"""What ``simulate`` prints after a run: the report, the ground truth beside it, and the verdict.
+
+``print_outcome(console, outcome)`` prints, for a finished ``local.outcome.Outcome``: the same
+report as ``report`` (``print_report``), the control plane's classes of environments, the table
+of every compared figure (``truth_table``: control plane against CloudWatch and the records, a
+group per init type), the platform's account against the RIE's own init reports, notes on the
+peak and the load, the verdict with what it compared (``cold_start_clause``), and the observer's
+bill for the run. Kept apart from the command (``cli/simulate.py``), as the study's outputs are
+(``study_output.py``): rendering is not the command's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+from concurrency_observer import pricing, schema
+from concurrency_observer.aws.report_usage import nearest_rank
+from concurrency_observer.local.platform_truth import TOLERANCE_MS
+from concurrency_observer.local.simulation import COLD_STARTS_FELT, LAMBDA_INVOCATIONS
+from concurrency_observer.reporting.table import print_report
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from concurrency_observer.aws.report import Report
+    from concurrency_observer.local.fleet import FleetSnapshot
+    from concurrency_observer.local.outcome import Outcome
+    from concurrency_observer.local.platform_truth import PlatformVerdict
+    from concurrency_observer.local.simulation import Check, SimulationSettings
+
+
+def print_outcome(out: Console, outcome: Outcome) -> None:
+    """Print the report, the ground truth beside it, the verdict and the run's bill."""
+    if outcome.report is not None:
+        print_report(outcome.report, out)
+    else:
+        out.print(f"[yellow]no report:[/] {outcome.report_error}")
+    out.print(_classes_table(outcome.truth, outcome.settings))
+    out.print(truth_table(outcome))
+    if outcome.platform is not None:
+        out.print(_platform_table(outcome.platform))
+    out.print(_truth_notes(outcome.truth, outcome.settings, outcome.report))
+    recording = outcome.settings.recording()
+    summary = (
+        f"{outcome.truth.started_total} environments started, {outcome.truth.stopped_total} "
+        f"stopped, {outcome.truth.invocations_total} invocations"
+    )
+    if outcome.matches and recording.invocations:
+        out.print(
+            f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
+            f"did ({summary}), per init type and in total, and how each environment was used "
+            f"(never, prompt, delayed) per init type{cold_start_clause(outcome.checks)}"
+        )
+    elif outcome.matches:
+        out.print(
+            f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly the inits and "
+            f"shutdowns the control plane did ({outcome.truth.started_total} environments "
+            f"started, {outcome.truth.stopped_total} stopped), per init type and in total; "
+            f"not recorded here, so not compared: invocations ({outcome.truth.invocations_total}) "
+            f"and how each environment was used ({recording.why})"
+        )
+    else:
+        wrong = [c for c in outcome.checks if not c.matches]
+        platform = outcome.platform
+        platform_detail = (
+            []
+            if platform is None or platform.matches
+            else [
+                f"init durations: {len(platform.recorded_durations_ms)} recorded, "
+                f"{len(platform.truth.init_durations_ms)} reported by the RIE, largest gap "
+                f"{platform.largest_gap_ms} ms; failed inits: recorded "
+                f"{platform.recorded_failed}, truth {platform.truth.failed_inits}"
+            ]
+        )
+        detail = "; ".join(
+            platform_detail
+            + [
+                f"{c.metric} ({c.init_type or 'all'}"
+                + (f", FirstInvoke {c.first_invoke}" if c.first_invoke else "")
+                + f"): recorded {c.recorded:g}, truth {c.truth}"
+                for c in wrong
+            ]
+        )
+        out.print(f"[red]verdict: MISMATCH[/] with the ground truth ({summary}): {detail}")
+    out.print(_bill_line(outcome))
+    out.print(f"[dim]wall time {outcome.wall_seconds:.1f}s[/]")
+
+
+def cold_start_clause(checks: Sequence[Check]) -> str:
+    """ ", and the cold-start share (felt of invocations)" when both were compared."""
+    totals = {c.metric: c.truth for c in checks if c.init_type is None}
+    felt, invocations = totals.get(COLD_STARTS_FELT), totals.get(LAMBDA_INVOCATIONS)
+    if felt is None or not invocations:
+        return ""
+    share = felt / invocations
+    return f", and the cold-start share ({felt} of {invocations} invocations, {share:.2%})"
+
+
+def _bill_line(outcome: Outcome) -> str:
+    """The run's own bill: metric streams created (billed per month) and records written."""
+    settings = outcome.settings
+    where = (
+        f"ListMetrics in namespace {settings.namespace}"
+        if settings.sink == "cloudwatch"
+        else "the EMF lines, as CloudWatch would extract them"
+    )
+    streams = outcome.metric_streams
+    price = "" if streams is None else f", ${pricing.metrics_usd_per_month(streams):.2f}/month"
+    lost = (
+        f"; [red]{len(outcome.delivery_errors)}+ environments' output not delivered to the log "
+        f"group: {outcome.delivery_errors[0]}[/]"
+        if outcome.delivery_errors
+        else ""
+    )
+    return (
+        f"metric streams created: {streams} ({settings.metrics} profile; {where}{price} at list "
+        f"price); environment records: {outcome.records}, {outcome.record_bytes} bytes{lost}"
+    )
+
+
+def _platform_table(platform: PlatformVerdict) -> Table:
+    """Init durations and failed inits: the RIE's own reports beside the records."""
+    table = Table(
+        title="The platform's account: the RIE's init reports vs the records",
+        title_justify="left",
+    )
+    for name in ("figure", "the RIE reported", "recorded", ""):
+        table.add_column(name, justify="left" if name == "figure" else "right", no_wrap=True)
+    truth, recorded = platform.truth.init_durations_ms, platform.recorded_durations_ms
+    gap = platform.largest_gap_ms
+    same_count = len(truth) == len(recorded)
+    table.add_row("inits with a duration", str(len(truth)), str(len(recorded)), _mark(same_count))
+    for percent in (50, 90, 100):
+        label = "max" if percent == 100 else f"p{percent}"
+        found = [nearest_rank(list(values), percent) for values in (truth, recorded)]
+        cells = ["-" if v is None else f"{v:.3f}" for v in found]
+        table.add_row(f"init duration {label} (ms)", *cells, "")
+    table.add_row(
+        "largest gap, init by init (ms)",
+        "",
+        "-" if gap is None else f"{gap:.3f}",
+        _mark(gap is not None and gap <= TOLERANCE_MS),
+    )
+    failed_ok = platform.recorded_failed == platform.truth.failed_inits
+    table.add_row(
+        "failed inits",
+        str(platform.truth.failed_inits),
+        str(platform.recorded_failed),
+        _mark(failed_ok),
+    )
+    return table
+
+
+def _mark(ok: bool) -> str:
+    return "[green]=[/]" if ok else "[red]≠[/]"
+
+
+def truth_table(outcome: Outcome) -> Table:
+    """Each figure beside the control plane's, grouped under a heading per init type (then
+    "all init types"), so the figure's name keeps the width at 80 columns."""
+    table = Table(title=f"Ground truth (control plane) vs {outcome.source}", title_justify="left")
+    table.add_column("figure")
+    for name in ("control plane", outcome.source, ""):
+        table.add_column(name, justify="right", no_wrap=True)
+    rows = [(c, f"{c.recorded:g}", _mark(c.matches)) for c in outcome.checks]
+    rows += [(c, "[dim]not recorded[/]", "[dim]-[/]") for c in outcome.unrecorded]
+    scopes: list[str | None] = [*sorted({c.init_type for c, _, _ in rows if c.init_type}), None]
+    for scope in scopes:
+        mine = [row for row in rows if row[0].init_type == scope]
+        if not mine:
+            continue
+        if table.row_count:
+            table.add_section()
+        table.add_row(f"[bold]{scope or 'all init types'}[/]")
+        for check, recorded, mark in mine:
+            table.add_row(f"  {check.label}", str(check.truth), recorded, mark)
+    return table
+
+
+def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
+    """Why each environment exists, per init type: the control plane's side of every class."""
+    threshold = settings.fleet.prompt_threshold
+    types = sorted(set(truth.started) | {t for t, _ in truth.first_invoke})
+    table = Table(title="Why each environment exists (control plane)", title_justify="left")
+    table.add_column("environments")
+    for init_type in types:
+        table.add_column(init_type, justify="right", no_wrap=True)
+    table.add_column("all", justify="right")
+
+    def row(label: str, counts: list[int | None]) -> None:
+        known = [n for n in counts if n is not None]
+        cells = ["-" if n is None else str(n) for n in counts]
+        table.add_row(label, *cells, str(sum(known)))
+
+    row("created (inits)", [truth.started.get(t, 0) for t in types])
+    labels = {  # of those shut down: every one is, by the end of a run
+        schema.FIRST_INVOKE_NEVER: "never invoked",
+        schema.FIRST_INVOKE_PROMPT: f"prompt: 1st invoke <= {threshold:g}s",
+        schema.FIRST_INVOKE_DELAYED: f"delayed: 1st invoke > {threshold:g}s",
+    }
+    for usage, label in labels.items():
+        row(label, [truth.first_invoke.get((t, usage), 0) for t in types])
+    provisioned = schema.INIT_PROVISIONED
+    row(
+        "initialized ahead of demand",
+        [None if t == provisioned else truth.proactive for t in types],
+    )
+    if not settings.managed_instances:  # no provisioned concurrency there, so no recycling
+        row(
+            "replacements (recycled)",
+            [truth.replacements if t == provisioned else None for t in types],
+        )
+    return table
+
+
+def _peak_source(report: Report) -> str:
+    if report.figures_source == "records":
+        return "exact, from the records' init and shutdown instants"
+    return "at period ends, from the metric"
+
+
+def _truth_notes(
+    truth: FleetSnapshot, settings: SimulationSettings, report: Report | None
+) -> RenderableType:
+    counted = "the extension counts both" if settings.recording().invocations else "not recorded"
+    lines = [
+        f"invocations: {truth.served} from the load + {truth.warmups} held warm-ups let through "
+        f"({counted}); "
+        f"{truth.throttled} throttled (at --max-environments {settings.fleet.max_environments}), "
+        f"{truth.failed} failed",
+        f"environments: peak {truth.peak_live} live, {truth.idle_shutdowns} shut down after "
+        f"{settings.fleet.idle_timeout:g}s idle, the rest at the end (staggered); "
+        f"{truth.forced_shutdowns} had to be killed",
+        f"peak live: control plane {truth.peak_live}, the report "
+        + (f"{report.live_peak} ({_peak_source(report)})" if report is not None else "none")
+        + "; the report's live series counts environments alive at the end of each 5-second "
+        "period",
+        f"ahead of demand: {truth.proactive} {settings.fleet.demand_init_type} inits"
+        + (
+            ""
+            if settings.managed_instances
+            else f"; recycling: {truth.replacements} provisioned replacements initialized, "
+            f"{truth.recycled} old ones shut down"
+        ),
+    ]
+    if settings.managed_instances:
+        lines.append(
+            f"managed instances: up to {settings.fleet.max_concurrency} invocations at once per "
+            f"environment; at most {truth.peak_per_environment} were in one at once"
+        )
+    if truth.near_threshold and settings.recording().invocations:
+        lines.append(
+            f"{truth.near_threshold} cold start(s) first invoked later than "
+            f"{settings.fleet.prompt_threshold - settings.fleet.threshold_margin:g}s after "
+            "their init was sent: the control plane's gap is an upper bound (it includes the "
+            "extension's own start), so near the threshold the extension may see prompt"
+        )
+    lines.extend(f"error: {error}" for error in truth.errors[:5])
+    return Text("\n".join(lines), style="dim")
