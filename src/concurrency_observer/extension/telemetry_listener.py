@@ -144,25 +144,41 @@ class TelemetryListener:
             connection.close()
 
 
-def _read_request(connection: socket.socket, pending: bytes) -> tuple[bytes | None, bytes]:
-    """One request's body and the bytes read past it; ``None`` at EOF or on a request refused."""
-    while b"\r\n\r\n" not in pending:
+def _read_until(connection: socket.socket, pending: bytes, marker: bytes) -> bytes | None:
+    """``pending`` extended until it holds ``marker``; ``None`` at EOF or past ``MAX_HEADER``."""
+    while marker not in pending:
         chunk = connection.recv(65536)
         if not chunk or len(pending) > MAX_HEADER:
-            return None, b""
+            return None
         pending += chunk
-    head, pending = pending.split(b"\r\n\r\n", 1)
+    return pending
+
+
+def _read_at_least(connection: socket.socket, pending: bytes, size: int) -> bytes | None:
+    """``pending`` extended to at least ``size`` bytes; ``None`` at EOF."""
+    while len(pending) < size:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        pending += chunk
+    return pending
+
+
+def _read_request(connection: socket.socket, pending: bytes) -> tuple[bytes | None, bytes]:
+    """One request's body and the bytes read past it; ``None`` at EOF or on a request refused."""
+    read = _read_until(connection, pending, b"\r\n\r\n")
+    if read is None:
+        return None, b""
+    head, pending = read.split(b"\r\n\r\n", 1)
     length = _body_length(head)
     if length == _CHUNKED:
         return _read_chunked(connection, pending)
     if length is None or length > MAX_BODY:
         return None, b""
-    while len(pending) < length:
-        chunk = connection.recv(65536)
-        if not chunk:
-            return None, b""
-        pending += chunk
-    return pending[:length], pending[length:]
+    read = _read_at_least(connection, pending, length)
+    if read is None:
+        return None, b""
+    return read[:length], read[length:]
 
 
 _CHUNKED = -1
@@ -187,23 +203,20 @@ def _read_chunked(connection: socket.socket, pending: bytes) -> tuple[bytes | No
     """A chunked body (what Go's client sends when it does not know the length)."""
     body = b""
     while True:
-        while b"\r\n" not in pending:
-            chunk = connection.recv(65536)
-            if not chunk or len(pending) > MAX_HEADER:
-                return None, b""
-            pending += chunk
-        size_line, pending = pending.split(b"\r\n", 1)
+        read = _read_until(connection, pending, b"\r\n")
+        if read is None:
+            return None, b""
+        size_line, pending = read.split(b"\r\n", 1)
         try:
             size = int(size_line.split(b";", 1)[0].strip(), 16)
         except ValueError:
             return None, b""
         if size < 0 or len(body) + size > MAX_BODY:
             return None, b""
-        while len(pending) < size + 2:
-            chunk = connection.recv(65536)
-            if not chunk:
-                return None, b""
-            pending += chunk
+        read = _read_at_least(connection, pending, size + 2)
+        if read is None:
+            return None, b""
+        pending = read
         body += pending[:size]
         pending = pending[size + 2 :]
         if size == 0:
