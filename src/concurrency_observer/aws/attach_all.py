@@ -3,7 +3,8 @@
 ``plan_attach`` decides, for one function: attach (ours goes last, the others keep their order),
 upgrade (an older version of ours is replaced in place, or its settings change), unchanged (already
 there with these settings: a second run changes nothing), or skip with the reason: a container
-image, the 5-layer limit, the 250 MB unzipped limit, variables that cannot be read.
+image, the 5-layer limit, the 250 MB unzipped limit, variables that cannot be read, variables that
+would pass Lambda's 4 KB once ours are set (rollout_errors measures them as Lambda does).
 
 The 250 MB limit is on the *unzipped* size of the function's code and all its layers. Lambda
 reports only zipped sizes (the function's CodeSize, each layer's CodeSize), and a zip is never
@@ -40,6 +41,7 @@ from concurrency_observer.aws.publish import (
     plan_publish,
     uses_fallback,
 )
+from concurrency_observer.aws.rollout_errors import variables_over_limit
 from concurrency_observer.aws.session import aws_errors
 
 # Lambda's limit on a function's code and layers together, unzipped (250 MB as Lambda counts).
@@ -129,6 +131,8 @@ def plan_attach(function: FleetFunction, target: Target) -> Step:
     )
     if layers == function.layer_arns and not changed_settings:
         return Step(function, "unchanged", "already has this version and these settings")
+    if changed_settings and (too_large := variables_over_limit(variables)):
+        return Step(function, "skip", too_large)
     ours = [layer for layer in function.layers if layer.name == target.layer_name]
     version = target.version_arn.rsplit(":", 1)[-1]
     parts = []

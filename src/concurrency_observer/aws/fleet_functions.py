@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from concurrency_observer.aws.rollout_errors import redacted
 from concurrency_observer.aws.session import aws_errors
 
 
@@ -51,6 +52,7 @@ class FleetFunction:
     revision_id: str | None
     # Lambda Managed Instances: the configuration has a CapacityProviderConfig.
     managed_instances: bool = False
+    role: str | None = None  # the execution role's ARN
 
     @classmethod
     def from_configuration(cls, response: Mapping[str, Any]) -> FleetFunction:
@@ -68,19 +70,23 @@ class FleetFunction:
                 for layer in response.get("Layers") or ()
             ),
             variables=dict(environment.get("Variables") or {}),
-            environment_error=(
-                f"{error.get('ErrorCode', 'Error')}: {error.get('Message', '')}".strip(": ")
-                if error
-                else None
-            ),
+            environment_error=_environment_error(error) if error else None,
             revision_id=response.get("RevisionId"),
             managed_instances=bool(response.get("CapacityProviderConfig")),
+            role=response.get("Role"),
         )
 
     @property
     def layer_arns(self) -> tuple[str, ...]:
         """The layers' version ARNs, in order."""
         return tuple(layer.arn for layer in self.layers)
+
+
+def _environment_error(error: Mapping[str, Any]) -> str:
+    """``ErrorCode: message`` of an Environment that Lambda could not read, redacted."""
+    code = str(error.get("ErrorCode") or "Error")
+    message = redacted(str(error.get("Message") or ""))
+    return f"{code}: {message}" if message else code
 
 
 def list_functions(lambda_client: Any) -> list[FleetFunction]:

@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 
 from concurrency_observer.aws.fleet_functions import FleetFunction, read_function
 from concurrency_observer.aws.fleet_step import Action, Step
+from concurrency_observer.aws.rollout_errors import error_summary, redacted
 from concurrency_observer.errors import AwsError
 
 Result = Literal["attached", "upgraded", "detached", "unchanged", "skipped", "failed"]
@@ -121,8 +122,12 @@ def wait_updated(
     *,
     delay: float = WAITER_DELAY_SECONDS,
     max_attempts: int = WAITER_MAX_ATTEMPTS,
+    secrets: Iterable[str] = (),
 ) -> str | None:
-    """Wait with botocore's waiter until the function's update is done; None, or why it failed."""
+    """Wait with botocore's waiter until the function's update is done; None, or why it failed.
+
+    Lambda's reason is redacted: ``secrets`` (the values sent) are masked wherever it quotes them.
+    """
     from botocore.exceptions import WaiterError  # noqa: PLC0415
 
     try:
@@ -135,10 +140,10 @@ def wait_updated(
         configuration = last.get("Configuration") or {}
         if configuration.get("LastUpdateStatus") == "Failed":
             reason = configuration.get("LastUpdateStatusReason") or "no reason given"
-            return f"the update failed: {reason}"
+            return f"the update failed: {redacted(str(reason), secrets)}"
         error = last.get("Error") or {}
         if error:
-            return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".strip(": ")
+            return error_summary(error)
         return f"still updating after {delay * max_attempts:.0f} s"
     return None
 
@@ -174,9 +179,13 @@ class FleetUpdater:
             on_outcome(outcome)
         return outcomes
 
-    def _wait(self, arn: str) -> str | None:
+    def _wait(self, arn: str, secrets: Iterable[str] = ()) -> str | None:
         return wait_updated(
-            self.lambda_client, arn, delay=self.waiter_delay, max_attempts=self.waiter_max_attempts
+            self.lambda_client,
+            arn,
+            delay=self.waiter_delay,
+            max_attempts=self.waiter_max_attempts,
+            secrets=secrets,
         )
 
     def _apply(self, step: Step) -> Outcome:
@@ -189,12 +198,14 @@ class FleetUpdater:
             fresh = self.replan(read_function(self.lambda_client, step.function.arn))
             if not fresh.changes:
                 return outcome_of(fresh)
+            # What is sent: its values are masked wherever AWS quotes one back.
+            sent = dict(fresh.variables) or dict(fresh.function.variables)
             try:
                 self.lambda_client.update_function_configuration(**fresh.update_arguments())
             except ClientError as exc:
                 error = exc.response.get("Error", {})
                 code = str(error.get("Code", "Unknown"))
-                last = f"{code}: {error.get('Message', '')}".strip(": ")
+                last = error_summary(error, sent)
                 if code == "ResourceConflictException":  # another update is in progress
                     self._wait(step.function.arn)
                 elif code == "TooManyRequestsException":
@@ -202,7 +213,7 @@ class FleetUpdater:
                 elif code != "PreconditionFailedException":  # the revision moved: read again
                     return Outcome(name, "failed", last)
                 continue
-            failure = self._wait(step.function.arn)
+            failure = self._wait(step.function.arn, sent.values())
             if failure:
                 return Outcome(name, "failed", failure)
             return outcome_of(fresh)

@@ -2,7 +2,8 @@
 
 ``plan_publish`` only reads (ListLayerVersions, GetFunctionConfiguration) and refuses, before
 anything changes, every function the layer cannot be attached to (a container image, a version
-other than $LATEST, unreadable variables, no room for one more layer). Every runtime is served:
+other than $LATEST, unreadable variables, no room for one more layer, variables that would pass
+Lambda's 4 KB once ours are set). Every runtime is served:
 Python 3.10+ by the extension, any other by the layer's bash fallback (docs/runtimes.md).
 ``render_plan`` turns the plan into the diff-like lines ``--dry-run`` prints; ``apply_plan``
 publishes the layer version and updates each function in turn, waiting for each update to finish.
@@ -19,6 +20,7 @@ from typing import Any, Final, Literal
 
 from concurrency_observer import __version__
 from concurrency_observer.aws.fleet_functions import FleetFunction
+from concurrency_observer.aws.rollout_errors import redacted, redacted_errors, variables_over_limit
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.layer import EXTENSION_NAME
@@ -156,6 +158,7 @@ class FunctionConfig:
     revision_id: str | None
     # Lambda Managed Instances: GetFunctionConfiguration reports a CapacityProviderConfig.
     managed_instances: bool = False
+    role: str | None = None  # the execution role's ARN
 
     @classmethod
     def from_response(cls, requested: str, response: Mapping[str, Any]) -> FunctionConfig:
@@ -173,6 +176,7 @@ class FunctionConfig:
             environment_error=parsed.environment_error,
             revision_id=parsed.revision_id,
             managed_instances=parsed.managed_instances,
+            role=parsed.role,
         )
 
 
@@ -357,11 +361,18 @@ def plan_publish(
     problems = [
         f"{a.function.name}: {reason}"
         for a in attachments
-        if (reason := refusal(a.function) or _too_many_layers(a)) is not None
+        if (reason := refusal(a.function) or _too_many_layers(a) or _too_large(a)) is not None
     ]
     if problems:
         raise AttachRefused("not attaching the layer to any function; " + "; ".join(problems))
     return PublishPlan(layer, content_size, layer_arn, latest, attachments)
+
+
+def _too_large(attachment: Attachment) -> str | None:
+    """Lambda's 4 KB limit on the variables once ours are set, checked before anything changes."""
+    if not attachment.variables_set:
+        return None
+    return variables_over_limit(attachment.variables_after())
 
 
 def _too_many_layers(attachment: Attachment) -> str | None:
@@ -485,15 +496,17 @@ def apply_plan(
             current = FunctionConfig.from_response(attachment.function.requested, ready)
             if not attachment.still_holds(current):
                 raise AwsError(f"{name} changed since it was read; run the command again")
-            with aws_errors(f"UpdateFunctionConfiguration {name}"):
-                lambda_client.update_function_configuration(
-                    **attachment.update_arguments(version_arn, current.revision_id)
-                )
+            arguments = attachment.update_arguments(version_arn, current.revision_id)
+            sent = arguments["Environment"]["Variables"]
+            with redacted_errors(f"UpdateFunctionConfiguration {name}", sent):
+                lambda_client.update_function_configuration(**arguments)
             final = wait_for_update(
                 lambda_client, attachment.function.arn, sleep=sleep, clock=clock
             )
             if final.get("LastUpdateStatus") == "Failed":
-                reason = final.get("LastUpdateStatusReason") or "no reason given"
+                reason = redacted(
+                    final.get("LastUpdateStatusReason") or "no reason given", sent.values()
+                )
                 raise AwsError(f"updating {name} failed: {reason}")
         except AwsError as exc:
             done = ", ".join(attached) or "none"

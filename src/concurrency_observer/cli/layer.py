@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from concurrency_observer.aws.fleet_update import DEFAULT_MAX_PER_MINUTE
+from concurrency_observer.aws.fleet_update import DEFAULT_MAX_PER_MINUTE, Pacer
 from concurrency_observer.aws.observer_settings import METRICS_VARIABLE, Settings
 
 # aws.publish and aws.session import boto3 only when a client is made, so ``--help`` stays fast.
@@ -25,11 +26,31 @@ from concurrency_observer.aws.publish import (
     render_attachment,
     render_plan,
 )
+from concurrency_observer.aws.rollout_errors import redacted
 from concurrency_observer.aws.session import client
-from concurrency_observer.cli import layer_fleet, options
-from concurrency_observer.errors import UserError
+from concurrency_observer.cli import layer_fleet, layer_roles, options
+from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.layer import DEFAULT_OUTPUT, build_layer
 from concurrency_observer.schema import DEFAULT_METRICS_PROFILE, METRICS_PROFILES
+
+_F = TypeVar("_F", bound=Callable[..., None])
+
+
+def _redacting(command: _F) -> _F:
+    """Every AWS error a rollout command ends with goes through ``redacted`` on its way out.
+
+    The calls that send variables already summarize their refusals; this is the one net under
+    every other call, so no AWS message reaches the terminal with the request data it echoes.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except AwsError as exc:
+            raise AwsError(redacted(str(exc))) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 @click.group(short_help="Build the layer, or publish and attach it.")
@@ -130,12 +151,21 @@ _include_detach, _exclude_detach = _globs("--all")
 )
 @_pace
 @click.option(
+    "--grant-roles",
+    is_flag=True,
+    help="Also attach one managed policy granting cloudwatch:PutMetricData in the function's "
+    "namespace to each distinct role of the functions on the cloudwatch sink that lacks it "
+    "(created once; `layer detach` takes it back). Without it, the plan and the summary say "
+    "which roles may lack it.",
+)
+@click.option(
     "--zip",
     "zip_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Publish this layer zip instead of building one.",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would change, and change nothing.")
+@_redacting
 def publish(  # click passes options by keyword
     *,
     name: str,
@@ -147,6 +177,7 @@ def publish(  # click passes options by keyword
     sink: Sink | None,
     metrics: str | None,
     max_per_minute: int,
+    grant_roles: bool,
     zip_path: Path | None,
     dry_run: bool,
 ) -> None:
@@ -164,6 +195,9 @@ def publish(  # click passes options by keyword
     summary table ends the run; a second run changes nothing. Only $LATEST changes: aliases and
     provisioned concurrency run published versions, which get the layer with your next publish.
     `layer detach` takes it all back.
+
+    With the cloudwatch sink every function's role needs cloudwatch:PutMetricData: the plan and
+    the summary list the distinct roles and whether each has it; --grant-roles grants it.
     """
     if attach_all and functions:
         raise UserError("give --attach FUNCTION or --attach-all, not both")
@@ -171,8 +205,11 @@ def publish(  # click passes options by keyword
         for flag, given in (("--include", include), ("--exclude", exclude)):
             if given:
                 raise UserError(f"{flag} works with --attach-all only")
+    if grant_roles and not (attach_all or functions):
+        raise UserError("--grant-roles works with --attach or --attach-all only")
     content = zip_path.read_bytes() if zip_path else _built_layer()
     lambda_client = client("lambda", region=region)
+    iam = client("iam", region=region)
     if attach_all:
         code = layer_fleet.attach_all(
             lambda_client,
@@ -183,6 +220,8 @@ def publish(  # click passes options by keyword
             exclude=exclude,
             max_per_minute=max_per_minute,
             dry_run=dry_run,
+            iam=iam,
+            grant_roles=grant_roles,
         )
         if code:
             raise SystemExit(code)
@@ -195,10 +234,21 @@ def publish(  # click passes options by keyword
         sink,
         metrics=metrics,
     )
+    roles = layer_roles.check(iam, layer_roles.from_plan(plan), grant=grant_roles)
     if dry_run:
         click.echo("\n".join(render_plan(plan)))
+        if plan.attachments:
+            layer_roles.print_plan(click.echo, roles, grant=grant_roles)
         click.echo("dry run: nothing was changed")
         return
+    roles_failed = bool(plan.attachments) and layer_roles.apply(
+        lambda line: click.echo(line, err=True),
+        iam,
+        roles,
+        grant=grant_roles,
+        region=str(lambda_client.meta.region_name),
+        pacer=Pacer(max_per_minute),
+    )
     result = apply_plan(
         lambda_client, plan, content, progress=lambda line: click.echo(line, err=True)
     )
@@ -206,6 +256,8 @@ def publish(  # click passes options by keyword
         click.echo("\n".join(render_attachment(attachment, result.layer_version_arn)), err=True)
     # The ARN alone on stdout, so scripts can capture it.
     click.echo(result.layer_version_arn)
+    if roles_failed:
+        raise SystemExit(1)
 
 
 @layer.command()
@@ -217,6 +269,7 @@ def publish(  # click passes options by keyword
 @options.region
 @_pace
 @click.option("--dry-run", is_flag=True, help="Show what would change, and change nothing.")
+@_redacting
 def detach(  # click passes options by keyword
     *,
     functions: tuple[str, ...],
@@ -234,7 +287,9 @@ def detach(  # click passes options by keyword
     attaching added, and nothing else: each variable attach set gets its earlier value back, or
     goes if there was none, unless you changed it since (then it stays); variables attach did
     not set are never touched (attach records what it set in CONCURRENCY_OBSERVER_ATTACHED).
-    Paced like --attach-all. Only $LATEST changes: published versions keep the layer.
+    Paced like --attach-all. Only $LATEST changes: published versions keep the layer. A role
+    that `--grant-roles` granted (it says so in a tag on the role) loses that policy once no
+    function of the region with the layer uses it, and the policy goes once no role holds it.
     """
     names = _function_names(functions)
     if all_ == bool(names):
@@ -251,6 +306,7 @@ def detach(  # click passes options by keyword
         exclude=exclude,
         max_per_minute=max_per_minute,
         dry_run=dry_run,
+        iam=client("iam", region=region),
     )
     if code:
         raise SystemExit(code)

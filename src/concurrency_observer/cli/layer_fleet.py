@@ -1,6 +1,9 @@
 """What ``layer publish --attach-all`` and ``layer detach`` do and print, with click kept out.
 
-Plans and tables go to stdout, progress to stderr; the exit status is 1 if any function failed.
+Plans and tables go to stdout, progress to stderr; the exit status is 1 if any function failed
+(or a role ``--grant-roles`` asked for could not be granted). Given an IAM client, attach-all
+reads the roles before anything changes and grants them (``--grant-roles``) before the functions
+are updated, and detach takes back what attach granted once the functions are done (layer_roles).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from concurrency_observer.aws.fleet_update import (
 )
 from concurrency_observer.aws.observer_settings import METRICS_VARIABLE, Settings
 from concurrency_observer.aws.publish import LayerSpec
+from concurrency_observer.cli import layer_roles
 from concurrency_observer.cost_note import cost_note
 from concurrency_observer.errors import UserError
 from concurrency_observer.reporting.fleet_summary import counts_line, plan_table, summary_table
@@ -59,9 +63,11 @@ DETACH_VERSIONS_NOTE = (
 
 
 def _consoles() -> tuple[Console, Console]:
-    # Plain lines are never wrapped (they stay greppable); the tables fit the terminal.
-    return Console(highlight=False, soft_wrap=True), Console(
-        stderr=True, highlight=False, soft_wrap=True
+    # Plain lines are never wrapped (they stay greppable); the tables fit the terminal. Markup is
+    # off: every line holds names, variables or AWS's words, and rich would read a ``[/x]`` in
+    # them as a tag (a MarkupError that stops the run) or drop ``[null,"lean"]`` as one.
+    return Console(highlight=False, soft_wrap=True, markup=False), Console(
+        stderr=True, highlight=False, soft_wrap=True, markup=False
     )
 
 
@@ -102,7 +108,8 @@ def _apply(
 
         def done(outcome: Outcome) -> None:
             if outcome.result != "unchanged":
-                progress.console.print(f"{outcome.result} {outcome.function}: {outcome.detail}")
+                line = f"{outcome.result} {outcome.function}: {outcome.detail}"
+                progress.console.print(line, markup=False)
             progress.advance(task)
 
         outcomes = updater.run(steps, on_outcome=done)
@@ -137,6 +144,8 @@ def attach_all(
     dry_run: bool,
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
+    iam: Any | None = None,
+    grant_roles: bool = False,
 ) -> int:
     """Publish (unless the latest version has these bytes), attach to every selected function."""
     out, err = _consoles()
@@ -144,6 +153,9 @@ def attach_all(
     functions = fill_layer_sizes(lambda_client, _fleet(lambda_client, include, exclude))
     target = Target(layer.name, choice.version_arn, unzipped_size(content), settings)
     steps = plan_fleet(functions, target)
+    roles = (
+        layer_roles.check(iam, layer_roles.from_steps(steps), grant=grant_roles) if iam else None
+    )
     changes = any(step.changes for step in steps)
     if choice.reuse_arn:
         out.print(f"layer: {choice.reuse_arn} already holds these bytes; not publishing again")
@@ -152,11 +164,28 @@ def attach_all(
         out.print(f"layer: {verb} {layer.name} as {choice.version_arn} ({len(content)} bytes)")
     if dry_run:
         out.print(plan_table(steps))
+        if roles:
+            layer_roles.print_plan(out.print, roles, grant=grant_roles)
         for line in _cost_lines(steps):
             out.print(line)
         out.print(PUBLISHED_VERSIONS_NOTE)
         out.print("dry run: nothing was changed")
         return 0
+    pacer = Pacer(max_per_minute, clock, sleep)
+    # Roles first: a function attached before its role may put metrics loses its first records.
+    roles_failed = bool(
+        roles
+        and grant_roles
+        and layer_roles.apply(
+            out.print,
+            iam,
+            roles,
+            grant=True,
+            region=str(lambda_client.meta.region_name),
+            pacer=pacer,
+            sleep=sleep,
+        )
+    )
     if changes and not choice.reuse_arn:
         published = ensure_layer_version(lambda_client, choice, content)
         target = replace(target, version_arn=published)
@@ -173,12 +202,15 @@ def attach_all(
         max_per_minute,
         out=out,
         err=err,
-        pacer=Pacer(max_per_minute, clock, sleep),
+        pacer=pacer,
     )
+    if roles and not grant_roles:
+        layer_roles.print_plan(out.print, roles, grant=False)
     for line in _cost_lines(steps):
         out.print(line)
     out.print(PUBLISHED_VERSIONS_NOTE)
-    return 1 if any(outcome.result == "failed" for outcome in outcomes) else 0
+    failed = any(outcome.result == "failed" for outcome in outcomes)
+    return 1 if failed or roles_failed else 0
 
 
 def detach(
@@ -192,16 +224,25 @@ def detach(
     dry_run: bool,
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
+    iam: Any | None = None,
 ) -> int:
-    """Take the layer and its settings off the named functions, or every selected one."""
+    """Take the layer and its settings off the named functions, or every selected one.
+
+    Given ``iam``, the roles attach granted are then taken back (layer_roles.revoke).
+    """
     out, err = _consoles()
     if functions:
         fleet = [read_function(lambda_client, name) for name in functions]
     else:
         fleet = _fleet(lambda_client, include, exclude)
     steps = plan_detach_all(fleet, layer_name)
+    pacer = Pacer(max_per_minute, clock, sleep)
     if dry_run:
         out.print(plan_table(steps))
+        if iam:
+            layer_roles.revoke(
+                out.print, lambda_client, iam, steps, layer_name, dry_run=True, pacer=pacer
+            )
         out.print(DETACH_VERSIONS_NOTE)
         out.print("dry run: nothing was changed")
         return 0
@@ -212,7 +253,15 @@ def detach(
         max_per_minute,
         out=out,
         err=err,
-        pacer=Pacer(max_per_minute, clock, sleep),
+        pacer=pacer,
     )
+    roles_failed = bool(
+        iam
+        and layer_roles.revoke(
+            out.print, lambda_client, iam, steps, layer_name, dry_run=False, pacer=pacer,
+            sleep=sleep,
+        )
+    )  # fmt: skip
     out.print(DETACH_VERSIONS_NOTE)
-    return 1 if any(outcome.result == "failed" for outcome in outcomes) else 0
+    failed = any(outcome.result == "failed" for outcome in outcomes)
+    return 1 if failed or roles_failed else 0

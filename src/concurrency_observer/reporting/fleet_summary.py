@@ -1,4 +1,8 @@
-"""The tables attach-all and detach print: the plan (dry run) and the summary (after)."""
+"""The tables attach-all and detach print: the plan (dry run) and the summary (after).
+
+Every cell is a ``Text``, never a string: names, reasons and AWS's words are shown as they are,
+so a ``[/x]`` or ``[bold]`` in them is neither read as markup (a MarkupError) nor swallowed.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from rich.table import Table
+from rich.text import Text
 
 from concurrency_observer.aws.fleet_step import Step
 from concurrency_observer.aws.fleet_update import RESULTS, Outcome
@@ -29,10 +34,10 @@ def plan_table(steps: Sequence[Step]) -> Table:
     table.add_column("what, or why not")
     for step in steps:
         table.add_row(
-            step.function.name,
-            step.function.runtime or step.function.package_type,
-            step.action,
-            step.reason,
+            Text(step.function.name),
+            Text(step.function.runtime or step.function.package_type),
+            Text(step.action),
+            Text(step.reason),
         )
     return table
 
@@ -45,9 +50,9 @@ def summary_table(outcomes: Sequence[Outcome]) -> Table:
     table.add_column("what, or why")
     for outcome in outcomes:
         table.add_row(
-            outcome.function,
-            f"[{_STYLE[outcome.result]}]{outcome.result}[/]",
-            outcome.detail,
+            Text(outcome.function),
+            Text(outcome.result, style=_STYLE[outcome.result]),
+            Text(outcome.detail),
         )
     return table
 

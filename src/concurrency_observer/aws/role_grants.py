@@ -1,0 +1,431 @@
+"""Read, grant and take back the roles' PutMetricData policy (IAM), paced and retried.
+
+``read_roles`` only reads: for each (role, namespace) of role_policy, whether our policy is attached
+(ListAttachedRolePolicies), which regions' attach granted it (the role's grant tag, ListRoleTags),
+and, where ``iam:SimulatePrincipalPolicy`` is allowed, whether the role may put metrics in the
+namespace at all (granted some other way, or denied by a permissions boundary). A role of another
+account, or one that cannot be read, is marked unreadable: ``--grant-roles`` then refuses before
+anything changes.
+
+``grant_roles`` creates each namespace's policy once (CreatePolicy; EntityAlreadyExists is
+success) and attaches it to each role that lacks it, one role at a time on the fleet's ``Pacer``,
+throttling retried with the fleet's backoff. Per role the order is: tag (this region), then attach;
+if the attach fails or the run is cut short, the tag is put back as it was, so each role ends
+granted or untouched, and a role left tagged without the policy (a run killed between the two
+calls) is granted by the next run and cleaned up by detach. ``revoke_roles`` (``layer detach``)
+takes the policy off only the roles whose tag names this region, only once no function of the
+region still has the layer on that role, and deletes the policy once no role holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from concurrency_observer.aws.fleet_update import MAX_ATTEMPTS, Pacer, Sleep, backoff
+from concurrency_observer.aws.role_policy import (
+    GRANT_TAG_PREFIX,
+    POLICY_PATH,
+    PUT_METRICS,
+    BadRole,
+    RoleNeed,
+    RoleRef,
+    grant_tag_key,
+    policy_arn,
+    policy_json,
+    policy_name,
+    tag_regions,
+    tag_value,
+)
+from concurrency_observer.aws.rollout_errors import error_summary
+from concurrency_observer.errors import UserError
+
+RoleResult = Literal[
+    "granted", "already had it", "could not", "revoked", "kept", "unchecked", "would grant"
+]
+# IAM's answers that are worth waiting out.
+_RETRIED: Final = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "ConcurrentModification"}
+)
+
+
+@dataclass(frozen=True)
+class RoleState:
+    """What is known of one role's grant before anything changes."""
+
+    need: RoleNeed
+    attached: bool | None = None  # our policy is attached; None: not known
+    tagged: frozenset[str] = frozenset()  # the regions whose attach granted it
+    may_put: bool | None = None  # SimulatePrincipalPolicy's answer; None: not asked or refused
+    unreadable: str | None = None  # why the role could not be read
+
+
+@dataclass(frozen=True)
+class RoleOutcome:
+    """What happened, or would happen, to one role."""
+
+    role: str
+    functions: int
+    result: RoleResult
+    detail: str
+
+
+@dataclass
+class Simulation:
+    """SimulatePrincipalPolicy, asked until it is refused once (then never again this run)."""
+
+    iam: Any
+    refused: str | None = field(default=None, init=False)
+
+    def may_put(self, role_arn: str, namespace: str) -> bool | None:
+        """Whether the role may call PutMetricData in ``namespace``; None if it cannot be known."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        if self.refused:
+            return None
+        try:
+            answer = self.iam.simulate_principal_policy(
+                PolicySourceArn=role_arn,
+                ActionNames=[PUT_METRICS],
+                ResourceArns=["*"],
+                ContextEntries=[
+                    {
+                        "ContextKeyName": "cloudwatch:namespace",
+                        "ContextKeyValues": [namespace],
+                        "ContextKeyType": "string",
+                    }
+                ],
+            )
+        except ClientError as exc:
+            self.refused = error_summary(exc.response.get("Error", {}))
+            return None
+        except BotoCoreError as exc:
+            self.refused = str(exc)
+            return None
+        except NotImplementedError:  # an emulated endpoint (moto in-process) that lacks the call
+            self.refused = "SimulatePrincipalPolicy is not implemented by this endpoint"
+            return None
+        results = answer.get("EvaluationResults") or []
+        if not results:
+            return None
+        return all(result.get("EvalDecision") == "allowed" for result in results)
+
+
+def _client_error(exc: Exception) -> dict[str, Any]:
+    return dict(getattr(exc, "response", {}).get("Error", {}))
+
+
+def _attached_policies(iam: Any, role_name: str) -> set[str]:
+    pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
+    return {p["PolicyArn"] for page in pages for p in page.get("AttachedPolicies", ())}
+
+
+def _role_tags(iam: Any, role_name: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    arguments: dict[str, Any] = {"RoleName": role_name}
+    while True:
+        page = iam.list_role_tags(**arguments)
+        tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", ())})
+        if not page.get("IsTruncated"):
+            return tags
+        arguments["Marker"] = page["Marker"]
+
+
+def read_role(iam: Any, need: RoleNeed, simulation: Simulation | None) -> RoleState:
+    """One role's state; a role that cannot be read says why in ``unreadable``."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    try:
+        role = need.role()
+    except BadRole as exc:
+        return RoleState(need, unreadable=str(exc))
+    may_put = simulation.may_put(need.role_arn, need.namespace) if simulation else None
+    try:
+        attached = policy_arn(role, need.namespace) in _attached_policies(iam, role.name)
+        tags = _role_tags(iam, role.name)
+    except ClientError as exc:
+        reason = f"{exc.operation_name}: {error_summary(_client_error(exc))}"
+        return RoleState(need, may_put=may_put, unreadable=reason)
+    tagged = tag_regions(tags.get(grant_tag_key(need.namespace)))
+    return RoleState(need, attached, tagged, may_put)
+
+
+@dataclass(frozen=True)
+class RoleCheck:
+    """Every role's state, and why SimulatePrincipalPolicy could not answer (if it could not)."""
+
+    states: tuple[RoleState, ...]
+    simulation_refused: str | None = None
+
+
+def read_roles(iam: Any, needs: Iterable[RoleNeed], *, simulate: bool) -> RoleCheck:
+    """Every role's state, in order; SimulatePrincipalPolicy only when ``simulate``."""
+    simulation = Simulation(iam) if simulate else None
+    states = tuple(read_role(iam, need, simulation) for need in needs)
+    return RoleCheck(states, simulation.refused if simulation else None)
+
+
+def refuse_unreadable(states: Sequence[RoleState]) -> None:
+    """Raise UserError (nothing changed yet) if any role cannot be read or granted from here."""
+    problems = [f"{s.need.role_name}: {s.unreadable}" for s in states if s.unreadable]
+    if problems:
+        raise UserError("not granting any role (nothing was changed); " + "; ".join(problems))
+
+
+def _retried(call: Callable[[], Any], sleep: Sleep) -> Any:
+    """``call()``, with IAM's throttling waited out (the fleet's backoff) up to MAX_ATTEMPTS."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return call()
+        except ClientError as exc:
+            if _client_error(exc).get("Code") not in _RETRIED or attempt == MAX_ATTEMPTS:
+                raise
+            sleep(backoff(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def why_refused(error: Mapping[str, Any]) -> str:
+    """A refusal's code, what denied it where IAM's message says so, and the message, redacted."""
+    message = str(error.get("Message") or "").lower()
+    if "permissions boundary" in message:
+        where = " (a permissions boundary)"
+    elif "service control polic" in message:
+        where = " (a service control policy)"
+    elif "explicit deny" in message:
+        where = " (an explicit deny)"
+    else:
+        where = ""
+    code, _, rest = error_summary(error).partition(": ")
+    return f"{code}{where}: {rest}" if rest else f"{code}{where}"
+
+
+def ensure_policy(iam: Any, role: RoleRef, namespace: str, sleep: Sleep = time.sleep) -> str:
+    """The namespace's policy ARN, creating the policy if it does not exist yet (idempotent)."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    try:
+        _retried(
+            lambda: iam.create_policy(
+                PolicyName=policy_name(namespace),
+                Path=POLICY_PATH,
+                PolicyDocument=policy_json(namespace),
+                Description=(
+                    f"concurrency-observer: {PUT_METRICS} in namespace {namespace} "
+                    "(layer publish --grant-roles)"
+                )[:1000],
+            ),
+            sleep,
+        )
+    except ClientError as exc:
+        if _client_error(exc).get("Code") != "EntityAlreadyExists":
+            raise
+    return policy_arn(role, namespace)
+
+
+def _set_tag(iam: Any, role: str, key: str, regions: frozenset[str], sleep: Sleep) -> None:
+    if regions:
+        _retried(
+            lambda: iam.tag_role(RoleName=role, Tags=[{"Key": key, "Value": tag_value(regions)}]),
+            sleep,
+        )
+    else:
+        _retried(lambda: iam.untag_role(RoleName=role, TagKeys=[key]), sleep)
+
+
+def _grant_one(
+    iam: Any, state: RoleState, policy: str, *, region: str, pacer: Pacer, sleep: Sleep
+) -> RoleOutcome:
+    need = state.need
+    role = need.role()
+    key = grant_tag_key(need.namespace)
+    count = len(need.functions)
+    if state.attached:
+        if state.tagged and region not in state.tagged:
+            pacer.wait_turn()  # attach granted it from another region: this one relies on it too
+            _set_tag(iam, role.name, key, state.tagged | {region}, sleep)
+        how = "granted by attach" if state.tagged else "attached before; left as it is"
+        return RoleOutcome(
+            role.name, count, "already had it", f"{policy_name(need.namespace)} ({how})"
+        )
+    pacer.wait_turn()
+    _set_tag(iam, role.name, key, state.tagged | {region}, sleep)
+    try:
+        _retried(lambda: iam.attach_role_policy(RoleName=role.name, PolicyArn=policy), sleep)
+    except BaseException:
+        # Refused, throttled beyond the retries, or cut short: the role goes back as it was.
+        _restore_tag(iam, role.name, key, state.tagged, sleep)
+        raise
+    return RoleOutcome(role.name, count, "granted", f"attached {policy_name(need.namespace)}")
+
+
+def _restore_tag(iam: Any, role: str, key: str, regions: frozenset[str], sleep: Sleep) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    # If even this fails, the next run (or detach) finds the tag and finishes the job.
+    with contextlib.suppress(ClientError, BotoCoreError):
+        _set_tag(iam, role, key, regions, sleep)
+
+
+def grant_roles(
+    iam: Any,
+    states: Sequence[RoleState],
+    *,
+    region: str,
+    pacer: Pacer,
+    sleep: Sleep = time.sleep,
+    on_outcome: Callable[[RoleOutcome], None] = lambda _o: None,
+) -> list[RoleOutcome]:
+    """Attach each namespace's policy to every role that lacks it; an outcome per role."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    refuse_unreadable(states)
+    policies: dict[str, str | RoleOutcome] = {}  # namespace -> ARN, or why it could not be made
+    outcomes = []
+    for state in states:
+        need = state.need
+        try:
+            if need.namespace not in policies and not state.attached:
+                policies[need.namespace] = ensure_policy(iam, need.role(), need.namespace, sleep)
+            made = policies.get(need.namespace, policy_arn(need.role(), need.namespace))
+            if isinstance(made, RoleOutcome):
+                outcome = RoleOutcome(need.role_name, len(need.functions), "could not", made.detail)
+            else:
+                outcome = _grant_one(iam, state, made, region=region, pacer=pacer, sleep=sleep)
+        except ClientError as exc:
+            reason = f"{exc.operation_name}: {why_refused(_client_error(exc))}"
+            outcome = RoleOutcome(need.role_name, len(need.functions), "could not", reason)
+            if exc.operation_name == "CreatePolicy":
+                policies[need.namespace] = outcome
+        outcomes.append(outcome)
+        on_outcome(outcome)
+    return outcomes
+
+
+def plan_grants(states: Sequence[RoleState]) -> list[RoleOutcome]:
+    """What ``grant_roles`` would do (a dry run), role by role."""
+    outcomes = []
+    for state in states:
+        need = state.need
+        count = len(need.functions)
+        if state.unreadable:
+            outcomes.append(RoleOutcome(need.role_name, count, "could not", state.unreadable))
+        elif state.attached:
+            outcomes.append(
+                RoleOutcome(need.role_name, count, "already had it", policy_name(need.namespace))
+            )
+        else:
+            what = f"attach {policy_name(need.namespace)} (created if missing)"
+            outcomes.append(RoleOutcome(need.role_name, count, "would grant", what))
+    return outcomes
+
+
+def granted_by_attach(tags: Mapping[str, str], region: str) -> dict[str, frozenset[str]]:
+    """Our grant tags that name ``region``: policy name -> the regions the tag holds."""
+    return {
+        key.removeprefix(GRANT_TAG_PREFIX): regions
+        for key, value in tags.items()
+        if key.startswith(GRANT_TAG_PREFIX) and region in (regions := tag_regions(value))
+    }
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What ``revoke_roles`` did, or would do: an outcome per role, and the policies deleted."""
+
+    outcomes: tuple[RoleOutcome, ...]
+    deleted: tuple[str, ...]
+
+
+def revoke_roles(
+    iam: Any,
+    roles: Iterable[str],
+    still_used: Mapping[str, int],
+    region: str,
+    *,
+    dry_run: bool,
+    pacer: Pacer,
+    sleep: Sleep = time.sleep,
+) -> Revocation:
+    """Take attach's grant (this region's) off each role no function with the layer still uses.
+
+    ``still_used`` counts, per role ARN, the functions of the region that keep the layer.
+    """
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    outcomes: list[RoleOutcome] = []
+    touched: dict[str, int] = {}  # policy ARN -> attachments taken off (or that would be)
+    for arn in sorted(set(roles)):
+        try:
+            role = RoleRef.parse(arn)
+        except BadRole:
+            continue
+        try:
+            ours = granted_by_attach(_role_tags(iam, role.name), region)
+        except ClientError as exc:
+            reason = f"{exc.operation_name}: {error_summary(_client_error(exc))}"
+            outcomes.append(RoleOutcome(role.name, 0, "unchecked", reason))
+            continue
+        users = still_used.get(arn, 0)
+        for name, regions in sorted(ours.items()):
+            policy = f"arn:{role.partition}:iam::{role.account}:policy{POLICY_PATH}{name}"
+            key = GRANT_TAG_PREFIX + name
+            if users:
+                detail = f"{name}: still used by {users} function(s) with the layer"
+                outcomes.append(RoleOutcome(role.name, users, "kept", detail))
+                continue
+            others = regions - {region}
+            if others:
+                detail = f"{name}: granted for {tag_value(others)} too; only this region let go"
+            else:
+                detail = f"{name} taken off (attach granted it)"
+            if not dry_run:
+                try:
+                    pacer.wait_turn()
+                    if not others:
+                        _detach_policy(iam, role.name, policy, sleep)
+                        touched[policy] = touched.get(policy, 0) + 1
+                    _set_tag(iam, role.name, key, others, sleep)
+                except ClientError as exc:
+                    reason = f"{exc.operation_name}: {why_refused(_client_error(exc))}"
+                    outcomes.append(RoleOutcome(role.name, 0, "could not", reason))
+                    continue
+            elif not others:
+                touched[policy] = touched.get(policy, 0) + 1
+            outcomes.append(RoleOutcome(role.name, 0, "kept" if others else "revoked", detail))
+    deleted = _delete_unheld(iam, touched, dry_run=dry_run, sleep=sleep)
+    return Revocation(tuple(outcomes), deleted)
+
+
+def _detach_policy(iam: Any, role: str, policy: str, sleep: Sleep) -> None:
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    try:
+        _retried(lambda: iam.detach_role_policy(RoleName=role, PolicyArn=policy), sleep)
+    except ClientError as exc:
+        if _client_error(exc).get("Code") != "NoSuchEntity":  # tagged, never attached: fine
+            raise
+
+
+def _delete_unheld(
+    iam: Any, touched: Mapping[str, int], *, dry_run: bool, sleep: Sleep
+) -> tuple[str, ...]:
+    """Delete each policy no role holds any more (in a dry run: would hold none)."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    deleted = []
+    for policy, taken in sorted(touched.items()):
+        try:
+            count = int(iam.get_policy(PolicyArn=policy)["Policy"].get("AttachmentCount", 0))
+            if count - (taken if dry_run else 0) > 0:
+                continue
+            if not dry_run:
+                _retried(lambda p=policy: iam.delete_policy(PolicyArn=p), sleep)  # type: ignore[misc]
+        except ClientError:
+            continue  # gone already, or not ours to read: left for the next detach
+        deleted.append(policy)
+    return tuple(deleted)
