@@ -44,8 +44,17 @@ from concurrency_observer.aws.rollout_errors import error_summary
 from concurrency_observer.errors import UserError
 
 RoleResult = Literal[
-    "granted", "already had it", "could not", "revoked", "kept", "unchecked", "would grant"
+    "granted", "would grant", "already had it", "revoked", "kept", "could not", "unchecked"
 ]
+ROLE_RESULTS: Final[tuple[RoleResult, ...]] = (
+    "granted",
+    "would grant",
+    "already had it",
+    "revoked",
+    "kept",
+    "could not",
+    "unchecked",
+)
 # IAM's answers that are worth waiting out.
 _RETRIED: Final = frozenset(
     {"Throttling", "ThrottlingException", "TooManyRequestsException", "ConcurrentModification"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from concurrency_observer.aws.role_grants import RoleOutcome, RoleState
+from concurrency_observer.aws.role_grants import ROLE_RESULTS, RoleOutcome, RoleState
 from concurrency_observer.aws.role_policy import PUT_METRICS, policy_name
 
 NOTHING_NEEDED = (
@@ -70,6 +70,6 @@ def _served(outcome: RoleOutcome) -> str:
 
 
 def counts(outcomes: Iterable[RoleOutcome]) -> str:
-    """``granted 2, already had it 1, could not 1``, in the order results first appear."""
+    """``granted 2, already had it 1, could not 1``: the results in ``ROLE_RESULTS``' order."""
     counted = Counter(o.result for o in outcomes)
-    return ", ".join(f"{result} {count}" for result, count in counted.items()) or "none"
+    return ", ".join(f"{r} {counted[r]}" for r in ROLE_RESULTS if counted[r]) or "none"
