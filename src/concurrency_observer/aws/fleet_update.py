@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 
 from concurrency_observer.aws.fleet_functions import FleetFunction, read_function
 from concurrency_observer.aws.fleet_step import Action, Step
-from concurrency_observer.aws.rollout_errors import error_summary, redacted
+from concurrency_observer.aws.rollout_errors import error_summary, redacted, secret_values
 from concurrency_observer.errors import AwsError
 
 Result = Literal["attached", "upgraded", "detached", "unchanged", "skipped", "failed"]
@@ -213,7 +213,7 @@ class FleetUpdater:
                 elif code != "PreconditionFailedException":  # the revision moved: read again
                     return Outcome(name, "failed", last)
                 continue
-            failure = self._wait(step.function.arn, sent.values())
+            failure = self._wait(step.function.arn, secret_values(sent))
             if failure:
                 return Outcome(name, "failed", failure)
             return outcome_of(fresh)

@@ -20,7 +20,12 @@ from typing import Any, Final, Literal
 
 from concurrency_observer import __version__
 from concurrency_observer.aws.fleet_functions import FleetFunction
-from concurrency_observer.aws.rollout_errors import redacted, redacted_errors, variables_over_limit
+from concurrency_observer.aws.rollout_errors import (
+    redacted,
+    redacted_errors,
+    secret_values,
+    variables_over_limit,
+)
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.layer import EXTENSION_NAME
@@ -505,7 +510,7 @@ def apply_plan(
             )
             if final.get("LastUpdateStatus") == "Failed":
                 reason = redacted(
-                    final.get("LastUpdateStatusReason") or "no reason given", sent.values()
+                    final.get("LastUpdateStatusReason") or "no reason given", secret_values(sent)
                 )
                 raise AwsError(f"updating {name} failed: {reason}")
         except AwsError as exc:

@@ -28,13 +28,18 @@ from concurrency_observer.errors import AwsError
 
 # Lambda's limit on a function's environment variables, as it measures them.
 VARIABLES_LIMIT_BYTES: Final = 4096
-# A value shorter than this is not masked: "1" or "on" would blank out unrelated text.
-MIN_MASKED_LENGTH: Final = 4
-# A message longer than this is cut: what matters is at its start (the code and the reason).
+# A value shorter than this is not masked: "true" or "prod" would blank out unrelated words.
+# (The echoes that quote every value, the 4 KB refusal's above all, are cut whole, whatever
+# the values' length.)
+MIN_MASKED_LENGTH: Final = 8
+# Our own settings are not secrets, and the plans show them anyway.
+OUR_PREFIX: Final = "CONCURRENCY_OBSERVER_"
+# AWS's message longer than this is cut: what matters is at its start.
 MAX_MESSAGE_CHARS: Final = 300
 MASK: Final = "***"
 
-_MEASURED: Final = re.compile(r"(String measured:).*", re.DOTALL | re.IGNORECASE)
+# Everything after "String measured:", unless it was cut already (the CLI's net runs it again).
+_MEASURED: Final = re.compile(r"(String measured:)(?! \(not shown).*", re.DOTALL | re.IGNORECASE)
 _JSON_OBJECT: Final = re.compile(r"\{.*\}", re.DOTALL)
 _SPACES: Final = re.compile(r"\s+")
 
@@ -57,16 +62,18 @@ def variables_over_limit(variables: Mapping[str, str]) -> str | None:
     )
 
 
+def secret_values(variables: Mapping[str, str]) -> tuple[str, ...]:
+    """The values to mask: every variable's but our own settings'."""
+    return tuple(v for name, v in variables.items() if not name.startswith(OUR_PREFIX))
+
+
 def redacted(message: str, secrets: Iterable[str] = ()) -> str:
     """``message`` on one line, echoed request data cut and every value of ``secrets`` masked."""
     text = _MEASURED.sub(r"\1 (not shown: it quotes every variable's value)", message)
     text = _JSON_OBJECT.sub("{...}", text)
     for value in sorted({s for s in secrets if len(s) >= MIN_MASKED_LENGTH}, key=len, reverse=True):
         text = text.replace(value, MASK)
-    text = _SPACES.sub(" ", text).strip()
-    if len(text) > MAX_MESSAGE_CHARS:
-        text = text[: MAX_MESSAGE_CHARS - 3] + "..."
-    return text
+    return _SPACES.sub(" ", text).strip()
 
 
 def error_summary(error: Mapping[str, Any], variables: Mapping[str, str] | None = None) -> str:
@@ -76,12 +83,14 @@ def error_summary(error: Mapping[str, Any], variables: Mapping[str, str] | None 
     """
     code = str(error.get("Code") or "Error")
     message = str(error.get("Message") or "")
-    secrets = tuple(variables.values()) if variables else ()
+    secrets = secret_values(variables) if variables else ()
     if variables is not None and "4KB limit" in message:
         over = variables_over_limit(variables)
         if over:
             return f"{code}: {over}"
     text = redacted(message, secrets)
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 3] + "..."
     return f"{code}: {text}" if text else code
 
 

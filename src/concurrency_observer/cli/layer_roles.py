@@ -72,7 +72,7 @@ def print_plan(echo: Echo, checked: RoleCheck, *, grant: bool) -> None:
         echo(NOTHING_NEEDED)
     else:
         echo("roles (--grant-roles):")
-        for line in outcome_lines("roles would be", plan_grants(checked.states)):
+        for line in outcome_lines("roles", plan_grants(checked.states)):
             echo(line)
 
 
@@ -93,6 +93,7 @@ def apply(
     if not checked.states:
         echo(NOTHING_NEEDED)
         return False
+    echo("roles (--grant-roles):")
     outcomes = grant_roles(iam, checked.states, region=region, pacer=pacer, sleep=sleep)
     for line in outcome_lines("roles", outcomes):
         echo(line)
@@ -129,8 +130,10 @@ def revoke(
     done = revoke_roles(iam, roles, still_used, region, dry_run=dry_run, pacer=pacer, sleep=sleep)
     if not done.outcomes:
         return False
-    verb = "would be" if dry_run else "were"
-    echo(f"roles attach granted ({verb} taken back once no function with the layer uses them):")
+    echo(
+        "roles attach granted (taken back once no function of this region with the layer uses "
+        "them):"
+    )
     for line in outcome_lines("roles", done.outcomes):
         echo(line)
     for policy in done.deleted:
