@@ -524,3 +524,71 @@ def test_a_dry_run_with_grant_roles_is_a_plan_and_changes_nothing(
     assert "r1: revoked: concurrency-observer-put-metrics taken off" in out
     assert f"policy {POLICY_ARN} would be deleted" in out
     assert roles_now(iam) == granted
+
+
+def test_the_publisher_policy_allows_every_iam_call_of_grant_and_detach(
+    lambda_client: Any,  # noqa: F811
+    iam: Any,
+    layer_zip: bytes,  # noqa: F811
+) -> None:
+    """Each IAM call is in the optional statements; attaching is allowed for our policies only."""
+    called: set[str] = set()
+    iam.meta.events.register("before-call.iam.*", lambda model, **_: called.add(model.name))
+    make_fleet(lambda_client, iam)
+    called.clear()
+    clock = FakeClock()
+    attach(lambda_client, layer_zip, clock, iam=iam, grant_roles=True)
+    attach(lambda_client, layer_zip, clock, iam=iam, dry_run=True)
+    detach_all(lambda_client, iam, clock)
+    policy = json.loads((EXAMPLES / "iam-publisher-policy.json").read_text())
+    optional = [s for s in policy["Statement"] if s["Sid"].startswith("OptionalGrantRoles")]
+    allowed = {action for statement in optional for action in statement["Action"]}
+    assert {"CreatePolicy", "AttachRolePolicy", "DetachRolePolicy", "DeletePolicy"} <= called
+    assert {f"iam:{name}" for name in called} <= allowed
+    assert "iam:SimulatePrincipalPolicy" in allowed  # asked without --grant-roles (not moto's)
+    (attaching,) = [s for s in optional if "iam:AttachRolePolicy" in s["Action"]]
+    assert attaching["Condition"] == {
+        "ArnLike": {"iam:PolicyARN": "arn:aws:iam::*:policy/concurrency-observer/*"}
+    }
+    assert POLICY_ARN.startswith("arn:aws:iam::123456789012:policy/concurrency-observer/")
+
+
+@pytest.fixture
+def zip_path(layer_zip: bytes, tmp_path: Path) -> str:  # noqa: F811
+    """The layer zip as a file, for ``--zip``."""
+    path = tmp_path / "layer.zip"
+    path.write_bytes(layer_zip)
+    return str(path)
+
+
+def test_attach_with_grant_roles_then_detach_from_the_command_line(
+    lambda_client: Any,  # noqa: F811
+    iam: Any,
+    zip_path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--attach a,b --grant-roles``: the plan, the grant on stderr, the ARN alone on stdout."""
+    from tests.unit.aws.test_publish_cli import run_main  # noqa: PLC0415
+
+    make_fn(lambda_client, iam, "a", "shared")
+    make_fn(lambda_client, iam, "b", "shared")
+    before = roles_now(iam)
+    attach_args = ("layer", "publish", "--attach", "a,b", "--grant-roles", "--zip", zip_path)
+    code, out, _ = run_main(monkeypatch, capsys, *attach_args, "--dry-run")
+    assert code == 0
+    assert "shared (2 function(s)): would grant" in out
+    assert roles_now(iam) == before
+    code, out, err = run_main(monkeypatch, capsys, *attach_args)
+    assert code == 0
+    (arn,) = out.split()
+    assert arn.startswith("arn:aws:lambda:")
+    assert "shared (2 function(s)): granted" in err
+    assert POLICY_ARN in roles_now(iam)["shared"][0]
+    code, out, _ = run_main(monkeypatch, capsys, "layer", "detach", "a", "b")
+    assert code == 0
+    assert "shared: revoked" in out
+    assert roles_now(iam) == before
+    code, out, err = run_main(monkeypatch, capsys, "layer", "publish", "--grant-roles")
+    assert code == 1
+    assert "--grant-roles works with --attach or --attach-all only" in err
