@@ -569,7 +569,7 @@ def test_attach_with_grant_roles_then_detach_from_the_command_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``--attach a,b --grant-roles``: the plan, the grant on stderr, the ARN alone on stdout."""
-    from tests.unit.aws.test_publish_cli import run_main  # noqa: PLC0415
+    from tests.unit.aws.test_publish_cli import run_main
 
     make_fn(lambda_client, iam, "a", "shared")
     make_fn(lambda_client, iam, "b", "shared")
