@@ -350,6 +350,41 @@ class Revocation:
     deleted: tuple[str, ...]
 
 
+@dataclass
+class _Revoker:
+    """Takes one role's grants back (or, in a dry run, says it would), counting what it detached."""
+
+    iam: Any
+    region: str
+    dry_run: bool
+    pacer: Pacer
+    sleep: Sleep
+    touched: dict[str, int] = field(default_factory=dict)  # policy ARN -> attachments taken off
+
+    def revoke(self, role: RoleRef, name: str, regions: frozenset[str]) -> RoleOutcome:
+        """Let go of this region in the grant tag of policy ``name``; the last one out detaches."""
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        policy = f"arn:{role.partition}:iam::{role.account}:policy{POLICY_PATH}{name}"
+        others = regions - {self.region}
+        if others:
+            detail = f"{name}: granted for {tag_value(others)} too; only this region let go"
+        else:
+            detail = f"{name} taken off (attach granted it)"
+        try:
+            if not self.dry_run:
+                self.pacer.wait_turn()
+                if not others:
+                    _detach_policy(self.iam, role.name, policy, self.sleep)
+                _set_tag(self.iam, role.name, GRANT_TAG_PREFIX + name, others, self.sleep)
+        except ClientError as exc:
+            reason = f"{exc.operation_name}: {why_refused(_client_error(exc))}"
+            return RoleOutcome(role.name, 0, "could not", reason)
+        if not others:
+            self.touched[policy] = self.touched.get(policy, 0) + 1
+        return RoleOutcome(role.name, 0, "kept" if others else "revoked", detail)
+
+
 def revoke_roles(
     iam: Any,
     roles: Iterable[str],
@@ -366,47 +401,35 @@ def revoke_roles(
     """
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
+    revoker = _Revoker(iam, region, dry_run, pacer, sleep)
     outcomes: list[RoleOutcome] = []
-    touched: dict[str, int] = {}  # policy ARN -> attachments taken off (or that would be)
+    unread: list[str] = []
+    refused = ""
     for arn in sorted(set(roles)):
         try:
             role = RoleRef.parse(arn)
         except BadRole:
             continue
+        if refused:  # refused once (no IAM permissions at all, most often): not asked again
+            unread.append(role.name)
+            continue
         try:
             ours = granted_by_attach(_role_tags(iam, role.name), region)
         except ClientError as exc:
-            reason = f"{exc.operation_name}: {error_summary(_client_error(exc))}"
-            outcomes.append(RoleOutcome(role.name, 0, "unchecked", reason))
+            refused = f"{exc.operation_name}: {error_summary(_client_error(exc))}"
+            unread.append(role.name)
             continue
         users = still_used.get(arn, 0)
         for name, regions in sorted(ours.items()):
-            policy = f"arn:{role.partition}:iam::{role.account}:policy{POLICY_PATH}{name}"
-            key = GRANT_TAG_PREFIX + name
             if users:
                 detail = f"{name}: still used by {users} function(s) with the layer"
                 outcomes.append(RoleOutcome(role.name, users, "kept", detail))
-                continue
-            others = regions - {region}
-            if others:
-                detail = f"{name}: granted for {tag_value(others)} too; only this region let go"
             else:
-                detail = f"{name} taken off (attach granted it)"
-            if not dry_run:
-                try:
-                    pacer.wait_turn()
-                    if not others:
-                        _detach_policy(iam, role.name, policy, sleep)
-                        touched[policy] = touched.get(policy, 0) + 1
-                    _set_tag(iam, role.name, key, others, sleep)
-                except ClientError as exc:
-                    reason = f"{exc.operation_name}: {why_refused(_client_error(exc))}"
-                    outcomes.append(RoleOutcome(role.name, 0, "could not", reason))
-                    continue
-            elif not others:
-                touched[policy] = touched.get(policy, 0) + 1
-            outcomes.append(RoleOutcome(role.name, 0, "kept" if others else "revoked", detail))
-    deleted = _delete_unheld(iam, touched, dry_run=dry_run, sleep=sleep)
+                outcomes.append(revoker.revoke(role, name, regions))
+    if unread:
+        detail = f"{refused}; a grant attach made on them stays"
+        outcomes.append(RoleOutcome(", ".join(unread), 0, "unchecked", detail))
+    deleted = _delete_unheld(iam, revoker.touched, dry_run=dry_run, sleep=sleep)
     return Revocation(tuple(outcomes), deleted)
 
 

@@ -592,3 +592,37 @@ def test_attach_with_grant_roles_then_detach_from_the_command_line(
     code, out, err = run_main(monkeypatch, capsys, "layer", "publish", "--grant-roles")
     assert code == 1
     assert "--grant-roles works with --attach or --attach-all only" in err
+
+
+class NoIam:
+    """An IAM client that refuses every call, as for an operator without IAM permissions."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def list_role_tags(self, **_arguments: Any) -> Any:
+        self.calls += 1
+        raise ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "not authorized: iam:ListRoleTags"}},
+            "ListRoleTags",
+        )
+
+
+def test_detach_without_iam_permissions_detaches_and_says_unchecked_once(
+    lambda_client: Any,  # noqa: F811
+    iam: Any,
+    layer_zip: bytes,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """ListRoleTags refused: asked once, one 'unchecked' line, every function detached."""
+    for name, role in (("a", "r1"), ("b", "r2"), ("c", "r3")):
+        make_fn(lambda_client, iam, name, role)
+    clock = FakeClock()
+    attach(lambda_client, layer_zip, clock)
+    capsys.readouterr()
+    refusing = NoIam()
+    assert detach_all(lambda_client, refusing, clock) == 0
+    out = capsys.readouterr().out
+    assert refusing.calls == 1
+    assert "r1, r2, r3: unchecked: ListRoleTags: AccessDenied" in out
+    assert "detached 3" in out
