@@ -143,8 +143,17 @@ def _role_tags(iam: Any, role_name: str) -> dict[str, str]:
         arguments["Marker"] = page["Marker"]
 
 
-def read_role(iam: Any, need: RoleNeed, simulation: Simulation | None) -> RoleState:
-    """One role's state; a role that cannot be read says why in ``unreadable``."""
+# Refusals that hold for every role alike: once one is seen, the other roles are not asked.
+_DENIED: Final = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+
+def read_role(
+    iam: Any, need: RoleNeed, simulation: Simulation | None, denied: str | None = None
+) -> RoleState:
+    """One role's state; a role that cannot be read says why in ``unreadable``.
+
+    ``denied`` (an earlier role's access refusal) is taken as this role's answer too.
+    """
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
     try:
@@ -152,6 +161,8 @@ def read_role(iam: Any, need: RoleNeed, simulation: Simulation | None) -> RoleSt
     except BadRole as exc:
         return RoleState(need, unreadable=str(exc))
     may_put = simulation.may_put(need.role_arn, need.namespace) if simulation else None
+    if denied:
+        return RoleState(need, may_put=may_put, unreadable=denied)
     try:
         attached = policy_arn(role, need.namespace) in _attached_policies(iam, role.name)
         tags = _role_tags(iam, role.name)
@@ -173,8 +184,14 @@ class RoleCheck:
 def read_roles(iam: Any, needs: Iterable[RoleNeed], *, simulate: bool) -> RoleCheck:
     """Every role's state, in order; SimulatePrincipalPolicy only when ``simulate``."""
     simulation = Simulation(iam) if simulate else None
-    states = tuple(read_role(iam, need, simulation) for need in needs)
-    return RoleCheck(states, simulation.refused if simulation else None)
+    states: list[RoleState] = []
+    denied: str | None = None
+    for need in needs:
+        state = read_role(iam, need, simulation, denied)
+        if state.unreadable and any(code in state.unreadable for code in _DENIED):
+            denied = state.unreadable
+        states.append(state)
+    return RoleCheck(tuple(states), simulation.refused if simulation else None)
 
 
 def refuse_unreadable(states: Sequence[RoleState]) -> None:

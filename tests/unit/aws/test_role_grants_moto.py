@@ -626,3 +626,41 @@ def test_detach_without_iam_permissions_detaches_and_says_unchecked_once(
     assert refusing.calls == 1
     assert "r1, r2, r3: unchecked: ListRoleTags: AccessDenied" in out
     assert "detached 3" in out
+
+
+class NoIamReads:
+    """The moto IAM client, except that reading a role's policies is refused."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get_paginator(self, name: str) -> Any:
+        if name != "list_attached_role_policies":
+            return self.inner.get_paginator(name)
+        self.reads += 1
+        error = {"Code": "AccessDenied", "Message": "not authorized: iam:ListAttachedRolePolicies"}
+        raise ClientError({"Error": error}, "ListAttachedRolePolicies")
+
+
+def test_roles_that_cannot_be_read_are_asked_once_and_unchecked(
+    lambda_client: Any,  # noqa: F811
+    iam: Any,
+    layer_zip: bytes,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without IAM reads: one refused read, every role 'unchecked'; --grant-roles stops at once."""
+    for name, role in (("a", "r1"), ("b", "r2"), ("c", "r3")):
+        make_fn(lambda_client, iam, name, role)
+    refusing = NoIamReads(iam)
+    clock = FakeClock()
+    assert attach(lambda_client, layer_zip, clock, iam=refusing, dry_run=True) == 0
+    out = capsys.readouterr().out
+    assert refusing.reads == 1
+    assert out.count("unchecked (ListAttachedRolePolicies: AccessDenied") == 3
+    with pytest.raises(UserError, match="not granting any role"):
+        attach(lambda_client, layer_zip, clock, iam=refusing, grant_roles=True)
+    assert lambda_client.list_layer_versions(LayerName=LAYER)["LayerVersions"] == []
