@@ -664,3 +664,34 @@ def test_roles_that_cannot_be_read_are_asked_once_and_unchecked(
     with pytest.raises(UserError, match="not granting any role"):
         attach(lambda_client, layer_zip, clock, iam=refusing, grant_roles=True)
     assert lambda_client.list_layer_versions(LayerName=LAYER)["LayerVersions"] == []
+
+
+def test_a_function_with_its_own_namespace_gets_that_namespaces_policy(
+    lambda_client: Any,  # noqa: F811
+    iam: Any,
+    layer_zip: bytes,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The function's own namespace decides the condition: one role, two namespaces, two grants."""
+    make_fn(lambda_client, iam, "a", "shared")
+    make_fn(lambda_client, iam, "b", "shared", CONCURRENCY_OBSERVER_NAMESPACE="Team A/orders")
+    clock = FakeClock()
+    assert attach(lambda_client, layer_zip, clock, iam=iam, grant_roles=True) == 0
+    policies = {
+        p["PolicyName"]: p
+        for p in iam.list_policies(Scope="Local", PathPrefix=POLICY_PATH)["Policies"]
+    }
+    (theirs,) = [name for name in policies if name != POLICY_PREFIX]
+    assert theirs.startswith(f"{POLICY_PREFIX}-Team-A-orders-")
+    version = iam.get_policy_version(
+        PolicyArn=policies[theirs]["Arn"], VersionId=policies[theirs]["DefaultVersionId"]
+    )["PolicyVersion"]["Document"]
+    document = json.loads(version) if isinstance(version, str) else version
+    assert document["Statement"][0]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "Team A/orders"}
+    }
+    assert len(roles_now(iam)["shared"][0]) == 2
+    assert "roles: granted 2" in capsys.readouterr().out
+    assert detach_all(lambda_client, iam, clock) == 0
+    assert roles_now(iam)["shared"] == ([], {})
+    assert iam.list_policies(Scope="Local", PathPrefix=POLICY_PATH)["Policies"] == []
