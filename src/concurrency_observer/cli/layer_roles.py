@@ -49,10 +49,15 @@ def from_steps(steps: Iterable[Step]) -> list[Attached]:
 def from_plan(plan: PublishPlan) -> list[Attached]:
     """The functions ``--attach`` attaches, as they will be configured."""
     return [
-        Attached(a.function.name, a.function.arn, a.function.role, a.function.runtime,
-                 a.variables_after())
+        Attached(
+            a.function.name,
+            a.function.arn,
+            a.function.role,
+            a.function.runtime,
+            a.variables_after(),
+        )
         for a in plan.attachments
-    ]  # fmt: skip
+    ]
 
 
 def check(iam: Any, functions: Iterable[Attached], *, grant: bool) -> RoleCheck:
