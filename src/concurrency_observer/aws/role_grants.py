@@ -12,9 +12,7 @@ success) and attaches it to each role that lacks it, one role at a time on the f
 throttling retried with the fleet's backoff. Per role the order is: tag (this region), then attach;
 if the attach fails or the run is cut short, the tag is put back as it was, so each role ends
 granted or untouched, and a role left tagged without the policy (a run killed between the two
-calls) is granted by the next run and cleaned up by detach. ``revoke_roles`` (``layer detach``)
-takes the policy off only the roles whose tag names this region, only once no function of the
-region still has the layer on that role, and deletes the policy once no role holds it.
+calls) is granted by the next run and cleaned up by detach. Taking it back is role_revoke's.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from typing import Any, Final, Literal
 
 from concurrency_observer.aws.fleet_update import MAX_ATTEMPTS, Pacer, Sleep, backoff
 from concurrency_observer.aws.role_policy import (
-    GRANT_TAG_PREFIX,
     POLICY_PATH,
     PUT_METRICS,
     BadRole,
@@ -123,7 +120,7 @@ class Simulation:
         return all(result.get("EvalDecision") == "allowed" for result in results)
 
 
-def _client_error(exc: Exception) -> dict[str, Any]:
+def client_error(exc: Exception) -> dict[str, Any]:
     return dict(getattr(exc, "response", {}).get("Error", {}))
 
 
@@ -132,11 +129,11 @@ def _attached_policies(iam: Any, role_name: str) -> set[str]:
     return {p["PolicyArn"] for page in pages for p in page.get("AttachedPolicies", ())}
 
 
-def _role_tags(iam: Any, role_name: str) -> dict[str, str]:
+def role_tags(iam: Any, role_name: str) -> dict[str, str]:
     tags: dict[str, str] = {}
     arguments: dict[str, Any] = {"RoleName": role_name}
     while True:
-        page = iam.list_role_tags(**arguments)
+        page = iam.listrole_tags(**arguments)
         tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", ())})
         if not page.get("IsTruncated"):
             return tags
@@ -165,9 +162,9 @@ def read_role(
         return RoleState(need, may_put=may_put, unreadable=denied)
     try:
         attached = policy_arn(role, need.namespace) in _attached_policies(iam, role.name)
-        tags = _role_tags(iam, role.name)
+        tags = role_tags(iam, role.name)
     except ClientError as exc:
-        reason = f"{exc.operation_name}: {error_summary(_client_error(exc))}"
+        reason = f"{exc.operation_name}: {error_summary(client_error(exc))}"
         return RoleState(need, may_put=may_put, unreadable=reason)
     tagged = tag_regions(tags.get(grant_tag_key(need.namespace)))
     return RoleState(need, attached, tagged, may_put)
@@ -201,7 +198,7 @@ def refuse_unreadable(states: Sequence[RoleState]) -> None:
         raise UserError("not granting any role (nothing was changed); " + "; ".join(problems))
 
 
-def _retried(call: Callable[[], Any], sleep: Sleep) -> Any:
+def retried(call: Callable[[], Any], sleep: Sleep) -> Any:
     """``call()``, with IAM's throttling waited out (the fleet's backoff) up to MAX_ATTEMPTS."""
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
@@ -209,7 +206,7 @@ def _retried(call: Callable[[], Any], sleep: Sleep) -> Any:
         try:
             return call()
         except ClientError as exc:
-            if _client_error(exc).get("Code") not in _RETRIED or attempt == MAX_ATTEMPTS:
+            if client_error(exc).get("Code") not in _RETRIED or attempt == MAX_ATTEMPTS:
                 raise
             sleep(backoff(attempt))
     raise AssertionError("unreachable")  # pragma: no cover
@@ -235,7 +232,7 @@ def ensure_policy(iam: Any, role: RoleRef, namespace: str, sleep: Sleep = time.s
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
     try:
-        _retried(
+        retried(
             lambda: iam.create_policy(
                 PolicyName=policy_name(namespace),
                 Path=POLICY_PATH,
@@ -248,19 +245,19 @@ def ensure_policy(iam: Any, role: RoleRef, namespace: str, sleep: Sleep = time.s
             sleep,
         )
     except ClientError as exc:
-        if _client_error(exc).get("Code") != "EntityAlreadyExists":
+        if client_error(exc).get("Code") != "EntityAlreadyExists":
             raise
     return policy_arn(role, namespace)
 
 
-def _set_tag(iam: Any, role: str, key: str, regions: frozenset[str], sleep: Sleep) -> None:
+def set_tag(iam: Any, role: str, key: str, regions: frozenset[str], sleep: Sleep) -> None:
     if regions:
-        _retried(
+        retried(
             lambda: iam.tag_role(RoleName=role, Tags=[{"Key": key, "Value": tag_value(regions)}]),
             sleep,
         )
     else:
-        _retried(lambda: iam.untag_role(RoleName=role, TagKeys=[key]), sleep)
+        retried(lambda: iam.untag_role(RoleName=role, TagKeys=[key]), sleep)
 
 
 def _grant_one(
@@ -273,15 +270,15 @@ def _grant_one(
     if state.attached:
         if state.tagged and region not in state.tagged:
             pacer.wait_turn()  # attach granted it from another region: this one relies on it too
-            _set_tag(iam, role.name, key, state.tagged | {region}, sleep)
+            set_tag(iam, role.name, key, state.tagged | {region}, sleep)
         how = "granted by attach" if state.tagged else "attached before; left as it is"
         return RoleOutcome(
             role.name, count, "already had it", f"{policy_name(need.namespace)} ({how})"
         )
     pacer.wait_turn()
-    _set_tag(iam, role.name, key, state.tagged | {region}, sleep)
+    set_tag(iam, role.name, key, state.tagged | {region}, sleep)
     try:
-        _retried(lambda: iam.attach_role_policy(RoleName=role.name, PolicyArn=policy), sleep)
+        retried(lambda: iam.attach_role_policy(RoleName=role.name, PolicyArn=policy), sleep)
     except BaseException:
         # Refused, throttled beyond the retries, or cut short: the role goes back as it was.
         _restore_tag(iam, role.name, key, state.tagged, sleep)
@@ -294,7 +291,7 @@ def _restore_tag(iam: Any, role: str, key: str, regions: frozenset[str], sleep: 
 
     # If even this fails, the next run (or detach) finds the tag and finishes the job.
     with contextlib.suppress(ClientError, BotoCoreError):
-        _set_tag(iam, role, key, regions, sleep)
+        set_tag(iam, role, key, regions, sleep)
 
 
 def grant_roles(
@@ -323,7 +320,7 @@ def grant_roles(
             else:
                 outcome = _grant_one(iam, state, made, region=region, pacer=pacer, sleep=sleep)
         except ClientError as exc:
-            reason = f"{exc.operation_name}: {why_refused(_client_error(exc))}"
+            reason = f"{exc.operation_name}: {why_refused(client_error(exc))}"
             outcome = RoleOutcome(need.role_name, len(need.functions), "could not", reason)
             if exc.operation_name == "CreatePolicy":
                 policies[need.namespace] = outcome
@@ -348,133 +345,3 @@ def plan_grants(states: Sequence[RoleState]) -> list[RoleOutcome]:
             what = f"attach {policy_name(need.namespace)} (created if missing)"
             outcomes.append(RoleOutcome(need.role_name, count, "would grant", what))
     return outcomes
-
-
-def granted_by_attach(tags: Mapping[str, str], region: str) -> dict[str, frozenset[str]]:
-    """Our grant tags that name ``region``: policy name -> the regions the tag holds."""
-    return {
-        key.removeprefix(GRANT_TAG_PREFIX): regions
-        for key, value in tags.items()
-        if key.startswith(GRANT_TAG_PREFIX) and region in (regions := tag_regions(value))
-    }
-
-
-@dataclass(frozen=True)
-class Revocation:
-    """What ``revoke_roles`` did, or would do: an outcome per role, and the policies deleted."""
-
-    outcomes: tuple[RoleOutcome, ...]
-    deleted: tuple[str, ...]
-
-
-@dataclass
-class _Revoker:
-    """Takes one role's grants back (or, in a dry run, says it would), counting what it detached."""
-
-    iam: Any
-    region: str
-    dry_run: bool
-    pacer: Pacer
-    sleep: Sleep
-    touched: dict[str, int] = field(default_factory=dict)  # policy ARN -> attachments taken off
-
-    def revoke(self, role: RoleRef, name: str, regions: frozenset[str]) -> RoleOutcome:
-        """Let go of this region in the grant tag of policy ``name``; the last one out detaches."""
-        from botocore.exceptions import ClientError  # noqa: PLC0415
-
-        policy = f"arn:{role.partition}:iam::{role.account}:policy{POLICY_PATH}{name}"
-        others = regions - {self.region}
-        if others:
-            detail = f"{name}: granted for {tag_value(others)} too; only this region let go"
-        else:
-            detail = f"{name} taken off (attach granted it)"
-        try:
-            if not self.dry_run:
-                self.pacer.wait_turn()
-                if not others:
-                    _detach_policy(self.iam, role.name, policy, self.sleep)
-                _set_tag(self.iam, role.name, GRANT_TAG_PREFIX + name, others, self.sleep)
-        except ClientError as exc:
-            reason = f"{exc.operation_name}: {why_refused(_client_error(exc))}"
-            return RoleOutcome(role.name, 0, "could not", reason)
-        if not others:
-            self.touched[policy] = self.touched.get(policy, 0) + 1
-        return RoleOutcome(role.name, 0, "kept" if others else "revoked", detail)
-
-
-def revoke_roles(
-    iam: Any,
-    roles: Iterable[str],
-    still_used: Mapping[str, int],
-    region: str,
-    *,
-    dry_run: bool,
-    pacer: Pacer,
-    sleep: Sleep = time.sleep,
-) -> Revocation:
-    """Take attach's grant (this region's) off each role no function with the layer still uses.
-
-    ``still_used`` counts, per role ARN, the functions of the region that keep the layer.
-    """
-    from botocore.exceptions import ClientError  # noqa: PLC0415
-
-    revoker = _Revoker(iam, region, dry_run, pacer, sleep)
-    outcomes: list[RoleOutcome] = []
-    unread: list[str] = []
-    refused = ""
-    for arn in sorted(set(roles)):
-        try:
-            role = RoleRef.parse(arn)
-        except BadRole:
-            continue
-        if refused:  # refused once (no IAM permissions at all, most often): not asked again
-            unread.append(role.name)
-            continue
-        try:
-            ours = granted_by_attach(_role_tags(iam, role.name), region)
-        except ClientError as exc:
-            refused = f"{exc.operation_name}: {error_summary(_client_error(exc))}"
-            unread.append(role.name)
-            continue
-        users = still_used.get(arn, 0)
-        for name, regions in sorted(ours.items()):
-            if users:
-                detail = f"{name}: still used by {users} function(s) with the layer"
-                outcomes.append(RoleOutcome(role.name, users, "kept", detail))
-            else:
-                outcomes.append(revoker.revoke(role, name, regions))
-    if unread:
-        detail = f"{refused}; a grant attach made on them stays"
-        outcomes.append(RoleOutcome(", ".join(unread), 0, "unchecked", detail))
-    deleted = _delete_unheld(iam, revoker.touched, dry_run=dry_run, sleep=sleep)
-    return Revocation(tuple(outcomes), deleted)
-
-
-def _detach_policy(iam: Any, role: str, policy: str, sleep: Sleep) -> None:
-    from botocore.exceptions import ClientError  # noqa: PLC0415
-
-    try:
-        _retried(lambda: iam.detach_role_policy(RoleName=role, PolicyArn=policy), sleep)
-    except ClientError as exc:
-        if _client_error(exc).get("Code") != "NoSuchEntity":  # tagged, never attached: fine
-            raise
-
-
-def _delete_unheld(
-    iam: Any, touched: Mapping[str, int], *, dry_run: bool, sleep: Sleep
-) -> tuple[str, ...]:
-    """Delete each policy no role holds any more (in a dry run: would hold none)."""
-    from botocore.exceptions import ClientError  # noqa: PLC0415
-
-    deleted = []
-    for policy, taken in sorted(touched.items()):
-        try:
-            count = int(iam.get_policy(PolicyArn=policy)["Policy"].get("AttachmentCount", 0))
-            if count - (taken if dry_run else 0) > 0:
-                continue
-            if not dry_run:
-                _retried(lambda p=policy: iam.delete_policy(PolicyArn=p), sleep)  # type: ignore[misc]
-        except ClientError:
-            continue  # gone already, or not ours to read: left for the next detach
-        deleted.append(policy)
-    return tuple(deleted)

@@ -23,9 +23,9 @@ from concurrency_observer.aws.role_grants import (
     plan_grants,
     read_roles,
     refuse_unreadable,
-    revoke_roles,
 )
 from concurrency_observer.aws.role_policy import Attached, role_needs
+from concurrency_observer.aws.role_revoke import revoke_roles
 from concurrency_observer.reporting.role_lines import NOTHING_NEEDED, need_lines, outcome_lines
 
 Echo = Callable[[str], None]
