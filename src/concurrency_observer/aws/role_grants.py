@@ -133,7 +133,7 @@ def role_tags(iam: Any, role_name: str) -> dict[str, str]:
     tags: dict[str, str] = {}
     arguments: dict[str, Any] = {"RoleName": role_name}
     while True:
-        page = iam.listrole_tags(**arguments)
+        page = iam.list_role_tags(**arguments)
         tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", ())})
         if not page.get("IsTruncated"):
             return tags
