@@ -121,6 +121,7 @@ class Simulation:
 
 
 def client_error(exc: Exception) -> dict[str, Any]:
+    """The ``Error`` body of a botocore ClientError (empty for anything else)."""
     return dict(getattr(exc, "response", {}).get("Error", {}))
 
 
@@ -130,6 +131,7 @@ def _attached_policies(iam: Any, role_name: str) -> set[str]:
 
 
 def role_tags(iam: Any, role_name: str) -> dict[str, str]:
+    """Every tag of the role (ListRoleTags, all pages)."""
     tags: dict[str, str] = {}
     arguments: dict[str, Any] = {"RoleName": role_name}
     while True:
@@ -251,6 +253,7 @@ def ensure_policy(iam: Any, role: RoleRef, namespace: str, sleep: Sleep = time.s
 
 
 def set_tag(iam: Any, role: str, key: str, regions: frozenset[str], sleep: Sleep) -> None:
+    """Write the grant tag with ``regions``, or remove it when there are none."""
     if regions:
         retried(
             lambda: iam.tag_role(RoleName=role, Tags=[{"Key": key, "Value": tag_value(regions)}]),
