@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 
 from concurrency_observer.aws.observer_settings import Settings
 from concurrency_observer.aws.publish import SINK_VARIABLE
+from concurrency_observer.aws.role_grants import why_refused
 from concurrency_observer.aws.role_policy import (
     GRANT_TAG_PREFIX,
     POLICY_PATH,
@@ -695,3 +696,23 @@ def test_a_function_with_its_own_namespace_gets_that_namespaces_policy(
     assert detach_all(lambda_client, iam, clock) == 0
     assert roles_now(iam)["shared"] == ([], {})
     assert iam.list_policies(Scope="Local", PathPrefix=POLICY_PATH)["Policies"] == []
+
+
+def test_a_refusal_says_what_denied_it_where_iams_words_do() -> None:
+    """A permissions boundary, an SCP, an explicit deny, or just the code; always one line."""
+
+    def said(message: str) -> str:
+        return why_refused({"Code": "AccessDenied", "Message": message})
+
+    base = "User: u is not authorized to perform: iam:AttachRolePolicy on resource: role r "
+    assert said(base + "with an explicit deny in a permissions boundary").startswith(
+        "AccessDenied (a permissions boundary): User: u"
+    )
+    assert said(base + "with an explicit deny in a service control policy").startswith(
+        "AccessDenied (a service control policy): "
+    )
+    assert said(base + "with an explicit deny in an identity-based policy").startswith(
+        "AccessDenied (an explicit deny): "
+    )
+    assert said(base + "because no identity-based policy allows it").startswith("AccessDenied: ")
+    assert why_refused({"Code": "LimitExceeded"}) == "LimitExceeded"
