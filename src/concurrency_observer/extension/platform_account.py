@@ -97,7 +97,7 @@ def _milliseconds(raw: object) -> float | None:
 def _text(raw: object) -> str | None:
     if not isinstance(raw, str) or not raw:
         return None
-    return raw[: fields.MAX_TEXT_LENGTH]
+    return fields.cut_text(raw)
 
 
 def most_in_flight(intervals: list[tuple[float, float]]) -> int:
