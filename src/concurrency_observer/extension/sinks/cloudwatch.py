@@ -31,7 +31,7 @@ import re
 import time
 
 from concurrency_observer.extension.http11 import Connection, HttpError, parse_url
-from concurrency_observer.extension.redaction import redact
+from concurrency_observer.extension.redaction import BODY_WITHHELD, quote_body
 from concurrency_observer.extension.sigv4 import sign, uri_encode
 from concurrency_observer.extension.sinks import DeliveryResult
 
@@ -341,8 +341,10 @@ class CloudWatchSink:
         code_match, message_match = _CODE.search(text), _MESSAGE.search(text)
         code = code_match.group(1) if code_match else None
         # An endpoint may echo the request, signature and session token included: masked here,
-        # before the cut (a cut secret no longer matches), and again by the logger.
-        message = redact(message_match.group(1) if message_match else text, 200)
+        # before the cut (a cut secret no longer matches), and again by the logger; a body that
+        # holds a credential in an encoded form is not quoted at all.
+        message = quote_body(message_match.group(1) if message_match else text, 200)
+        message = message if message is not None else BODY_WITHHELD
         shown = f"HTTP {status} {code}" if code else f"HTTP {status}"
         if code in EXPIRED_CODES and self.container_credentials is not None:
             self.container_credentials.invalidate()  # fresh ones at the next attempt
