@@ -185,8 +185,10 @@ class TelemetryListener:
             self._drop(poller, fd)
 
     def _accept(self, poller: select.poll, now: float) -> None:
-        """Every connection waiting; past ``MAX_CONNECTIONS``, the one idle longest is closed."""
-        while True:
+        """The connections waiting, at most half of ``MAX_CONNECTIONS`` at a time (the ones
+        accepted read their requests before more come in); past ``MAX_CONNECTIONS``, the one
+        quiet the longest is closed."""
+        for _ in range(MAX_CONNECTIONS // 2):
             try:
                 connection, _ = self._server.accept()
             except (BlockingIOError, InterruptedError):
