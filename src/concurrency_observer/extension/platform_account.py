@@ -36,7 +36,7 @@ what is refused is counted (``refused``, on the shutdown's INFO line):
   reported after that long is no longer open.
 
 A forger that posts consistent start/report pairs within those limits is counted: the limit of
-what an unauthenticated channel allows (docs/design.md, "The Telemetry API's account").
+what an unauthenticated channel allows (docs/design.md, "The platform's own account").
 
 The listener's thread calls ``observe_batch``, the main thread ``facts`` at SHUTDOWN: a lock
 keeps the two apart, and ``facts`` never waits for it long (it uses what has arrived).
