@@ -131,17 +131,6 @@ def _text(raw: object) -> str | None:
     return fields.cut_text(raw)
 
 
-def most_in_flight(intervals: list[tuple[float, float]]) -> int:
-    """The most intervals ``[start, end)`` open at once (one ending as another starts: not both)."""
-    edges = [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals]
-    edges.sort()  # at one instant, -1 sorts before +1
-    running = best = 0
-    for _, step in edges:
-        running += step
-        best = max(best, running)
-    return best
-
-
 class ConcurrencySweep:
     """The most intervals open at once, from their edges given in about the order of time.
 
