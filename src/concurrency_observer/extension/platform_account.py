@@ -5,8 +5,8 @@ of events) as Lambda posts it, ignores what it cannot read (counting it), and ke
 environment record needs (``environment_record``'s names):
 
 - ``platform.initStart``: ``runtimeVersion``, ``phase``;
-- ``platform.initReport``: ``status``, ``errorType``, ``phase``, ``metrics.durationMs`` (the last
-  report wins: a re-init after a failure reports again, with phase ``invoke``);
+- ``platform.initReport``: ``status``, ``errorType``, ``phase``, ``metrics.durationMs`` (one per
+  phase; a re-init after a failure reports again, with phase ``invoke``, and that one wins);
 - ``platform.restoreReport`` (SnapStart): ``metrics.durationMs``;
 - when the extension cannot count INVOKE events itself (Lambda Managed Instances, or registered
   for SHUTDOWN alone): ``platform.start`` and ``platform.report`` by ``requestId``. On LMI those
