@@ -245,7 +245,8 @@ class PlatformAccount:
             if _implausible(duration):
                 self.refused += 1
                 return
-            if self._first_of_phase(record, self._phases_reported):
+            superseded = "invoke" in self._phases_reported  # the re-init's, delivered first
+            if self._first_of_phase(record, self._phases_reported) and not superseded:
                 self.init_status = _text(record.get("status"))
                 self.init_phase = _text(record.get("phase")) or self.init_phase
                 error_type = _text(record.get("errorType"))

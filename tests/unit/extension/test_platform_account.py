@@ -112,6 +112,11 @@ def test_failed_reinit_last_report_wins() -> None:
         "Sandbox.Timedout",
         "invoke",
     )
+    # Delivered the other way round, the re-init's report still wins.
+    reversed_order = PlatformAccount(count_invocations=False)
+    reversed_order.observe_batch(body(again, failed))
+    facts = reversed_order.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+    assert (facts["initStatus"], facts["initPhase"]) == ("timeout", "invoke")
 
 
 def test_restore_report() -> None:
