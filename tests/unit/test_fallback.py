@@ -7,6 +7,7 @@ sink passes) and against the document the Python sink writes for the same record
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -255,12 +256,11 @@ def _lowers_to_ascii(text: str) -> bool:
 
 
 TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"))
-MAX_TEXT = environment_record.MAX_TEXT_LENGTH  # bytes: the fallback cuts every value there
 
 
 def capped(text: str) -> str:
-    """``text`` as the fallback keeps it: its first MAX_TEXT bytes, no character cut in half."""
-    return text.encode()[:MAX_TEXT].decode("utf-8", "ignore")
+    """``text`` as both engines keep it: its first MAX_TEXT_LENGTH characters (``cut_text``)."""
+    return environment_record.cut_text(text)
 
 
 # Values of Lambda's 4 KB of variables, in the shapes that made the old helpers quadratic.
@@ -275,7 +275,7 @@ LONG_VALUES = [
 
 
 def test_helpers_cut_long_values_and_stay_exact() -> None:
-    """4 KB values of every shape: each helper works on the first 256 bytes, exactly as Python."""
+    """4 KB values of every shape: each helper works on the first 256 characters, as Python."""
     trims = _bash_function("trimmed", "trim", LONG_VALUES)
     tokens = _bash_function("safe_token", "token", LONG_VALUES)
     strings = _bash_function("json_string", "json", LONG_VALUES)
@@ -630,3 +630,31 @@ def test_launcher_probes_the_python3_on_path(
     assert len(documents(process.stdout)) == 2
     assert engine in process.stderr, process.stderr
     assert "junk" not in process.stdout + process.stderr
+
+
+# Long values of every kind of byte run: valid text of any width, stray continuation bytes, lone
+# lead bytes, overlongs, surrogates, bytes past U+10FFFF; no NUL (no environment holds one).
+_PIECES = st.one_of(
+    TEXT.map(str.encode),
+    st.binary(max_size=8),
+    st.sampled_from([b"\x80" * 5, b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98", b"\xed\xa0\x80"]),
+)
+HOSTILE_BYTES = st.lists(_PIECES, min_size=1, max_size=120).map(
+    lambda pieces: b"".join(pieces).replace(b"\x00", b"")
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(HOSTILE_BYTES, min_size=1, max_size=10))
+def test_capped_cuts_any_bytes_as_the_python_engine_does(values: list[bytes]) -> None:
+    """capped keeps, of any bytes, exactly what cut_text keeps of them as os.environ decodes."""
+    script = 'source "$1"; while IFS= read -r -d "" v; do capped "$v"; printf "%s\\0" "$text"; done'
+    output = subprocess.run(
+        [BASH, "-c", script, "bash", str(SOURCES / "fallback.sh")],
+        input=b"".join(v + b"\0" for v in values),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    ).stdout
+    expected = [os.fsencode(environment_record.cut_text(os.fsdecode(v))) for v in values]
+    assert output.split(b"\0")[:-1] == expected
