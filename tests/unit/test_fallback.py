@@ -134,11 +134,12 @@ def test_records_are_valid_emf_and_match_the_python_sink(layer: Path) -> None:
         build_init_record(environment_, init_stamp / 1000), schema.DEFAULT_NAMESPACE
     )
     lifetime = round((shutdown_stamp - init_stamp) / 1000, 3)
-    facts = ShutdownFacts("spin-down", shutdown_stamp / 1000, lifetime, lifetime, None, None)
+    # Registered for INVOKE and SHUTDOWN, never invoked: idle since init, class "never".
+    facts = ShutdownFacts("spin-down", shutdown_stamp / 1000, lifetime, lifetime, 0, None)
     expected = emf_document(build_shutdown_record(environment_, facts), schema.DEFAULT_NAMESPACE)
     assert shutdown == expected
     register, first_next, *_ = api.requests
-    assert json.loads(register.body) == {"events": ["SHUTDOWN"]}
+    assert json.loads(register.body) == {"events": ["INVOKE", "SHUTDOWN"]}
     assert register.headers["Lambda-Extension-Name"] == EXTENSION_NAME
     assert first_next.headers["Lambda-Extension-Identifier"] == EXTENSION_ID
     assert init_stamp <= first_next.at * 1000  # the init record was out before the first /next
@@ -339,7 +340,7 @@ def test_launcher_without_python_runs_the_fallback(layer: Path, tools: str) -> N
         process = run_to_end([str(layer / LAUNCHER_PATH)], environment(api, PATH=tools))
     assert process.returncode == 0, process.stderr
     assert len(documents(process.stdout)) == 2
-    assert "bash fallback" in process.stderr
+    assert "bash engine" in process.stderr
     assert api.requests[0].headers["Lambda-Extension-Name"] == EXTENSION_NAME
 
 
@@ -352,7 +353,7 @@ def test_launcher_with_an_old_python_runs_the_fallback(layer: Path, tools: str) 
         process = run_to_end([str(layer / LAUNCHER_PATH)], env)
     assert process.returncode == 0, process.stderr
     assert len(documents(process.stdout)) == 2
-    assert "bash fallback" in process.stderr
+    assert "bash engine" in process.stderr
 
 
 def test_launcher_prefers_python_unless_shutdown_only_emf(layer: Path, tools: str) -> None:
@@ -377,7 +378,7 @@ def test_launcher_prefers_python_unless_shutdown_only_emf(layer: Path, tools: st
             process = run_to_end([str(layer / LAUNCHER_PATH)], env)
         assert process.returncode == 0, process.stderr
         assert len(documents(process.stdout)) == 2
-        assert ("bash fallback" in process.stderr) == fallback, (settings_, process.stderr)
+        assert ("bash engine" in process.stderr) == fallback, (settings_, process.stderr)
 
 
 @pytest.mark.parametrize(
@@ -437,7 +438,7 @@ def test_launcher_finds_bash_outside_path(layer: Path) -> None:
         process = run_to_end([str(layer / LAUNCHER_PATH)], environment(api, PATH="/nonexistent"))
     assert process.returncode == 0, process.stderr
     assert len(documents(process.stdout)) == 2
-    assert "bash fallback" in process.stderr
+    assert "bash engine" in process.stderr
 
 
 # Runs the sourced fallback with its wall clock jumping an hour ahead while it waits on its first
@@ -445,9 +446,11 @@ def test_launcher_finds_bash_outside_path(layer: Path) -> None:
 RESTORE_EMULATION = """
 source "$1"
 eval "real_$(declare -f now_ms)"
+eval "real_$(declare -f fast_now_ms)"
 eval "real_$(declare -f request)"
 jump=0
 now_ms() { real_now_ms; now=$((now + jump)); }
+fast_now_ms() { real_fast_now_ms "$@"; now=$((now + jump)); }
 request() {
     real_request "$@"
     local answered=$?
@@ -519,7 +522,7 @@ def test_launcher_finds_var_lang_python(layer: Path, tools: str, first_on_path: 
         process = run_to_end(command, env)
     assert process.returncode == 0, process.stderr
     assert len(documents(process.stdout)) == 2
-    assert "bash fallback" not in process.stderr
+    assert "bash engine" not in process.stderr
     assert "sink emf" in process.stderr  # the Python extension's init line
 
 
@@ -604,9 +607,9 @@ def test_epochrealtime_from_the_environment_never_reaches_arithmetic(tmp_path: P
 @pytest.mark.parametrize(
     ("behaviour", "engine"),
     [
-        ("exit 0", "bash fallback"),
-        ('echo "junk"; exit 1', "bash fallback"),
-        ("exec /usr/bin/sleep 600", "bash fallback"),
+        ("exit 0", "bash engine"),
+        ('echo "junk"; exit 1', "bash engine"),
+        ("exec /usr/bin/sleep 600", "bash engine"),
         ('exec "$REAL_PYTHON" "$@"', "sink emf"),
     ],
     ids=["exits-0", "junk", "hangs", "a-wrapper-of-a-real-python"],
