@@ -7,6 +7,7 @@ sink passes) and against the document the Python sink writes for the same record
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -85,9 +86,32 @@ def fallback_command(layer: Path, name: str = EXTENSION_NAME) -> list[str]:
     return [BASH, str(layer / FALLBACK_PATH), name]
 
 
+# Covers the host's /var/lang (where Lambda's Python runtimes have python3), if it has one, in a
+# mount namespace of the command's own: what these tests run must not depend on the host.
+HIDE_LAMBDA_PYTHON = (
+    '[ ! -d /var/lang ] || /usr/bin/mount -t tmpfs tmpfs /var/lang || exit 97; exec "$@"'
+)
+
+
+def without_lambda_python(command: list[str]) -> list[str]:
+    """``command`` in a mount namespace of its own without ``/var/lang`` (no fork: same pid)."""
+    unshare = shutil.which("unshare") or "/usr/bin/unshare"
+    flags = ["--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        flags = ["--map-root-user", *flags]
+    return [unshare, *flags, "--", "/bin/sh", "-c", HIDE_LAMBDA_PYTHON, "sh", *command]
+
+
 def run_to_end(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run a process to its end with captured text output."""
-    return subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=30)
+    """Run a process to its end with captured text output, without the host's /var/lang."""
+    return subprocess.run(
+        without_lambda_python(command),
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def documents(stdout: str) -> list[dict[str, object]]:
@@ -152,7 +176,7 @@ def test_sigterm_during_next_writes_one_shutdown_record(layer: Path) -> None:
     """SIGTERM while blocked on /event/next, then another: one init, one shutdown, exit 0."""
     with FakeExtensionsApi([]).running() as api:
         process = subprocess.Popen(
-            fallback_command(layer),
+            without_lambda_python(fallback_command(layer)),
             env=environment(api),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -177,7 +201,7 @@ def test_failures_never_end_it_before_shutdown(layer: Path) -> None:
     events: list[dict[str, object]] = [{"status": 500}, {"status": 403}, shutdown_event()]
     with FakeExtensionsApi(events, register_status=403).running() as api:
         process = subprocess.Popen(
-            fallback_command(layer),
+            without_lambda_python(fallback_command(layer)),
             env=environment(api),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -569,7 +593,7 @@ def test_posix_mode_from_the_environment_survives_a_refused_connection(
     env = {"PATH": "/nonexistent", "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}"}
     with errors.open("w") as stderr:
         process = subprocess.Popen(
-            [BASH, "-p", str(layer / FALLBACK_PATH), EXTENSION_NAME],
+            without_lambda_python([BASH, "-p", str(layer / FALLBACK_PATH), EXTENSION_NAME]),
             env={**env, "POSIXLY_CORRECT": "1"},
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -879,7 +903,7 @@ def test_sigterm_while_python_owns_the_loop_is_passed_on(layer: Path, tools: str
     python_dir = str(Path(sys.executable).parent)
     with FakeExtensionsApi([invoke_event(0)]).running() as api:
         process = subprocess.Popen(
-            [str(layer / LAUNCHER_PATH)],
+            without_lambda_python([str(layer / LAUNCHER_PATH)]),
             env=handoff_environment(api, f"{python_dir}:{tools}"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

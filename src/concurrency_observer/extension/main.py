@@ -142,7 +142,10 @@ def run_handed_off(
             milestones=milestones,
             on_owning=on_owning,
         )
-    except Exception as error:  # before the loop was Python's: the front door goes on
+    except AbandonedHandOff as error:  # before the loop was Python's: the front door goes on
+        log.error(f"{error}; the shell front door goes on")
+        sys.exit(HANDOFF_ABANDONED)
+    except Exception as error:  # a bug in reading the configuration: the same
         log.error(f"{describe(error)}; the shell front door goes on")
         sys.exit(HANDOFF_ABANDONED)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -451,7 +451,7 @@ finish() {
         log_line INFO "shutdown ($1): the Python engine's records stand, none written here"
         exit 0
     fi
-    local now token secs lifetime idle first_class ttfi label summary
+    local now token secs lifetime idle first_class ttfi label summary delivered
     # SIGTERM before the init record went out: write it too, so every shutdown has its init.
     [[ -n $init_written ]] || emit_init
     now_ms
@@ -469,7 +469,9 @@ finish() {
     summary="shutdown ($token) after $lifetime s"
     if [[ -n $counting ]]; then summary+=", $invocations invocations"; fi
     ((restores > 0)) && summary+=" (restored from a snapshot)"
-    log_line INFO "$summary, $label: delivered init+shutdown"
+    delivered=init+shutdown
+    [[ -n $python_init ]] && delivered=shutdown
+    log_line INFO "$summary, $label: delivered $delivered"
     exit 0
 }
 
@@ -530,6 +532,7 @@ register() {
     # same way). Until registered there is no identifier to poll with: keep trying (init waits
     # for it, and a process that exits now fails the environment). One log line, at the first
     # failure. Sets $extension_id and $register_body (the answer: functionName, handler...).
+    local failures=0
     extension_id=''
     until request POST "$API_PATH/register" "{\"events\":$events_json}" \
         "Lambda-Extension-Name: $extension_name" 'Content-Type: application/json' &&
@@ -544,6 +547,13 @@ register() {
                 "retrying"
         fi
         next_backoff
+        # A register with INVOKE refused three times in a row, in whatever way: SHUTDOWN alone,
+        # which every mode accepts (the Python engine used to hand over to this script then).
+        if (((failures += 1) == 3)) && [[ -z $shutdown_only ]]; then
+            log_line WARNING "register for INVOKE,SHUTDOWN failed 3 times; registering for SHUTDOWN"
+            shutdown_only=1
+            set_events
+        fi
     done
     register_body=${body:0:MAX_REGISTER_BODY}
     counting=''
