@@ -82,7 +82,7 @@ readonly PROBE_TIMEOUT_S=2 # how long a python3 from PATH may take to prove it r
 # How long Python may take from its start to its first /event/next before this shell takes over:
 # its whole init work (the Telemetry subscription, the init record within its budget of at most
 # 5 s) fits, and a Python that hangs still leaves the function's init (10 s) time to finish.
-readonly HANDOFF_WAIT_S=8
+handoff_wait_s=8 # a variable: the tests shorten it (the environment cannot: it is set here)
 readonly TOO_OLD=3 CANNOT_IMPORT=4 # bootstrap.py's exit statuses: try the next python3
 readonly INVALID_EVENT_TYPE=Extension.InvalidEventType # a register refused for its events (LMI)
 
@@ -719,7 +719,7 @@ start_python() {
     # identifier, and reads its milestones until it owns the loop (0). Otherwise, once it has
     # ended or been stopped: 2 when that interpreter cannot run the engine (too old, cannot
     # import it) and did nothing, so the next may be tried; 1 when this shell is to go on.
-    local line deadline=$((SECONDS + HANDOFF_WAIT_S)) left status
+    local line deadline=$((SECONDS + handoff_wait_s)) left status
     owner=handing
     python_init=''
     coproc PYTHON_ENGINE {
