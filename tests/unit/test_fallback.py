@@ -280,12 +280,11 @@ def _lowers_to_ascii(text: str) -> bool:
 
 
 TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"))
-MAX_TEXT = environment_record.MAX_TEXT_LENGTH  # bytes: the fallback cuts every value there
 
 
 def capped(text: str) -> str:
-    """``text`` as the fallback keeps it: its first MAX_TEXT bytes, no character cut in half."""
-    return text.encode()[:MAX_TEXT].decode("utf-8", "ignore")
+    """``text`` as both engines keep it: its first MAX_TEXT_LENGTH characters (``cut_text``)."""
+    return environment_record.cut_text(text)
 
 
 # Values of Lambda's 4 KB of variables, in the shapes that made the old helpers quadratic.
@@ -300,7 +299,7 @@ LONG_VALUES = [
 
 
 def test_helpers_cut_long_values_and_stay_exact() -> None:
-    """4 KB values of every shape: each helper works on the first 256 bytes, exactly as Python."""
+    """4 KB values of every shape: each helper works on the first 256 characters, as Python."""
     trims = _bash_function("trimmed", "trim", LONG_VALUES)
     tokens = _bash_function("safe_token", "token", LONG_VALUES)
     strings = _bash_function("json_string", "json", LONG_VALUES)
