@@ -685,12 +685,16 @@ owner=shell # who owns the event loop: shell, handing (Python started, not its y
 python_pid=''
 milestones='' # the read end of Python's milestone pipe
 python_init='' # Python said "init": the init record is its own
+interrupted='' # set by the SIGTERM trap while Python owns the loop
 
 on_sigterm() {
     # SIGTERM: passed on to Python once it owns the loop (it writes the records); before that,
     # Python (which ignores SIGTERM until then) is stopped and this shell writes them.
     case $owner in
-        python) kill -TERM "$python_pid" 2>/dev/null ;;
+        python)
+            kill -TERM "$python_pid" 2>/dev/null
+            interrupted=1
+            ;;
         handing)
             stop_python
             finish sigterm
@@ -809,9 +813,11 @@ wait_for_python() {
     # SHUTDOWN: this process must stay until SHUTDOWN, so it serves the events, writing nothing.
     local status
     while :; do
+        interrupted=''
         wait "$python_pid" 2>/dev/null
         status=$?
-        kill -0 "$python_pid" 2>/dev/null || break
+        # Cut short by the trap: wait again, for the end or for the status bash has kept.
+        [[ -n $interrupted ]] || break
     done
     ((status == 0)) && exit 0
     owner=shell
