@@ -98,8 +98,9 @@ OPTIONAL_FIELDS: Final = (
     AVAILABILITY_ZONE_ID,
     MAX_CONCURRENT_INVOCATIONS,
 )
-# What the bash fallback writes: SHUTDOWN only, no Telemetry API (bash cannot listen).
-BASH_FIELDS: Final = REQUIRED_FIELDS
+# What the bash engine may write: its own counts of INVOKE (when registered for it), and no
+# Telemetry API field (bash cannot listen).
+BASH_FIELDS: Final = (*REQUIRED_FIELDS, INVOCATIONS, TIME_TO_FIRST_INVOKE_MS, FIRST_INVOKE)
 
 # The bound on text a record carries from outside, and the one rule both engines cut it by
 # (characters, never a UTF-8 sequence split): schema.py says why.

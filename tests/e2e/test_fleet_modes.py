@@ -2,12 +2,12 @@
 
 - Lambda Managed Instances: the RIE's LMI mode, 3 invocations at once per environment, a burst of
   6 that needs 2 environments; the extension's records go to a moto CloudWatch.
-- A runtime without python3 (``simulate --runtime bash``): the layer's bash fallback writes EMF
+- A runtime without python3 (``simulate --runtime bash``): the layer's bash engine writes EMF
   lines, one provisioned environment (held at the bash runtime's init gate) and on-demand ones.
 
 Both verdicts must MATCH on inits and shutdowns, per init type and in total. Under LMI the
 Telemetry API's platform events give the records every invocation and class, which are compared
-too; the bash fallback lists them as not recorded.
+too; the bash engine counts INVOKE itself, so its invocations and classes are compared as well.
 """
 
 from __future__ import annotations
@@ -133,16 +133,11 @@ def test_simulate_runtime_bash_prints_a_matching_verdict(tmp_path: Path, rie_pat
     assert started["by_init_type"][schema.INIT_PROVISIONED] == 1
     assert started["by_init_type"][schema.INIT_ON_DEMAND] >= 1  # the burst scaled out
     compared = {(c["metric"], c["init_type"]) for c in document["checks"]}
-    assert compared == {
+    assert compared >= {
         (metric, init_type)
         for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN, RECORDS)
         for init_type in (schema.INIT_PROVISIONED, schema.INIT_ON_DEMAND, "all")
-    } | {(LAMBDA_INVOCATIONS, "all")}  # Lambda's own metric, whatever the extension
-    assert "bash fallback" in document["not_recorded"]["why"]
-    not_recorded = {f["metric"] for f in document["not_recorded"]["figures"]}
-    assert not_recorded == {
-        schema.ENVIRONMENT_INVOCATIONS,
-        schema.ENVIRONMENT_SHUTDOWN,
-        COLD_STARTS_FELT,
-    }
+    } | {(LAMBDA_INVOCATIONS, "all"), (schema.ENVIRONMENT_INVOCATIONS, "all")}
+    # The bash engine counts INVOKE: nothing is left out of the verdict.
+    assert document["not_recorded"] == {"why": None, "figures": []}
     assert document["report"]["inits"]["total"] == started["total"]

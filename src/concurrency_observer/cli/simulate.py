@@ -7,10 +7,9 @@ as Lambda does, shuts every environment down, reads the metrics and the environm
 (``local/outcome.py``), prints the same report as ``report`` with the control plane's ground truth
 beside it, the metric streams the run created, and a verdict: exit 0 when every figure matches
 exactly, 1 when one does not. docs/simulate.md explains the defaults.
-``--mode managed-instances`` and ``--runtime bash`` run setups whose extension gets SHUTDOWN only:
-under Managed Instances the Telemetry API still gives it every invocation, so everything is
-compared; with the bash fallback the verdict compares inits and shutdowns, and lists what is not
-recorded.
+``--mode managed-instances`` runs a setup whose extension gets SHUTDOWN only: the Telemetry API
+still gives it every invocation, so everything is compared. ``--runtime bash`` runs the layer's
+bash engine, which counts INVOKE itself: its invocations and classes are compared too.
 """
 
 from __future__ import annotations
@@ -219,8 +218,8 @@ class SimulationInterrupted(UserError):
     default=RUNTIME_PYTHON,
     show_default=True,
     help="python: the Python runtime and the Python extension. bash: a custom runtime in bash "
-    "with every python3 hidden, so the layer's bash fallback records (SHUTDOWN only, EMF lines: "
-    "the emf sink is implied; the verdict checks inits and shutdowns).",
+    "with every python3 hidden, so the layer's bash engine records (EMF lines: the emf sink is "
+    "implied; no Telemetry API).",
 )
 @click.option(
     "--metrics",

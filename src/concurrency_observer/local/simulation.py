@@ -114,8 +114,8 @@ class Recording:
 
     Inits and shutdowns, per init type, always. ``invocations``: it gets INVOKE events (or, on
     Lambda Managed Instances, the Telemetry API's platform.start and platform.report), so it
-    records each environment's invocations and ``FirstInvoke`` class; without them (the bash
-    fallback: SHUTDOWN only, no listener) neither exists, and ``why`` says so.
+    records each environment's invocations and ``FirstInvoke`` class; without them (an extension
+    registered for SHUTDOWN only, with no Telemetry API) neither exists, and ``why`` says so.
     """
 
     invocations: bool = True
@@ -165,12 +165,8 @@ class SimulationSettings:
         """What the extension records in these environments (the verdict compares only that)."""
         # Lambda Managed Instances lets an extension register for SHUTDOWN only, but the
         # Telemetry API's platform.start/report (the RIE's LMI mode implements it) give the
-        # records each environment's invocations and FirstInvoke class all the same.
-        if self.runtime == RUNTIME_BASH:
-            return Recording(
-                invocations=False,
-                why="without python3 the layer's bash fallback registers for SHUTDOWN only",
-            )
+        # records each environment's invocations and FirstInvoke class all the same; without
+        # python3 the layer's bash engine counts INVOKE itself.
         return Recording()
 
     def environment_settings(
