@@ -107,9 +107,9 @@ def _decode(text: str) -> tuple[object, str | None]:
 
 
 def looks_like_record(message: str) -> bool:
-    """Whether a line claims to be a record: the marker key, quoted (or quoted and escaped)."""
-    marker = f'"{rec.MARKER_KEY}"'
-    return marker in message or f'\\"{rec.MARKER_KEY}\\"' in message
+    """Whether a line claims to be a record: the marker word (what the filter pattern selects)
+    and an object to hold it. A line without ``{`` is ordinary text that names the word."""
+    return rec.MARKER_KEY in message and "{" in message
 
 
 def check_line(
@@ -124,10 +124,7 @@ def check_line(
     """
     if not isinstance(message, str) or not looks_like_record(message):
         return None, None
-    start = message.find("{")
-    if start < 0:
-        return None, rec.REFUSED_MALFORMED
-    document, refused = _decode(message[start:])
+    document, refused = _decode(message[message.find("{") :])
     for _ in range(MAX_WRAPPERS):
         if refused is not None or not isinstance(document, dict) or rec.MARKER_KEY in document:
             break
@@ -150,6 +147,14 @@ def check_line(
 def parse_record(message: str) -> dict[str, Any] | None:
     """The record in one log event's message, or None (``check_line`` without the reason)."""
     return check_line(message)[0]
+
+
+def belongs_to(record: Mapping[str, Any], function_name: str, version: str | None = None) -> bool:
+    """Whose record it is: its own ``functionName`` is ``function_name`` (and its
+    ``functionVersion`` is ``version``, when one is asked). Every reader applies this rule."""
+    if record.get(rec.FUNCTION_NAME) != function_name:
+        return False
+    return version is None or record.get(rec.FUNCTION_VERSION) == version
 
 
 @dataclass(frozen=True)
@@ -192,10 +197,10 @@ class RecordScan:
         mine = []
         others = 0
         for record in self.records:
-            if record[rec.FUNCTION_NAME] != function_name:
-                others += 1
-            elif version is None or record[rec.FUNCTION_VERSION] == version:
+            if belongs_to(record, function_name, version):
                 mine.append(record)
+            elif record[rec.FUNCTION_NAME] != function_name:
+                others += 1
         ids = {str(record[rec.ENVIRONMENT_ID]) for record in mine}
         sizes = {k: v for k, v in self.record_sizes.items() if k in ids}
         return replace(
