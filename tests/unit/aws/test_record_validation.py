@@ -125,7 +125,7 @@ BAD_OPTIONAL = [
 @pytest.mark.parametrize(("name", "value"), BAD_OPTIONAL)
 def test_a_bad_optional_field_is_dropped_and_the_record_kept(name: str, value: object) -> None:
     """The record still counts; only the bad field is gone (never counted, never fatal)."""
-    found, why = check_line(line(record(**{name: value})))
+    found, why = check_line(line({**record(), name: value}))
     assert why is None
     assert found == record()
 
@@ -159,7 +159,7 @@ def test_the_window_bounds_the_instants() -> None:
 
 def test_collect_counts_refusals_by_reason_and_keeps_streams_and_sizes() -> None:
     """Refused lines by reason; each record's stream and size; a surrogate line costs no crash."""
-    events = [
+    events: list[dict[str, Any]] = [
         {"message": line(record("00000000000000a1")), "logStreamName": "s/[$LATEST]a1"},
         {"message": line(record("00000000000000a2", lifetimeMs=-1)), "logStreamName": "s2"},
         {"message": line(record("00000000000000a3", initTime=True)), "logStreamName": "s3"},
