@@ -231,11 +231,11 @@ def collect(
     ``not_before_ms``/``not_after_ms``: the span a record's instants must lie in
     (``environment_record.check_record``).
     """
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[tuple[str, str], dict[str, Any]] = {}
     streams: dict[str, str] = {}
     sizes: dict[str, int] = {}
     refused: Counter[str] = Counter()
-    matched = duplicates = 0
+    matched = duplicates = total_bytes = 0
     for event in events:
         matched += 1
         message = event.get("message", "")
@@ -248,20 +248,25 @@ def collect(
             if why is not None:
                 refused[why] += 1
             continue
-        key = str(record[rec.ENVIRONMENT_ID])
+        # A duplicate is the same function's environment seen again: another function's line
+        # (echoed, or forged) with the same id cannot displace it.
+        key = (str(record[rec.FUNCTION_NAME]), str(record[rec.ENVIRONMENT_ID]))
         if key in records:
             duplicates += 1
             continue
         records[key] = record
-        sizes[key] = _utf8_bytes(message)
+        environment_id = key[1]
+        size = _utf8_bytes(message)
+        total_bytes += size
+        sizes.setdefault(environment_id, size)
         stream = event.get("logStreamName")
         if isinstance(stream, str):
-            streams[key] = stream
+            streams.setdefault(environment_id, stream)
     ordered = sorted(records.values(), key=lambda r: (r[rec.SHUTDOWN_TIME], r[rec.ENVIRONMENT_ID]))
     return RecordScan(
         log_group,
         tuple(ordered),
-        sum(sizes.values()),
+        total_bytes,
         matched,
         duplicates,
         pages,
