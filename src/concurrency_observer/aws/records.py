@@ -8,8 +8,14 @@ them back, the same way on AWS and against the local moto server:
   when GetFunctionConfiguration names one (and is allowed), else ``/aws/lambda/<function>``.
 - ``read_records(logs, log_group, start, end)``: FilterLogEvents (boto3's paginator) over the
   events stamped in ``[start, end + DELIVERY_SLACK]`` with ``RECORD_FILTER_PATTERN``; every record
-  line parsed, the rest ignored, duplicates (same ``environmentId``) dropped.
-- ``parse_record(message)``: one log event's message as a record, or None.
+  line parsed and validated, the rest ignored, duplicates (one function's ``environmentId`` twice)
+  dropped; each record's log stream and size kept (``RecordScan``).
+- ``RecordScan.of_function(name, version)``: the one rule for whose record it is (its own
+  ``functionName``, and ``functionVersion`` when asked); other functions' records are counted.
+- ``check_line(message)`` / ``parse_record(message)``: one log event's message as a record, or
+  None (with the reason it was refused, for a line that looked like a record). Never raises: the
+  line's length and nesting are bounded before decoding, every decoder error is caught, and the
+  record contract's validator (``environment_record.check_record``) decides.
 
 A record is stamped when Lambda receives it: at the environment's SHUTDOWN, so the window a scan
 covers is the window of *shutdowns*. An environment born before the window and shut down inside it
