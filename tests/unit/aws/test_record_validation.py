@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from concurrency_observer import environment_record as rec
+from concurrency_observer.aws.ranking import RecordsScanned
 from concurrency_observer.aws.records import (
     MAX_DEPTH,
     MAX_LINE_LENGTH,
@@ -215,3 +216,21 @@ def test_validated_figures_are_finite_and_non_negative() -> None:
         assert isinstance(value, int | float)
         assert math.isfinite(value)
         assert 0 <= value <= max(rec.MAX_LIFETIME_MS, rec.MAX_COUNT)
+
+
+def test_the_ranking_says_its_calls_and_refusals_in_one_line_each() -> None:
+    """``report --all``: the FilterLogEvents calls, then every group's refused lines together."""
+    first = collect(
+        "/a",
+        [{"message": line(record())}, {"message": line(record("00000000000000c1", lifetimeMs=-1))}],
+        pages=2,
+    )
+    second = collect("/b", [{"message": line(record(initTime=True))}], pages=1)
+    notes = RecordsScanned((first, second), ("log group /aws/lambda/x assumed (denied)",)).notes()
+    assert notes == (
+        "environment records read from 2 log groups (FilterLogEvents, 3 calls)",
+        "2 lines that looked like environment records refused, not counted "
+        "(1 out of range, 1 wrong type)",
+        "log group /aws/lambda/x assumed (denied)",
+    )
+    assert RecordsScanned((first,)).to_dict()["log_groups"][0]["refused"] == {"out of range": 1}
