@@ -180,6 +180,8 @@ def _text_ok(value: object) -> bool:
     """Non-empty, bounded and encodable text (a lone surrogate cannot be printed or billed)."""
     if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT_LENGTH:
         return False
+    if value.isascii():  # what the extension writes: no surrogate possible
+        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -83,6 +83,9 @@ def function_log_group(lambda_client: Any, function_name: str) -> tuple[str, str
 
 def _depth(text: str) -> int:
     """The deepest nesting of objects and arrays in ``text`` (strings skipped), without decoding."""
+    opened = text.count("{") + text.count("[")
+    if opened <= MAX_DEPTH:  # a record's line: no deeper than its brackets, whatever the strings
+        return opened
     depth = deepest = 0
     for bracket in _BRACKET.finditer(_STRING.sub("", text)):
         depth += 1 if bracket.group() in "[{" else -1
@@ -92,6 +95,10 @@ def _depth(text: str) -> int:
 
 def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not a number a record holds")
+
+
+# One decoder for every line (``json.loads`` with an option builds a new one per call).
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _decode(text: str) -> tuple[object, str | None]:
@@ -107,7 +114,7 @@ def _decode(text: str) -> tuple[object, str | None]:
     if _depth(text) > MAX_DEPTH:
         return None, rec.REFUSED_TOO_DEEP
     try:
-        return json.loads(text, parse_constant=_refuse_constant), None
+        return _DECODER.decode(text), None
     except (ValueError, RecursionError, OverflowError, TypeError, MemoryError):
         return None, rec.REFUSED_MALFORMED
 
