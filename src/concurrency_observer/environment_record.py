@@ -16,6 +16,10 @@ records already in users' log groups.
 The wire format: one compact JSON object on one line, keys in any order, unknown keys ignored by
 readers. Times are epoch milliseconds (integers); durations are milliseconds (numbers, at most
 3 decimals); absent means unknown, never zero.
+
+The reader's side is here too: ``check_record`` is the one validator every reader applies
+(``aws.records``, and through it report, ``--all``, experiment and simulate), and the Python
+writer runs it on what it built so that it never writes a field a reader would drop.
 """
 
 from __future__ import annotations
