@@ -40,6 +40,7 @@ HOSTILE = {
     + '{"message":' * 1000
     + "1"
     + "}" * 1000,
+    "5 brackets, then 2,000 escaped quotes": "concurrencyObserver " + "{" * 5 + '\\"' * 2000,
     "lifetime 1e999": None,
     "invocations 1e30": None,
 }

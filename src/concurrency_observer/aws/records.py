@@ -55,8 +55,8 @@ MAX_DEPTH: Final = 4
 # A JSON-format line wraps the record as its ``message``, an object or a string of JSON; a string
 # of JSON could wrap again: at most this many wrappers are opened, one after another.
 MAX_WRAPPERS: Final = 2
-_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKET: Final = re.compile(r"[\[\]{}]")
+# A string (an unterminated one runs to the end, so the scan stays linear) or a bracket.
+_TOKEN: Final = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 def default_log_group(function_name: str) -> str:
@@ -87,9 +87,13 @@ def _depth(text: str) -> int:
     if opened <= MAX_DEPTH:  # a record's line: no deeper than its brackets, whatever the strings
         return opened
     depth = deepest = 0
-    for bracket in _BRACKET.finditer(_STRING.sub("", text)):
-        depth += 1 if bracket.group() in "[{" else -1
-        deepest = max(deepest, depth)
+    for token in _TOKEN.finditer(text):
+        found = token.group()
+        if found in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif found in "]}":
+            depth -= 1
     return deepest
 
 
