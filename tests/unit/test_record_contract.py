@@ -90,7 +90,8 @@ def test_field_names_and_sets_are_the_published_ones() -> None:
         for name in dir(environment_record)
         if name.isupper() and isinstance(getattr(environment_record, name), str)
     }
-    fields = {v for k, v in names.items() if not k.startswith(("ENGINE_", "PROFILE_", "VERSION"))}
+    values = ("ENGINE_", "PROFILE_", "VERSION", "REFUSED_", "OTHER_REASON")
+    fields = {v for k, v in names.items() if not k.startswith(values)}
     assert fields == set(REQUIRED) | set(OPTIONAL)
 
 
@@ -103,6 +104,33 @@ def test_value_sets_are_the_published_ones() -> None:
     assert schema.DEFAULT_METRICS_PROFILE == "lean"
     assert schema.FIRST_INVOKE_CLASSES == FIRST_INVOKE_CLASSES
     assert er.MAX_TEXT_LENGTH == MAX_TEXT_LENGTH
+
+
+def test_the_readers_bounds_and_refusal_reasons_are_the_published_ones() -> None:
+    """What a reader accepts and the reasons it gives (JSON ``records_read.refused`` keys)."""
+    er = environment_record
+    assert er.REFUSED_REASONS == (
+        "too long",
+        "too deeply nested",
+        "not valid JSON",
+        "unknown format version",
+        "missing field",
+        "wrong type",
+        "out of range",
+        "inconsistent",
+    )
+    assert er.MAX_LIFETIME_MS == 31 * 24 * 3600 * 1000
+    assert er.LIFETIME_TOLERANCE_MS == 1000
+    assert er.READ_SHUTDOWN_REASONS == (
+        "spindown",
+        "timeout",
+        "failure",
+        "sigterm",
+        "sandboxterminated",
+    )
+    assert er.OTHER_REASON == "other"
+    assert er.FIRST_INVOKE_CLASSES == FIRST_INVOKE_CLASSES == schema.FIRST_INVOKE_CLASSES
+    assert set(schema.KNOWN_SHUTDOWN_REASONS) <= set(er.READ_SHUTDOWN_REASONS)
 
 
 def _check_value(name: str, kind: object, value: object) -> None:
@@ -149,6 +177,17 @@ def assert_valid_record(record: dict[str, object], engine: str) -> None:
     assert idle <= lifetime
     if "firstInvoke" in record:
         assert "invocations" in record
+    assert_the_reader_counts(record)
+
+
+def assert_the_reader_counts(record: dict[str, object]) -> None:
+    """The reader's validator takes the record whole: the extension never writes one it refuses,
+    nor a field it drops (only an unknown shutdown reason is read as ``other``)."""
+    checked, why = environment_record.check_record(record)
+    assert why is None, (why, record)
+    reason = record["shutdownReason"]
+    assert isinstance(reason, str)
+    assert checked == {**record, "shutdownReason": environment_record.read_shutdown_reason(reason)}
 
 
 def assert_one_line(line: str) -> dict[str, object]:
@@ -238,7 +277,7 @@ def test_platform_facts_are_merged_only_into_their_fields() -> None:
         platform=platform,
     )
     assert record["initDurationMs"] == 812.346
-    assert record["initStatus"] == ("error" + "x" * 1000)[:MAX_TEXT_LENGTH]
+    assert "initStatus" not in record  # not a status the platform reports: the reader drops it
     assert (record["runtimeVersion"], record["maxConcurrentInvocations"]) == ("python:3.13.v9", 12)
     assert "restoreDurationMs" not in record
     assert "initPhase" not in record
