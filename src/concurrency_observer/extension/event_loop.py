@@ -11,7 +11,8 @@ whatever fails on the way:
    (``os.execv``: the same process, so no exit) when the layer has one;
 2. start the ``Session``: the init record is delivered within the init budget, before the first
    ``/event/next`` (a provisioned environment may be frozen right after init and never invoked);
-   under SnapStart at the restore instead;
+   under SnapStart at the restore instead; on-demand, with the shutdown record (a request waits
+   on that init: nothing goes on the network before the first ``/event/next``);
 3. serve ``/event/next``: count INVOKE events, skip unknown ones, log malformed ones; when
    ``/event/next`` itself fails, back off (capped, no busy loop) and poll again, for ever: the
    API may come back, and SIGTERM still ends the wait with the shutdown record;
