@@ -219,7 +219,11 @@ class _Loop:
             # called it, and the subscription must be in by then.
             self.session.subscribe_telemetry(self.api, self.registered.extension_id, events)
             self.session.start(events)
-            if self.milestones is not None and self.session.lifecycle is not None:
+            lifecycle = self.session.lifecycle
+            # Only a record that has gone out is Python's alone. One kept for the shutdown
+            # delivery (on-demand, or refused at init) is written by the front door if Python
+            # ends before the loop is its own, and by Python's shutdown once it is.
+            if self.milestones is not None and lifecycle is not None and lifecycle.init_left():
                 self.milestones.init_is_ours()
         return self.serve_events()
 

@@ -138,6 +138,11 @@ class Lifecycle:
         self.pending.append(self.init_record)
         self._log_init("init record kept for the shutdown delivery, stamped at init")
 
+    def init_left(self) -> bool:
+        """Whether the init record has gone out (delivered, sent, or still on its way), rather
+        than being kept for the shutdown delivery."""
+        return self.init_record not in self.pending
+
     def _log_init(self, outcome: str) -> None:
         if self.init_note:
             outcome += f"; {self.init_note}"
