@@ -6,6 +6,7 @@ with the no-extension environment of the same round. Cases (docs/benchmarks.md, 
 
 - ``none``: no extension; ``standin``: a bash extension that registers for SHUTDOWN over
   ``/dev/tcp`` and prints two lines (``benchmarks/standin_layer``); ``floor``: the Python floor;
+  ``today``: the layer of another git ref (``--baseline``, ``main`` by default) as ``default``;
 - ours, as a user gets it (the Telemetry API on, served by the harness's emulator): ``default``
   (the ``cloudwatch`` sink, moto on 127.0.0.1), ``slow60`` (the same behind a CloudWatch that
   answers after 60 ms), ``emf``, and ``bash`` (the shell engine,
@@ -30,6 +31,7 @@ import http.client
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +58,8 @@ from concurrency_observer.local.environment import (
 )
 
 STANDIN_LAYER = Path(__file__).resolve().parent / "standin_layer"
-CASES = ("none", "standin", "floor", "default", "slow60", "emf", "bash")
+REPOSITORY = Path(__file__).resolve().parent.parent
+CASES = ("none", "standin", "floor", "today", "default", "slow60", "emf", "bash")
 OURS = ("default", "slow60", "emf", "bash")
 SCENARIOS = ("python", "bash-runtime", "provisioned", "quota")
 TARGET_OVER_STANDIN_MS = 3.0
@@ -78,6 +81,7 @@ class Sample:
     cold_ms: float | None = None  # the first invoke's latency at the client (init included)
     warm_ms: list[float] = field(default_factory=list)
     rss_kb: int | None = None  # every extension process of the environment, summed
+    cpu_ms: float | None = None  # their CPU time until just after the first invoke (schedstat)
     records_ok: bool | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -93,12 +97,41 @@ class Case:
     engine: str | None = None
 
 
-def make_cases(layers: Any, endpoints: Mapping[str, str]) -> dict[str, Case]:
+def layer_of_ref(ref: str, workdir: Path) -> Path:
+    """The layer built from git ``ref``'s sources (``git archive``, no checkout), extracted."""
+    sources = workdir / "baseline"
+    sources.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "archive", ref, "src"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(sources)], input=archive, check=True)
+    build = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+        "from concurrency_observer.layer import build_layer, extract_layer; "
+        "extract_layer(build_layer(Path(sys.argv[2])).path, Path(sys.argv[3]))"
+    )
+    layer = workdir / "layer-baseline"
+    zip_path = str(workdir / "baseline.zip")
+    command = [sys.executable, "-c", build, str(sources / "src"), zip_path, str(layer)]
+    subprocess.run(command, check=True)
+    return layer
+
+
+def make_cases(layers: Any, baseline: Path, endpoints: Mapping[str, str]) -> dict[str, Case]:
     """Every case, ours with the defaults but for what the case names."""
     return {
         "none": Case("none", layers.none, {}),
         "standin": Case("standin", STANDIN_LAYER, {}),
         "floor": Case("floor", layers.floor, {}),
+        "today": Case(
+            "today",
+            baseline,
+            {"AWS_ENDPOINT_URL_CLOUDWATCH": endpoints["default"]},
+            "cloudwatch",
+            "python",
+        ),
         "default": Case(
             "default",
             layers.ours,
@@ -188,6 +221,7 @@ def _exercise(
         if session is not None:
             pids = procfs.extension_processes(session)
             sample.rss_kb = sum(procfs.memory(pid).rss_kb for pid in pids)
+            sample.cpu_ms = sum(procfs.cpu_ms(pid) for pid in pids)
         sample.warm_ms = [invoker.invoke_ms() for _ in range(warm)]
     finally:
         invoker.close()
@@ -266,6 +300,7 @@ def summarize(samples: list[Sample], scenarios: list[str]) -> tuple[list[dict[st
                 "added_cold_ms": median(paired(samples, scenario, case, "cold_ms")),
                 "added_warm_p50_ms": median(warm_p50(samples, scenario, case)),
                 "rss_mb": median(rss),
+                "cpu_ms": median([s.cpu_ms for s in mine if s.cpu_ms is not None and not s.errors]),
                 "target": None,
             }
             if case in OURS and scenario != "provisioned" and standin is not None:
@@ -283,17 +318,18 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
     """The table: medians, each "added" paired with no extension in the same round."""
     print(
         f"{'scenario':<13}{'case':<9}{'rounds':>7}{'init':>9}{'added init':>12}"
-        f"{'added 1st':>11}{'warm p50':>10}{'RSS MB':>8}  target (<= standin + 3 ms)"
+        f"{'added 1st':>11}{'warm p50':>10}{'RSS MB':>8}{'CPU ms':>8}  target (<= standin + 3 ms)"
     )
     for row in rows:
         target = {None: "", True: "PASS", False: "FAIL"}[row["target"]]
         init = "-" if row["init_ms"] is None else f"{row['init_ms']:.1f}"
         rss = "-" if row["rss_mb"] is None else f"{row['rss_mb']:.1f}"
+        cpu = "-" if row["cpu_ms"] is None else f"{row['cpu_ms']:.0f}"
         errors = f" ({row['errors']} failed)" if row["errors"] else ""
         print(
             f"{row['scenario']:<13}{row['case']:<9}{row['rounds']:>7}{init:>9}"
             f"{_fmt(row['added_init_ms']):>12}{_fmt(row['added_cold_ms']):>11}"
-            f"{_fmt(row['added_warm_p50_ms'], 2):>10}{rss:>8}  {target}{errors}"
+            f"{_fmt(row['added_warm_p50_ms'], 2):>10}{rss:>8}{cpu:>8}  {target}{errors}"
         )
 
 
@@ -304,6 +340,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warm", type=int, default=50, help="warm invokes per environment (50)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=", ".join(SCENARIOS))
     parser.add_argument("--cases", default=",".join(CASES), help="subset of " + ", ".join(CASES))
+    parser.add_argument("--baseline", default="main", help="git ref of the 'today' case (main)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also save every sample")
     args = parser.parse_args(argv)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
@@ -333,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             client = moto.client()
             bench = Bench(run_id, client, args.warm)
             slow = stack.enter_context(slow_cloudwatch(moto.endpoint_url, SLOW_ANSWER_S))
-            cases = make_cases(layers, {"default": moto.endpoint_url, "slow60": slow})
+            baseline = layer_of_ref(args.baseline, workdir)
+            cases = make_cases(layers, baseline, {"default": moto.endpoint_url, "slow60": slow})
             chosen = [cases[name] for name in args.cases]
             for scenario in args.scenarios:
                 for index in range(-1, args.rounds):  # round -1: a warm-up, thrown away
@@ -347,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                     if index >= 0:
                         samples += this
                 print(f"{scenario}: {time.monotonic() - began:.0f} s", file=sys.stderr)
-    except (UserError, RuntimeError, OSError) as error:
+    except (UserError, RuntimeError, OSError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     rows, held = summarize(samples, args.scenarios)
