@@ -303,7 +303,7 @@ def summarize(samples: list[Sample], scenarios: list[str]) -> tuple[list[dict[st
                 "cpu_ms": median([s.cpu_ms for s in mine if s.cpu_ms is not None and not s.errors]),
                 "target": None,
             }
-            if case in OURS and scenario != "provisioned" and standin is not None:
+            if case in OURS and scenario != "provisioned" and standin is not None and mine:
                 row["target"] = added is not None and added <= standin + TARGET_OVER_STANDIN_MS
                 held = held and bool(row["target"])
             rows.append(row)
