@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from benchmarks.init_path import Sample, paired, summarize, warm_p50
 
 
-def samples(case: str, inits: list[float], warm: float = 5.0) -> list[Sample]:
+def samples(case: str, inits: Sequence[float], warm: float = 5.0) -> list[Sample]:
     """One sample of ``case`` per round with the given init durations."""
     return [
         Sample("python", case, index, init_ms=init, cold_ms=init + 5, warm_ms=[warm, warm + 1])
