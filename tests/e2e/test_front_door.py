@@ -95,15 +95,29 @@ def faulty_python(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    ("fault", "python_init"), [("start", False), ("import", False), ("owning", True)]
+    ("fault", "init_type", "python_init"),
+    [
+        ("start", schema.INIT_ON_DEMAND, False),
+        ("import", schema.INIT_ON_DEMAND, False),
+        # On-demand, Python keeps its init record for shutdown and does not claim it.
+        ("owning", schema.INIT_ON_DEMAND, False),
+        ("owning", schema.INIT_PROVISIONED, True),
+    ],
 )
 def test_the_shell_carries_on_when_python_dies_before_its_first_next(
-    rie_path: Path, layer_dir: Path, faulty_python: str, fault: str, python_init: bool
+    rie_path: Path,
+    layer_dir: Path,
+    faulty_python: str,
+    *,
+    fault: str,
+    init_type: str,
+    python_init: bool,
 ) -> None:
     """Python killed or failing before /next: the bash engine serves; one init, one shutdown."""
     search_path = EnvironmentSettings().environ()["PATH"]
     # The same python3 first on PATH too: the one tried after /var/lang's has the fault as well.
     settings = settings_for(
+        init_type=init_type,
         lambda_python=faulty_python,
         extra_env={
             "FAULT": fault,

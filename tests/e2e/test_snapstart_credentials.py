@@ -29,6 +29,7 @@ from tests.faults.faulty_cloudwatch import ACCEPT, FaultyCloudWatch
 from tests.faults.helpers import (
     PROCESS_FUNCTION_NAME,
     data_of,
+    expected_data_count,
     extension_environ,
     finish,
     start_extension,
@@ -91,7 +92,8 @@ def test_extension_signs_with_the_rie_container_credentials(
     assert ended.code == 0, ended.stderr
     assert "cannot sign" not in ended.stderr
     requests = cloudwatch.snapshot()
-    assert len(requests) == 2  # the init record, then the shutdown record
+    (request,) = requests  # on-demand: the init and shutdown records in one, at shutdown
+    assert len(request.data) == expected_data_count()
     for request in requests:
         assert request.accepted
         assert f"Credential={DUMMY_ACCESS_KEY_ID}/" in request.headers["Authorization"]

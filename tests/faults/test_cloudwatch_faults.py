@@ -1,5 +1,8 @@
 """CloudWatch misbehaving under a real environment (the RIE): hanging, refusing, erroring, denying.
 
+The init delivery's faults run as provisioned-concurrency inits, which send their record during
+init; on-demand inits, which send it with the shutdown record, have their own tests at the end.
+
 Each test runs the extension from the built layer in a real environment whose CloudWatch endpoint
 is a ``FaultyCloudWatch`` on 127.0.0.1, and checks the three promises: the function is unharmed
 (init within the documented bound, invocations answered, shutdown before the deadline), nothing
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,6 +56,20 @@ SLOW_ANSWER_S = 1.2
 # inits measured apart). Generous, yet far below what waiting for the hung request would cost
 # (the budget plus the 5 s grace).
 SLACK_S = 0.8
+# The init delivery's own rules (its budget, its background grace, its retries) apply where the
+# record is sent during init, with no request waiting: provisioned concurrency (and SnapStart,
+# Managed Instances). An on-demand init sends nothing before its first /event/next; its record
+# goes with the shutdown one (the tests under "On-demand" below).
+PROVISIONED = {"AWS_LAMBDA_INITIALIZATION_TYPE": schema.INIT_PROVISIONED}
+
+
+def run_provisioned(
+    rie_path: Path, layer_dir: Path, *, extra_env: Mapping[str, str] | None = None, **kwargs: Any
+) -> EnvironmentRun:
+    """``run_environment`` as a provisioned-concurrency init, which sends its record in init."""
+    return run_environment(
+        rie_path, layer_dir, extra_env={**PROVISIONED, **(extra_env or {})}, **kwargs
+    )
 
 
 def closed_port_url() -> str:
@@ -84,10 +102,10 @@ def emf_documents(run: EnvironmentRun) -> list[dict[str, Any]]:
 def test_hanging_endpoint_costs_init_at_most_its_budget(rie_path: Path, layer_dir: Path) -> None:
     """Opened, then never answered: init within budget+slack, records unconfirmed, no EMF."""
     with FaultyCloudWatch(then=ACCEPT).running() as normal_cloudwatch:
-        normal = run_environment(rie_path, layer_dir, cloudwatch_url=normal_cloudwatch.url)
+        normal = run_provisioned(rie_path, layer_dir, cloudwatch_url=normal_cloudwatch.url)
     assert len(normal_cloudwatch.accepted_data()) == expected_data_count()
     with FaultyCloudWatch(then=HANG).running() as hanging:
-        faulty = run_environment(rie_path, layer_dir, cloudwatch_url=hanging.url)
+        faulty = run_provisioned(rie_path, layer_dir, cloudwatch_url=hanging.url)
 
     assert_init_cost_within_budget(normal, faulty)
     assert_function_unharmed(faulty)
@@ -123,10 +141,10 @@ def test_no_egress_fails_open_to_emf_exactly_once(
 ) -> None:
     """No connection can be opened (a VPC without egress): each record once, as an EMF line."""
     with FaultyCloudWatch(then=ACCEPT).running() as normal_cloudwatch:
-        normal = run_environment(rie_path, layer_dir, cloudwatch_url=normal_cloudwatch.url)
+        normal = run_provisioned(rie_path, layer_dir, cloudwatch_url=normal_cloudwatch.url)
     # .invalid never resolves (RFC 6761): the lookup fails, with or without a network.
     url = closed_port_url() if fault == "refused" else "https://monitoring.invalid"
-    faulty = run_environment(rie_path, layer_dir, cloudwatch_url=url)
+    faulty = run_provisioned(rie_path, layer_dir, cloudwatch_url=url)
 
     assert_init_cost_within_budget(normal, faulty)
     assert_function_unharmed(faulty)
@@ -154,7 +172,7 @@ def test_no_egress_fails_open_to_emf_exactly_once(
 
 def test_no_egress_under_the_lean_default(rie_path: Path, layer_dir: Path) -> None:
     """Lean, no connection: +1 and -1 once each as EMF, and the record before the -1's attempt."""
-    faulty = run_environment(
+    faulty = run_provisioned(
         rie_path,
         layer_dir,
         cloudwatch_url=closed_port_url(),
@@ -191,7 +209,7 @@ def test_errors_then_success_deliver_each_record_once(
         faulty.set_script([error(503, "ServiceUnavailable"), error(400, "ThrottlingException")])
 
     with faulty.running():
-        run = run_environment(
+        run = run_provisioned(
             rie_path, layer_dir, cloudwatch_url=faulty.url, before_shutdown=errors_again_at_shutdown
         )
     assert_function_unharmed(run)
@@ -224,7 +242,7 @@ def test_init_record_delivered_late_in_the_background(rie_path: Path, layer_dir:
         assert faulty.wait_for_accepted(1, timeout=INIT_BUDGET_S + INIT_DELIVERY_GRACE)
 
     with faulty.running():
-        run = run_environment(
+        run = run_provisioned(
             rie_path,
             layer_dir,
             cloudwatch_url=faulty.url,
@@ -254,7 +272,7 @@ def test_init_record_given_up_is_sent_at_shutdown_with_its_time(
         faulty.set_script([], then=ACCEPT)
 
     with faulty.running():
-        run = run_environment(
+        run = run_provisioned(
             rie_path,
             layer_dir,
             cloudwatch_url=faulty.url,
@@ -281,7 +299,7 @@ def test_slow_answer_at_shutdown_is_waited_for_not_sent_twice(
     """CloudWatch answering after 1.2 s at shutdown: one request, stored once."""
     faulty = FaultyCloudWatch(then=ACCEPT)
     with faulty.running():
-        run = run_environment(
+        run = run_provisioned(
             rie_path,
             layer_dir,
             cloudwatch_url=faulty.url,
@@ -299,7 +317,7 @@ def test_slow_answer_at_shutdown_is_waited_for_not_sent_twice(
 def test_access_denied_is_one_line_and_no_retry_storm(rie_path: Path, layer_dir: Path) -> None:
     """403 AccessDenied: one request at init, one at shutdown, a clear line; the function fine."""
     with FaultyCloudWatch(then=error(403, "AccessDenied")).running() as denying:
-        run = run_environment(rie_path, layer_dir, cloudwatch_url=denying.url, invocations=5)
+        run = run_provisioned(rie_path, layer_dir, cloudwatch_url=denying.url, invocations=5)
     assert_function_unharmed(run)
     requests = denying.snapshot()
     assert [r.status for r in requests] == [403, 403]
@@ -315,7 +333,7 @@ def test_a_retry_read_then_dropped_is_never_sent_a_third_time(
     """503, then the retry read and the connection closed: the init record goes no third time."""
     faulty = FaultyCloudWatch([error(503, "ServiceUnavailable"), DROP], then=ACCEPT)
     with faulty.running():
-        run = run_environment(
+        run = run_provisioned(
             rie_path,
             layer_dir,
             cloudwatch_url=faulty.url,
@@ -340,7 +358,7 @@ def test_a_trickling_answer_cannot_stretch_the_shutdown(rie_path: Path, layer_di
     """CloudWatch answering a byte every 100 ms at shutdown: the extension leaves in time."""
     faulty = FaultyCloudWatch(then=ACCEPT)
     with faulty.running():
-        run = run_environment(
+        run = run_provisioned(
             rie_path,
             layer_dir,
             cloudwatch_url=faulty.url,
@@ -353,3 +371,100 @@ def test_a_trickling_answer_cannot_stretch_the_shutdown(rie_path: Path, layer_di
     *_, summary = run.lines
     assert "unconfirmed shutdown" in summary
     assert "timed out waiting for an answer" in summary
+
+
+# On-demand: a request waits on the init, so nothing goes on the network before the first
+# /event/next; the init datum goes in the shutdown request, stamped at init.
+
+
+@pytest.mark.parametrize("init_type", [schema.INIT_ON_DEMAND, schema.INIT_PROVISIONED])
+def test_init_datum_stored_once_with_its_time(
+    rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch, init_type: str
+) -> None:
+    """On-demand: one request, at shutdown, carries the init datum; provisioned: sent in init."""
+    faulty = FaultyCloudWatch(then=FORWARD, forward_to=cloudwatch.endpoint_url)
+    with faulty.running():
+        run = run_environment(
+            rie_path,
+            layer_dir,
+            cloudwatch_url=faulty.url,
+            extra_env={"AWS_LAMBDA_INITIALIZATION_TYPE": init_type},
+        )
+    assert_function_unharmed(run)
+    requests = faulty.snapshot()
+    assert all(r.accepted for r in requests)
+    carrying_init = [
+        r for r in requests if data_of(r.data, schema.ENVIRONMENT_INIT, run.function_name)
+    ]
+    if init_type == schema.INIT_ON_DEMAND:
+        (request,) = requests  # nothing before: init and shutdown in one request
+        assert request.at >= run.shutdown_began
+        assert len(request.data) == expected_data_count()
+        assert "init record kept for the shutdown delivery" in run.lines[0]
+    else:
+        (request,) = carrying_init
+        assert request.at < run.first_invoke_done
+        assert len(requests) == 2
+    (init,) = data_of(faulty.accepted_data(), schema.ENVIRONMENT_INIT, run.function_name)
+    assert run.started - 0.01 <= init.timestamp <= run.first_invoke_done
+    init_types = {d.dimension(schema.INIT_TYPE) for d in faulty.accepted_data()}
+    assert init_types == {init_type, None}  # the [FunctionName, InitType] set, and the others
+    assert "delivered init+shutdown" in run.lines[-1] or init_type != schema.INIT_ON_DEMAND
+    # moto, behind the faulty front, stored exactly one init and one shutdown, read by botocore.
+    since = datetime.fromtimestamp(run.started, tz=timezone.utc)
+    summaries = readback.read_cloudwatch(cloudwatch.client(), run.namespace, since)
+    for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN):
+        stored = readback.find(summaries, metric, FunctionName=run.function_name)
+        assert stored is not None
+        assert (stored.samples, stored.total) == (1, 1.0)
+
+
+def test_on_demand_hanging_endpoint_costs_init_nothing(rie_path: Path, layer_dir: Path) -> None:
+    """A CloudWatch that never answers is not met before SHUTDOWN; one request, unconfirmed."""
+    with FaultyCloudWatch(then=HANG).running() as hanging:
+        run = run_environment(rie_path, layer_dir, cloudwatch_url=hanging.url)
+    assert_function_unharmed(run)
+    (request,) = hanging.snapshot()  # sent once at shutdown, never again
+    assert request.at >= run.shutdown_began
+    assert request.status == HUNG
+    assert len(request.data) == expected_data_count()
+    assert emf_documents(run) == []  # it may have been taken: no EMF copy
+    summary = run.lines[-1]
+    assert "unconfirmed init+shutdown" in summary
+    assert "timed out waiting for an answer" in summary
+
+
+def test_on_demand_no_egress_fails_open_at_shutdown(rie_path: Path, layer_dir: Path) -> None:
+    """No connection: +1 and -1 once each as EMF lines at shutdown, the +1 stamped at init."""
+    run = run_environment(
+        rie_path,
+        layer_dir,
+        cloudwatch_url=closed_port_url(),
+        extra_env={"CONCURRENCY_OBSERVER_METRICS": "lean"},
+    )
+    assert_function_unharmed(run)
+    documents = emf_documents(run)
+    assert [d[schema.ENVIRONMENT_DELTA] for d in documents] == [1, -1]
+    init, shutdown = documents
+    assert run.started - 0.01 <= init["_aws"]["Timestamp"] / 1000 <= run.first_invoke_done
+    assert shutdown["_aws"]["Timestamp"] / 1000 >= run.shutdown_began - 0.01
+    assert sum("CloudWatch unreachable" in line for line in run.lines) == 1  # one delivery
+    assert "lost" not in run.lines[-1]
+
+
+def test_on_demand_retries_at_shutdown_store_each_datum_once(
+    rie_path: Path, layer_dir: Path, cloudwatch: LocalCloudWatch
+) -> None:
+    """503 and throttling at shutdown: retried, then the init and shutdown data stored once."""
+    errors: list[Answer] = [error(503, "ServiceUnavailable"), error(400, "Throttling")]
+    faulty = FaultyCloudWatch(errors, then=FORWARD, forward_to=cloudwatch.endpoint_url)
+    with faulty.running():
+        run = run_environment(rie_path, layer_dir, cloudwatch_url=faulty.url)
+    assert_function_unharmed(run)
+    requests = faulty.snapshot()
+    assert [r.status for r in requests] == [503, 400, 200]
+    assert min(r.at for r in requests) >= run.shutdown_began
+    accepted = faulty.accepted_data()
+    assert len(accepted) == expected_data_count()
+    (init,) = data_of(accepted, schema.ENVIRONMENT_INIT, run.function_name)
+    assert run.started - 0.01 <= init.timestamp <= run.first_invoke_done

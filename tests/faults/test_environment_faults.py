@@ -2,7 +2,8 @@
 
 A timed-out invocation makes the RIE reset the environment as Lambda does: the extension gets
 SHUTDOWN (``timeout``), then the next invocation initializes a new environment. A SIGKILL leaves
-the extension no time at all: its shutdown record cannot be sent, and nothing else goes wrong.
+the extension no time at all: its shutdown record cannot be sent (nor, on-demand, the init record
+that waits for it), and nothing else goes wrong.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from tests.faults.helpers import data_of, observer_lines, unique_name
 pytestmark = pytest.mark.e2e
 
 
-def settings_for(url: str, timeout_s: int = 30) -> EnvironmentSettings:
+def settings_for(
+    url: str, timeout_s: int = 30, init_type: str = schema.INIT_ON_DEMAND
+) -> EnvironmentSettings:
     """An environment writing to ``url`` under a function name of its own."""
     return EnvironmentSettings(
         function_name=unique_name("env-faults"),
+        init_type=init_type,
         cloudwatch_endpoint=url,
         timeout_s=timeout_s,
         extra_env=observer_env(namespace=unique_name("Faults"), metrics="full"),
@@ -64,10 +68,14 @@ def test_function_timeout_reset_records_both_environments(rie_path: Path, layer_
     assert all("lost" not in line for line in summaries)
 
 
-def test_sigkill_loses_only_the_shutdown_record(rie_path: Path, layer_dir: Path) -> None:
-    """SIGKILL: the init record is in, the shutdown record cannot be, and nothing is left over."""
+@pytest.mark.parametrize("init_type", [schema.INIT_PROVISIONED, schema.INIT_ON_DEMAND])
+def test_sigkill_leaves_nothing_half_counted(
+    rie_path: Path, layer_dir: Path, init_type: str
+) -> None:
+    """SIGKILL: provisioned, the init record is in and the shutdown one cannot be; on-demand,
+    whose init record waits for the shutdown delivery, neither: the live sum stays balanced."""
     with FaultyCloudWatch(then=ACCEPT).running() as cloudwatch:
-        settings = settings_for(cloudwatch.url)
+        settings = settings_for(cloudwatch.url, init_type=init_type)
         environment = LambdaEnvironment(layer_dir, settings, rie_path=rie_path).start()
         try:
             environment.invoke({"sleep_ms": 1})
@@ -78,5 +86,6 @@ def test_sigkill_loses_only_the_shutdown_record(rie_path: Path, layer_dir: Path)
     assert session is not None
     assert processes_in_session(session) == []
     data = cloudwatch.accepted_data()
-    assert len(data_of(data, schema.ENVIRONMENT_INIT, settings.function_name)) == 1
+    inits = len(data_of(data, schema.ENVIRONMENT_INIT, settings.function_name))
+    assert inits == (1 if init_type == schema.INIT_PROVISIONED else 0)
     assert data_of(data, schema.ENVIRONMENT_SHUTDOWN, settings.function_name) == []

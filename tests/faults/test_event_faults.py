@@ -98,7 +98,11 @@ def test_sigterm_during_init_delivery(layer_dir: Path) -> None:
         FaultyCloudWatch([slow(0.3)], then=ACCEPT).running() as cloudwatch,
         CuedExtensionsApi().running() as api,
     ):
-        process = start_extension(layer_dir, extension_environ(api.address, cloudwatch.url))
+        # Provisioned: its init record goes out in init (on-demand, it waits for shutdown).
+        environ = extension_environ(
+            api.address, cloudwatch.url, AWS_LAMBDA_INITIALIZATION_TYPE="provisioned-concurrency"
+        )
+        process = start_extension(layer_dir, environ)
         assert cloudwatch.wait_for_requests(1, timeout=20)
         signalled = time.time()
         process.send_signal(signal.SIGTERM)
@@ -112,14 +116,19 @@ def test_sigterm_during_init_delivery(layer_dir: Path) -> None:
     assert shutdown_reasons(data) == ["sigterm"]
 
 
+@pytest.mark.parametrize("init_type", ["provisioned-concurrency", "on-demand"])
 @pytest.mark.parametrize("seconds", [0.15, 0.0, -1.0], ids=["150ms-left", "now", "passed"])
-def test_shutdown_with_a_close_deadline(layer_dir: Path, seconds: float) -> None:
-    """A SHUTDOWN whose deadline is close or gone: exit by it; deliver if any time is left."""
+def test_shutdown_with_a_close_deadline(layer_dir: Path, seconds: float, init_type: str) -> None:
+    """A SHUTDOWN whose deadline is close or gone: exit by it; deliver if any time is left (the
+    on-demand init record goes with the shutdown one: both, or neither)."""
     with (
         FaultyCloudWatch(then=ACCEPT).running() as cloudwatch,
         CuedExtensionsApi([invoke_event()]).running() as api,
     ):
-        process = start_extension(layer_dir, extension_environ(api.address, cloudwatch.url))
+        environ = extension_environ(
+            api.address, cloudwatch.url, AWS_LAMBDA_INITIALIZATION_TYPE=init_type
+        )
+        process = start_extension(layer_dir, environ)
         assert api.wait_polling(2)
         served = time.time()
         event = shutdown_event(seconds=seconds)
@@ -129,14 +138,18 @@ def test_shutdown_with_a_close_deadline(layer_dir: Path, seconds: float) -> None
     deadline = int(str(event["deadlineMs"])) / 1000
     assert ended.exited_at < max(deadline, served + 0.1) + 0.1  # + the pipe's EOF, measured late
     inits, shutdowns = records(cloudwatch.accepted_data())
-    assert len(inits) == 1
     (summary,) = summary_lines(ended)
     if seconds > 0:
         assert len(shutdowns) == 1, summary  # 150 ms is plenty for a local CloudWatch
     else:
         assert shutdowns == []
-        assert "lost shutdown" in summary
+        lost = "lost init+shutdown" if init_type == "on-demand" else "lost shutdown"
+        assert lost in summary
         assert "deadline" in summary
+    if init_type == "on-demand":
+        assert len(inits) == len(shutdowns)  # one request carries both
+    else:
+        assert len(inits) == 1
 
 
 def test_second_shutdown_is_never_acted_on(layer_dir: Path) -> None:

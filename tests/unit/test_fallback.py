@@ -857,10 +857,17 @@ def test_the_python_engine_takes_the_shells_registration(layer: Path, tools: str
 
 
 @pytest.mark.parametrize(
-    ("fault", "init_by"), [("start", "bash"), ("import", "bash"), ("owning", "python")]
+    ("fault", "init_type", "init_by"),
+    [
+        ("start", "on-demand", "bash"),
+        ("import", "on-demand", "bash"),
+        # On-demand, Python kept its init record for shutdown and did not say "init".
+        ("owning", "on-demand", "bash"),
+        ("owning", "provisioned-concurrency", "python"),
+    ],
 )
 def test_a_python_that_dies_before_its_first_next_leaves_the_shell_serving(
-    layer: Path, tools: str, tmp_path: Path, fault: str, init_by: str
+    layer: Path, tools: str, tmp_path: Path, *, fault: str, init_type: str, init_by: str
 ) -> None:
     """Python killed (or failing its import) before /next: the shell serves with the same id,
     counts every INVOKE, and the environment has one init and one shutdown record."""
@@ -870,7 +877,11 @@ def test_a_python_that_dies_before_its_first_next_leaves_the_shell_serving(
     events = [invoke_event(0), invoke_event(1), shutdown_event()]
     with FakeExtensionsApi(events).running() as api:
         env = handoff_environment(
-            api, f"{tmp_path}:{tools}", REAL_PYTHON=sys.executable, FAULT=fault
+            api,
+            f"{tmp_path}:{tools}",
+            REAL_PYTHON=sys.executable,
+            FAULT=fault,
+            AWS_LAMBDA_INITIALIZATION_TYPE=init_type,
         )
         process = run_to_end([str(layer / LAUNCHER_PATH)], env)
     assert process.returncode == 0, process.stderr

@@ -10,7 +10,7 @@ default, because a typo in a setting must not take the function down.
 | `CONCURRENCY_OBSERVER_NAMESPACE` | `ConcurrencyObserver` | CloudWatch namespace: 1-255 of `0-9A-Za-z . - _ / # :` and space, not starting with `AWS/` |
 | `CONCURRENCY_OBSERVER_LOG_LEVEL` | `INFO` | `ERROR`, `WARNING`, `INFO` (one line at init, one at shutdown) or `DEBUG` (per event) |
 | `CONCURRENCY_OBSERVER_EVENTS` | `INVOKE,SHUTDOWN` | `SHUTDOWN` alone costs nothing per invoke, but then `EnvironmentInvocations`, `EnvironmentTimeToFirstInvoke` are not known (not emitted) and `EnvironmentIdleTime` is measured from init |
-| `CONCURRENCY_OBSERVER_INIT_BUDGET_MS` | `400` | how long delivering the init record may hold up the environment's init (0-5000; 0: send it with the shutdown record). A request still in flight then finishes in the background; a record that failed is sent again at shutdown |
+| `CONCURRENCY_OBSERVER_INIT_BUDGET_MS` | `400` | how long delivering the init record may hold up the environment's init (0-5000; 0: send it with the shutdown record; on-demand inits always do, a request waits on them). A request still in flight then finishes in the background; a record that failed is sent again at shutdown |
 | `CONCURRENCY_OBSERVER_SHUTDOWN_MARGIN_MS` | `200` | safety margin kept before the SHUTDOWN event's `deadlineMs` (0-2000); when less than the margin is left, half of what is left is used |
 | `CONCURRENCY_OBSERVER_SIGTERM_BUDGET_MS` | `500` | delivery budget when the extension is stopped by SIGTERM instead of a SHUTDOWN event (0-2000) |
 | `CONCURRENCY_OBSERVER_CONNECT_TIMEOUT_MS` | `300` | TCP+TLS connect timeout to CloudWatch (1-10000), always also bounded by the phase budget |

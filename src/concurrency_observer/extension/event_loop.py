@@ -14,7 +14,8 @@ whatever fails on the way:
    raises ``AbandonedHandOff`` instead, and the front door serves the events itself;
 2. start the ``Session``: the init record is delivered within the init budget, before the first
    ``/event/next`` (a provisioned environment may be frozen right after init and never invoked);
-   under SnapStart at the restore instead;
+   under SnapStart at the restore instead; on-demand, with the shutdown record (a request waits
+   on that init: nothing goes on the network before the first ``/event/next``);
 3. serve ``/event/next``: count INVOKE events, skip unknown ones, log malformed ones; when
    ``/event/next`` itself fails, back off (capped, no busy loop) and poll again, for ever: the
    API may come back, and SIGTERM still ends the wait with the shutdown record;
@@ -218,7 +219,11 @@ class _Loop:
             # called it, and the subscription must be in by then.
             self.session.subscribe_telemetry(self.api, self.registered.extension_id, events)
             self.session.start(events)
-            if self.milestones is not None and self.session.lifecycle is not None:
+            lifecycle = self.session.lifecycle
+            # Only a record that has gone out is Python's alone. One kept for the shutdown
+            # delivery (on-demand, or refused at init) is written by the front door if Python
+            # ends before the loop is its own, and by Python's shutdown once it is.
+            if self.milestones is not None and lifecycle is not None and lifecycle.init_left():
                 self.milestones.init_is_ours()
         return self.serve_events()
 

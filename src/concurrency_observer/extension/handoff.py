@@ -12,8 +12,9 @@ separated; ``REGISTER_BODY`` the Register response's body (JSON: functionName, f
 handler), cut by the shell. No file holds any of it. Python writes two milestones on ``FD``, one
 line each:
 
-- ``init``: the init record is Python's (delivered, or kept for shutdown): the shell must not
-  write one if it takes over;
+- ``init``: the init record is Python's (it has gone out, or is on its way): the shell must not
+  write one if it takes over. Not said for a record kept for the shutdown delivery (an on-demand
+  init's, or one CloudWatch refused at init): if Python ends before ``loop``, the shell writes it;
 - ``loop``: right before the first ``/event/next``; from here on Python owns the event loop and
   the pipe is closed.
 

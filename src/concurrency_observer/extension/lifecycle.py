@@ -1,10 +1,13 @@
 """The environment's state as the extension sees it: its counts, its two records, one shutdown.
 
-``Lifecycle`` builds the init record when the environment starts and delivers it within the init
-budget, BEFORE the first ``/event/next`` (a provisioned environment may be frozen right after init
-and never invoked); a record that fails is kept and sent again at shutdown with its original
-timestamp. It counts INVOKE events and, at SHUTDOWN (or SIGTERM), delivers what is pending before
-the deadline, once. The event loop that feeds it lives in ``event_loop``.
+``Lifecycle`` builds the init record when the environment starts. Where no request waits on the
+init (provisioned concurrency, SnapStart, Lambda Managed Instances) it delivers it within the init
+budget, BEFORE the first ``/event/next`` (such an environment may be frozen right after init and
+never invoked); a record that fails is kept and sent again at shutdown with its original
+timestamp. An on-demand init holds a request, so its record is only kept (``hold_init``): it goes
+with the shutdown record, stamped at init, and nothing goes on the network before the first
+``/event/next``. It counts INVOKE events and, at SHUTDOWN (or SIGTERM), delivers what is pending
+before the deadline, once. The event loop that feeds it lives in ``event_loop``.
 
 The metric profile (``config.metrics``) picks the records: ``lean``, one ``EnvironmentDelta`` datum
 at init and one at shutdown; ``full``, the six metrics. Under either, the environment record (one
@@ -122,13 +125,31 @@ class Lifecycle:
         elif result.failed:
             self.pending.extend(result.failed)
             outcome = f"init record not delivered yet, will retry at shutdown ({result.reason})"
+        self._log_init(outcome)
+        return result
+
+    def hold_init(self) -> None:
+        """Keep the init record for the shutdown delivery, stamped at init; send nothing now.
+
+        For an on-demand init: a request waits for it, and for the environment's first invoke
+        after it (which, past the init's CPU boost, runs on a small share of a core). At
+        shutdown no request waits, and one request carries both records.
+        """
+        self.pending.append(self.init_record)
+        self._log_init("init record kept for the shutdown delivery, stamped at init")
+
+    def init_left(self) -> bool:
+        """Whether the init record has gone out (delivered, sent, or still on its way), rather
+        than being kept for the shutdown delivery."""
+        return self.init_record not in self.pending
+
+    def _log_init(self, outcome: str) -> None:
         if self.init_note:
             outcome += f"; {self.init_note}"
         self.log.info(
             f"{self.environment.init_type} environment of {self.environment.function_name}, "
             f"sink {self.sink.name}: {outcome}"
         )
-        return result
 
     def _settle_init_in_flight(self, deadline: float) -> bool:
         """Wait for a background init delivery, leaving half the time left for the shutdown record.

@@ -7,6 +7,12 @@ exits before SHUTDOWN is an ``Extension.Crash`` of the customer's environment. A
 writes what it can: if the lifecycle never started, a new one is tried, its init record going out
 with the shutdown record.
 
+On-demand (``AWS_LAMBDA_INITIALIZATION_TYPE`` missing or ``on-demand``): a request waits for the
+init, so nothing goes on the network before the first ``/event/next``. The init record is kept
+for the shutdown delivery, stamped at init, and the sink is created only then (its modules are not
+loaded during init). The Telemetry subscription is a call to the local Runtime API, not the
+network, and must be made during init; credentials and the zone are fetched only by a delivery.
+
 SnapStart (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``): Lambda runs init once, when the version
 is published, and snapshots the environment while the extension is blocked in ``/event/next``;
 every environment restored from the snapshot resumes there, and extensions get no restore event.
@@ -94,12 +100,21 @@ class Session:
 
     def start(self, events: Sequence[str]) -> None:
         """Registered for ``events``: start the lifecycle and deliver the init record (not before
-        a snapshot: under SnapStart that waits for ``on_answer``)."""
+        a snapshot: under SnapStart that waits for ``on_answer``; on-demand, it is kept for the
+        shutdown delivery)."""
         self.events = events
-        if not self.awaiting_restore:
-            self._start_lifecycle(
-                self.started_wall, self.started_mono, deliver_init=True, held=self.telemetry_held
+        if self.awaiting_restore:
+            return
+        if self.config.init_type == schema.INIT_ON_DEMAND:
+            lifecycle = self._start_lifecycle(
+                self.started_wall, self.started_mono, deliver_init=False, deferred_sink=True
             )
+            if lifecycle is not None:
+                lifecycle.hold_init()
+            return
+        self._start_lifecycle(
+            self.started_wall, self.started_mono, deliver_init=True, held=self.telemetry_held
+        )
 
     def subscribe_telemetry(
         self, api: ExtensionsApi, extension_id: str, events: Sequence[str]
@@ -207,15 +222,22 @@ class Session:
             self.log.error(f"{describe(error)}; the shutdown record is lost")
 
     def _start_lifecycle(
-        self, started_wall: float, started_mono: float, *, deliver_init: bool, held: float = 0.0
+        self,
+        started_wall: float,
+        started_mono: float,
+        *,
+        deliver_init: bool,
+        held: float = 0.0,
+        deferred_sink: bool = False,
     ) -> Lifecycle | None:
+        """Start the lifecycle; ``deferred_sink``: its sink's modules load at its first delivery."""
         # Here, not at the top: the sinks package is only needed once registered.
-        from concurrency_observer.extension.sinks import create_sink  # noqa: PLC0415
+        from concurrency_observer.extension.sinks import DeferredSink, create_sink  # noqa: PLC0415
 
         try:
             self.lifecycle = Lifecycle(
                 self.config,
-                create_sink(self.config),
+                DeferredSink(self.config) if deferred_sink else create_sink(self.config),
                 self.log,
                 started_wall=started_wall,
                 started_mono=started_mono,

@@ -103,8 +103,16 @@ def run_handed_off(fake: FakeExtensionsApi, milestone_fd: int, environ: dict[str
         assert owned in ([], [True])
 
 
-def test_a_handed_off_loop_never_registers(capsys: pytest.CaptureFixture[str]) -> None:
-    """The shell's identifier polls /event/next; init then loop go back; the record counts."""
+@pytest.mark.parametrize(
+    ("init_type", "milestones"),
+    [("on-demand", b"loop\n"), ("provisioned-concurrency", b"init\nloop\n")],
+)
+def test_a_handed_off_loop_never_registers(
+    capsys: pytest.CaptureFixture[str], init_type: str, milestones: bytes
+) -> None:
+    """The shell's identifier polls /event/next; the record counts. ``init`` goes back only for
+    an init record that has gone out (provisioned); on-demand it waits for shutdown, so only
+    ``loop`` (were Python to end before it, the shell would write the init record)."""
     deadline = int((time.time() + 2) * 1000)
     events: list[dict[str, object]] = [
         {"eventType": "INVOKE", "requestId": "r"},
@@ -112,9 +120,13 @@ def test_a_handed_off_loop_never_registers(capsys: pytest.CaptureFixture[str]) -
     ]
     read_end, write_end = os.pipe()
     with FakeExtensionsApi(events).running() as fake:
-        assert run_handed_off(fake, write_end, {"CONCURRENCY_OBSERVER_TELEMETRY": "off"}) == 0
+        environ = {
+            "CONCURRENCY_OBSERVER_TELEMETRY": "off",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
+        }
+        assert run_handed_off(fake, write_end, environ) == 0
     with os.fdopen(read_end, "rb") as reader:
-        assert reader.read() == b"init\nloop\n"
+        assert reader.read() == milestones
     assert not any(r.path.endswith("/register") for r in fake.requests)
     assert {r.headers["Lambda-Extension-Identifier"] for r in fake.requests} == {EXTENSION_ID}
     (record,) = [

@@ -177,18 +177,32 @@ def test_sigterm_before_any_restore_still_pairs_the_records(
     assert ended[schema.ENVIRONMENT_LIFETIME] == pytest.approx(2.0, abs=0.002)
 
 
-def test_on_demand_ignores_a_wall_clock_jump(capsys: pytest.CaptureFixture[str]) -> None:
-    """Not SnapStart: the init record at init, before the first poll; a clock step is no restore."""
+@pytest.mark.parametrize(
+    "init_type", [schema.INIT_PROVISIONED, schema.INIT_MANAGED_INSTANCES, schema.INIT_ON_DEMAND]
+)
+def test_not_snapstart_ignores_a_wall_clock_jump(
+    init_type: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not SnapStart: a clock step is no restore; the init record is stamped at init, and written
+    before the first poll (on-demand: with the shutdown record)."""
     clocks = Clocks()
-    with extension(schema.INIT_ON_DEMAND, clocks, Interruptions()) as (api, _outcome):
+    with extension(init_type, clocks, Interruptions()) as (api, _outcome):
         assert api.wait_polling(1)
-        assert len(documents(capsys.readouterr().out)) == 1  # already written at init
+        written_at_init = documents(capsys.readouterr().out)
         clocks.restore()
         api.cue(invoke())
         assert api.wait_polling(2)
         api.cue(shutdown(clocks))
-    (ended,) = documents(capsys.readouterr().out)
-    assert ended[schema.ENVIRONMENT_TIME_TO_FIRST_INVOKE] == pytest.approx(0.001, abs=0.002)
+    at_shutdown = documents(capsys.readouterr().out)
+    if init_type == schema.INIT_ON_DEMAND:
+        assert written_at_init == []
+        init, ended = at_shutdown
+    else:
+        (init,), (ended,) = written_at_init, at_shutdown
+    assert init["_aws"]["Timestamp"] == round(SNAPSHOT_WALL * 1000)
+    assert init[schema.ENVIRONMENT_INIT] == 1
+    if init_type != schema.INIT_MANAGED_INSTANCES:  # LMI: SHUTDOWN only, no INVOKE counted
+        assert ended[schema.ENVIRONMENT_TIME_TO_FIRST_INVOKE] == pytest.approx(0.001, abs=0.002)
 
 
 def test_lean_restores_each_write_a_delta_pair_and_a_record_of_their_own(

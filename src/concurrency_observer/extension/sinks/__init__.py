@@ -5,8 +5,10 @@ A sink's ``deliver(records, deadline)`` tries to deliver every record before ``d
 never raises for a delivery failure: the extension logs the result and carries on.
 
 ``create_sink`` imports the configured sink only, so the ``emf`` path never loads ``hmac``,
-``hashlib`` or ``ssl``. The ``MetricSink`` protocol lives in ``sinks.protocol``, imported for type
-checking only (``typing`` costs milliseconds at every cold start).
+``hashlib`` or ``ssl``. ``DeferredSink`` imports it at its first delivery instead: an on-demand
+init sends nothing before the first ``/event/next``, so it need not load a sink's modules then.
+The ``MetricSink`` protocol lives in ``sinks.protocol``, imported for type checking only
+(``typing`` costs milliseconds at every cold start).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from concurrency_observer.extension.frozen import value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from concurrency_observer.extension.config import Config
     from concurrency_observer.extension.records import Record
     from concurrency_observer.extension.sinks.protocol import MetricSink
@@ -47,3 +51,24 @@ def create_sink(config: Config) -> MetricSink:
     from concurrency_observer.extension.sinks.cloudwatch import CloudWatchSink  # noqa: PLC0415
 
     return CloudWatchSink.from_config(config)
+
+
+class DeferredSink:
+    """The configured sink, created (its modules imported) at its first delivery.
+
+    For an on-demand init, whose record waits for the shutdown delivery: importing ``http11``,
+    ``sigv4`` and ``hmac`` before the first ``/event/next`` would only add to the init a request
+    waits for. One delivery at a time uses it (the shutdown's), so creating it needs no lock.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.name = config.sink
+        self.may_block = config.sink != "emf"
+        self._config = config
+        self._sink: MetricSink | None = None
+
+    def deliver(self, records: Sequence[Record], deadline: float) -> DeliveryResult:
+        """Create the sink if not yet, then deliver through it."""
+        if self._sink is None:
+            self._sink = create_sink(self._config)
+        return self._sink.deliver(records, deadline)
