@@ -26,15 +26,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from concurrency_observer import environment_record as rec
+from concurrency_observer.aws.platform_lines import FILTER_TERMS, PlatformLines, accounts
 from concurrency_observer.aws.session import aws_errors, error_code
 from concurrency_observer.errors import AwsError
 
 RECORD_FILTER_PATTERN: Final = f'"{rec.MARKER_KEY}"'
+# The records and the platform's own lines (aws.platform_lines) in one scan: AWS ORs ``?`` terms.
+# moto does not parse ``?`` and returns every event (then the parsers select the same lines).
+RECORD_AND_PLATFORM_PATTERN: Final = " ".join(f'?"{t}"' for t in (rec.MARKER_KEY, *FILTER_TERMS))
 # Lambda stamps an event when it receives the line; a record written at a shutdown a moment
 # before the window's end may be stamped just after it.
 DELIVERY_SLACK: Final = timedelta(minutes=2)
@@ -122,6 +126,11 @@ class RecordScan:
     duplicates: int = 0  # records seen again (same environmentId): dropped
     pages: int = 0  # FilterLogEvents calls made
     missing_group: bool = False  # the log group does not exist
+    # Each record's log stream (environmentId: logStreamName): where its platform lines are.
+    streams: Mapping[str, str] = field(default_factory=dict)
+    platform: PlatformLines = field(default_factory=PlatformLines)  # the platform's own lines
+    bytes_returned: int = 0  # UTF-8 bytes of every event's message the calls returned
+    platform_scanned: bool = False  # the pattern asked for the platform's lines too
 
     @property
     def found(self) -> bool:
@@ -132,10 +141,13 @@ class RecordScan:
 def collect(log_group: str, events: Iterable[Mapping[str, Any]], pages: int = 0) -> RecordScan:
     """Parse and dedupe log events (FilterLogEvents' ``events``) into a ``RecordScan``."""
     records: dict[str, dict[str, Any]] = {}
-    matched = duplicates = size = 0
+    streams: dict[str, str] = {}
+    events = list(events)
+    matched = duplicates = size = returned = 0
     for event in events:
         matched += 1
         message = str(event.get("message", ""))
+        returned += len(message.encode("utf-8"))
         record = parse_record(message)
         if record is None:
             continue
@@ -144,9 +156,22 @@ def collect(log_group: str, events: Iterable[Mapping[str, Any]], pages: int = 0)
             duplicates += 1
             continue
         records[key] = record
+        stream = event.get("logStreamName")
+        if isinstance(stream, str):
+            streams[key] = stream
         size += len(message.encode("utf-8"))
     ordered = sorted(records.values(), key=lambda r: (r[rec.SHUTDOWN_TIME], r[rec.ENVIRONMENT_ID]))
-    return RecordScan(log_group, tuple(ordered), size, matched, duplicates, pages)
+    return RecordScan(
+        log_group,
+        tuple(ordered),
+        size,
+        matched,
+        duplicates,
+        pages,
+        streams=streams,
+        platform=accounts(events),
+        bytes_returned=returned,
+    )
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -154,13 +179,21 @@ def _epoch_ms(moment: datetime) -> int:
 
 
 def read_records(
-    logs: Any, log_group: str, start: datetime, end: datetime, *, page_size: int | None = None
+    logs: Any,
+    log_group: str,
+    start: datetime,
+    end: datetime,
+    *,
+    page_size: int | None = None,
+    platform_lines: bool = False,
 ) -> RecordScan:
     """Every record stamped in ``[start, end + DELIVERY_SLACK]`` in ``log_group`` (all pages).
 
     The caller keeps the records whose ``shutdownTime`` falls in its window; a missing log group
     is an empty scan (``missing_group``), other errors raise ``AwsError``. ``page_size``: events
     per call (FilterLogEvents' ``limit``; default: as many as AWS gives, up to 10,000 or 1 MB).
+    ``platform_lines``: the same calls also return the platform's own lines
+    (``RECORD_AND_PLATFORM_PATTERN``), kept per stream in ``RecordScan.platform``.
     """
     paginator = logs.get_paginator("filter_log_events")
     events: list[Mapping[str, Any]] = []
@@ -171,7 +204,9 @@ def read_records(
                 logGroupName=log_group,
                 startTime=_epoch_ms(start),
                 endTime=_epoch_ms(end + DELIVERY_SLACK),
-                filterPattern=RECORD_FILTER_PATTERN,
+                filterPattern=RECORD_AND_PLATFORM_PATTERN
+                if platform_lines
+                else RECORD_FILTER_PATTERN,
                 PaginationConfig={"PageSize": page_size} if page_size else {},
             ):
                 pages += 1
@@ -180,4 +215,4 @@ def read_records(
         if error_code(error) == "ResourceNotFoundException":
             return RecordScan(log_group, missing_group=True)
         raise
-    return collect(log_group, events, pages)
+    return replace(collect(log_group, events, pages), platform_scanned=platform_lines)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from concurrency_observer.aws import record_figures
+from concurrency_observer.aws import platform_join, record_figures
 from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import Series
 from concurrency_observer.aws.platform_figures import PlatformFigures, platform_figures
@@ -474,6 +474,7 @@ def build_report(
         _scope_notes(request, report, by_version)
         + _usage_notes(report, fetched)
         + _source_notes(scan, from_records, counts)
+        + _unknown_notes(report, sorted({life.engine for life in every}))
     )
     return replace(report, warnings=tuple(warnings), notes=tuple(notes))
 
@@ -494,8 +495,13 @@ def _platform(
     window: ReportWindow,
     invocations: float | None,
 ) -> PlatformFigures:
-    """The platform's account over the window's records (aws.platform_figures)."""
-    return platform_figures(_in_window(scan, every, window), invocations)
+    """The platform's account over the window's records (aws.platform_figures), each record
+    completed from the platform's lines of its log stream when the scan read them."""
+    records = _in_window(scan, every, window)
+    if scan is None or not scan.platform_scanned:
+        return platform_figures(records, invocations)
+    found = platform_join.join(records, scan.streams, scan.platform)
+    return platform_figures(found.records, invocations, found)
 
 
 def _bill(
@@ -575,6 +581,40 @@ def _source_notes(scan: RecordScan | None, from_records: bool, counts: _Counts) 
         f"no environment records ({where}): figures from the metrics, as an older layer "
         "writes them (lifetimes approximated, live series at period ends)"
     ]
+
+
+def _unknown_notes(report: Report, engines: Sequence[str]) -> list[str]:
+    """Why a figure is unknown (null), said once; and any disagreement, never averaged away."""
+    platform = report.platform
+    if platform is None:
+        return []
+    notes = []
+    cold = platform.cold_starts
+    if cold.unclassified:
+        notes.append(
+            f"class unknown for {cold.unclassified} of {cold.environments} environments (an "
+            f"engine that did not count INVOKE; engines here: {', '.join(engines)}): cold "
+            f"starts felt and their share are over the {cold.classified} classified"
+            + ("" if cold.felt is not None else ", so unknown")
+            + "; invocations per environment, time to first invoke and idle figures are over "
+            "the environments that counted them"
+        )
+    lines = platform.lines
+    if lines is not None and not lines.streams and platform.with_telemetry < platform.environments:
+        notes.append(
+            "no platform lines (INIT_START, INIT_REPORT, REPORT) in the log group: init "
+            "durations and statuses only from the records' Telemetry API fields (a JSON log "
+            "format with a system log level of WARN drops those lines)"
+        )
+    if lines is not None and lines.disagreements:
+        shown = "; ".join(d.describe() for d in lines.disagreements[:3])
+        more = len(lines.disagreements) - 3
+        notes.append(
+            f"the records and the platform's lines disagree on {len(lines.disagreements)} "
+            f"field(s), both kept (the record's in the figures): {shown}"
+            + (f"; and {more} more (JSON: platform.platform_lines)" if more > 0 else "")
+        )
+    return notes
 
 
 def _usage_notes(report: Report, fetched: FetchedMetrics) -> list[str]:
@@ -678,7 +718,7 @@ def scan_records(logs: Any, request: ReportRequest, log_group: str | None = None
     From the window's start: an environment alive then has its record at its shutdown, later.
     """
     group = log_group or default_log_group(request.function_name)
-    return read_records(logs, group, request.window.start, request.window.end)
+    return read_records(logs, group, request.window.start, request.window.end, platform_lines=True)
 
 
 def read_report(

@@ -231,6 +231,23 @@ class SimulationInterrupted(UserError):
     "init type (EnvironmentDelta), or full, the six metrics under every dimension set. The "
     "environment records carry the rest either way.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(("text", "json"), case_sensitive=False),
+    default=None,
+    help="The function's log format (LoggingConfig.LogFormat), in which the harness writes "
+    "Lambda's own lines (INIT_START, INIT_REPORT, REPORT; or platform.* objects) into the log "
+    "group, where report reads init durations and statuses the records lack. Default: text; "
+    "json on --mode managed-instances, which has no other.",
+)
+@click.option(
+    "--system-log-level",
+    type=click.Choice(("DEBUG", "INFO", "WARN"), case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="With --log-format json: Lambda's system log level. WARN drops the platform's lines "
+    "(they are INFO): the figures only they give are then unknown.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Print every environment's log at the end.")
 def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     provisioned: int,
@@ -259,6 +276,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     max_concurrency: int,
     runtime: str,
     metrics: str,
+    log_format: str | None,
+    system_log_level: str,
 ) -> None:
     """Run a fleet of real Lambda environments here under load, and check what was recorded.
 
@@ -341,6 +360,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         mode=mode,
         runtime=runtime,
         metrics=metrics,
+        log_format=_log_format(log_format, mode),
+        system_log_level=system_log_level.upper(),
     )
 
     began = time.monotonic()
@@ -381,6 +402,15 @@ def _explicit_options(context: click.Context) -> set[str]:
     """The options given on the command line (or by their environment variable), not defaulted."""
     explicit = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
     return {name for name in context.params if context.get_parameter_source(name) in explicit}
+
+
+def _log_format(chosen: str | None, mode: str) -> str | None:
+    """LoggingConfig.LogFormat's spelling; text is refused on Managed Instances (JSON only)."""
+    if chosen is None:
+        return None
+    if chosen.lower() == "text" and mode == MODE_MANAGED_INSTANCES:
+        raise UserError("--log-format text: Lambda Managed Instances writes JSON logs only")
+    return "JSON" if chosen.lower() == "json" else "Text"
 
 
 def _check_setup(

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 from concurrency_observer import schema
-from concurrency_observer.aws import record_figures
+from concurrency_observer.aws import platform_join, record_figures
 from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import list_function_metrics
 from concurrency_observer.aws.records import RecordScan
@@ -32,6 +32,7 @@ from concurrency_observer.local.platform_truth import (
     platform_truth,
     platform_verdict,
 )
+from concurrency_observer.local.setups import RUNTIME_BASH
 from concurrency_observer.local.simulation import (
     RECORDS,
     Check,
@@ -210,11 +211,7 @@ def read_back(
         return report, scan, checks + cold_start_checks(truth, cold, recording)
 
     report, scan, checks = _read_until_settled(read)
-    platform = None
-    if settings.compares_init_durations:
-        outputs = (getattr(e, "output", "") for e in simulation.fleet.environments())
-        records = scan.records if scan is not None else ()
-        platform = platform_verdict(platform_truth(outputs), records)
+    platform = _platform_verdict(simulation, scan)
     return Outcome(
         settings=settings,
         truth=truth,
@@ -232,6 +229,24 @@ def read_back(
         delivery_errors=list(simulation.delivery.errors[:5]) if simulation.delivery else [],
         platform=platform,
     )
+
+
+def _platform_verdict(simulation: Simulation, scan: RecordScan | None) -> PlatformVerdict | None:
+    """The records' init durations and failed inits against the RIE's, where either source
+    gives them: the Telemetry API (the Python engine), else the platform's lines in the log
+    group, joined by stream (which give no held init's duration; none under JSON and WARN)."""
+    settings = simulation.settings
+    from_lines = settings.runtime == RUNTIME_BASH and not settings.managed_instances
+    if not (settings.compares_init_durations or from_lines) or scan is None:
+        return None
+    if from_lines and not settings.log_settings().writes_platform_lines:
+        return None
+    records = platform_join.join(scan.records, scan.streams, scan.platform).records
+    outputs = [getattr(e, "output", "") for e in simulation.fleet.environments()]
+    if from_lines:
+        truth = platform_truth(outputs, waited_for_only=True)
+        return platform_verdict(truth, records, "the platform's lines")
+    return platform_verdict(platform_truth(outputs), records)
 
 
 def _read_until_settled(

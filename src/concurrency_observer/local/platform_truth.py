@@ -9,6 +9,11 @@ on Lambda it is over before the environment waits: it lasted from ``INIT START``
 (``local/telemetry_emulator.py`` reports it so). The records read back (through the emulated
 Telemetry API) must carry the same durations, each within ``TOLERANCE_MS``, and as many failed
 inits. The RIE's Managed Instances mode prints no ``INIT REPORT``: there nothing is compared.
+
+Where the records have no Telemetry API (the bash engine), their init fields come from the
+platform's lines in the log group (aws.platform_join), which give the duration of an init a
+request waited for and of a failed one, not of a held one (its REPORT has no Init Duration, as on
+Lambda): ``platform_truth(outputs, waited_for_only=True)`` leaves the held inits out.
 """
 
 from __future__ import annotations
@@ -50,12 +55,14 @@ def _inits(output: str) -> Iterator[list[str]]:
         yield block
 
 
-def _init_truth(block: list[str]) -> tuple[float, bool] | None:
+def _init_truth(block: list[str], waited_for_only: bool) -> tuple[float, bool] | None:
     """One init's duration and whether it failed; ``None`` when there is nothing to compare."""
     text = "\n".join(block)
     if _REGISTERED not in text:
         return None  # an init the extension did not run in
     held = INIT_HELD.search(text)
+    if held is not None and waited_for_only:
+        return None  # no line of the platform's gives a held init's duration
     if held is not None:  # over at the gate, successfully (see the module docstring)
         started = rie_time(block[0])
         return None if started is None else (held_duration_ms(started, float(held[1])), False)
@@ -65,13 +72,14 @@ def _init_truth(block: list[str]) -> tuple[float, bool] | None:
     return float(report[1]), _INIT_FAILED in text
 
 
-def platform_truth(outputs: Iterable[str]) -> PlatformTruth:
-    """Every environment's inits (``outputs``: each environment's whole output)."""
+def platform_truth(outputs: Iterable[str], *, waited_for_only: bool = False) -> PlatformTruth:
+    """Every environment's inits (``outputs``: each environment's whole output);
+    ``waited_for_only``: without the held ones (see the module docstring)."""
     durations: list[float] = []
     failed = 0
     for output in outputs:
         for block in _inits(output):
-            found = _init_truth(block)
+            found = _init_truth(block, waited_for_only)
             if found is not None:
                 durations.append(found[0])
                 failed += found[1]
@@ -92,6 +100,8 @@ class PlatformVerdict:
     truth: PlatformTruth
     recorded_durations_ms: tuple[float, ...]
     recorded_failed: int
+    # Where the records' init fields come from: the Telemetry API, or the platform's lines.
+    source: str = "the Telemetry API"
 
     @property
     def largest_gap_ms(self) -> float | None:
@@ -123,11 +133,14 @@ class PlatformVerdict:
                 "recorded_ms": list(self.recorded_durations_ms),
             },
             "failed_inits": {"truth": self.truth.failed_inits, "recorded": self.recorded_failed},
+            "recorded_from": self.source,
             "verdict": "match" if self.matches else "mismatch",
         }
 
 
-def platform_verdict(truth: PlatformTruth, records: Iterable[Mapping[str, Any]]) -> PlatformVerdict:
+def platform_verdict(
+    truth: PlatformTruth, records: Iterable[Mapping[str, Any]], source: str = "the Telemetry API"
+) -> PlatformVerdict:
     """The records' init durations and failed inits against ``truth``."""
     durations: list[float] = []
     failed = 0
@@ -137,4 +150,4 @@ def platform_verdict(truth: PlatformTruth, records: Iterable[Mapping[str, Any]])
             durations.append(duration)
         status = record.get(rec.INIT_STATUS)
         failed += isinstance(status, str) and status != "success"
-    return PlatformVerdict(truth, tuple(sorted(durations)), failed)
+    return PlatformVerdict(truth, tuple(sorted(durations)), failed, source)

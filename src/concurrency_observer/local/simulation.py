@@ -58,6 +58,11 @@ from concurrency_observer.local.fleet import (
     Outcome,
     lambda_environment_factory,
 )
+from concurrency_observer.local.lambda_log_lines import (
+    LOG_FORMAT_JSON,
+    LOG_FORMAT_TEXT,
+    LogSettings,
+)
 from concurrency_observer.local.lambda_metrics import LambdaInvocationsMetric
 from concurrency_observer.local.load import (
     LoadProfile,
@@ -143,10 +148,17 @@ class SimulationSettings:
     mode: str = MODE_STANDARD  # managed-instances: the fleet's max_concurrency per environment
     runtime: str = RUNTIME_PYTHON
     metrics: str = schema.DEFAULT_METRICS_PROFILE  # CONCURRENCY_OBSERVER_METRICS: lean or full
+    # LoggingConfig: the format of the platform's lines in the log group (Managed Instances:
+    # JSON only), and JSON's system log level (WARN drops them).
+    log_format: str | None = None  # None: Text, or JSON on Managed Instances
+    system_log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES or self.runtime not in RUNTIMES:
             raise ValueError(f"unknown mode {self.mode!r} or runtime {self.runtime!r}")
+        if self.managed_instances and self.log_format == LOG_FORMAT_TEXT:
+            raise ValueError("Lambda Managed Instances writes the JSON log format only")
+        self.log_settings()  # raises ValueError on an unknown format or level
         if self.metrics not in schema.METRICS_PROFILES:
             raise ValueError(f"unknown metric profile {self.metrics!r}")
 
@@ -160,6 +172,15 @@ class SimulationSettings:
         """Whether the verdict holds the records' init durations to the RIE's INIT REPORTs:
         the Python extension in the RIE's default mode (its LMI mode prints no INIT REPORT)."""
         return not self.managed_instances and self.runtime != RUNTIME_BASH
+
+    def log_settings(self) -> LogSettings:
+        """How the platform's lines are written into the log group (local.lambda_log_lines)."""
+        default = LOG_FORMAT_JSON if self.managed_instances else LOG_FORMAT_TEXT
+        return LogSettings(
+            log_format=self.log_format or default,
+            system_log_level=self.system_log_level,
+            runtime_version=f"{self.runtime}:rie",
+        )
 
     def recording(self) -> Recording:
         """What the extension records in these environments (the verdict compares only that)."""
@@ -250,7 +271,11 @@ class Simulation:
         self._lambda_metric_url = cloudwatch_url or logs_url
         self.delivery: LambdaLogDelivery | None = None
         if logs_url is not None:
-            self.delivery = LambdaLogDelivery(client_for("logs", logs_url), settings.function_name)
+            self.delivery = LambdaLogDelivery(
+                client_for("logs", logs_url),
+                settings.function_name,
+                log_settings=settings.log_settings(),
+            )
         environment = settings.environment_settings(cloudwatch_url, self.delivery)
         self.fleet = Fleet(
             lambda_environment_factory(
@@ -494,7 +519,9 @@ def cold_start_checks(
     )
     if not (recording or Recording()).invocations:
         return [invocations]
-    return [invocations, replace(_felt(snapshot), recorded=float(cold.felt) if cold else 0.0)]
+    # Unknown where it should be known: NaN equals nothing, so the check fails and says so.
+    felt = 0.0 if cold is None else float("nan") if cold.felt is None else float(cold.felt)
+    return [invocations, replace(_felt(snapshot), recorded=felt)]
 
 
 def unrecorded_cold_starts(

@@ -125,7 +125,8 @@ def _bill_line(outcome: Outcome) -> str:
 def _platform_table(platform: PlatformVerdict) -> Table:
     """Init durations and failed inits: the RIE's own reports beside the records."""
     table = Table(
-        title="The platform's account: the RIE's init reports vs the records",
+        title="The platform's account: the RIE's init reports vs the records "
+        f"(from {platform.source})",
         title_justify="left",
     )
     for name in ("figure", "the RIE reported", "recorded", ""):
