@@ -87,7 +87,8 @@ def test_field_names_and_sets_are_the_published_ones() -> None:
         for name in dir(environment_record)
         if name.isupper() and isinstance(getattr(environment_record, name), str)
     }
-    fields = {v for k, v in names.items() if not k.startswith(("ENGINE_", "PROFILE_", "VERSION"))}
+    values = ("ENGINE_", "PROFILE_", "VERSION", "REFUSED_", "OTHER_REASON")
+    fields = {v for k, v in names.items() if not k.startswith(values)}
     assert fields == set(REQUIRED) | set(OPTIONAL)
 
 

@@ -107,6 +107,7 @@ def test_json_is_the_report_document() -> None:
         "figures_source",
         "metric_profiles",
         "observer_bill",
+        "records_read",
         "cold_starts",
         "platform",
         "warnings",

@@ -11,8 +11,11 @@
 3. Totals pass: GetMetricData, one period spanning the window: each FirstInvoke series (Sum) and
    Lambda's own ``AWS/Lambda ConcurrentExecutions`` (Maximum) per function.
 4. Records: for a function without FirstInvoke series (the lean default), its FirstInvoke
-   classes come from its environment records: one FilterLogEvents scan of its log group each
-   (``aws.records``), when a Logs client is given.
+   classes come from its environment records (``aws.records``), when a Logs client is given.
+   Each function's log group is found as ``report`` finds it (``LoggingConfig.LogGroup`` by
+   GetFunctionConfiguration when a Lambda client is given, else ``/aws/lambda/<function>``);
+   each distinct group is scanned once for the window and its records split by their own
+   ``functionName``, so 100 functions sharing one group cost one scan, not 100.
 
 Both passes go in batches of up to 500 queries per call (``aws.metrics.get_metric_series``).
 The over-provisioning ratio is the peak of live environments over the peak of invocations in
@@ -27,8 +30,18 @@ from typing import Any, Final
 
 from concurrency_observer.aws import record_figures
 from concurrency_observer.aws.metrics import MetricQuery, Series, get_metric_series
-from concurrency_observer.aws.records import default_log_group, read_records
-from concurrency_observer.aws.report import NoMetricsError, ReportWindow, iso
+from concurrency_observer.aws.records import (
+    RecordScan,
+    default_log_group,
+    function_log_group,
+    read_records,
+)
+from concurrency_observer.aws.report import (
+    NoMetricsError,
+    ReportWindow,
+    iso,
+    refused_note,
+)
 from concurrency_observer.aws.report_usage import Usage, combined, usage_from_classes
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.schema import (
@@ -106,6 +119,49 @@ class FunctionRank:
 
 
 @dataclass(frozen=True)
+class RecordsScanned:
+    """The log groups the ranking read records from: each scanned once, whatever it holds."""
+
+    scans: tuple[RecordScan, ...] = ()
+    group_notes: tuple[str, ...] = ()  # a default group assumed, and why
+
+    @property
+    def filter_log_events_calls(self) -> int:
+        """FilterLogEvents calls the whole ranking made."""
+        return sum(scan.pages for scan in self.scans)
+
+    def notes(self) -> tuple[str, ...]:
+        """The calls made, then per group its refused lines (records of unranked functions are
+        not said: a shared group holds them by design)."""
+        groups = len(self.scans)
+        found = [
+            f"environment records read from {groups} log group{'' if groups == 1 else 's'} "
+            f"(FilterLogEvents, {self.filter_log_events_calls} calls)"
+        ]
+        for scan in self.scans:
+            refused = refused_note(scan.refused)
+            if refused:
+                found.append(f"{scan.log_group}: {refused}")
+        return (*found, *self.group_notes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``records`` object of the JSON document."""
+        return {
+            "filter_log_events_calls": self.filter_log_events_calls,
+            "log_groups": [
+                {
+                    "log_group": scan.log_group,
+                    "filter_log_events_calls": scan.pages,
+                    "records": len(scan.records),
+                    "refused": dict(sorted(scan.refused.items())),
+                    "missing_group": scan.missing_group,
+                }
+                for scan in self.scans
+            ],
+        }
+
+
+@dataclass(frozen=True)
 class Ranking:
     """Every function's figures, ranked by ``sort_key`` (largest first)."""
 
@@ -113,6 +169,12 @@ class Ranking:
     window: ReportWindow
     sort_key: str
     functions: tuple[FunctionRank, ...]
+    records: RecordsScanned | None = None  # None: the records were not read (no Logs client)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the table says under the ranking (the JSON has ``records``)."""
+        return () if self.records is None else self.records.notes()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``report --all``."""
@@ -127,6 +189,8 @@ class Ranking:
             },
             "sorted_by": self.sort_key,
             "functions": [function.to_dict() for function in self.functions],
+            "records": None if self.records is None else self.records.to_dict(),
+            "notes": list(self.notes),
         }
 
 
@@ -229,11 +293,34 @@ def _with(series: Series, points: Sequence[tuple[Any, float]]) -> Series:
     return Series(tuple(sorted((*series.points, *points), key=lambda point: point[0])))
 
 
-def _record_classes(logs: Any, function: str, window: ReportWindow) -> dict[str, dict[str, int]]:
-    scan = read_records(logs, default_log_group(function), window.start, window.end)
+def _record_classes(scan: RecordScan, window: ReportWindow) -> dict[str, dict[str, int]]:
     lives = record_figures.lives(scan.records)
     figures = record_figures.RecordFigures.of(lives, window.start, window.end)
     return {t: dict(c) for t, c in figures.classes_by_type.items()}
+
+
+def scan_groups(
+    logs: Any, lambda_client: Any, functions: Sequence[str], window: ReportWindow
+) -> tuple[dict[str, RecordScan], RecordsScanned]:
+    """Each function's own records, each distinct log group scanned once for the window.
+
+    ``lambda_client``: to find a custom ``LoggingConfig.LogGroup`` (None: the default groups).
+    """
+    group_of: dict[str, str] = {}
+    group_notes: list[str] = []
+    for function in functions:
+        if lambda_client is None:
+            group_of[function] = default_log_group(function)
+            continue
+        group, why = function_log_group(lambda_client, function)
+        group_of[function] = group
+        if why:
+            group_notes.append(f"{function}: {why}")
+    scans: dict[str, RecordScan] = {}
+    for group in dict.fromkeys(group_of.values()):  # first-seen order, each group once
+        scans[group] = read_records(logs, group, window.start, window.end)
+    own = {function: scans[group_of[function]].of_function(function) for function in functions}
+    return own, RecordsScanned(tuple(scans.values()), tuple(group_notes))
 
 
 def rank_functions(
@@ -241,12 +328,15 @@ def rank_functions(
     namespace: str,
     window: ReportWindow,
     sort_key: str = "created",
+    *,
     logs: Any = None,
+    lambda_client: Any = None,
 ) -> Ranking:
     """Discover every function in ``namespace`` and rank them; ``NoMetricsError`` if none.
 
     ``logs``: a CloudWatch Logs client, to read the FirstInvoke classes of functions under the
-    lean profile from their records (one FilterLogEvents scan each); without it they are unknown.
+    lean profile from their records (each distinct log group scanned once); without it they are
+    unknown. ``lambda_client``: to find each function's log group as ``report`` does.
     """
     found = discover(cloudwatch, namespace)
     functions, classes = found.functions, found.classes
@@ -295,14 +385,17 @@ def rank_functions(
             cloudwatch, namespace, series_queries, window.lookback_start, window.end
         )
         totals = get_metric_series(cloudwatch, namespace, totals_queries, window.start, window.end)
+    needing = [f for f in functions if f in found.lean_types and f not in classes]
+    own: dict[str, RecordScan] = {}
+    scanned = None
+    if logs is not None:
+        own, scanned = scan_groups(logs, lambda_client, needing, window)
     ranks = []
     for index, function in enumerate(functions):
         inits, downs = _lean_as_full(series, str(index), len(found.lean_types.get(function, ())))
         series[f"i{index}"] = _with(series[f"i{index}"], inits)
         series[f"s{index}"] = _with(series[f"s{index}"], downs)
-        from_records = None
-        if logs is not None and function in found.lean_types and function not in classes:
-            from_records = _record_classes(logs, function, window)
+        from_records = _record_classes(own[function], window) if function in own else None
         ranks.append(
             _rank(
                 index,
@@ -315,7 +408,7 @@ def rank_functions(
             )
         )
     ranks.sort(key=lambda rank: (-_sort_value(rank, sort_key), rank.function_name))
-    return Ranking(namespace, window, sort_key, tuple(ranks))
+    return Ranking(namespace, window, sort_key, tuple(ranks), scanned)
 
 
 def _rank(

@@ -25,6 +25,8 @@ object (JSON log format), where the key's quotes are escaped and a pattern with 
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -42,15 +44,17 @@ RECORD_AND_PLATFORM_PATTERN: Final = " ".join(f'?"{t}"' for t in (rec.MARKER_KEY
 # Lambda stamps an event when it receives the line; a record written at a shutdown a moment
 # before the window's end may be stamped just after it.
 DELIVERY_SLACK: Final = timedelta(minutes=2)
-_INTEGER_FIELDS: Final = (rec.INIT_TIME, rec.SHUTDOWN_TIME)
-_NUMBER_FIELDS: Final = (rec.LIFETIME_MS, rec.IDLE_MS)
-_TEXT_FIELDS: Final = (
-    rec.FUNCTION_NAME,
-    rec.FUNCTION_VERSION,
-    rec.INIT_TYPE,
-    rec.ENVIRONMENT_ID,
-    rec.SHUTDOWN_REASON,
-)
+# The work one line may cost: a record is about 500 characters (twice that with two names at
+# MAX_TEXT_LENGTH, a little more wrapped in Lambda's JSON log format), so a longer line is refused
+# before it is decoded; and a record is one object, at most wrapped in one or two more (JSON log
+# format), so deeper nesting is refused before the decoder recurses into it.
+MAX_LINE_LENGTH: Final = 4096
+MAX_DEPTH: Final = 4
+# A JSON-format line wraps the record as its ``message``, an object or a string of JSON; a string
+# of JSON could wrap again: at most this many wrappers are opened, one after another.
+MAX_WRAPPERS: Final = 2
+_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET: Final = re.compile(r"[\[\]{}]")
 
 
 def default_log_group(function_name: str) -> str:
@@ -75,49 +79,93 @@ def function_log_group(lambda_client: Any, function_name: str) -> tuple[str, str
     return (str(group), None) if group else (default, None)
 
 
-def _record_in(document: object) -> dict[str, Any] | None:
-    """``document`` as a record; or the record a Lambda JSON log line wraps as its message."""
-    if not isinstance(document, dict):
-        return None
-    if document.get(rec.MARKER_KEY) == rec.VERSION:
-        return document if _well_formed(document) else None
-    wrapped = document.get("message")
-    if isinstance(wrapped, dict):
-        return _record_in(wrapped)
-    if isinstance(wrapped, str):
-        return parse_record(wrapped)
-    return None
+def _depth(text: str) -> int:
+    """The deepest nesting of objects and arrays in ``text`` (strings skipped), without decoding."""
+    depth = deepest = 0
+    for bracket in _BRACKET.finditer(_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
-def _well_formed(document: Mapping[str, Any]) -> bool:
-    """Every field the figures rely on is there with its type (a cut or hostile line is not)."""
-    integers = all(
-        isinstance(document.get(name), int) and not isinstance(document.get(name), bool)
-        for name in _INTEGER_FIELDS
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number a record holds")
+
+
+def _decode(text: str) -> tuple[object, str | None]:
+    """``text`` (from its first ``{``) as JSON, within the bounds; ``(None, why)`` when refused.
+
+    Every error the decoder can raise is caught: malformed or cut JSON, an integer of too many
+    digits (ValueError), a recursion it should never reach past ``_depth`` (RecursionError), a
+    float beyond range (it decodes as infinity, which the validator refuses), NaN and Infinity
+    (refused here). Lone surrogates decode as text, which the validator refuses.
+    """
+    if len(text) > MAX_LINE_LENGTH:
+        return None, rec.REFUSED_TOO_LONG
+    if _depth(text) > MAX_DEPTH:
+        return None, rec.REFUSED_TOO_DEEP
+    try:
+        return json.loads(text, parse_constant=_refuse_constant), None
+    except (ValueError, RecursionError, OverflowError, TypeError, MemoryError):
+        return None, rec.REFUSED_MALFORMED
+
+
+def looks_like_record(message: str) -> bool:
+    """Whether a line claims to be a record: the marker key, quoted (or quoted and escaped)."""
+    marker = f'"{rec.MARKER_KEY}"'
+    return marker in message or f'\\"{rec.MARKER_KEY}\\"' in message
+
+
+def check_line(
+    message: str, *, not_before_ms: int | None = None, not_after_ms: int | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """One log event's message as a record: ``(record, None)``, or ``(None, why)`` where ``why``
+    is a ``REFUSED_*`` reason for a line that looked like a record and None for any other line.
+
+    The record is the JSON object from the line's first ``{``, or the object (or string of JSON)
+    a Lambda JSON-format line wraps as its ``message``, unwrapped one level at a time, at most
+    ``MAX_WRAPPERS`` deep; then ``environment_record.check_record``. Never raises.
+    """
+    if not isinstance(message, str) or not looks_like_record(message):
+        return None, None
+    start = message.find("{")
+    if start < 0:
+        return None, rec.REFUSED_MALFORMED
+    document, refused = _decode(message[start:])
+    for _ in range(MAX_WRAPPERS):
+        if refused is not None or not isinstance(document, dict) or rec.MARKER_KEY in document:
+            break
+        wrapped = document.get("message")
+        if isinstance(wrapped, str):
+            start = wrapped.find("{")
+            document, refused = _decode(wrapped[start:]) if start >= 0 else (None, None)
+        else:
+            document = wrapped
+    if refused is not None:
+        return None, refused
+    if not isinstance(document, dict) or rec.MARKER_KEY not in document:
+        return None, rec.REFUSED_MALFORMED
+    record, refused = rec.check_record(
+        document, not_before_ms=not_before_ms, not_after_ms=not_after_ms
     )
-    numbers = all(
-        isinstance(document.get(name), int | float) and not isinstance(document.get(name), bool)
-        for name in _NUMBER_FIELDS
-    )
-    texts = all(isinstance(document.get(name), str) for name in _TEXT_FIELDS)
-    return integers and numbers and texts
+    return record, refused
 
 
 def parse_record(message: str) -> dict[str, Any] | None:
-    """The record in one log event's message (a JSON object from its first ``{``), or None."""
-    start = message.find("{")
-    if start < 0 or rec.MARKER_KEY not in message:
-        return None
-    try:
-        document = json.loads(message[start:])
-    except ValueError:
-        return None
-    return _record_in(document)
+    """The record in one log event's message, or None (``check_line`` without the reason)."""
+    return check_line(message)[0]
 
 
 @dataclass(frozen=True)
 class RecordScan:
-    """What one scan of a log group found."""
+    """What one scan of a log group found (or the part of it that is one function's).
+
+    ``log_streams`` maps each record's ``environmentId`` to the log stream its line was in (one
+    stream per environment on Lambda: where Lambda's own platform lines for it are);
+    ``record_sizes`` to its line's UTF-8 bytes. ``refused`` counts the lines that looked like
+    records and were not counted, by reason (``environment_record.REFUSED_REASONS``);
+    ``other_functions`` the records in the group that belong to other functions.
+    """
 
     log_group: str
     records: tuple[dict[str, Any], ...] = ()
@@ -126,8 +174,10 @@ class RecordScan:
     duplicates: int = 0  # records seen again (same environmentId): dropped
     pages: int = 0  # FilterLogEvents calls made
     missing_group: bool = False  # the log group does not exist
-    # Each record's log stream (environmentId: logStreamName): where its platform lines are.
-    streams: Mapping[str, str] = field(default_factory=dict)
+    log_streams: Mapping[str, str] = field(default_factory=dict)
+    record_sizes: Mapping[str, int] = field(default_factory=dict)
+    refused: Mapping[str, int] = field(default_factory=dict)
+    other_functions: int = 0
     platform: PlatformLines = field(default_factory=PlatformLines)  # the platform's own lines
     bytes_returned: int = 0  # UTF-8 bytes of every event's message the calls returned
     platform_scanned: bool = False  # the pattern asked for the platform's lines too
@@ -137,38 +187,91 @@ class RecordScan:
         """Whether any record was found."""
         return bool(self.records)
 
+    @property
+    def refused_total(self) -> int:
+        """Lines that looked like records and were refused."""
+        return sum(self.refused.values())
 
-def collect(log_group: str, events: Iterable[Mapping[str, Any]], pages: int = 0) -> RecordScan:
-    """Parse and dedupe log events (FilterLogEvents' ``events``) into a ``RecordScan``."""
+    def of_function(self, function_name: str, version: str | None = None) -> RecordScan:
+        """The records whose own ``functionName`` is ``function_name`` (and ``functionVersion``
+        ``version``, when given): the one rule for whose record it is. Idempotent; the records of
+        other functions are counted in ``other_functions``, other versions' are left out."""
+        mine = []
+        others = 0
+        for record in self.records:
+            if record[rec.FUNCTION_NAME] != function_name:
+                others += 1
+            elif version is None or record[rec.FUNCTION_VERSION] == version:
+                mine.append(record)
+        ids = {str(record[rec.ENVIRONMENT_ID]) for record in mine}
+        sizes = {k: v for k, v in self.record_sizes.items() if k in ids}
+        return replace(
+            self,
+            records=tuple(mine),
+            record_bytes=sum(sizes.values()),
+            log_streams={k: v for k, v in self.log_streams.items() if k in ids},
+            record_sizes=sizes,
+            other_functions=self.other_functions + others,
+        )
+
+
+def _utf8_bytes(message: str) -> int:
+    # A lone surrogate cannot be encoded strictly; the size must still be counted, not raise.
+    return len(message.encode("utf-8", "surrogatepass"))
+
+
+def collect(
+    log_group: str,
+    events: Iterable[Mapping[str, Any]],
+    pages: int = 0,
+    *,
+    not_before_ms: int | None = None,
+    not_after_ms: int | None = None,
+) -> RecordScan:
+    """Parse, validate and dedupe log events (FilterLogEvents' ``events``) into a ``RecordScan``.
+
+    ``not_before_ms``/``not_after_ms``: the span a record's instants must lie in
+    (``environment_record.check_record``).
+    """
     records: dict[str, dict[str, Any]] = {}
     streams: dict[str, str] = {}
     events = list(events)
-    matched = duplicates = size = returned = 0
+    sizes: dict[str, int] = {}
+    refused: Counter[str] = Counter()
+    matched = duplicates = returned = 0
     for event in events:
         matched += 1
-        message = str(event.get("message", ""))
-        returned += len(message.encode("utf-8"))
-        record = parse_record(message)
+        message = event.get("message", "")
+        returned += _utf8_bytes(message) if isinstance(message, str) else 0
+        record, why = check_line(
+            message if isinstance(message, str) else "",
+            not_before_ms=not_before_ms,
+            not_after_ms=not_after_ms,
+        )
         if record is None:
+            if why is not None:
+                refused[why] += 1
             continue
         key = str(record[rec.ENVIRONMENT_ID])
         if key in records:
             duplicates += 1
             continue
         records[key] = record
+        sizes[key] = _utf8_bytes(message)
         stream = event.get("logStreamName")
         if isinstance(stream, str):
             streams[key] = stream
-        size += len(message.encode("utf-8"))
     ordered = sorted(records.values(), key=lambda r: (r[rec.SHUTDOWN_TIME], r[rec.ENVIRONMENT_ID]))
     return RecordScan(
         log_group,
         tuple(ordered),
-        size,
+        sum(sizes.values()),
         matched,
         duplicates,
         pages,
-        streams=streams,
+        log_streams=streams,
+        record_sizes=sizes,
+        refused=dict(refused),
         platform=accounts(events),
         bytes_returned=returned,
     )
@@ -189,7 +292,10 @@ def read_records(
 ) -> RecordScan:
     """Every record stamped in ``[start, end + DELIVERY_SLACK]`` in ``log_group`` (all pages).
 
-    The caller keeps the records whose ``shutdownTime`` falls in its window; a missing log group
+    Every function's records in the group: ``RecordScan.of_function`` keeps one function's. A
+    record's instants lie within a lifetime before ``start`` and no later than the scan's end
+    (``environment_record.check_record``). The caller keeps the records whose ``shutdownTime``
+    falls in its window; a missing log group
     is an empty scan (``missing_group``), other errors raise ``AwsError``. ``page_size``: events
     per call (FilterLogEvents' ``limit``; default: as many as AWS gives, up to 10,000 or 1 MB).
     ``platform_lines``: the same calls also return the platform's own lines
@@ -215,4 +321,11 @@ def read_records(
         if error_code(error) == "ResourceNotFoundException":
             return RecordScan(log_group, missing_group=True)
         raise
-    return replace(collect(log_group, events, pages), platform_scanned=platform_lines)
+    scan = collect(
+        log_group,
+        events,
+        pages,
+        not_before_ms=_epoch_ms(start) - rec.MAX_LIFETIME_MS,
+        not_after_ms=_epoch_ms(end + DELIVERY_SLACK),
+    )
+    return replace(scan, platform_scanned=platform_lines)

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from concurrency_observer import environment_record as rec
 from concurrency_observer.aws import platform_join, record_figures
 from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import Series
@@ -52,6 +53,7 @@ from concurrency_observer.aws.report_document import (
     SOURCE_RECORDS,
     LivePoint,
     ObserverBill,
+    RecordsRead,
     Report,
 )
 from concurrency_observer.aws.report_metrics import (
@@ -403,6 +405,8 @@ def build_report(
     """
     window = request.window
     grid = _Grid(window)
+    # Whose record it is: only those whose own functionName (and functionVersion) say so.
+    scan = scan.of_function(request.function_name, request.version) if scan else None
     every = record_figures.lives(scan.records if scan else (), request.version)
     from_records = bool(every)
     by_version = from_records and request.version is not None
@@ -468,6 +472,7 @@ def build_report(
         metric_profiles=tuple(sorted(counts.profiles)),
         observer_bill=_bill(fetched, scan, every, window),
         platform=_platform(scan, every, window, invocations) if from_records else None,
+        records_read=_records_read(scan),
     )
     warnings = _lookback_warnings(request, grid, live, fetched, per_environment.lifetime)
     notes = (
@@ -500,20 +505,39 @@ def _platform(
     records = _in_window(scan, every, window)
     if scan is None or not scan.platform_scanned:
         return platform_figures(records, invocations)
-    found = platform_join.join(records, scan.streams, scan.platform)
+    found = platform_join.join(records, scan.log_streams, scan.platform)
     return platform_figures(found.records, invocations, found)
 
 
 def _bill(
     fetched: FetchedMetrics, scan: RecordScan | None, every: Sequence[Life], window: ReportWindow
 ) -> ObserverBill:
+    """The function's metrics and its own records in the window (never other functions')."""
     records = _in_window(scan, every, window)
-    share = len(records) / len(scan.records) if scan and scan.records else 0.0
+    if scan and scan.record_sizes:
+        sizes = scan.record_sizes
+        record_bytes = sum(sizes.get(str(r[rec.ENVIRONMENT_ID]), 0) for r in records)
+    else:  # a scan made by hand, without sizes per record: the window's share
+        share = len(records) / len(scan.records) if scan and scan.records else 0.0
+        record_bytes = round(scan.record_bytes * share) if scan else 0
     return ObserverBill(
         metric_streams=fetched.metrics_known,
         records=len(records),
-        record_bytes=round(scan.record_bytes * share) if scan else 0,
+        record_bytes=record_bytes,
         log_group=scan.log_group if scan else None,
+    )
+
+
+def _records_read(scan: RecordScan | None) -> RecordsRead | None:
+    if scan is None:
+        return None
+    return RecordsRead(
+        log_group=scan.log_group,
+        records=len(scan.records),
+        other_functions=scan.other_functions,
+        refused=dict(scan.refused),
+        duplicates=scan.duplicates,
+        filter_log_events_calls=scan.pages,
     )
 
 
@@ -560,27 +584,57 @@ def _reconciliation(
     )
 
 
+def refused_note(refused: Mapping[str, int]) -> str | None:
+    """One line: how many lines looked like records and were refused, by reason; None if none."""
+    total = sum(refused.values())
+    if not total:
+        return None
+    reasons = ", ".join(f"{count} {why}" for why, count in sorted(refused.items()))
+    lines = "line" if total == 1 else "lines"
+    return f"{total} {lines} that looked like environment records refused, not counted ({reasons})"
+
+
+def other_functions_note(other_functions: int, log_group: str) -> str | None:
+    """One line: how many records in the group were other functions'; None if none."""
+    if not other_functions:
+        return None
+    records = "record" if other_functions == 1 else "records"
+    return (
+        f"{other_functions} environment {records} in {log_group} belong to other functions "
+        "(their own functionName): not counted"
+    )
+
+
+def _record_notes(scan: RecordScan) -> list[str]:
+    notes = [other_functions_note(scan.other_functions, scan.log_group), refused_note(scan.refused)]
+    return [note for note in notes if note]
+
+
 def _source_notes(scan: RecordScan | None, from_records: bool, counts: _Counts) -> list[str]:
     if scan is None:  # not asked for (a caller without a Logs client)
         return []
+    return [*_record_notes(scan), _source_note(scan, from_records, counts)]
+
+
+def _source_note(scan: RecordScan, from_records: bool, counts: _Counts) -> str:
     if from_records:
-        return [
+        return (
             f"per-environment figures, the live series and its peak from {len(scan.records)} "
             f"environment records in {scan.log_group} (FilterLogEvents, {scan.pages} calls); "
             "inits and shutdowns from the metrics"
-        ]
+        )
     where = f"none found in {scan.log_group}"
     if scan.missing_group:
         where = f"log group {scan.log_group} not found"
     if counts.profiles == {METRICS_LEAN}:
-        return [
+        return (
             f"no environment records ({where}): the lean metric gives inits, shutdowns and the "
             "live series only"
-        ]
-    return [
+        )
+    return (
         f"no environment records ({where}): figures from the metrics, as an older layer "
         "writes them (lifetimes approximated, live series at period ends)"
-    ]
+    )
 
 
 def _unknown_notes(report: Report, engines: Sequence[str]) -> list[str]:
@@ -716,9 +770,11 @@ def scan_records(logs: Any, request: ReportRequest, log_group: str | None = None
     """The records of the environments that shut down in the request's window (FilterLogEvents).
 
     From the window's start: an environment alive then has its record at its shutdown, later.
+    Only the function's own records (``RecordScan.of_function``): a shared group holds others'.
     """
     group = log_group or default_log_group(request.function_name)
-    return read_records(logs, group, request.window.start, request.window.end, platform_lines=True)
+    scan = read_records(logs, group, request.window.start, request.window.end, platform_lines=True)
+    return scan.of_function(request.function_name, request.version)
 
 
 def read_report(

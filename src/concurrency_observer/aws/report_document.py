@@ -70,6 +70,36 @@ class ObserverBill:
 
 
 @dataclass(frozen=True)
+class RecordsRead:
+    """Which lines of the log group the report counted as the function's records, and which not.
+
+    ``records``: the function's records (its own ``functionName``, and ``functionVersion`` when a
+    version is asked); ``other_functions``: records in the group that belong to other functions;
+    ``refused``: lines that looked like records and were not counted, by reason
+    (``environment_record.REFUSED_REASONS``); ``duplicates``: records seen twice.
+    """
+
+    log_group: str
+    records: int
+    other_functions: int = 0
+    refused: Mapping[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    filter_log_events_calls: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``records_read`` object of the JSON document."""
+        return {
+            "log_group": self.log_group,
+            "records": self.records,
+            "other_functions": self.other_functions,
+            "refused": dict(sorted(self.refused.items())),
+            "refused_total": sum(self.refused.values()),
+            "duplicates": self.duplicates,
+            "filter_log_events_calls": self.filter_log_events_calls,
+        }
+
+
+@dataclass(frozen=True)
 class LivePoint:
     """Environments alive at the end of the period starting at ``timestamp``."""
 
@@ -116,6 +146,8 @@ class Report:
     observer_bill: ObserverBill | None = None
     # The platform's account from the records (aws.platform_figures): None without records.
     platform: PlatformFigures | None = None
+    # Which lines were read as the function's records (None: the records were not read).
+    records_read: RecordsRead | None = None
 
     @property
     def init_types(self) -> list[str]:
@@ -199,6 +231,10 @@ class Report:
         - ``cross_check``: null, or what ``--cross-check`` found (aws.cross_check)
         - ``observer_bill``: null, or {``metric_streams``, ``metrics_usd_per_month``,
           ``records``, ``record_bytes``, ``records_usd``, ``log_group``}
+        - ``records_read``: null (records not read), or {``log_group``, ``records`` (the
+          function's), ``other_functions`` (records in the group of other functions, not
+          counted), ``refused`` {reason: lines}, ``refused_total``, ``duplicates``,
+          ``filter_log_events_calls``}
         - ``cold_starts``: null (no records), or {``felt`` (on-demand inits invoked promptly),
           ``invocations`` (AWS/Lambda ``Invocations`` in the window, null when unknown),
           ``share`` (felt / invocations), ``init_duration_ms`` (null, or {``count``, ``p50``,
@@ -272,6 +308,7 @@ class Report:
             "figures_source": self.figures_source,
             "metric_profiles": list(self.metric_profiles),
             "observer_bill": None if self.observer_bill is None else self.observer_bill.to_dict(),
+            "records_read": None if self.records_read is None else self.records_read.to_dict(),
             "cold_starts": None if self.platform is None else cold_starts_section(self.platform),
             "platform": None if self.platform is None else platform_section(self.platform),
             "warnings": list(self.warnings),

@@ -228,7 +228,10 @@ def report(
         from concurrency_observer.reporting.ranking import emit_ranking  # noqa: PLC0415
 
         logs = None if no_records else client("logs", region, endpoint_url)
-        ranking = rank_functions(cloudwatch, namespace, window, sort_key, logs=logs)
+        lambda_client = None if no_records else client("lambda", region)
+        ranking = rank_functions(
+            cloudwatch, namespace, window, sort_key, logs=logs, lambda_client=lambda_client
+        )
         emit_ranking(ranking, output_format)
         return
     assert function_name is not None  # checked above

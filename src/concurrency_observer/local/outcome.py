@@ -241,7 +241,7 @@ def _platform_verdict(simulation: Simulation, scan: RecordScan | None) -> Platfo
         return None
     if from_lines and not settings.log_settings().writes_platform_lines:
         return None
-    records = platform_join.join(scan.records, scan.streams, scan.platform).records
+    records = platform_join.join(scan.records, scan.log_streams, scan.platform).records
     outputs = [getattr(e, "output", "") for e in simulation.fleet.environments()]
     if from_lines:
         truth = platform_truth(outputs, waited_for_only=True)

@@ -93,6 +93,12 @@ def ranking_table(ranking: Ranking) -> Table:
 def emit_ranking(ranking: Ranking, output_format: str, console: Console | None = None) -> None:
     """Write the ranking to standard output in ``output_format`` (table, json or csv)."""
     if output_format == "table":
-        (console or Console()).print(ranking_table(ranking))
+        console = console or Console()
+        console.print(ranking_table(ranking))
+        for note in ranking.notes:
+            console.print(f"note: {note}", markup=False, highlight=False)
         return
     click.echo(ranking_json(ranking) if output_format == "json" else ranking_csv(ranking), nl=False)
+    if output_format == "csv":  # the CSV has one row per function: the notes go to stderr
+        for note in ranking.notes:
+            click.echo(f"note: {note}", err=True)

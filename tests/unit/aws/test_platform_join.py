@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -22,6 +23,7 @@ from concurrency_observer.local.lambda_log_lines import (
 from concurrency_observer.local.log_delivery import LambdaLogDelivery
 
 REGION = "us-east-1"
+E1, E2 = "00000000000000e1", "00000000000000e2"  # environment ids: 16 hex digits
 GROUP = "/aws/lambda/fn"
 INIT = "04 Dec 2026 16:55:32,{ms:03d} [INFO] (rapid) "
 
@@ -29,6 +31,7 @@ INIT = "04 Dec 2026 16:55:32,{ms:03d} [INFO] (rapid) "
 def _output(environment: str, duration_ms: float, *, record: dict[str, Any] | None = None) -> str:
     """One environment's RIE output: a waited-for on-demand init, one invocation, its record."""
     request = f"0a1b2c3d-0000-4000-8000-{environment:0>12}"
+    now = int(time.time() * 1000)
     document = {
         "concurrencyObserver": "environment/1",
         "functionName": "fn",
@@ -37,11 +40,11 @@ def _output(environment: str, duration_ms: float, *, record: dict[str, Any] | No
         "environmentId": environment,
         "engine": "bash",
         "metrics": "lean",
-        "initTime": 1,
-        "shutdownTime": 2,
+        "initTime": now - 5000,
+        "shutdownTime": now,
         "shutdownReason": "spindown",
-        "lifetimeMs": 1,
-        "idleMs": 1,
+        "lifetimeMs": 5000,
+        "idleMs": 4000,
         **(record or {}),
     }
     return "\n".join(
@@ -80,12 +83,12 @@ def test_records_without_telemetry_get_the_platforms_init_account(
     logs: Any, log_format: str
 ) -> None:
     """The bash engine's records: init duration, status, phase, runtime version from the lines."""
-    scan = _scan(logs, _output("e1", 97.5), _output("e2", 120.25), log_format=log_format)
-    assert set(scan.streams) == {"e1", "e2"}
-    found = join(scan.records, scan.streams, scan.platform)
+    scan = _scan(logs, _output(E1, 97.5), _output(E2, 120.25), log_format=log_format)
+    assert set(scan.log_streams) == {E1, E2}
+    found = join(scan.records, scan.log_streams, scan.platform)
     by_id = {r["environmentId"]: r for r in found.records}
-    assert by_id["e1"]["initDurationMs"] == 97.5
-    assert by_id["e2"]["initDurationMs"] == 120.25
+    assert by_id[E1]["initDurationMs"] == 97.5
+    assert by_id[E2]["initDurationMs"] == 120.25
     assert {r["initStatus"] for r in found.records} == {"success"}
     assert {r["initPhase"] for r in found.records} == {"init"}
     assert {r["runtimeVersion"] for r in found.records} == {"bash:rie"}
@@ -99,8 +102,8 @@ def test_records_without_telemetry_get_the_platforms_init_account(
 def test_a_disagreement_is_shown_and_the_records_value_kept(logs: Any) -> None:
     """Both sources give a duration, 10 ms apart: kept as a disagreement, never averaged."""
     told = {"initDurationMs": 107.5, "initStatus": "success", "initPhase": "init"}
-    scan = _scan(logs, _output("e1", 97.5, record=told))
-    found = join(scan.records, scan.streams, scan.platform)
+    scan = _scan(logs, _output(E1, 97.5, record=told))
+    found = join(scan.records, scan.log_streams, scan.platform)
     assert found.records[0]["initDurationMs"] == 107.5
     assert [(d.field, d.record, d.platform) for d in found.disagreements] == [
         ("initDurationMs", 107.5, 97.5)
@@ -112,29 +115,29 @@ def test_a_disagreement_is_shown_and_the_records_value_kept(logs: Any) -> None:
 def test_agreeing_sources_are_no_disagreement(logs: Any) -> None:
     """The Telemetry API's duration and the REPORT's, to the 0.01 ms the text line has."""
     told = {"initDurationMs": 97.504, "initStatus": "success", "initPhase": "init"}
-    scan = _scan(logs, _output("e1", 97.504, record=told))
-    assert join(scan.records, scan.streams, scan.platform).disagreements == ()
+    scan = _scan(logs, _output(E1, 97.504, record=told))
+    assert join(scan.records, scan.log_streams, scan.platform).disagreements == ()
 
 
 def test_missing_platform_lines_leave_the_record_as_it_is(logs: Any) -> None:
     """JSON at WARN: no platform line, nothing filled, and the record still counts."""
-    scan = _scan(logs, _output("e1", 97.5), log_format=LOG_FORMAT_JSON, level="WARN")
+    scan = _scan(logs, _output(E1, 97.5), log_format=LOG_FORMAT_JSON, level="WARN")
     assert not scan.platform.found
-    found = join(scan.records, scan.streams, scan.platform)
+    found = join(scan.records, scan.log_streams, scan.platform)
     assert "initDurationMs" not in found.records[0]
     assert (found.joined, found.filled, found.lines_without_record) == (0, 0, 0)
 
 
 def test_a_stream_with_lines_but_no_record_is_counted(logs: Any) -> None:
     """An environment whose record is not there (alive at the window's end, or lost)."""
-    without = "\n".join(_output("e2", 50.0).splitlines()[:-1])
-    scan = _scan(logs, _output("e1", 97.5), without)
-    found = join(scan.records, scan.streams, scan.platform)
+    without = "\n".join(_output(E2, 50.0).splitlines()[:-1])
+    scan = _scan(logs, _output(E1, 97.5), without)
+    found = join(scan.records, scan.log_streams, scan.platform)
     assert (found.streams_with_lines, found.joined, found.lines_without_record) == (2, 1, 1)
 
 
 def test_the_combined_pattern_costs_the_same_calls_here(logs: Any) -> None:
     """One scan reads records and lines; the bytes returned are counted for the bill."""
-    scan = _scan(logs, _output("e1", 97.5))
+    scan = _scan(logs, _output(E1, 97.5))
     assert scan.pages == 1
     assert scan.bytes_returned >= scan.record_bytes + scan.platform.line_bytes > scan.record_bytes
