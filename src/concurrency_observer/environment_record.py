@@ -99,8 +99,9 @@ OPTIONAL_FIELDS: Final = (
     AVAILABILITY_ZONE_ID,
     MAX_CONCURRENT_INVOCATIONS,
 )
-# What the bash fallback writes: SHUTDOWN only, no Telemetry API (bash cannot listen).
-BASH_FIELDS: Final = REQUIRED_FIELDS
+# What the bash engine may write: its own counts of INVOKE (when registered for it), and no
+# Telemetry API field (bash cannot listen).
+BASH_FIELDS: Final = (*REQUIRED_FIELDS, INVOCATIONS, TIME_TO_FIRST_INVOKE_MS, FIRST_INVOKE)
 
 # Bounds on what a record carries from outside (an event, an environment variable): a function
 # name is at most 140 characters in Lambda, a version 128 (an alias or $LATEST); anything longer is

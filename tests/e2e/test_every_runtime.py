@@ -1,4 +1,4 @@
-"""The built layer on runtimes without python3 >= 3.10, under the real RIE: the bash fallback.
+"""The built layer on runtimes without python3 >= 3.10, under the real RIE: the bash engine.
 
 Two setups, each one environment invoked several times then SIGTERMed (the RIE sends SHUTDOWN):
 
@@ -8,11 +8,13 @@ Two setups, each one environment invoked several times then SIGTERMed (the RIE s
 
 Every invoke must succeed, and the output must hold exactly one init and one shutdown EMF line
 (EnvironmentDelta +1 and -1 under the default profile; today's six metrics' lines under
-``CONCURRENCY_OBSERVER_METRICS=full``) and one environment record written by the bash engine.
+``CONCURRENCY_OBSERVER_METRICS=full``) and one environment record written by the bash engine,
+whose invocation count, time to first invoke, class and idle time are those of the invokes sent.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,18 +46,29 @@ class Run:
     function_name: str
     invocations: list[InvokeResult]
     output: str
+    # Epoch ms around each invoke call (the INVOKE event reaches the extension within it).
+    windows: list[tuple[int, int]]
+
+
+def epoch_ms() -> int:
+    """The wall clock in epoch milliseconds."""
+    return int(time.time() * 1000)
 
 
 def run_environment(rie_path: Path, layer_dir: Path, settings: EnvironmentSettings) -> Run:
     """Start the environment, invoke it ``INVOCATIONS`` times, SIGTERM it."""
     environment = LambdaEnvironment(layer_dir, settings, name="runtime", rie_path=rie_path).start()
+    results, windows = [], []
     try:
-        results = [environment.invoke({"n": n}) for n in range(INVOCATIONS)]
+        for n in range(INVOCATIONS):
+            before = epoch_ms()
+            results.append(environment.invoke({"n": n}))
+            windows.append((before, epoch_ms()))
         environment.shutdown()
     finally:
         environment.close()
     namespace = settings.extra_env["CONCURRENCY_OBSERVER_NAMESPACE"]
-    return Run(namespace, settings.function_name, results, environment.output)
+    return Run(namespace, settings.function_name, results, environment.output, windows)
 
 
 def settings_for(**fields: object) -> EnvironmentSettings:
@@ -144,13 +157,26 @@ def test_lean_init_and_shutdown_and_one_record(run: Run) -> None:
     assert len(summaries) == 1
     (record,) = environment_records(run.output, run.function_name)
     assert (record["engine"], record["metrics"]) == ("bash", "lean")
-    assert set(record) == set(environment_record.BASH_FIELDS)  # no invocations: SHUTDOWN only
+    assert set(record) == set(environment_record.BASH_FIELDS)
     assert record["shutdownReason"] == "sandboxterminated"
     assert record["lifetimeMs"] > 0
-    assert record["idleMs"] == record["lifetimeMs"]
     assert record["initTime"] < record["shutdownTime"]
     assert record["initType"] == schema.INIT_ON_DEMAND
-    assert "bash fallback" in run.output
+    assert "bash engine" in run.output
+
+
+def test_the_bash_engine_counts_what_was_sent(run: Run) -> None:
+    """Invocations, time to first invoke, class and idle time match the invokes sent."""
+    (record,) = environment_records(run.output, run.function_name)
+    assert (record["invocations"], record["firstInvoke"]) == (INVOCATIONS, "prompt")
+    # The first INVOKE, as the engine timed it, fell within the first invoke call; the last
+    # within the last: 1 ms either side for the rounding of two clocks.
+    first_seen = record["initTime"] + record["timeToFirstInvokeMs"]
+    last_seen = record["shutdownTime"] - record["idleMs"]
+    (first_start, first_end), (last_start, last_end) = run.windows[0], run.windows[-1]
+    assert first_start - 1 <= first_seen <= first_end + 1, (record, run.windows)
+    assert last_start - 1 <= last_seen <= last_end + 1, (record, run.windows)
+    assert 0 <= record["idleMs"] < record["lifetimeMs"]
 
 
 def test_full_profile_init_and_shutdown_record(no_python_full_run: Run) -> None:
@@ -168,8 +194,9 @@ def test_full_profile_init_and_shutdown_record(no_python_full_run: Run) -> None:
     assert (len(inits), len(shutdowns), len(documents)) == (1, 1, 2), run.output
     assert shutdowns[0][schema.SHUTDOWN_REASON] == "sandboxterminated"
     assert shutdowns[0][schema.ENVIRONMENT_LIFETIME] >= 0
-    assert schema.ENVIRONMENT_INVOCATIONS not in shutdowns[0]  # SHUTDOWN only: not counted
-    assert "bash fallback" in run.output
+    assert shutdowns[0][schema.ENVIRONMENT_INVOCATIONS] == INVOCATIONS
+    assert shutdowns[0][schema.FIRST_INVOKE] == schema.FIRST_INVOKE_PROMPT
+    assert "bash engine" in run.output
     summaries = readback.read_emf(run.output, run.namespace)
     init = readback.find(summaries, schema.ENVIRONMENT_INIT, FunctionName=run.function_name)
     assert init is not None

@@ -300,7 +300,7 @@ def test_hostile_environment(
         assert any("HTTP 403" in line or "credentials" in line for line in output.lines)
     else:
         assert (output.inits, output.shutdowns) == (1, 1), environment.output
-    fallback = [line for line in output.lines if "bash fallback" in line]
+    fallback = [line for line in output.lines if "bash engine" in line]
     assert bool(fallback) == (not python), environment.output
     assert output.foreign == [], environment.output
     assert len(output.lines) <= MAX_EXTENSION_LINES, environment.output

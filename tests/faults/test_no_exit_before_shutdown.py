@@ -85,20 +85,19 @@ def test_register_failing_is_retried(rie_path: Path, layer_dir: Path, tmp_path: 
     assert shutdowns[0][schema.ENVIRONMENT_INVOCATIONS] == INVOCATIONS
 
 
-def test_register_refused_hands_over_to_the_fallback(
+def test_register_for_invoke_refused_falls_back_to_shutdown_only(
     rie_path: Path, layer_dir: Path, tmp_path: Path
 ) -> None:
-    """register with INVOKE always refused: the process becomes fallback.sh, which serves."""
+    """register with INVOKE always refused: after three tries, SHUTDOWN alone; both records."""
     with ExtensionsApiProxy(tmp_path, fail={REGISTER_INVOKE: [0]}).running() as proxy:
         layer = wrapped_layer(layer_dir, tmp_path / "opt", proxy)
-        stand_in = layer / "concurrency-observer" / "fallback.sh"
-        stand_in.write_text(FALLBACK_STAND_IN)
-        stand_in.chmod(0o755)
-        results, _documents, output, _ = invoke_all(rie_path, layer)
+        results, documents, output, _ = invoke_all(rie_path, layer)
     assert_invokes_succeeded(results, output)
-    assert any("handing over to fallback.sh" in line for line in observer_lines(output))
-    assert "fallback stand-in registered for SHUTDOWN" in output
-    assert "fallback stand-in got SHUTDOWN" in output
+    assert proxy.failed == [REGISTER_INVOKE] * 3
+    assert any("registering for SHUTDOWN" in line for line in observer_lines(output))
+    inits, shutdowns = records(documents)
+    assert (len(inits), len(shutdowns)) == (1, 1)
+    assert schema.ENVIRONMENT_INVOCATIONS not in shutdowns[0]  # registered for SHUTDOWN only
 
 
 def test_next_failing_is_polled_again(rie_path: Path, layer_dir: Path, tmp_path: Path) -> None:
@@ -116,7 +115,8 @@ def test_next_failing_is_polled_again(rie_path: Path, layer_dir: Path, tmp_path:
 def test_a_bug_in_the_event_loop_serves_shutdown_only(
     rie_path: Path, layer_dir: Path, tmp_path: Path
 ) -> None:
-    """A bug before registering: one line, then SHUTDOWN only; invokes succeed, both records."""
+    """A bug in the Python engine before its first /event/next: one line, and the shell front
+    door serves the events as the bash engine; invokes succeed, both records, every invoke."""
     with ExtensionsApiProxy(tmp_path).running() as proxy:
         layer = wrapped_layer(layer_dir, tmp_path / "opt", proxy)
         patch_module(
@@ -126,10 +126,11 @@ def test_a_bug_in_the_event_loop_serves_shutdown_only(
         )
         results, documents, output, _ = invoke_all(rie_path, layer)
     assert_invokes_succeeded(results, output)
-    assert any("planted bug; serving SHUTDOWN only" in line for line in observer_lines(output))
+    lines = observer_lines(output)
+    assert any("planted bug; the shell front door goes on" in line for line in lines)
     inits, shutdowns = records(documents)
     assert (len(inits), len(shutdowns)) == (1, 1)
-    assert schema.ENVIRONMENT_INVOCATIONS not in shutdowns[0]  # registered for SHUTDOWN only
+    assert shutdowns[0][schema.ENVIRONMENT_INVOCATIONS] == INVOCATIONS  # the bash engine's
 
 
 def test_a_bug_in_the_records_keeps_the_environment(
@@ -153,7 +154,7 @@ def test_a_bug_in_the_records_keeps_the_environment(
 def test_a_bug_in_the_configuration_serves_shutdown_only(
     rie_path: Path, layer_dir: Path, tmp_path: Path
 ) -> None:
-    """A bug reading the configuration (main's catch-all): SHUTDOWN only; invokes succeed."""
+    """A bug reading the Python engine's configuration: the bash engine serves and records."""
     with ExtensionsApiProxy(tmp_path).running() as proxy:
         layer = wrapped_layer(layer_dir, tmp_path / "opt", proxy)
         patch_module(
@@ -164,27 +165,8 @@ def test_a_bug_in_the_configuration_serves_shutdown_only(
         )
         results, documents, output, _ = invoke_all(rie_path, layer)
     assert_invokes_succeeded(results, output)
-    assert documents == []
-    assert proxy.forwarded.count(REGISTER) == 1  # for SHUTDOWN only
-
-
-# What the test puts where the layer's fallback.sh goes: registers for SHUTDOWN only and waits
-# for it (standard library only; the real fallback is bash and records too).
-FALLBACK_STAND_IN = """#!/usr/bin/env python3
-import http.client, json, os, sys
-host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
-api = http.client.HTTPConnection(host, int(port))
-body = json.dumps({"events": ["SHUTDOWN"]})
-api.request("POST", "/2020-01-01/extension/register", body, {"Lambda-Extension-Name": sys.argv[1]})
-response = api.getresponse()
-response.read()
-identifier = response.getheader("Lambda-Extension-Identifier")
-print("fallback stand-in registered for SHUTDOWN", response.status, flush=True)
-while True:
-    headers = {"Lambda-Extension-Identifier": identifier}
-    api.request("GET", "/2020-01-01/extension/event/next", headers=headers)
-    event = json.loads(api.getresponse().read())
-    if event.get("eventType") == "SHUTDOWN":
-        print("fallback stand-in got SHUTDOWN", flush=True)
-        sys.exit(0)
-"""
+    assert proxy.forwarded.count(REGISTER_INVOKE) == 1  # the front door's, once
+    inits, shutdowns = records(documents)
+    assert (len(inits), len(shutdowns)) == (1, 1)
+    assert shutdowns[0][schema.ENVIRONMENT_INVOCATIONS] == INVOCATIONS
+    assert any("the shell front door goes on" in line for line in observer_lines(output))

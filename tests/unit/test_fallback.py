@@ -7,6 +7,7 @@ sink passes) and against the document the Python sink writes for the same record
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -85,9 +86,32 @@ def fallback_command(layer: Path, name: str = EXTENSION_NAME) -> list[str]:
     return [BASH, str(layer / FALLBACK_PATH), name]
 
 
+# Covers the host's /var/lang (where Lambda's Python runtimes have python3), if it has one, in a
+# mount namespace of the command's own: what these tests run must not depend on the host.
+HIDE_LAMBDA_PYTHON = (
+    '[ ! -d /var/lang ] || /usr/bin/mount -t tmpfs tmpfs /var/lang || exit 97; exec "$@"'
+)
+
+
+def without_lambda_python(command: list[str]) -> list[str]:
+    """``command`` in a mount namespace of its own without ``/var/lang`` (no fork: same pid)."""
+    unshare = shutil.which("unshare") or "/usr/bin/unshare"
+    flags = ["--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        flags = ["--map-root-user", *flags]
+    return [unshare, *flags, "--", "/bin/sh", "-c", HIDE_LAMBDA_PYTHON, "sh", *command]
+
+
 def run_to_end(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run a process to its end with captured text output."""
-    return subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=30)
+    """Run a process to its end with captured text output, without the host's /var/lang."""
+    return subprocess.run(
+        without_lambda_python(command),
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def documents(stdout: str) -> list[dict[str, object]]:
@@ -134,11 +158,12 @@ def test_records_are_valid_emf_and_match_the_python_sink(layer: Path) -> None:
         build_init_record(environment_, init_stamp / 1000), schema.DEFAULT_NAMESPACE
     )
     lifetime = round((shutdown_stamp - init_stamp) / 1000, 3)
-    facts = ShutdownFacts("spin-down", shutdown_stamp / 1000, lifetime, lifetime, None, None)
+    # Registered for INVOKE and SHUTDOWN, never invoked: idle since init, class "never".
+    facts = ShutdownFacts("spin-down", shutdown_stamp / 1000, lifetime, lifetime, 0, None)
     expected = emf_document(build_shutdown_record(environment_, facts), schema.DEFAULT_NAMESPACE)
     assert shutdown == expected
     register, first_next, *_ = api.requests
-    assert json.loads(register.body) == {"events": ["SHUTDOWN"]}
+    assert json.loads(register.body) == {"events": ["INVOKE", "SHUTDOWN"]}
     assert register.headers["Lambda-Extension-Name"] == EXTENSION_NAME
     assert first_next.headers["Lambda-Extension-Identifier"] == EXTENSION_ID
     assert init_stamp <= first_next.at * 1000  # the init record was out before the first /next
@@ -151,7 +176,7 @@ def test_sigterm_during_next_writes_one_shutdown_record(layer: Path) -> None:
     """SIGTERM while blocked on /event/next, then another: one init, one shutdown, exit 0."""
     with FakeExtensionsApi([]).running() as api:
         process = subprocess.Popen(
-            fallback_command(layer),
+            without_lambda_python(fallback_command(layer)),
             env=environment(api),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -176,7 +201,7 @@ def test_failures_never_end_it_before_shutdown(layer: Path) -> None:
     events: list[dict[str, object]] = [{"status": 500}, {"status": 403}, shutdown_event()]
     with FakeExtensionsApi(events, register_status=403).running() as api:
         process = subprocess.Popen(
-            fallback_command(layer),
+            without_lambda_python(fallback_command(layer)),
             env=environment(api),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -339,7 +364,7 @@ def test_launcher_without_python_runs_the_fallback(layer: Path, tools: str) -> N
         process = run_to_end([str(layer / LAUNCHER_PATH)], environment(api, PATH=tools))
     assert process.returncode == 0, process.stderr
     assert len(documents(process.stdout)) == 2
-    assert "bash fallback" in process.stderr
+    assert "bash engine" in process.stderr
     assert api.requests[0].headers["Lambda-Extension-Name"] == EXTENSION_NAME
 
 
@@ -352,7 +377,7 @@ def test_launcher_with_an_old_python_runs_the_fallback(layer: Path, tools: str) 
         process = run_to_end([str(layer / LAUNCHER_PATH)], env)
     assert process.returncode == 0, process.stderr
     assert len(documents(process.stdout)) == 2
-    assert "bash fallback" in process.stderr
+    assert "bash engine" in process.stderr
 
 
 def test_launcher_prefers_python_unless_shutdown_only_emf(layer: Path, tools: str) -> None:
@@ -377,7 +402,7 @@ def test_launcher_prefers_python_unless_shutdown_only_emf(layer: Path, tools: st
             process = run_to_end([str(layer / LAUNCHER_PATH)], env)
         assert process.returncode == 0, process.stderr
         assert len(documents(process.stdout)) == 2
-        assert ("bash fallback" in process.stderr) == fallback, (settings_, process.stderr)
+        assert ("bash engine" in process.stderr) == fallback, (settings_, process.stderr)
 
 
 @pytest.mark.parametrize(
@@ -437,7 +462,7 @@ def test_launcher_finds_bash_outside_path(layer: Path) -> None:
         process = run_to_end([str(layer / LAUNCHER_PATH)], environment(api, PATH="/nonexistent"))
     assert process.returncode == 0, process.stderr
     assert len(documents(process.stdout)) == 2
-    assert "bash fallback" in process.stderr
+    assert "bash engine" in process.stderr
 
 
 # Runs the sourced fallback with its wall clock jumping an hour ahead while it waits on its first
@@ -445,9 +470,11 @@ def test_launcher_finds_bash_outside_path(layer: Path) -> None:
 RESTORE_EMULATION = """
 source "$1"
 eval "real_$(declare -f now_ms)"
+eval "real_$(declare -f fast_now_ms)"
 eval "real_$(declare -f request)"
 jump=0
 now_ms() { real_now_ms; now=$((now + jump)); }
+fast_now_ms() { real_fast_now_ms "$@"; now=$((now + jump)); }
 request() {
     real_request "$@"
     local answered=$?
@@ -519,7 +546,7 @@ def test_launcher_finds_var_lang_python(layer: Path, tools: str, first_on_path: 
         process = run_to_end(command, env)
     assert process.returncode == 0, process.stderr
     assert len(documents(process.stdout)) == 2
-    assert "bash fallback" not in process.stderr
+    assert "bash engine" not in process.stderr
     assert "sink emf" in process.stderr  # the Python extension's init line
 
 
@@ -566,7 +593,7 @@ def test_posix_mode_from_the_environment_survives_a_refused_connection(
     env = {"PATH": "/nonexistent", "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}"}
     with errors.open("w") as stderr:
         process = subprocess.Popen(
-            [BASH, "-p", str(layer / FALLBACK_PATH), EXTENSION_NAME],
+            without_lambda_python([BASH, "-p", str(layer / FALLBACK_PATH), EXTENSION_NAME]),
             env={**env, "POSIXLY_CORRECT": "1"},
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -604,9 +631,9 @@ def test_epochrealtime_from_the_environment_never_reaches_arithmetic(tmp_path: P
 @pytest.mark.parametrize(
     ("behaviour", "engine"),
     [
-        ("exit 0", "bash fallback"),
-        ('echo "junk"; exit 1', "bash fallback"),
-        ("exec /usr/bin/sleep 600", "bash fallback"),
+        ("exit 0", "bash engine"),
+        ('echo "junk"; exit 1', "bash engine"),
+        ("exec /usr/bin/sleep 600", "bash engine"),
         ('exec "$REAL_PYTHON" "$@"', "sink emf"),
     ],
     ids=["exits-0", "junk", "hangs", "a-wrapper-of-a-real-python"],
@@ -630,3 +657,265 @@ def test_launcher_probes_the_python3_on_path(
     assert len(documents(process.stdout)) == 2
     assert engine in process.stderr, process.stderr
     assert "junk" not in process.stdout + process.stderr
+
+
+# -- the bash engine counts INVOKE --------------------------------------------------------------
+
+
+def invoke_event(number: int) -> dict[str, object]:
+    """An INVOKE event as Lambda sends it to an extension."""
+    return {
+        "eventType": "INVOKE",
+        "requestId": f"request-{number}",
+        "deadlineMs": int((time.time() + 3) * 1000),
+        "invokedFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:orders",
+        "tracing": {"type": "X-Amzn-Trace-Id", "value": "Root=1-0"},
+    }
+
+
+def test_the_bash_engine_counts_invokes_as_the_python_engine_would(layer: Path) -> None:
+    """Three INVOKE events: the record and the full profile's shutdown line say what Python's do."""
+    events = [invoke_event(n) for n in range(3)] + [{"eventType": "FUTURE"}, shutdown_event()]
+    with FakeExtensionsApi(events).running() as api:
+        process = run_to_end(fallback_command(layer), environment(api))
+    assert process.returncode == 0, process.stderr
+    (record,) = environment_records(process.stdout)
+    assert (record["invocations"], record["firstInvoke"]) == (3, "prompt")
+    ttfi, idle, lifetime = record["timeToFirstInvokeMs"], record["idleMs"], record["lifetimeMs"]
+    assert isinstance(ttfi, int)
+    assert isinstance(idle, int)
+    assert isinstance(lifetime, int)
+    assert 0 <= idle <= lifetime - ttfi
+    _, shutdown = documents(process.stdout)
+    assert_valid_emf(shutdown)
+    facts = ShutdownFacts(
+        "spindown", timestamp(shutdown) / 1000, lifetime / 1000, idle / 1000, 3, ttfi / 1000
+    )
+    environment_ = Environment("orders", "3", "on-demand")
+    expected = build_shutdown_record(environment_, facts)
+    assert shutdown == emf_document(expected, schema.DEFAULT_NAMESPACE)
+    assert "3 invocations" in process.stderr
+
+
+@pytest.mark.parametrize(
+    ("invocations", "first_invoke", "threshold", "expected"),
+    [
+        ("0", "", "10000", "never/"),
+        ("2", "1010000", "10000", "prompt/10000"),
+        ("2", "1010001", "10000", "delayed/10001"),
+        ("1", "1000000", "0", "prompt/0"),
+        ("1", "1000001", "0", "delayed/1"),
+    ],
+)
+def test_the_first_invoke_class_uses_the_python_thresholds(
+    invocations: str, first_invoke: str, threshold: str, expected: str
+) -> None:
+    """never, prompt (within the threshold, inclusive) and delayed, as classify_first_invoke."""
+    script = (
+        'source "$1"; counting=1; started_ms=1000000; invocations=$2; first_invoke_ms=$3; '
+        'last_invoke_ms=$3; threshold_ms=$4; invoke_facts 1050000; echo "$first_class/$ttfi"'
+    )
+    arguments = [invocations, first_invoke, threshold]
+    output = subprocess.run(
+        [BASH, "-c", script, "bash", str(SOURCES / "fallback.sh"), *arguments],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert output.strip() == expected
+
+
+def forks_while_serving(layer: Path, invokes: int, prelude: str) -> int:
+    """How many processes the bash engine starts (clone, fork, execve) over ``invokes`` INVOKEs."""
+    strace = shutil.which("strace") or "/usr/bin/strace"
+    assert Path(strace).exists(), "strace is missing (apt-get install strace)"
+    script = f'{prelude}; source "$1"; main concurrency-observer'
+    events = [invoke_event(n) for n in range(invokes)] + [shutdown_event()]
+    with FakeExtensionsApi(events).running() as api:
+        traced = [BASH, "-c", script, "bash", str(layer / FALLBACK_PATH)]
+        trace = subprocess.run(
+            [
+                strace,
+                "-f",
+                "-qq",
+                "-e",
+                "trace=clone,clone3,fork,vfork,execve",
+                "-o",
+                "/dev/stderr",
+                *traced,
+            ],
+            env=environment(api, CONCURRENCY_OBSERVER_ENGINE="bash"),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert trace.returncode == 0, trace.stderr
+    (record,) = environment_records(trace.stdout)
+    assert record["invocations"] == invokes
+    calls = [line for line in trace.stderr.splitlines() if "clone" in line or "fork" in line]
+    return len(calls) + trace.stderr.count("execve(") - 1  # less bash's own execve
+
+
+@pytest.mark.parametrize("prelude", [":", "unset EPOCHREALTIME"], ids=["bash-5", "bash-4.2"])
+def test_the_per_invoke_path_starts_no_process(layer: Path, prelude: str) -> None:
+    """50 INVOKEs start no more processes than one: no fork, subshell or command per invoke."""
+    assert forks_while_serving(layer, 50, prelude) == forks_while_serving(layer, 1, prelude)
+
+
+def test_a_huge_event_is_read_bounded(layer: Path) -> None:
+    """An event body far over the bound: read up to it, counted, and the engine goes on."""
+    big = {**invoke_event(0), "padding": "x" * 1_000_000}
+    with FakeExtensionsApi([big, invoke_event(1), shutdown_event()]).running() as api:
+        process = run_to_end(fallback_command(layer), environment(api))
+    assert process.returncode == 0, process.stderr
+    (record,) = environment_records(process.stdout)
+    assert record["invocations"] == 2
+
+
+@pytest.mark.parametrize("mode", ["init-type", "refused"])
+def test_managed_instances_register_for_shutdown_alone(layer: Path, mode: str) -> None:
+    """LMI's init type: SHUTDOWN only at once; INVOKE refused (403): again for SHUTDOWN, no log."""
+    extra = {"AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances"}
+    if mode == "refused":
+        extra = {}
+    with FakeExtensionsApi([shutdown_event()], refuse_invoke=True).running() as api:
+        process = run_to_end(fallback_command(layer), environment(api, **extra))
+    assert process.returncode == 0, process.stderr
+    registers = [json.loads(r.body) for r in api.requests if r.path.endswith("/register")]
+    expected = [{"events": ["SHUTDOWN"]}]
+    if mode == "refused":
+        expected = [{"events": ["INVOKE", "SHUTDOWN"]}, *expected]
+    assert registers == expected
+    (record,) = environment_records(process.stdout)
+    assert "invocations" not in record
+    assert "WARNING" not in process.stderr
+    assert "ERROR" not in process.stderr
+
+
+# -- the hand-off to the Python engine ----------------------------------------------------------
+
+# A python3 on PATH that passes the probe and runs the real bootstrap.py, but first makes the
+# Python engine die (SIGKILL) at a point of its hand-off: $FAULT is "start" (before anything),
+# "owning" (after the init record, right before its first /event/next) or "import".
+FAULTY_PYTHON = r"""#!/bin/sh
+case "$4" in
+    */bootstrap.py) ;;
+    *) exec "$REAL_PYTHON" "$@" ;;
+esac
+script=$4
+shift 4
+exec "$REAL_PYTHON" -I -S -B -c '
+import os, signal, sys
+sys.argv = sys.argv[1:]  # as if bootstrap.py were the script
+fault = os.environ["FAULT"]
+if fault == "start":
+    os.kill(os.getpid(), signal.SIGKILL)
+if fault == "import":
+    sys.modules["concurrency_observer"] = None
+else:
+    sys.path.insert(0, os.path.dirname(sys.argv[0]))
+    from concurrency_observer.extension import handoff
+    handoff.Milestones.owning_the_loop = lambda self: os.kill(os.getpid(), signal.SIGKILL)
+code = compile(open(sys.argv[0]).read(), sys.argv[0], "exec")
+exec(code, {"__file__": sys.argv[0], "__name__": "__main__"})
+' "$script" "$@"
+"""
+
+
+def handoff_environment(api: FakeExtensionsApi, path: str, **extra: str) -> dict[str, str]:
+    """The environment for a hand-off: the emf sink, the Telemetry API off (the fake stubs it)."""
+    return environment(
+        api,
+        PATH=path,
+        CONCURRENCY_OBSERVER_SINK="emf",
+        CONCURRENCY_OBSERVER_METRICS="lean",
+        CONCURRENCY_OBSERVER_TELEMETRY="off",
+        **extra,
+    )
+
+
+def test_the_python_engine_takes_the_shells_registration(layer: Path, tools: str) -> None:
+    """One register, by the shell; Python polls with its identifier and writes the records."""
+    python_dir = str(Path(sys.executable).parent)
+    events = [invoke_event(0), invoke_event(1), shutdown_event()]
+    with FakeExtensionsApi(events).running() as api:
+        env = handoff_environment(api, f"{python_dir}:{tools}")
+        process = run_to_end([str(layer / LAUNCHER_PATH)], env)
+    assert process.returncode == 0, process.stderr
+    assert api.paths().count("/2020-01-01/extension/register") == 1
+    nexts = [r for r in api.requests if r.path.endswith("/event/next")]
+    assert len(nexts) == 3
+    assert {r.headers["Lambda-Extension-Identifier"] for r in nexts} == {EXTENSION_ID}
+    (record,) = environment_records(process.stdout)
+    assert (record["engine"], record["invocations"]) == ("python", 2)
+    deltas = [d[schema.ENVIRONMENT_DELTA] for d in documents(process.stdout)]
+    assert deltas == [1, -1]
+    assert "bash engine" not in process.stderr
+
+
+@pytest.mark.parametrize(
+    ("fault", "init_by"), [("start", "bash"), ("import", "bash"), ("owning", "python")]
+)
+def test_a_python_that_dies_before_its_first_next_leaves_the_shell_serving(
+    layer: Path, tools: str, tmp_path: Path, fault: str, init_by: str
+) -> None:
+    """Python killed (or failing its import) before /next: the shell serves with the same id,
+    counts every INVOKE, and the environment has one init and one shutdown record."""
+    fake = tmp_path / "python3"
+    fake.write_text(FAULTY_PYTHON)
+    fake.chmod(0o755)
+    events = [invoke_event(0), invoke_event(1), shutdown_event()]
+    with FakeExtensionsApi(events).running() as api:
+        env = handoff_environment(
+            api, f"{tmp_path}:{tools}", REAL_PYTHON=sys.executable, FAULT=fault
+        )
+        process = run_to_end([str(layer / LAUNCHER_PATH)], env)
+    assert process.returncode == 0, process.stderr
+    assert api.paths().count("/2020-01-01/extension/register") == 1
+    nexts = [r for r in api.requests if r.path.endswith("/event/next")]
+    assert {r.headers["Lambda-Extension-Identifier"] for r in nexts} == {EXTENSION_ID}
+    (record,) = environment_records(process.stdout)
+    assert (record["engine"], record["invocations"]) == ("bash", 2)
+    deltas = [d[schema.ENVIRONMENT_DELTA] for d in documents(process.stdout)]
+    assert deltas == [1, -1]  # one init (Python's, when it said so) and one shutdown
+    said_init = "whose init record stands" in process.stderr
+    assert said_init == (init_by == "python"), process.stderr
+
+
+def test_an_old_python_hands_back_without_a_word(layer: Path, tools: str) -> None:
+    """A python3 older than 3.10 (probe refused): the bash engine, no warning."""
+    old = old_python()
+    assert old is not None, "no python3 older than 3.10 under ~/.pyenv/versions"
+    with FakeExtensionsApi([invoke_event(0), shutdown_event()]).running() as api:
+        process = run_to_end(
+            [str(layer / LAUNCHER_PATH)], handoff_environment(api, f"{old}:{tools}")
+        )
+    assert process.returncode == 0, process.stderr
+    (record,) = environment_records(process.stdout)
+    assert (record["engine"], record["invocations"]) == ("bash", 1)
+    assert "WARNING" not in process.stderr
+
+
+def test_sigterm_while_python_owns_the_loop_is_passed_on(layer: Path, tools: str) -> None:
+    """SIGTERM to the shell (the process Lambda started) reaches Python: one record, Python's."""
+    python_dir = str(Path(sys.executable).parent)
+    with FakeExtensionsApi([invoke_event(0)]).running() as api:
+        process = subprocess.Popen(
+            without_lambda_python([str(layer / LAUNCHER_PATH)]),
+            env=handoff_environment(api, f"{python_dir}:{tools}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert api.waiting.wait(30), "nothing blocked on /event/next"
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    (record,) = environment_records(stdout)
+    assert (record["engine"], record["shutdownReason"], record["invocations"]) == (
+        "python",
+        "sigterm",
+        1,
+    )

@@ -70,8 +70,8 @@ OPTIONAL = {
     "availabilityZoneId": TEXT,
     "maxConcurrentInvocations": COUNT,
 }
-# The bash fallback: SHUTDOWN only, no Telemetry API.
-BASH_SUBSET = tuple(REQUIRED)
+# The bash engine: its own INVOKE counts, no Telemetry API.
+BASH_SUBSET = (*REQUIRED, "invocations", "timeToFirstInvokeMs", "firstInvoke")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 
 
@@ -336,14 +336,16 @@ def test_bash_lean_default_lines_and_record() -> None:
     for line in stdout.splitlines():
         assert_one_line(line + "\n")
     assert_valid_record(record, "bash")
-    assert set(record) == set(BASH_SUBSET)
+    # Registered for INVOKE and never invoked: no time to first invoke, the class is "never".
+    assert set(record) == set(BASH_SUBSET) - {"timeToFirstInvokeMs"}
+    assert (record["invocations"], record["firstInvoke"]) == (0, "never")
     assert record["metrics"] == "lean"
     assert (record["functionName"], record["functionVersion"]) == ("orders", "3")
     assert (record["initType"], record["shutdownReason"]) == (
         "provisioned-concurrency",
         "spin-down",
     )
-    assert record["idleMs"] == record["lifetimeMs"]  # SHUTDOWN only: idle since init
+    assert record["idleMs"] == record["lifetimeMs"]  # never invoked: idle since init
     init_ms, shutdown_ms = record["initTime"], record["shutdownTime"]
     assert isinstance(init_ms, int)
     assert isinstance(shutdown_ms, int)
@@ -354,6 +356,14 @@ def test_bash_lean_default_lines_and_record() -> None:
         expected = build_delta_record(kind, environment, stamp / 1000)
         assert document == emf_document(expected, schema.DEFAULT_NAMESPACE)
     assert "WARNING" not in stderr
+
+
+def test_bash_shutdown_only_writes_the_required_fields() -> None:
+    """CONCURRENCY_OBSERVER_EVENTS=SHUTDOWN: no INVOKE counted, so no invocation field at all."""
+    stdout, _ = run_fallback({"CONCURRENCY_OBSERVER_EVENTS": " shutdown "})
+    (record,) = [d for d in json_lines(stdout) if MARKER_KEY in d]
+    assert_valid_record(record, "bash")
+    assert set(record) == set(REQUIRED)
 
 
 def test_bash_full_profile_and_an_invalid_profile() -> None:
@@ -409,13 +419,11 @@ def test_both_engines_pass_one_schema_for_the_same_life() -> None:
     assert isinstance(shutdown_ms, int)
     python_record = build_environment_record(
         Environment("orders", "3", "on-demand"),
-        ShutdownFacts(
-            "spin-down", shutdown_ms / 1000, lifetime / 1000, lifetime / 1000, None, None
-        ),
+        ShutdownFacts("spin-down", shutdown_ms / 1000, lifetime / 1000, lifetime / 1000, 0, None),
         environment_id=str(bash_record["environmentId"]),
         profile="lean",
         init_time=init_ms / 1000,
-        first_invoke=None,
+        first_invoke="never",
     )
     assert_valid_record(python_record, "python")
     assert {k: v for k, v in python_record.items() if k != "engine"} == {

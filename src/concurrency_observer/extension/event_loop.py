@@ -8,7 +8,10 @@ whatever fails on the way:
    for SHUTDOWN alone when Lambda refuses INVOKE with ``Extension.InvalidEventType``). Without an
    identifier ``/event/next`` cannot be polled: a failed register is retried with capped backoff,
    and after a few failures the process becomes the layer's dependency-free ``fallback.sh``
-   (``os.execv``: the same process, so no exit) when the layer has one;
+   (``os.execv``: the same process, so no exit) when the layer has one. When the shell front door
+   registered already (``handoff``), this step is skipped: its identifier and events are used,
+   and milestones go back to it (``handoff.Milestones``); until the loop is Python's, a failure
+   raises ``AbandonedHandOff`` instead, and the front door serves the events itself;
 2. start the ``Session``: the init record is delivered within the init budget, before the first
    ``/event/next`` (a provisioned environment may be frozen right after init and never invoked);
    under SnapStart at the restore instead;
@@ -30,7 +33,11 @@ import time
 
 from concurrency_observer import schema
 from concurrency_observer.extension.events import InvokeEvent, MalformedEventError, ShutdownEvent
-from concurrency_observer.extension.extensions_api import ExtensionsApiError, register
+from concurrency_observer.extension.extensions_api import (
+    ExtensionsApiError,
+    RegisteredExtension,
+    register,
+)
 from concurrency_observer.extension.interruptions import Terminated
 from concurrency_observer.extension.session import Session, describe
 
@@ -40,7 +47,8 @@ if TYPE_CHECKING:
 
     from concurrency_observer.extension.config import Config
     from concurrency_observer.extension.events import NextEvent
-    from concurrency_observer.extension.extensions_api import ExtensionsApi, RegisteredExtension
+    from concurrency_observer.extension.extensions_api import ExtensionsApi
+    from concurrency_observer.extension.handoff import HandOff, Milestones
     from concurrency_observer.extension.interruptions import Interruptions
     from concurrency_observer.extension.log import Logger
 
@@ -61,6 +69,10 @@ INVALID_EVENT_TYPE = "Extension.InvalidEventType"
 FALLBACK = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fallback.sh"
 )
+
+
+class AbandonedHandOff(Exception):
+    """Python cannot go on before it owns the loop: the front door that started it takes over."""
 
 
 def backoff(failures: int, cap: float) -> float:
@@ -103,10 +115,16 @@ def run(
     wall_clock: Callable[[], float] = time.time,
     fallback: str | None = FALLBACK,
     execv: Exec = os.execv,
+    handoff: HandOff | None = None,
+    milestones: Milestones | None = None,
+    on_owning: Callable[[], None] | None = None,
 ) -> int:
     """Run the extension until SHUTDOWN or SIGTERM; the process exit code (0).
 
     ``fallback`` is the script to become when registering keeps failing (``None``: none).
+    ``handoff``: the front door registered already; ``milestones`` tell it how far Python got,
+    and ``on_owning`` runs right before the first ``/event/next`` (then SIGTERM is Python's).
+    ``AbandonedHandOff`` when a hand-off fails before that.
     """
     session = Session(
         config,
@@ -125,12 +143,17 @@ def run(
         sleep=sleep,
         fallback=fallback,
         execv=execv,
+        handoff=handoff,
+        milestones=milestones,
+        on_owning=on_owning,
     )
     try:
         return loop.run(events_to_register(config))
     except Terminated:  # SIGTERM while registering: the environment is going away
         return loop.terminate()
     except Exception as error:  # a bug: one line, then serve SHUTDOWN only
+        if handoff is not None and not loop.owns_loop:
+            raise AbandonedHandOff(describe(error)) from None
         log.error(f"{describe(error)}; serving SHUTDOWN only")
         return loop.idle_until_shutdown()
 
@@ -163,6 +186,9 @@ class _Loop:
         sleep: Callable[[float], None],
         fallback: str | None = None,
         execv: Exec = os.execv,
+        handoff: HandOff | None = None,
+        milestones: Milestones | None = None,
+        on_owning: Callable[[], None] | None = None,
     ) -> None:
         self.api = api
         self.extension_name = extension_name
@@ -173,18 +199,38 @@ class _Loop:
         self.fallback = fallback
         self.execv = execv
         self.registered: RegisteredExtension | None = None
+        self.handoff = handoff
+        self.milestones = milestones
+        self.on_owning = on_owning
+        self.owns_loop = False
 
     def run(self, events: tuple[str, ...]) -> int:
-        """Register, start the session, serve events."""
-        self.log.debug("Registering...")
-        self.registered, events = self._register(events)
+        """Register (unless the front door did), start the session, serve events."""
+        if self.handoff is not None and self.api is not None:
+            self.registered = RegisteredExtension(self.api, self.handoff.extension_id)
+            events = self.handoff.events
+        else:
+            self.log.debug("Registering...")
+            self.registered, events = self._register(events)
         self.log.debug(f"Registered with ID: {self.registered.extension_id}")
         if self.session is not None and self.api is not None:
             # Before the first /event/next: platform.initReport comes once every extension has
             # called it, and the subscription must be in by then.
             self.session.subscribe_telemetry(self.api, self.registered.extension_id, events)
             self.session.start(events)
+            if self.milestones is not None and self.session.lifecycle is not None:
+                self.milestones.init_is_ours()
         return self.serve_events()
+
+    def _take_the_loop(self) -> None:
+        """Right before the first ``/event/next``: the loop is this process's from here on."""
+        if self.owns_loop:
+            return
+        if self.on_owning is not None:
+            self.on_owning()
+        if self.milestones is not None:
+            self.milestones.owning_the_loop()
+        self.owns_loop = True
 
     def _register(self, events: tuple[str, ...]) -> tuple[RegisteredExtension, tuple[str, ...]]:
         """Register for ``events``; for SHUTDOWN alone if Lambda refuses INVOKE. Both returned.
@@ -240,6 +286,7 @@ class _Loop:
     def serve_events(self) -> int:
         """Serve ``/event/next`` until SHUTDOWN or SIGTERM; 0."""
         assert self.registered is not None
+        self._take_the_loop()
         failures = 0
         while True:
             try:

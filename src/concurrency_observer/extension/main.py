@@ -4,6 +4,12 @@ only after SHUTDOWN or SIGTERM.
 The launcher passes its own file name as the first argument: Lambda knows the extension by the
 name of the executable in ``/opt/extensions``, and registering under any other name makes it an
 internal extension, which cannot receive SHUTDOWN.
+
+Started by the shell front door (``--handoff``, see ``handoff``), the process is that shell's
+child and does not register: until it owns the event loop it ignores SIGTERM (the front door
+decides then) and, rather than degrade, exits on any failure (``HANDOFF_ABANDONED``), which
+tells the front door to serve the events itself. Its exit is then no ``Extension.Crash``: the
+process Lambda started is the shell, which stays.
 """
 
 from __future__ import annotations
@@ -14,14 +20,21 @@ import sys
 import time
 
 from concurrency_observer.extension.config import Config
-from concurrency_observer.extension.event_loop import idle_until_shutdown, run
+from concurrency_observer.extension.event_loop import AbandonedHandOff, idle_until_shutdown, run
 from concurrency_observer.extension.extensions_api import ExtensionsApi
+from concurrency_observer.extension.handoff import HandOffError, Milestones, parse_handoff
 from concurrency_observer.extension.interruptions import Interruptions
 from concurrency_observer.extension.log import Logger
 from concurrency_observer.extension.session import describe
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from concurrency_observer.extension.handoff import HandOff
+
 DEFAULT_EXTENSION_NAME = "concurrency-observer"
 _NAME_MAX = 128
+# The exit status of a hand-off given up before Python owned the loop (the front door goes on).
+HANDOFF_ABANDONED = 70
 
 
 def extension_name(argv: list[str]) -> str:
@@ -42,10 +55,25 @@ def main(argv: list[str] | None = None) -> None:
     loop starts serves SHUTDOWN alone, recording nothing.
     """
     started_wall, started_mono = time.time(), time.monotonic()
+    arguments = sys.argv if argv is None else argv
     interruptions = Interruptions()
-    signal.signal(signal.SIGTERM, interruptions.on_sigterm)
-    name = extension_name(sys.argv if argv is None else argv)
+    name = extension_name(arguments)
     log = Logger()
+    try:
+        handoff = parse_handoff(arguments)
+    except HandOffError as error:
+        log.error(f"{error}; the shell front door goes on")
+        sys.exit(HANDOFF_ABANDONED)
+    if handoff is not None:
+        run_handed_off(
+            handoff,
+            name,
+            log,
+            interruptions,
+            started_wall=started_wall,
+            started_mono=started_mono,
+        )
+    signal.signal(signal.SIGTERM, interruptions.on_sigterm)
     try:
         config, warnings = Config.from_environ(os.environ)
         log = Logger(config.log_level)
@@ -69,6 +97,57 @@ def main(argv: list[str] | None = None) -> None:
         code = idle_until_shutdown(_api_or_none(log, quiet=True), name, log, interruptions)
     # The work is done. Python restores SIGTERM's default action while it finalizes, so a late
     # SIGTERM (one racing the SHUTDOWN event) would turn exit 0 into death by signal: ignore it.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def run_handed_off(
+    handoff: HandOff,
+    name: str,
+    log: Logger,
+    interruptions: Interruptions,
+    *,
+    started_wall: float,
+    started_mono: float,
+) -> None:
+    """Serve the events the front door registered for; exits the process (never returns).
+
+    SIGTERM is ignored until Python owns the loop: before that the front door answers it (it
+    stops this process and writes the records itself), so they are written once.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    milestones = Milestones(handoff.milestone_fd)
+
+    def on_owning() -> None:
+        signal.signal(signal.SIGTERM, interruptions.on_sigterm)
+
+    try:
+        config, warnings = Config.from_environ(os.environ)
+        log = Logger(config.log_level)
+        for warning in warnings:
+            log.warning(warning)
+        api = _api_or_none(log)
+        if api is None:
+            raise AbandonedHandOff("no Extensions API")
+        code = run(
+            config,
+            api,
+            name,
+            log,
+            interruptions,
+            started_wall=started_wall,
+            started_mono=started_mono,
+            fallback=None,
+            handoff=handoff,
+            milestones=milestones,
+            on_owning=on_owning,
+        )
+    except AbandonedHandOff as error:  # before the loop was Python's: the front door goes on
+        log.error(f"{error}; the shell front door goes on")
+        sys.exit(HANDOFF_ABANDONED)
+    except Exception as error:  # a bug in reading the configuration: the same
+        log.error(f"{describe(error)}; the shell front door goes on")
+        sys.exit(HANDOFF_ABANDONED)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(code)
 

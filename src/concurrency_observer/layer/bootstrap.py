@@ -10,16 +10,24 @@ then the bash fallback (``--no-python``). The same when the extension cannot eve
 ended: an extension that exits before SHUTDOWN fails every invoke of the function.
 
 Arguments: the extension's name, then ``lambda`` or ``path``: which interpreter the launcher ran.
+
+Started by the shell front door instead (``--handoff ...`` follows, see
+``concurrency_observer/extension/handoff.py``), the front door registered already and is this
+process's parent: then a Python too old or unable to import the extension exits (``TOO_OLD``,
+``CANNOT_IMPORT``), and the front door tries the next interpreter or serves the events itself.
 """
 
 import os
 import sys
 
 MINIMUM = (3, 10)
+TOO_OLD = 3  # exit statuses the front door reads: try the next python3, else the shell engine
+CANNOT_IMPORT = 4
 
 here = os.path.dirname(os.path.abspath(__file__))
 name = sys.argv[1] if len(sys.argv) > 1 else "concurrency-observer"
 started_as = sys.argv[2] if len(sys.argv) > 2 else "path"
+handed_off = "--handoff" in sys.argv
 
 
 def back_to_launcher():
@@ -34,6 +42,8 @@ def back_to_launcher():
 
 
 if sys.version_info < MINIMUM:
+    if handed_off:
+        sys.exit(TOO_OLD)
     back_to_launcher()
 
 # -I keeps the script's directory off sys.path; the code lives beside this file.
@@ -42,6 +52,8 @@ sys.path.insert(0, here)
 try:  # after the version check; an interpreter that cannot load its standard library's parts
     from concurrency_observer.extension.main import main
 except Exception:
+    if handed_off:
+        sys.exit(CANNOT_IMPORT)
     back_to_launcher()
 
 main()

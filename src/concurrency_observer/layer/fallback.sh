@@ -1,15 +1,31 @@
 #!/bin/bash -p
-# concurrency-observer's dependency-free extension: bash and its /dev/tcp, nothing else (no curl,
-# no python). The launcher runs it where no python3 >= 3.10 exists (Node.js, Java, .NET, Ruby,
-# provided.al2023, python3.8/3.9) and where it is the cheaper of the two (SHUTDOWN only + emf).
+# concurrency-observer's shell front door and shell engine: bash and its /dev/tcp, nothing else
+# (no curl, no python). The launcher runs it wherever bash exists (docs/runtimes.md, "Which
+# program runs").
 #
-# It registers for SHUTDOWN only, writes the init record as one EMF line on stdout before its first
-# /event/next, and at SHUTDOWN (or SIGTERM, whichever comes first, once) the shutdown record, then
-# exits 0. It never exits before that: Lambda treats an extension that exits early as
-# Extension.Crash and fails every invoke. The metric names, units, dimension sets and namespace are
-# those of src/concurrency_observer/schema.py; docs/runtimes.md says what is and is not recorded.
+# The front door registers with the Extensions API first (Lambda starts the runtime only once
+# every extension has registered: what comes before Register is paid in full, what comes after
+# runs beside the runtime's init). It registers for INVOKE and SHUTDOWN, or SHUTDOWN alone when
+# CONCURRENCY_OBSERVER_EVENTS says so or on Lambda Managed Instances, and again for SHUTDOWN alone
+# when Lambda refuses INVOKE (403 Extension.InvalidEventType). Then, unless the shell engine is
+# chosen, it starts the Python engine as its child (coproc) with the identifier, the events and
+# the Register response on the command line (--handoff, see extension/handoff.py), and reads its
+# milestones on a pipe: "init" (the init record is Python's), "loop" (Python owns the event loop).
+# Once Python owns the loop this shell only waits for it (and passes SIGTERM on). If Python cannot
+# start, is too old, fails, hangs or is killed before "loop", this shell serves the events itself
+# with the same identifier, as the shell engine: exactly one process owns the loop, and the
+# records are written once. The process Lambda started stays alive until SHUTDOWN either way.
 #
-# SnapStart (Java and .NET run this fallback): Lambda runs init once, snapshots the environment
+# The shell engine writes the init record as one EMF line on stdout before its first
+# /event/next, counts INVOKE events (invocations, time to first invoke, the first-invoke class,
+# idle time), and at SHUTDOWN (or SIGTERM, whichever comes first, once) writes the shutdown record
+# and the environment record, then exits 0. It never exits before that: Lambda treats an
+# extension that exits early as Extension.Crash and fails every invoke. The per-invoke path runs
+# builtins only (no fork, no subshell, no external command) and reads a bounded event. The metric
+# names, units, dimension sets and namespace are those of src/concurrency_observer/schema.py;
+# docs/runtimes.md says what is and is not recorded.
+#
+# SnapStart (Java and .NET run the shell engine): Lambda runs init once, snapshots the environment
 # while this script waits on /event/next, and resumes every restored environment there, with no
 # event to say so. The wall clock then jumps against the uptime clock, which the snapshot froze;
 # on that jump this writes an init record for the restored environment, timestamped at the restore,
@@ -55,6 +71,20 @@ readonly MAX_LOG_LINE=1000 # characters of a log line's message, as extension/lo
 readonly RESTORE_JUMP_MS=2000 # wall clock ahead of uptime by more than this: a restored snapshot
 readonly RECORD_VERSION=environment/1
 readonly BASE_SETS='["FunctionName"],["FunctionName","FunctionVersion"],["FunctionName","InitType"]'
+readonly MAX_EVENT=65536 # bytes of an event body read at most (an INVOKE event is under 1 KB)
+readonly MAX_HEADER_LINE=8192 # bytes of one response header line read at most
+readonly MAX_HEADERS=64 # response header lines read at most
+readonly MAX_REGISTER_BODY=4096 # bytes of the Register response handed to Python
+readonly MAX_THRESHOLD_MS=3600000 # CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS, as extension/config.py
+readonly DEFAULT_THRESHOLD_MS=10000 # schema.DEFAULT_PROMPT_THRESHOLD_S
+readonly LAMBDA_PYTHON=/var/lang/bin/python3 # the interpreter of Lambda's Python runtimes
+readonly PROBE_TIMEOUT_S=2 # how long a python3 from PATH may take to prove it runs Python 3.10+
+# How long Python may take from its start to its first /event/next before this shell takes over:
+# its whole init work (the Telemetry subscription, the init record within its budget of at most
+# 5 s) fits, and a Python that hangs still leaves the function's init (10 s) time to finish.
+readonly HANDOFF_WAIT_S=8
+readonly TOO_OLD=3 CANNOT_IMPORT=4 # bootstrap.py's exit statuses: try the next python3
+readonly INVALID_EVENT_TYPE=Extension.InvalidEventType # a register refused for its events (LMI)
 
 external() {
     # Sets $found: /bin/$1 or /usr/bin/$1, where every Lambda image has it, else $1 from PATH (a
@@ -185,8 +215,9 @@ seconds() {
 
 configure() {
     # Reads the environment once, like extension/config.py; sets the record's constant parts,
-    # $log_level and $warning (empty, or one sentence for the init log line). The sink is always
-    # emf and the events SHUTDOWN, whatever CONCURRENCY_OBSERVER_SINK and _EVENTS say.
+    # $log_level and $warning (empty, or one sentence for the init log line), the events to
+    # register for and the engine. The shell engine's sink is always emf, whatever
+    # CONCURRENCY_OBSERVER_SINK says (it cannot sign a PutMetricData request).
     warning=''
     trimmed "${CONCURRENCY_OBSERVER_LOG_LEVEL:-}"
     log_level=${trim^^}
@@ -211,6 +242,9 @@ configure() {
         init_type=$token
     fi
     configure_profile
+    configure_events
+    configure_threshold
+    configure_engine
     # The record carries the same JSON strings (json_string caps them at MAX_TEXT bytes).
     record_function_json=$function_json
     record_version_json=$version_json
@@ -229,6 +263,79 @@ configure_profile() {
         *)
             warning+="CONCURRENCY_OBSERVER_METRICS is not one of lean, full; using lean; "
             metrics=lean
+            ;;
+    esac
+}
+
+configure_events() {
+    # Sets $events_json: INVOKE and SHUTDOWN, or SHUTDOWN alone when CONCURRENCY_OBSERVER_EVENTS
+    # says so (as extension/config.py reads it: comma-separated, case and spaces ignored) or on
+    # Lambda Managed Instances, which refuse INVOKE to external extensions.
+    local rest part shutdown='' invoke='' other=''
+    trimmed "${CONCURRENCY_OBSERVER_EVENTS:-}"
+    rest=${trim^^},
+    while [[ $rest == *,* ]]; do
+        trimmed "${rest%%,*}"
+        part=$trim
+        rest=${rest#*,}
+        case $part in
+            '') ;;
+            SHUTDOWN) shutdown=1 ;;
+            INVOKE) invoke=1 ;;
+            *) other=1 ;;
+        esac
+    done
+    shutdown_only=''
+    if [[ -n $shutdown && -z $invoke && -z $other ]]; then
+        shutdown_only=1
+    elif [[ -n $other || -n $invoke && -z $shutdown ]]; then
+        warning+="CONCURRENCY_OBSERVER_EVENTS is not INVOKE,SHUTDOWN or SHUTDOWN"
+        warning+="; using INVOKE,SHUTDOWN; "
+    fi
+    configured_shutdown_only=$shutdown_only
+    [[ $init_type == lambda-managed-instances ]] && shutdown_only=1
+    set_events
+}
+
+set_events() {
+    # Sets $events_json and $events_list (for Python) from $shutdown_only.
+    if [[ -n $shutdown_only ]]; then
+        events_json='["SHUTDOWN"]'
+        events_list=SHUTDOWN
+    else
+        events_json='["INVOKE","SHUTDOWN"]'
+        events_list=INVOKE,SHUTDOWN
+    fi
+}
+
+configure_threshold() {
+    # Sets $threshold_ms: CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS (0-3600000), as
+    # extension/config.py reads it; anything else adds a sentence to $warning and uses 10000.
+    trimmed "${CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS:-}"
+    threshold_ms=$DEFAULT_THRESHOLD_MS
+    [[ -z $trim ]] && return
+    if [[ $trim == +([0-9]) && ${#trim} -le 18 ]] && ((10#$trim <= MAX_THRESHOLD_MS)); then
+        threshold_ms=$((10#$trim))
+    else
+        warning+="CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS is not a whole number of milliseconds"
+        warning+=" from 0 to $MAX_THRESHOLD_MS; using $DEFAULT_THRESHOLD_MS; "
+    fi
+}
+
+configure_engine() {
+    # Sets $engine: python or bash (CONCURRENCY_OBSERVER_ENGINE: auto, python or bash). auto
+    # is bash for SHUTDOWN only + emf, where it writes what Python would at a fraction of the
+    # cost (docs/benchmarks.md), and python otherwise.
+    local sink
+    trimmed "${CONCURRENCY_OBSERVER_ENGINE:-}"
+    engine=${trim,,}
+    trimmed "${CONCURRENCY_OBSERVER_SINK:-}"
+    sink=${trim,,}
+    case $engine in
+        bash | python) ;;
+        *)
+            engine=python
+            [[ $sink == emf && -n $configured_shutdown_only ]] && engine=bash
             ;;
     esac
 }
@@ -254,12 +361,62 @@ emit_delta() {
     emit "{\"_aws\":{\"Timestamp\":$1,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[[\"FunctionName\",\"InitType\"]],\"Metrics\":[{\"Name\":\"EnvironmentDelta\",\"Unit\":\"Count\"}]}]},$lean_values,\"EnvironmentDelta\":$2}"
 }
 
+invoke_facts() {
+    # invoke_facts SHUTDOWN_MS: sets $idle (ms since the last INVOKE, else since init) and, when
+    # INVOKE is counted, $first_class and $ttfi (ms; '' when never invoked), as
+    # extension/records.py's classify_first_invoke: never, prompt (first INVOKE within
+    # $threshold_ms of init) or delayed.
+    idle=$(($1 - ${last_invoke_ms:-$started_ms}))
+    ((idle < 0)) && idle=0
+    first_class=''
+    ttfi=''
+    [[ -n $counting ]] || return 0
+    if ((invocations == 0)); then
+        first_class=never
+        return 0
+    fi
+    ttfi=$((first_invoke_ms - started_ms))
+    ((ttfi < 0)) && ttfi=0
+    first_class=delayed
+    ((ttfi <= threshold_ms)) && first_class=prompt
+    return 0
+}
+
 emit_environment_record() {
-    # emit_environment_record SHUTDOWN_MS REASON_TOKEN: the environment record, one line. Under
-    # SHUTDOWN only, the idle time runs from init, so it is the lifetime.
-    local lifetime=$(($1 - started_ms))
+    # emit_environment_record SHUTDOWN_MS REASON_TOKEN: the environment record, one line (after
+    # invoke_facts). Registered for SHUTDOWN only, the idle time runs from init: the lifetime.
+    local lifetime=$(($1 - started_ms)) counted=''
     ((lifetime < 0)) && lifetime=0
-    emit "{\"concurrencyObserver\":\"$RECORD_VERSION\",\"functionName\":$record_function_json,\"functionVersion\":$record_version_json,\"initType\":\"$init_type\",\"environmentId\":\"$environment_id\",\"engine\":\"bash\",\"metrics\":\"$metrics\",\"initTime\":$started_ms,\"shutdownTime\":$1,\"shutdownReason\":\"$2\",\"lifetimeMs\":$lifetime,\"idleMs\":$lifetime}"
+    if [[ -n $counting ]]; then
+        counted=",\"invocations\":$invocations"
+        [[ -n $ttfi ]] && counted+=",\"timeToFirstInvokeMs\":$ttfi"
+        counted+=",\"firstInvoke\":\"$first_class\""
+    fi
+    emit "{\"concurrencyObserver\":\"$RECORD_VERSION\",\"functionName\":$record_function_json,\"functionVersion\":$record_version_json,\"initType\":\"$init_type\",\"environmentId\":\"$environment_id\",\"engine\":\"bash\",\"metrics\":\"$metrics\",\"initTime\":$started_ms,\"shutdownTime\":$1,\"shutdownReason\":\"$2\",\"lifetimeMs\":$lifetime,\"idleMs\":$idle$counted}"
+}
+
+emit_full_shutdown() {
+    # emit_full_shutdown SHUTDOWN_MS REASON_TOKEN LIFETIME_S: the full profile's shutdown line,
+    # the document extension/sinks/emf.py writes for records.build_shutdown_record's record.
+    local sets="$BASE_SETS,[\"FunctionName\",\"ShutdownReason\"]" values="$base_values,\"ShutdownReason\":\"$2\""
+    local names='{"Name":"EnvironmentLifetime","Unit":"Seconds"},{"Name":"EnvironmentIdleTime","Unit":"Seconds"}'
+    local numbers secs
+    seconds "$idle"
+    numbers="\"EnvironmentLifetime\":$3,\"EnvironmentIdleTime\":$secs"
+    if [[ -n $first_class ]]; then
+        sets+=',["FunctionName","InitType","FirstInvoke"]'
+        values+=",\"FirstInvoke\":\"$first_class\""
+    fi
+    if [[ -n $counting ]]; then
+        names+=',{"Name":"EnvironmentInvocations","Unit":"Count"}'
+        numbers+=",\"EnvironmentInvocations\":$invocations"
+    fi
+    if [[ -n $ttfi ]]; then
+        seconds "$ttfi"
+        names+=',{"Name":"EnvironmentTimeToFirstInvoke","Unit":"Seconds"}'
+        numbers+=",\"EnvironmentTimeToFirstInvoke\":$secs"
+    fi
+    emit "{\"_aws\":{\"Timestamp\":$1,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[$sets],\"Metrics\":[{\"Name\":\"EnvironmentShutdown\",\"Unit\":\"Count\"}]},{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS],\"Metrics\":[$names]}]},$values,\"EnvironmentShutdown\":1,$numbers}"
 }
 
 emit() {
@@ -277,36 +434,53 @@ emit_init() {
     emit "{\"_aws\":{\"Timestamp\":$started_ms,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS],\"Metrics\":[{\"Name\":\"EnvironmentInit\",\"Unit\":\"Count\"}]}]},$base_values,\"EnvironmentInit\":1}"
 }
 
+engine_label() {
+    # Sets $label: the engine and its events, for the two INFO lines.
+    label="bash engine ($events_list, emf)"
+    [[ -n $python_init ]] && label+=" after the Python engine, whose init record stands"
+}
+
 shutdown_written=''
+records_off='' # set once Python owned the loop and ended early: its records are its own
 finish() {
     # Writes the shutdown record once and exits 0; $1 is the reason as Lambda sent it.
     [[ -n $shutdown_written ]] && exit 0
     shutdown_written=1
     trap '' TERM
-    local now token secs lifetime
+    if [[ -n $records_off ]]; then
+        log_line INFO "shutdown ($1): the Python engine's records stand, none written here"
+        exit 0
+    fi
+    local now token secs lifetime idle first_class ttfi label summary delivered
     # SIGTERM before the init record went out: write it too, so every shutdown has its init.
     [[ -n $init_written ]] || emit_init
     now_ms
     safe_token "$1"
+    invoke_facts "$now"
     seconds $((now - started_ms))
     lifetime=$secs
     emit_environment_record "$now" "$token"
     if [[ $metrics == lean ]]; then
         emit_delta "$now" -1
     else
-        emit "{\"_aws\":{\"Timestamp\":$now,\"CloudWatchMetrics\":[{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS,[\"FunctionName\",\"ShutdownReason\"]],\"Metrics\":[{\"Name\":\"EnvironmentShutdown\",\"Unit\":\"Count\"}]},{\"Namespace\":\"$namespace\",\"Dimensions\":[$BASE_SETS],\"Metrics\":[{\"Name\":\"EnvironmentLifetime\",\"Unit\":\"Seconds\"},{\"Name\":\"EnvironmentIdleTime\",\"Unit\":\"Seconds\"}]}]},$base_values,\"ShutdownReason\":\"$token\",\"EnvironmentShutdown\":1,\"EnvironmentLifetime\":$lifetime,\"EnvironmentIdleTime\":$lifetime}"
+        emit_full_shutdown "$now" "$token" "$lifetime"
     fi
-    local summary="shutdown ($token) after $lifetime s"
+    engine_label
+    summary="shutdown ($token) after $lifetime s"
+    if [[ -n $counting ]]; then summary+=", $invocations invocations"; fi
     ((restores > 0)) && summary+=" (restored from a snapshot)"
-    log_line INFO "$summary, bash fallback (SHUTDOWN only, emf): delivered init+shutdown"
+    delivered=init+shutdown
+    [[ -n $python_init ]] && delivered=shutdown
+    log_line INFO "$summary, $label: delivered $delivered"
     exit 0
 }
 
 request() {
     # request METHOD PATH BODY [HEADER...]: one HTTP/1.1 exchange with the Extensions API on a
     # fresh connection. Sets $status (000 when no answer), $extension_id (if the answer names
-    # one) and $body; fails when nothing came back.
-    local method=$1 path=$2 data=$3 line header length=''
+    # one) and $body; fails when nothing came back. Builtins only (it runs for every event), and
+    # every read is bounded: the status line and each header line, their count, and the body.
+    local method=$1 path=$2 data=$3 line header length='' lines=0
     shift 3
     status=000
     body=''
@@ -320,13 +494,13 @@ request() {
         exec 3<&-
         return 1
     }
-    if ! IFS=' ' read -r _ status _ <&3; then
+    if ! IFS=' ' read -r -n "$MAX_HEADER_LINE" _ status _ <&3; then
         exec 3<&-
         status=000
         return 1
     fi
     status=${status%$'\r'}
-    while IFS= read -r line <&3; do
+    while ((lines++ < MAX_HEADERS)) && IFS= read -r -n "$MAX_HEADER_LINE" line <&3; do
         line=${line%$'\r'}
         [[ -z $line ]] && break
         case ${line,,} in
@@ -334,10 +508,11 @@ request() {
             content-length:*) trimmed "${line#*:}" && length=$trim ;;
         esac
     done
-    if [[ $length == +([0-9]) ]]; then
-        IFS= read -r -N "$length" body <&3
+    # Connection: close: what is left unread goes with the connection.
+    if [[ $length == +([0-9]) && ${#length} -lt 10 ]] && ((10#$length < MAX_EVENT)); then
+        IFS= read -r -N "$((10#$length))" body <&3
     else
-        IFS= read -r -d '' body <&3
+        IFS= read -r -N "$MAX_EVENT" body <&3
     fi
     exec 3<&-
     [[ $status == +([0-9]) ]] || status=000
@@ -352,18 +527,37 @@ next_backoff() {
 }
 
 register() {
-    # Until registered there is no identifier to poll with: keep trying (init waits for it, and a
-    # process that exits now fails the environment). One log line, at the first failure.
+    # Registers for $events_json; at once again for SHUTDOWN alone when Lambda refuses INVOKE
+    # (403 Extension.InvalidEventType: Lambda Managed Instances, or any mode that refuses it the
+    # same way). Until registered there is no identifier to poll with: keep trying (init waits
+    # for it, and a process that exits now fails the environment). One log line, at the first
+    # failure. Sets $extension_id and $register_body (the answer: functionName, handler...).
+    local failures=0
     extension_id=''
-    until request POST "$API_PATH/register" '{"events":["SHUTDOWN"]}' \
+    until request POST "$API_PATH/register" "{\"events\":$events_json}" \
         "Lambda-Extension-Name: $extension_name" 'Content-Type: application/json' &&
         [[ $status == 200 && -n $extension_id ]]; do
+        if [[ $status == 403 && -z $shutdown_only && $body == *"$INVALID_EVENT_TYPE"* ]]; then
+            shutdown_only=1
+            set_events
+            continue
+        fi
         if ((backoff == 0)); then
             log_line ERROR "cannot register with the Extensions API at '$api' (HTTP $status)," \
                 "retrying"
         fi
         next_backoff
+        # A register with INVOKE refused three times in a row, in whatever way: SHUTDOWN alone,
+        # which every mode accepts (the Python engine used to hand over to this script then).
+        if (((failures += 1) == 3)) && [[ -z $shutdown_only ]]; then
+            log_line WARNING "register for INVOKE,SHUTDOWN failed 3 times; registering for SHUTDOWN"
+            shutdown_only=1
+            set_events
+        fi
     done
+    register_body=${body:0:MAX_REGISTER_BODY}
+    counting=''
+    [[ -z $shutdown_only ]] && counting=1
     backoff=0
 }
 
@@ -374,24 +568,69 @@ clock_offset() {
     offset=${uptime:+$((now - uptime))}
 }
 
+fast_now_ms() {
+    # Sets $now (epoch ms) without a fork, for the per-invoke path: $EPOCHREALTIME (bash 5);
+    # else the uptime clock plus the offset measured at init (bash 4.2: 10 ms steps); else whole
+    # seconds from printf's %(%s)T. Sets $coarse when the wall clock was read in whole seconds.
+    local stamp
+    coarse=''
+    if [[ ${#EPOCHREALTIME} -lt 30 && ${EPOCHREALTIME:-} == [0-9]*([0-9])[.,][0-9][0-9][0-9]*([0-9]) ]]; then
+        stamp=${EPOCHREALTIME/[.,]/}
+        now=$((10#${stamp:0:${#stamp}-3}))
+        return
+    fi
+    uptime_ms
+    if [[ -n $uptime && -n $init_offset && $1 != wall ]]; then
+        now=$((uptime + init_offset))
+        return
+    fi
+    printf -v stamp '%(%s)T' -1
+    now=$((stamp * 1000))
+    coarse=1
+}
+
 check_restore() {
     # After a wait on /event/next of a snap-start environment: if the wall clock jumped against
     # the uptime since $1 (the uptime when the wait began), this is a restored copy of the
     # snapshot: its life starts at the restore, which is the uptime elapsed since $1 ago.
-    local before=$1 now uptime offset
+    local before=$1 now uptime offset coarse slack=0
     [[ $init_type == snap-start && -n $before && -n $init_offset ]] || return 0
-    clock_offset
-    [[ -n $offset ]] && ((offset - init_offset > RESTORE_JUMP_MS)) || return 0
+    fast_now_ms wall
+    uptime_ms
+    [[ -n $uptime ]] || return 0
+    offset=$((now - uptime))
+    # A wall clock read in whole seconds may lag by up to one: the jump must exceed that too.
+    [[ -n $coarse ]] && slack=1000
+    ((offset - init_offset > RESTORE_JUMP_MS + slack)) || return 0
     started_ms=$((now - (uptime - before)))
     init_offset=$offset
     restores=$((restores + 1))
+    invocations=0
+    first_invoke_ms=''
+    last_invoke_ms=''
     new_environment_id
     emit_init
 }
 
+invocations=0
+first_invoke_ms=''
+last_invoke_ms=''
+on_invoke() {
+    # One INVOKE: builtins only, no fork.
+    local now coarse
+    fast_now_ms
+    invocations=$((invocations + 1))
+    first_invoke_ms=${first_invoke_ms:-$now}
+    last_invoke_ms=$now
+}
+
+readonly INVOKE_EVENT='"eventType"[[:space:]]*:[[:space:]]*"INVOKE"'
+readonly SHUTDOWN_EVENT='"eventType"[[:space:]]*:[[:space:]]*"SHUTDOWN"'
+readonly SHUTDOWN_REASON='"shutdownReason"[[:space:]]*:[[:space:]]*"([^"]*)"'
+
 serve_events() {
-    # /event/next until SHUTDOWN; a failed call backs off and tries again, an unknown event is
-    # skipped.
+    # /event/next until SHUTDOWN: INVOKE is counted, an unknown event skipped; a failed call
+    # backs off and tries again.
     local reason waiting_since uptime
     while :; do
         uptime_ms
@@ -400,9 +639,11 @@ serve_events() {
             [[ $status == 200 ]]; then
             backoff=0
             check_restore "$waiting_since"
-            if [[ $body =~ \"eventType\"[[:space:]]*:[[:space:]]*\"SHUTDOWN\" ]]; then
+            if [[ $body =~ $INVOKE_EVENT ]]; then
+                [[ -n $counting ]] && on_invoke
+            elif [[ $body =~ $SHUTDOWN_EVENT ]]; then
                 reason=''
-                if [[ $body =~ \"shutdownReason\"[[:space:]]*:[[:space:]]*\"([^\"]*)\" ]]; then
+                if [[ $body =~ $SHUTDOWN_REASON ]]; then
                     reason=${BASH_REMATCH[1]}
                 fi
                 finish "$reason"
@@ -413,9 +654,168 @@ serve_events() {
     done
 }
 
+# -- the hand-off to the Python engine ------------------------------------------------------------
+
+owner=shell # who owns the event loop: shell, handing (Python started, not its yet) or python
+python_pid=''
+milestones='' # the read end of Python's milestone pipe
+python_init='' # Python said "init": the init record is its own
+
+on_sigterm() {
+    # SIGTERM: passed on to Python once it owns the loop (it writes the records); before that,
+    # Python (which ignores SIGTERM until then) is stopped and this shell writes them.
+    case $owner in
+        python) kill -TERM "$python_pid" 2>/dev/null ;;
+        handing)
+            stop_python
+            finish sigterm
+            ;;
+        *) finish sigterm ;;
+    esac
+}
+
+probe_python() {
+    # probe_python PATH: whether PATH runs Python 3.10+ code, answered within $PROBE_TIMEOUT_S.
+    # The exit status asked for (100-199, from this shell's pid) proves that it ran this line: a
+    # failing or fake interpreter exits 0, 1, 127 or some constant. A watchdog kills a probe that
+    # hangs. Its output goes nowhere: junk cannot reach the function's log. Only off the Lambda
+    # Python runtimes, and after Register: it runs beside the runtime's init.
+    local expected=$(($$ % 100 + 100)) probe watchdog='' answer
+    "$1" -I -S -c 'import sys; sys.exit(int(sys.argv[1]) if sys.version_info >= (3, 10) else 3)' \
+        "$expected" </dev/null >/dev/null 2>&1 &
+    probe=$!
+    (
+        # Stopped by TERM when the probe ends first: take the sleep along, leave nothing.
+        trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+        "$sleep_command" "$PROBE_TIMEOUT_S" &
+        nap=$!
+        wait "$nap" && kill -9 "$probe"
+    ) </dev/null >/dev/null 2>&1 &
+    watchdog=$!
+    wait "$probe" 2>/dev/null # bash reports a killed job on stderr: not the function's log
+    answer=$?
+    kill "$watchdog" 2>/dev/null
+    wait "$watchdog" 2>/dev/null
+    [[ $answer == "$expected" ]]
+}
+
+path_python3() {
+    # Sets $found: the first executable python3 on PATH, '' if none (builtins: no command -v
+    # subshell). PATH is the function's, and a user's: what it finds is probed before use.
+    local rest=${PATH:-}: dir
+    found=''
+    while [[ $rest == *:* ]]; do
+        dir=${rest%%:*}
+        rest=${rest#*:}
+        if [[ -f ${dir:-.}/python3 && -x ${dir:-.}/python3 ]]; then
+            found=${dir:-.}/python3
+            return
+        fi
+    done
+}
+
+start_python() {
+    # start_python PYTHON ORIGIN: runs the Python engine as this shell's child, handing it the
+    # identifier, and reads its milestones until it owns the loop (0). Otherwise, once it has
+    # ended or been stopped: 2 when that interpreter cannot run the engine (too old, cannot
+    # import it) and did nothing, so the next may be tried; 1 when this shell is to go on.
+    local line deadline=$((SECONDS + HANDOFF_WAIT_S)) left status
+    owner=handing
+    python_init=''
+    coproc PYTHON_ENGINE {
+        exec "$1" -I -S -B "$code_dir/bootstrap.py" "$extension_name" "$2" \
+            --handoff 3 "$extension_id" "$events_list" "$register_body" \
+            3>&1 1>&"$log_fd" {log_fd}>&- </dev/null
+    }
+    python_pid=$PYTHON_ENGINE_PID
+    # At once: bash forgets a coprocess's descriptors when it reaps it. If it has ended already
+    # (an interpreter that cannot start), it has written nothing, and the status says the rest.
+    { exec {milestones}<&"${PYTHON_ENGINE[0]}"; } 2>/dev/null || milestones=''
+    while [[ -n $milestones ]]; do
+        left=$((deadline - SECONDS))
+        ((left > 0)) || break
+        IFS= read -r -t "$left" line <&"$milestones" || break
+        case $line in
+            init) python_init=1 ;;
+            loop)
+                owner=python
+                exec {milestones}<&-
+                milestones=''
+                return 0
+                ;;
+        esac
+    done
+    stop_python
+    status=$python_status
+    if [[ -n $python_init ]]; then
+        init_written=1
+    elif ((status == TOO_OLD)); then
+        return 2
+    elif ((status == CANNOT_IMPORT)); then
+        log_line WARNING "$1 cannot import the Python engine; trying the next python3"
+        return 2
+    fi
+    log_line WARNING "the Python engine ($1) ended with status $status before its first" \
+        "/event/next; the bash engine goes on with the same registration"
+    return 1
+}
+
+stop_python() {
+    # Stops Python (SIGKILL: it must not write a record now), reads what it had said, reaps it.
+    # Sets $python_status and $owner (shell).
+    local line
+    kill -KILL "$python_pid" 2>/dev/null
+    if [[ -n $milestones ]]; then
+        while IFS= read -r line <&"$milestones"; do
+            [[ $line == init ]] && python_init=1
+        done
+        exec {milestones}<&-
+        milestones=''
+    fi
+    wait "$python_pid" 2>/dev/null
+    python_status=$?
+    [[ -n $python_init ]] && init_written=1
+    owner=shell
+}
+
+wait_for_python() {
+    # Python owns the loop: wait for it to end (a trapped SIGTERM ends a wait early, hence the
+    # loop). Its status 0 comes after SHUTDOWN or SIGTERM: done. Anything else (killed) before
+    # SHUTDOWN: this process must stay until SHUTDOWN, so it serves the events, writing nothing.
+    local status
+    while :; do
+        wait "$python_pid" 2>/dev/null
+        status=$?
+        kill -0 "$python_pid" 2>/dev/null || break
+    done
+    ((status == 0)) && exit 0
+    owner=shell
+    records_off=1
+    log_line WARNING "the Python engine ended with status $status after its first" \
+        "/event/next; serving SHUTDOWN, its records stand"
+    serve_events
+}
+
+hand_to_python() {
+    # Lambda's /var/lang/bin/python3 first, run directly (bootstrap.py checks its version); then
+    # the first python3 on PATH, once probed. Returns when this shell is to serve the events.
+    local found
+    if [[ -x $LAMBDA_PYTHON ]]; then
+        start_python "$LAMBDA_PYTHON" lambda
+        case $? in
+            0) wait_for_python ;;
+            1) return ;;
+        esac
+    fi
+    path_python3
+    [[ -n $found && $found != "$LAMBDA_PYTHON" ]] || return
+    probe_python "$found" || return
+    start_python "$found" path && wait_for_python
+}
+
 main() {
     # $1: the name to register under.
-    local now offset uptime
+    local now offset uptime label
     clock_offset
     started_ms=$now
     init_offset=$offset
@@ -424,7 +824,7 @@ main() {
     # A closed stdout must give a failed write, not a death by SIGPIPE.
     trap '' PIPE
     configure
-    trap 'finish sigterm' TERM
+    trap on_sigterm TERM
     # host:port, set by Lambda; anything else could only make the requests say something else.
     capped "${AWS_LAMBDA_RUNTIME_API:-}"
     api=$text
@@ -432,10 +832,17 @@ main() {
     api_host=${api%:*}
     api_port=${api##*:}
     extension_name=${1:-${0##*/}}
+    code_dir=${BASH_SOURCE[0]%/*}
+    [[ $code_dir == "${BASH_SOURCE[0]}" ]] && code_dir=.
+    exec {log_fd}>&1 # the function's log, for Python's stdout (its own is the milestone pipe)
     register
-    emit_init
-    log_line INFO "${warning}$init_type environment of $function_name," \
-        "bash fallback (SHUTDOWN only, emf): init record delivered"
+    [[ $engine == python ]] && hand_to_python
+    owner=shell
+    local delivered=': init record delivered'
+    [[ -n $init_written ]] && delivered=''
+    [[ -n $init_written ]] || emit_init
+    engine_label
+    log_line INFO "${warning}$init_type environment of $function_name, $label$delivered"
     serve_events
 }
 

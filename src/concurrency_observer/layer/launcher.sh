@@ -1,18 +1,18 @@
 #!/bin/sh -p
 # Lambda starts every executable in /opt/extensions at init; this file's name is the extension's
 # name.
-# It picks what runs, starting no extra process in the usual case (docs/runtimes.md, "Which
-# program runs"):
-# - /var/lang/bin/python3, the interpreter of Lambda's Python runtimes, when it exists: the full
-#   extension, run isolated (-I: no user site, no PYTHON* variables, no script dir on sys.path),
-#   without site (-S: faster start) and without writing bytecode to the read-only /opt (-B).
-#   bootstrap.py checks the version itself and comes back here with --path-python when it is
-#   older than 3.10;
+# It starts the shell front door, bash -p fallback.sh, with exec (docs/runtimes.md, "Which
+# program runs"): it registers with the Extensions API before any interpreter starts, then hands
+# the identifier to the Python engine or serves the events itself (the bash engine). bash from
+# PATH, else /bin/bash or /usr/bin/bash, where every Lambda image has it.
+# Without bash (an image built on something like Alpine), the Python engine registers itself:
+# - /var/lang/bin/python3 when it exists, run isolated (-I: no user site, no PYTHON* variables,
+#   no script dir on sys.path), without site (-S: faster start) and without writing bytecode to
+#   the read-only /opt (-B). bootstrap.py checks the version itself and comes back here with
+#   --path-python when it is older than 3.10;
 # - else the first python3 on PATH, once a probe bounded in time (probe_python) has seen it run
 #   Python 3.10+: a python3 that is old, broken, prints junk or hangs costs at most that bound;
-# - otherwise, and for SHUTDOWN only + emf where it is the cheaper one (docs/benchmarks.md): the
-#   bash fallback, which records init and shutdown only (docs/runtimes.md), run with bash -p;
-# - no bash either: one line and an exit, the least harmful of two failures (see without_bash).
+# - neither: one line and an exit, the least harmful of two failures (see without_bash).
 # Any exit before SHUTDOWN is an Extension.Crash that fails every invoke: but for that last case,
 # this script never exits, it is replaced.
 #
@@ -42,7 +42,7 @@ without_bash() {
     exit 0
 }
 
-run_fallback() {
+run_front_door() {
     # bash from PATH, else where every Lambda image has it (a PATH without /bin is the user's).
     if command -v bash >/dev/null 2>&1; then
         exec bash -p "$code_dir/fallback.sh" "$name"
@@ -52,7 +52,6 @@ run_fallback() {
             exec "$bash" -p "$code_dir/fallback.sh" "$name"
         fi
     done
-    without_bash
 }
 
 probe_python() {
@@ -89,31 +88,22 @@ probe_python() {
 
 run_path_python() {
     # The first python3 on PATH, when it is not Lambda's (already tried) and passes the probe.
-    python=$(command -v python3 2>/dev/null) || run_fallback
+    python=$(command -v python3 2>/dev/null) || without_bash
     case "$python" in
-        "$lambda_python" | '') run_fallback ;;
+        "$lambda_python" | '') without_bash ;;
     esac
-    probe_python "$python" || run_fallback
+    probe_python "$python" || without_bash
     # The file name goes along: it is the name the extension must register under.
     exec "$python" -I -S -B "$code_dir/bootstrap.py" "$name" path
 }
 
 case "${1:-}" in
-    --no-python) run_fallback ;;
+    --no-python) without_bash ;; # bootstrap.py, started here without bash: no python3 worked
     --path-python) run_path_python ;; # /var/lang/bin/python3 was older than 3.10
 esac
 
-# The choice for SHUTDOWN only + emf (CONCURRENCY_OBSERVER_ENGINE: auto, python or bash).
-case "${CONCURRENCY_OBSERVER_ENGINE:-auto}" in
-    [Bb][Aa][Ss][Hh]) run_fallback ;;
-    [Pp][Yy][Tt][Hh][Oo][Nn]) ;;
-    *)
-        case "${CONCURRENCY_OBSERVER_SINK:-}/${CONCURRENCY_OBSERVER_EVENTS:-}" in
-            [Ee][Mm][Ff]/[Ss][Hh][Uu][Tt][Dd][Oo][Ww][Nn]) run_fallback ;;
-        esac
-        ;;
-esac
-
+run_front_door
+# No bash: the Python engine registers itself.
 if [ -x "$lambda_python" ]; then
     exec "$lambda_python" -I -S -B "$code_dir/bootstrap.py" "$name" lambda
 fi

@@ -404,10 +404,14 @@ class LambdaEnvironment:
             )
         if self.settings.sh_is_bash:
             script = script.replace("exec ", _SH_IS_BASH + "exec ", 1)
-        if self.settings.hidden_paths:
+        hidden = self.settings.hidden_paths
+        if lambda_python is None and LAMBDA_PYTHON_DIR not in hidden:
+            # None means none: a host that has a /var/lang/bin/python3 must not show it here.
+            hidden = (*hidden, LAMBDA_PYTHON_DIR)
+        if hidden:
             empty_dir = self._work_dir / "hidden"
             empty_dir.mkdir(exist_ok=True)
-            hide = _hide_commands(self.settings.hidden_paths, empty_dir)
+            hide = _hide_commands(hidden, empty_dir)
             script = script.replace("exec ", hide + "exec ", 1)
         argv = [
             shutil.which("unshare") or "unshare",
