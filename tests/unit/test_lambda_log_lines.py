@@ -27,7 +27,9 @@ WAITED_FOR = "\n".join(
         f"START RequestId: {REQUEST} Version: $LATEST",
         "the function's own line",
         f"END RequestId: {REQUEST}",
-        f"REPORT RequestId: {REQUEST}  Duration: 301.25 ms  Billed Duration: 302 ms",
+        # The RIE's own first REPORT, with its meaningless Init Duration first.
+        f"REPORT RequestId: {REQUEST}\tInit Duration: 0.04 ms\tDuration: 301.25 ms\t"
+        "Billed Duration: 302 ms\tMemory Size: 128 MB\tMax Memory Used: 128 MB\t",
         f"START RequestId: {REQUEST[:-1]}e Version: $LATEST",
         f"REPORT RequestId: {REQUEST[:-1]}e  Duration: 12.5 ms  Billed Duration: 13 ms",
     ]
@@ -37,7 +39,7 @@ HELD = "\n".join(
         "04 Dec 2026 16:55:32,203 [INFO] (rapid) "
         "INIT START(type: provisioned-concurrency, phase: init)",
         REGISTERED,
-        "INIT HELD(at: 1796403332.303)",
+        "INIT HELD(at: 1796403332.303)",  # 04 Dec 2026 16:55:32.303 UTC
         "04 Dec 2026 16:55:40,000 [INFO] (rapid) INIT REPORT(durationMs: 7797.000000)",
         f"START RequestId: {REQUEST} Version: $LATEST",
         f"REPORT RequestId: {REQUEST}  Duration: 301.25 ms  Billed Duration: 302 ms",
@@ -55,8 +57,9 @@ FAILED = "\n".join(
 )
 
 
-def _made(output: str, log_format: str, level: str = "INFO") -> list[str]:
-    return list(lambda_lines(output, LogSettings(log_format, level, "bash:rie"), 1.0))
+def _made(output: str, log_format: str, level: str = "INFO", *, held: bool = False) -> list[str]:
+    settings = LogSettings(log_format, level, "bash:rie")
+    return list(lambda_lines(output, settings, 1.0, first_init_held=held))
 
 
 def test_text_lines_are_lambdas_with_the_init_duration_on_the_first_report() -> None:
@@ -71,7 +74,7 @@ def test_text_lines_are_lambdas_with_the_init_duration_on_the_first_report() -> 
         "Init Duration: 97.50 ms",
     ]
     assert "Init Duration" not in reports[1]  # a warm invocation
-    assert f"REPORT RequestId: {REQUEST}  Duration: 301.25 ms  Billed Duration: 302 ms" not in lines
+    assert not any("0.04 ms" in line for line in lines)  # the RIE's REPORT is gone
     assert "the function's own line" in lines
     assert REGISTERED in lines  # every other line is kept as it is
 
@@ -101,12 +104,21 @@ def test_json_under_a_system_log_level_of_warn_writes_no_platform_line() -> None
     assert "the function's own line" in lines
 
 
-def test_a_held_init_has_no_init_duration_in_its_report() -> None:
+def test_an_init_made_ahead_of_its_request_has_no_init_duration_in_its_report() -> None:
     """A provisioned (held) environment's first request did not wait for its init."""
     for log_format in (LOG_FORMAT_TEXT, LOG_FORMAT_JSON):
-        made = _made(HELD, log_format)
+        made = _made(HELD, log_format, held=True)
+        assert any("REPORT" in line or "platform.report" in line for line in made)
         assert not any("Init Duration" in line or "initDurationMs" in line for line in made)
         assert not any("INIT_REPORT" in line or "platform.initReport" in line for line in made)
+
+
+def test_an_init_a_request_waited_at_the_open_gate_reports_its_duration_to_the_gate() -> None:
+    """The harness's function prints INIT HELD at an open gate too: the init lasted until then,
+    as the Telemetry API emulation reports it (INIT START 16:55:32.203 to 32.303: 100 ms)."""
+    at_gate = HELD.replace("provisioned-concurrency", "on-demand")
+    report = [line for line in _made(at_gate, LOG_FORMAT_TEXT) if line.startswith("REPORT")]
+    assert report[0].endswith("Init Duration: 100.00 ms")
 
 
 @pytest.mark.parametrize("log_format", [LOG_FORMAT_TEXT, LOG_FORMAT_JSON])

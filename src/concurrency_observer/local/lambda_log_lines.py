@@ -14,9 +14,10 @@ function's log format (``LoggingConfig.LogFormat``):
   ``WARN`` Lambda sends none of them (they are INFO): none is written.
 
 The durations and statuses are the RIE's, read by the same ``PlatformEvents`` the Telemetry API
-emulation uses, so both sources say the same of an init. A held init (a provisioned or proactive
-environment, local.telemetry_emulator) is not waited for by a request: its first REPORT has no
-Init Duration, as on Lambda. Every other line of the output is kept as it is.
+emulation uses, so both sources say the same of an init (a held init's duration ends at the
+gate, local.telemetry_emulator). An environment initialized ahead of its first request (a
+provisioned or proactive one: ``first_init_held``) was waited for by no request: its first
+REPORT has no Init Duration, as on Lambda. Every other line of the output is kept as it is.
 """
 
 from __future__ import annotations
@@ -66,24 +67,27 @@ def _milliseconds(value: float) -> str:
 class _Writer:
     """Turns platform events into Lambda's lines in one format."""
 
-    def __init__(self, settings: LogSettings) -> None:
+    def __init__(self, settings: LogSettings, first_init_held: bool) -> None:
         self.settings = settings
+        self.first_init_held = first_init_held
+        self.inits = 0
         self.pending_init_ms: float | None = None  # an on-demand init's duration, for its REPORT
 
     def json_line(self, event: dict[str, Any], record: dict[str, Any]) -> str:
         return json.dumps({"time": event["time"], "type": event["type"], "record": record})
 
-    def lines(self, event: dict[str, Any], held: bool) -> list[str]:  # noqa: PLR0911 (one per kind)
+    def lines(self, event: dict[str, Any]) -> list[str]:  # noqa: PLR0911 (one per kind)
         kind, record = event["type"], event["record"]
         text = self.settings.log_format == LOG_FORMAT_TEXT
         if kind == "platform.initStart":
             self.pending_init_ms = None
+            self.inits += 1
             version = self.settings.runtime_version
             if text:
                 return [f"INIT_START Runtime Version: {version}"]
             return [self.json_line(event, {**record, "runtimeVersion": version})]
         if kind == "platform.initReport":
-            return self._init_report(event, record, held, text)
+            return self._init_report(event, record, text)
         if kind == "platform.report":
             return self._report(event, record, text)
         if kind != "platform.start":
@@ -92,13 +96,13 @@ class _Writer:
             return [f"START RequestId: {record['requestId']} Version: $LATEST"]
         return [self.json_line(event, record)]
 
-    def _init_report(
-        self, event: dict[str, Any], record: dict[str, Any], held: bool, text: bool
-    ) -> list[str]:
+    def _init_report(self, event: dict[str, Any], record: dict[str, Any], text: bool) -> list[str]:
         duration = float(record["metrics"]["durationMs"])
         if record.get("status") == "success":
-            # A request waits for an on-demand init that is not held: its REPORT says so.
-            waited = record.get("initializationType") == _ON_DEMAND and not held
+            # A request waits for an on-demand init, unless it was made ahead of the request:
+            # the first init of an environment held for its first request.
+            ahead = self.inits <= 1 and self.first_init_held
+            waited = record.get("initializationType") == _ON_DEMAND and not ahead
             self.pending_init_ms = duration if waited else None
             return []
         if not text:
@@ -133,17 +137,20 @@ class _Writer:
         return [f"END RequestId: {record['requestId']}", "\t".join(fields)]
 
 
-def lambda_lines(output: str, settings: LogSettings, now: float = 0.0) -> Iterator[str]:
+def lambda_lines(
+    output: str, settings: LogSettings, now: float = 0.0, *, first_init_held: bool = False
+) -> Iterator[str]:
     """``output`` (an environment's, as the RIE printed it) as Lambda's stream would hold it.
 
-    ``now``: when a line without its own stamp is taken to have been printed (epoch s).
+    ``now``: when a line without its own stamp is taken to have been printed (epoch s);
+    ``first_init_held``: the environment was initialized ahead of its first request.
     """
     events = PlatformEvents()
-    writer = _Writer(settings)
+    writer = _Writer(settings, first_init_held)
     for line in output.splitlines():
         made = events.feed(line, now)
         if settings.writes_platform_lines:
             for event in made:
-                yield from writer.lines(event, events.held)
+                yield from writer.lines(event)
         if not _RIE_INVOCATION_LINE.match(line):
             yield line

@@ -85,13 +85,18 @@ class LambdaLogDelivery:
                 self.logs.create_log_group(logGroupName=self.log_group)
             self._group_ready = True
 
-    def deliver(self, output: str, stamp: float | None = None) -> str | None:
+    def deliver(
+        self, output: str, stamp: float | None = None, *, first_init_held: bool = False
+    ) -> str | None:
         """Put ``output``'s non-empty lines in a new stream, stamped at ``stamp`` (default now).
 
-        Returns the stream's name, or None when nothing was delivered (an error is counted).
+        ``first_init_held``: the environment was initialized ahead of its first request
+        (provisioned, proactive), whose REPORT then has no Init Duration. Returns the stream's
+        name, or None when nothing was delivered (an error is counted).
         """
         at = time.time() if stamp is None else stamp
-        lines = [line for line in lambda_lines(output, self.log_settings, at) if line.strip()]
+        made = lambda_lines(output, self.log_settings, at, first_init_held=first_init_held)
+        lines = [line for line in made if line.strip()]
         if not lines:
             return None
         moment = datetime.fromtimestamp(at, timezone.utc)

@@ -71,6 +71,8 @@ class Outcome:
     delivery_errors: list[str] = field(default_factory=list)
     # Init durations and failed inits against the RIE's INIT REPORTs (None: not compared).
     platform: PlatformVerdict | None = None
+    # Why init durations and failed inits are not compared, when they are not.
+    platform_not_compared: str | None = None
 
     @property
     def matches(self) -> bool:
@@ -103,6 +105,7 @@ class Outcome:
                 ],
             },
             "platform": None if self.platform is None else self.platform.to_dict(),
+            "platform_not_compared": self.platform_not_compared,
             "report": None if self.report is None else self.report.to_dict(),
             "report_error": self.report_error,
         }
@@ -228,6 +231,19 @@ def read_back(
         record_bytes=report.observer_bill.record_bytes if report.observer_bill else 0,
         delivery_errors=list(simulation.delivery.errors[:5]) if simulation.delivery else [],
         platform=platform,
+        platform_not_compared=None if platform is not None else _why_not_compared(settings),
+    )
+
+
+def _why_not_compared(settings: SimulationSettings) -> str:
+    """Why no source gives the records' init durations in this setup."""
+    if settings.managed_instances:
+        return "the RIE's Managed Instances mode prints no INIT REPORT: no truth to compare with"
+    if settings.runtime != RUNTIME_BASH or settings.log_settings().writes_platform_lines:
+        return "no environment records were read from a log group"
+    return (
+        "no Telemetry API in the bash engine, and the JSON log format at system log level WARN "
+        "drops the platform's lines (INIT_START, INIT_REPORT, REPORT): init durations unknown"
     )
 
 
@@ -242,10 +258,14 @@ def _platform_verdict(simulation: Simulation, scan: RecordScan | None) -> Platfo
     if from_lines and not settings.log_settings().writes_platform_lines:
         return None
     records = platform_join.join(scan.records, scan.log_streams, scan.platform).records
-    outputs = [getattr(e, "output", "") for e in simulation.fleet.environments()]
+    environments = list(simulation.fleet.environments())
     if from_lines:
-        truth = platform_truth(outputs, waited_for_only=True)
+        # An environment initialized ahead of its first request (held at the gate) has no Init
+        # Duration in its REPORT: neither side has its duration.
+        waited = [e for e in environments if not getattr(e, "init_was_held", False)]
+        truth = platform_truth(getattr(e, "output", "") for e in waited)
         return platform_verdict(truth, records, "the platform's lines")
+    outputs = (getattr(e, "output", "") for e in environments)
     return platform_verdict(platform_truth(outputs), records)
 
 

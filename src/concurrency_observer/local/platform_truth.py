@@ -12,8 +12,8 @@ inits. The RIE's Managed Instances mode prints no ``INIT REPORT``: there nothing
 
 Where the records have no Telemetry API (the bash engine), their init fields come from the
 platform's lines in the log group (aws.platform_join), which give the duration of an init a
-request waited for and of a failed one, not of a held one (its REPORT has no Init Duration, as on
-Lambda): ``platform_truth(outputs, waited_for_only=True)`` leaves the held inits out.
+request waited for and of a failed one, not of an environment initialized ahead of its first
+request (its REPORT has no Init Duration, as on Lambda): the caller leaves those out.
 """
 
 from __future__ import annotations
@@ -55,14 +55,12 @@ def _inits(output: str) -> Iterator[list[str]]:
         yield block
 
 
-def _init_truth(block: list[str], waited_for_only: bool) -> tuple[float, bool] | None:
+def _init_truth(block: list[str]) -> tuple[float, bool] | None:
     """One init's duration and whether it failed; ``None`` when there is nothing to compare."""
     text = "\n".join(block)
     if _REGISTERED not in text:
         return None  # an init the extension did not run in
     held = INIT_HELD.search(text)
-    if held is not None and waited_for_only:
-        return None  # no line of the platform's gives a held init's duration
     if held is not None:  # over at the gate, successfully (see the module docstring)
         started = rie_time(block[0])
         return None if started is None else (held_duration_ms(started, float(held[1])), False)
@@ -72,14 +70,13 @@ def _init_truth(block: list[str], waited_for_only: bool) -> tuple[float, bool] |
     return float(report[1]), _INIT_FAILED in text
 
 
-def platform_truth(outputs: Iterable[str], *, waited_for_only: bool = False) -> PlatformTruth:
-    """Every environment's inits (``outputs``: each environment's whole output);
-    ``waited_for_only``: without the held ones (see the module docstring)."""
+def platform_truth(outputs: Iterable[str]) -> PlatformTruth:
+    """Every environment's inits (``outputs``: each environment's whole output)."""
     durations: list[float] = []
     failed = 0
     for output in outputs:
         for block in _inits(output):
-            found = _init_truth(block, waited_for_only)
+            found = _init_truth(block)
             if found is not None:
                 durations.append(found[0])
                 failed += found[1]

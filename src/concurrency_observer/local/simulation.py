@@ -186,12 +186,8 @@ class SimulationSettings:
         """What the extension records in these environments (the verdict compares only that)."""
         # Lambda Managed Instances lets an extension register for SHUTDOWN only, but the
         # Telemetry API's platform.start/report (the RIE's LMI mode implements it) give the
-        # records each environment's invocations and FirstInvoke class all the same.
-        if self.runtime == RUNTIME_BASH:
-            return Recording(
-                invocations=False,
-                why="without python3 the layer's bash fallback registers for SHUTDOWN only",
-            )
+        # records each environment's invocations and FirstInvoke class all the same. Without
+        # python3 the layer's bash engine counts INVOKE itself: everything is recorded there too.
         return Recording()
 
     def environment_settings(

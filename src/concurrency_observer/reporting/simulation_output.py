@@ -43,6 +43,8 @@ def print_outcome(out: Console, outcome: Outcome) -> None:
     out.print(truth_table(outcome))
     if outcome.platform is not None:
         out.print(_platform_table(outcome.platform))
+    elif outcome.platform_not_compared:
+        out.print(f"init durations and failed inits not compared: {outcome.platform_not_compared}")
     out.print(_truth_notes(outcome.truth, outcome.settings, outcome.report))
     recording = outcome.settings.recording()
     summary = (
