@@ -16,8 +16,9 @@ whatever the runtime, whether or not an extension runs (docs/aws.md cites AWS's 
 events (each with its ``logStreamName``) into one ``StreamAccount`` per stream: what the platform
 says of that environment's init. ``aws.platform_join`` joins the accounts to the records.
 
-``FILTER_TERMS`` are the terms that select these lines; ``aws.records`` ORs them with the record's
-marker in one FilterLogEvents pattern.
+``FILTER_TERMS`` are the terms that select these lines, a few per environment whatever its
+invocations (only the REPORT that carries an Init Duration); ``aws.records`` ORs them with the
+record's marker in one FilterLogEvents pattern.
 """
 
 from __future__ import annotations
@@ -34,14 +35,17 @@ REPORT: Final = "REPORT RequestId"
 JSON_INIT_START: Final = "platform.initStart"
 JSON_INIT_REPORT: Final = "platform.initReport"
 JSON_REPORT: Final = "platform.report"
-# Each a quoted term: an exact phrase anywhere in the message (AWS), a substring (moto).
+# Each a quoted term: an exact phrase anywhere in the message (AWS), a substring (moto). Only
+# the REPORT lines that carry an init duration: one per cold start, not one per invocation
+# (``Init Duration`` also selects the text INIT_REPORT lines).
+INIT_DURATION_TEXT: Final = "Init Duration"
+INIT_DURATION_JSON: Final = "initDurationMs"
 FILTER_TERMS: Final = (
     INIT_START,
-    INIT_REPORT,
-    REPORT,
+    INIT_DURATION_TEXT,
     JSON_INIT_START,
     JSON_INIT_REPORT,
-    JSON_REPORT,
+    INIT_DURATION_JSON,
 )
 STATUS_SUCCESS: Final = "success"
 PHASE_INIT: Final = "init"
@@ -156,7 +160,7 @@ class StreamAccount:
     cold_start_init_ms: float | None = None
     init_reports: list[PlatformLine] = field(default_factory=list)  # INIT_REPORTs, in order
     inits: int = 0  # INIT_STARTs seen
-    reports: int = 0  # invocations' REPORTs seen
+    reports: int = 0  # REPORTs seen (the scan asks only for those with an Init Duration)
 
     def add(self, line: PlatformLine) -> None:
         """Fold one line of this stream in."""

@@ -7,10 +7,10 @@ as Lambda does, shuts every environment down, reads the metrics and the environm
 (``local/outcome.py``), prints the same report as ``report`` with the control plane's ground truth
 beside it, the metric streams the run created, and a verdict: exit 0 when every figure matches
 exactly, 1 when one does not. docs/simulate.md explains the defaults.
-``--mode managed-instances`` and ``--runtime bash`` run setups whose extension gets SHUTDOWN only:
-under Managed Instances the Telemetry API still gives it every invocation, so everything is
-compared; with the bash fallback the verdict compares inits and shutdowns, and lists what is not
-recorded.
+``--mode managed-instances`` runs environments whose extension gets SHUTDOWN only: the Telemetry
+API still gives it every invocation, so everything is compared. ``--runtime bash`` runs the
+layer's bash engine, which counts INVOKE itself; its init durations come from the platform's lines
+in the log group (``--log-format``), so everything is compared there too.
 """
 
 from __future__ import annotations
@@ -219,8 +219,9 @@ class SimulationInterrupted(UserError):
     default=RUNTIME_PYTHON,
     show_default=True,
     help="python: the Python runtime and the Python extension. bash: a custom runtime in bash "
-    "with every python3 hidden, so the layer's bash fallback records (SHUTDOWN only, EMF lines: "
-    "the emf sink is implied; the verdict checks inits and shutdowns).",
+    "with every python3 hidden, so the layer's bash engine records (EMF lines: the emf sink is "
+    "implied; init durations from the platform's lines in the log group, as there is no "
+    "Telemetry API).",
 )
 @click.option(
     "--metrics",
@@ -292,8 +293,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
 
     --mode managed-instances runs Lambda Managed Instances environments instead, several
     invocations at once in each (SHUTDOWN only: invocations from the Telemetry API); --runtime
-    bash runs a runtime without python3, which records inits and shutdowns only, and the verdict
-    says what is not recorded there.
+    bash runs a runtime without python3, where the layer's bash engine records and the init
+    durations come from the platform's lines (--log-format text or json).
     """
     from rich.console import Console  # noqa: PLC0415 (keeps --help instant)
 

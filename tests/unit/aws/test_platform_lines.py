@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 from concurrency_observer.aws.platform_lines import (
+    FILTER_TERMS,
     JSON_INIT_REPORT,
     JSON_INIT_START,
     JSON_REPORT,
     accounts,
     parse_line,
 )
+from concurrency_observer.aws.records import RECORD_AND_PLATFORM_PATTERN
 
 INIT_START = (
     "INIT_START Runtime Version: nodejs:22.v41\tRuntime Version ARN: "
@@ -128,3 +130,22 @@ def test_a_stream_without_init_lines_says_nothing_of_its_init() -> None:
     """A provisioned environment's REPORTs carry no Init Duration: duration and status unknown."""
     account = accounts([{"logStreamName": "p", "message": REPORT_WARM}]).by_stream["p"]
     assert (account.init_duration_ms, account.init_status, account.init_phase) == (None, None, None)
+
+
+def test_the_filter_terms_select_each_init_line_and_no_warm_report() -> None:
+    """AWS returns what a term matches: the init lines and cold starts' REPORTs, a few lines per
+    environment, not one per invocation (a warm REPORT matches none)."""
+
+    def selected(message: str) -> bool:
+        return any(term in message for term in FILTER_TERMS)
+
+    cold_json = _json("platform.report", {"metrics": {"durationMs": 1.5, "initDurationMs": 88.25}})
+    warm_json = _json("platform.report", {"metrics": {"durationMs": 1.5}})
+    for line in (INIT_START, REPORT_COLD, INIT_REPORT, cold_json):
+        assert selected(line), line
+    for line in (REPORT_WARM, warm_json, _json("platform.start", {"requestId": "r"})):
+        assert not selected(line), line
+    assert RECORD_AND_PLATFORM_PATTERN == (
+        '?"concurrencyObserver" ?"INIT_START" ?"Init Duration" ?"platform.initStart" '
+        '?"platform.initReport" ?"initDurationMs"'
+    )
