@@ -171,3 +171,40 @@ def test_simulate_runtime_bash_prints_a_matching_verdict(
         assert lines["records_joined"] == document["records"]["count"]
         assert lines["disagreements"] == []
     assert document["report"]["inits"]["total"] == started["total"]
+
+
+def test_managed_instances_with_the_bash_engine_counts_from_the_platforms_lines(
+    tmp_path: Path, rie_path: Path
+) -> None:
+    """``--mode managed-instances --runtime bash``: the bash engine gets SHUTDOWN only and has no
+    Telemetry API; each environment's invocations come from its platform.report events (JSON,
+    the only log format there) and match; the classes are not recorded, and the run says so."""
+    output = tmp_path / "run.json"
+    result = CliRunner().invoke(
+        simulate,
+        [
+            "--mode=managed-instances",
+            "--runtime=bash",
+            f"--max-concurrency={CONCURRENCY}",
+            "--rate=4",
+            "--duration=4",
+            "--bursts=1",
+            "--burst-size=6",
+            "--idle-timeout=2",
+            f"--json={output}",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "verdict: MATCH" in result.output
+    document = json.loads(output.read_text())
+    assert document["settings"]["log_format"] is None  # JSON, the only one on LMI
+    truth = document["ground_truth"]
+    checks = {(c["metric"], c["init_type"]): c for c in document["checks"]}
+    invocations = checks[(schema.ENVIRONMENT_INVOCATIONS, "all")]
+    assert invocations["recorded"] == invocations["truth"] == truth["invocations"]["total"]
+    assert not any(c.get("first_invoke") for c in document["checks"])
+    assert {f["first_invoke"] for f in document["not_recorded"]["figures"]} >= {"prompt"}
+    assert "REPORT lines" in document["not_recorded"]["why"]
+    assert "Managed Instances" in document["platform_not_compared"]
+    lines = document["report"]["platform"]["platform_lines"]
+    assert lines["records_filled"] >= 1  # the invocations, from the lines

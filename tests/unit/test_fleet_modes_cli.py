@@ -37,7 +37,7 @@ LMI = schema.INIT_MANAGED_INSTANCES
         (["--max-concurrency", "8"], "--max-concurrency is for --mode managed-instances"),
         (["--mode", "managed-instances", "--provisioned", "2"], "no provisioned concurrency"),
         (["--mode", "managed-instances", "--pc-max-lifetime", "9"], "no provisioned concurrency"),
-        (["--mode", "managed-instances", "--runtime", "bash"], "drop --runtime"),
+        (["--mode", "managed-instances", "--log-format", "text"], "JSON logs only"),
         (["--runtime", "bash", "--sink", "cloudwatch"], "use --sink emf"),
         (["--runtime", "bash", "--endpoint-url", "http://127.0.0.1:1"], "writes EMF lines"),
     ],
@@ -115,25 +115,31 @@ def _finish(
     return text, json.loads(document.read_text())
 
 
-def test_a_shutdown_only_match_says_what_is_not_recorded(tmp_path: Path) -> None:
-    """The bash runtime: inits and shutdowns equal, MATCH, exit 0; invocations and classes
-    shown as not recorded."""
-    on_demand = schema.INIT_ON_DEMAND
-    settings = SimulationSettings(provisioned=0, runtime=RUNTIME_BASH, sink="emf")
-    text, written = _finish(
-        settings, _truth(on_demand, 1), _inits_and_shutdowns(on_demand), tmp_path
+def test_a_match_without_classes_says_what_is_not_recorded(tmp_path: Path) -> None:
+    """The bash engine on LMI: inits, shutdowns and invocations equal, MATCH, exit 0; the
+    classes shown as not recorded, and why."""
+    settings = SimulationSettings(
+        provisioned=0,
+        mode=MODE_MANAGED_INSTANCES,
+        runtime=RUNTIME_BASH,
+        sink="emf",
+        fleet=managed_instances_fleet(FleetConfig(), 4),
     )
+    recorded: dict[RecordedKey, float] = {
+        **_inits_and_shutdowns(LMI),
+        (schema.ENVIRONMENT_INVOCATIONS, None): 17.0,
+        (schema.ENVIRONMENT_INVOCATIONS, LMI): 17.0,
+    }
+    text, written = _finish(settings, _truth(LMI, 4), recorded, tmp_path)
     assert "verdict: MATCH" in text
-    assert "not compared: invocations (17)" in text
-    assert "bash fallback registers for SHUTDOWN only" in text
-    # Under the on-demand heading (then again under all init types).
-    unrecorded = "│ invocations │ 17 │ not recorded │ - │"
-    assert text.index("│ on-demand │") < text.index(unrecorded) < text.index("│ all init types │")
+    assert "not compared: how each environment was used" in text
+    assert "from the platform's REPORT lines" in text
+    unrecorded = "│ shutdowns: prompt │ 2 │ not recorded │ - │"
+    assert text.index(f"│ {LMI} │") < text.index(unrecorded) < text.index("│ all init types │")
     assert written["verdict"] == "match"
     figures = written["not_recorded"]["figures"]
-    assert {"metric": schema.ENVIRONMENT_INVOCATIONS, "init_type": "all", "truth": 17} in [
-        {k: f[k] for k in ("metric", "init_type", "truth")} for f in figures
-    ]
+    assert {f["first_invoke"] for f in figures} == set(schema.FIRST_INVOKE_CLASSES)
+    assert not any(f["metric"] == schema.ENVIRONMENT_INVOCATIONS for f in figures)
 
 
 def test_a_managed_instances_match_compares_invocations(tmp_path: Path) -> None:

@@ -96,6 +96,25 @@ def _comparable(record: Mapping[str, Any], account: StreamAccount) -> bool:
     return True
 
 
+def _counted(
+    record: Mapping[str, Any],
+    stream: str | None,
+    account: StreamAccount | None,
+    lines: PlatformLines,
+) -> int | None:
+    """The invocations a record without a count gets from its stream's REPORT lines.
+
+    Zero REPORT lines mean zero invocations only where the stream's platform lines are known to
+    be written (an init line seen); else, with the lines dropped (JSON at WARN), unknown.
+    """
+    if record.get(rec.INVOCATIONS) is not None or stream is None:
+        return None
+    count = lines.reports_by_stream.get(stream)
+    if count is None or (count == 0 and account is None):
+        return None
+    return count
+
+
 def join(
     records: Sequence[Mapping[str, Any]],
     streams: Mapping[str, str],
@@ -115,24 +134,28 @@ def join(
         environment = str(record.get(rec.ENVIRONMENT_ID, ""))
         stream = streams.get(environment)
         account = lines.by_stream.get(stream) if stream else None
-        if account is None or stream is None:
-            out.append(dict(record))
-            continue
-        seen.add(stream)
-        joined += 1
         merged = dict(record)
-        added = []
-        values = _values(account)
-        if account.failed_report is not None and shared[stream] > 1:
-            # Several inits' records in one stream (a failed init retried): which one failed
-            # is the records' to say; the lines then give the runtime version only.
-            values = {k: v for k, v in values.items() if k == rec.RUNTIME_VERSION}
-        for name, value in values.items():
-            if record.get(name) is None:
-                merged[name] = value
-                added.append(name)
-            elif _comparable(record, account) and not _agree(name, record[name], value):
-                disagreements.append(Disagreement(environment, stream, name, record[name], value))
+        added: list[str] = []
+        counted = _counted(record, stream, account, lines)
+        if counted is not None:
+            merged[rec.INVOCATIONS] = counted
+            added.append(rec.INVOCATIONS)
+        if account is not None and stream is not None:
+            seen.add(stream)
+            joined += 1
+            values = _values(account)
+            if account.failed_report is not None and shared[stream] > 1:
+                # Several inits' records in one stream (a failed init retried): which one
+                # failed is the records' to say; the lines then give the runtime version only.
+                values = {k: v for k, v in values.items() if k == rec.RUNTIME_VERSION}
+            for name, value in values.items():
+                if record.get(name) is None:
+                    merged[name] = value
+                    added.append(name)
+                elif _comparable(record, account) and not _agree(name, record[name], value):
+                    disagreements.append(
+                        Disagreement(environment, stream, name, record[name], value)
+                    )
         if added:
             merged[FILLED_FROM] = added
             filled += 1

@@ -234,6 +234,11 @@ class PlatformLines:
     by_stream: Mapping[str, StreamAccount] = field(default_factory=dict)
     lines: int = 0
     line_bytes: int = 0  # UTF-8 bytes of the platform lines the scan returned
+    # REPORT lines per stream, counted by a second scan of the streams whose records have no
+    # invocations (aws.platform_invocations), when one was made.
+    reports_by_stream: Mapping[str, int] = field(default_factory=dict)
+    report_calls: int = 0
+    report_bytes: int = 0
 
     @property
     def found(self) -> bool:

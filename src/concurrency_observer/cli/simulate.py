@@ -221,7 +221,9 @@ class SimulationInterrupted(UserError):
     help="python: the Python runtime and the Python extension. bash: a custom runtime in bash "
     "with every python3 hidden, so the layer's bash engine records (EMF lines: the emf sink is "
     "implied; init durations from the platform's lines in the log group, as there is no "
-    "Telemetry API).",
+    "Telemetry API). With --mode managed-instances: the RIE's LMI runtime with the layer's bash "
+    "engine (CONCURRENCY_OBSERVER_ENGINE=bash), SHUTDOWN only, invocations from the platform's "
+    "REPORT lines.",
 )
 @click.option(
     "--metrics",
@@ -426,11 +428,6 @@ def _check_setup(
     if mode != MODE_MANAGED_INSTANCES and "max_concurrency" in given:
         raise UserError("--max-concurrency is for --mode managed-instances")
     if mode == MODE_MANAGED_INSTANCES:
-        if runtime != RUNTIME_PYTHON:
-            raise UserError(
-                "--mode managed-instances runs the Python runtime here (the RIE's LMI mode runs "
-                "its own concurrent bootstrap): drop --runtime"
-            )
         for option, value in (("provisioned", provisioned), ("pc_max_lifetime", pc_max_lifetime)):
             if option in given and value:
                 flag = "--" + option.replace("_", "-")
@@ -442,7 +439,7 @@ def _check_setup(
     if runtime == RUNTIME_BASH:
         if "sink" in given and sink != SINK_EMF:
             raise UserError(
-                "--runtime bash records with the layer's bash fallback, which writes EMF lines "
+                "--runtime bash records with the layer's bash engine, which writes EMF lines "
                 "only: use --sink emf (the default there)"
             )
         if "endpoint_url" in given:

@@ -18,11 +18,16 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 from concurrency_observer import schema
-from concurrency_observer.aws import platform_join, record_figures
+from concurrency_observer.aws import record_figures
 from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import list_function_metrics
 from concurrency_observer.aws.records import RecordScan
-from concurrency_observer.aws.report import Report, build_report, scan_records
+from concurrency_observer.aws.report import (
+    Report,
+    build_report,
+    scan_records,
+    with_platform_lines,
+)
 from concurrency_observer.aws.report_metrics import fetch_metrics
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.local.emf_report import emf_points, fetch_from_emf
@@ -207,7 +212,8 @@ def read_back(
             lambda_invocations(lambda_metrics, request) if found and lambda_metrics else None
         )
         report = build_report(request, fetch(found), scan, invocations)
-        recorded = recorded_from_report(report, scan)
+        # The records as the report counted them: completed from the platform's lines.
+        recorded = recorded_from_report(report, with_platform_lines(scan)[0])
         recording = settings.recording()
         cold = report.platform.cold_starts if report.platform is not None else None
         checks = verdict_checks(truth, recorded, recording)
@@ -257,7 +263,8 @@ def _platform_verdict(simulation: Simulation, scan: RecordScan | None) -> Platfo
         return None
     if from_lines and not settings.log_settings().writes_platform_lines:
         return None
-    records = platform_join.join(scan.records, scan.log_streams, scan.platform).records
+    joined = with_platform_lines(scan)[0]
+    records = joined.records if joined is not None else ()
     environments = list(simulation.fleet.environments())
     if from_lines:
         # An environment initialized ahead of its first request (held at the gate) has no Init

@@ -124,6 +124,7 @@ class Recording:
     """
 
     invocations: bool = True
+    classes: bool = True  # the FirstInvoke classes (they need the time to first invoke)
     why: str = ""
 
 
@@ -188,6 +189,13 @@ class SimulationSettings:
         # Telemetry API's platform.start/report (the RIE's LMI mode implements it) give the
         # records each environment's invocations and FirstInvoke class all the same. Without
         # python3 the layer's bash engine counts INVOKE itself: everything is recorded there too.
+        if self.managed_instances and self.runtime == RUNTIME_BASH:
+            return Recording(
+                classes=False,
+                why="on Managed Instances the bash engine gets SHUTDOWN only and has no Telemetry "
+                "API: its invocations come from the platform's REPORT lines, which give no time "
+                "to first invoke",
+            )
         return Recording()
 
     def environment_settings(
@@ -380,8 +388,13 @@ def simulation_env(settings: SimulationSettings) -> dict[str, str]:
     )
     threshold_ms = round(settings.fleet.prompt_threshold * 1000)
     env[PROMPT_THRESHOLD_VARIABLE] = str(threshold_ms)
+    if settings.managed_instances and settings.runtime == RUNTIME_BASH:
+        # The LMI runtime has python3: the front door is told to run the bash engine.
+        env[ENGINE_VARIABLE] = "bash"
     return env
 
+
+ENGINE_VARIABLE: Final = "CONCURRENCY_OBSERVER_ENGINE"
 
 # --- what was recorded, and the verdict --------------------------------------------------------
 
@@ -461,8 +474,9 @@ def unrecorded_figures(snapshot: FleetSnapshot, recording: Recording | None = No
 
 def _is_recorded(check: Check, recording: Recording) -> bool:
     """Inits and shutdowns always; invocations and FirstInvoke classes only with INVOKE events."""
-    by_invocations = check.metric == schema.ENVIRONMENT_INVOCATIONS or check.first_invoke
-    return recording.invocations or not by_invocations
+    if check.first_invoke:
+        return recording.invocations and recording.classes
+    return recording.invocations or check.metric != schema.ENVIRONMENT_INVOCATIONS
 
 
 def _every_figure(snapshot: FleetSnapshot, recorded: Recorded) -> list[Check]:

@@ -15,6 +15,7 @@ from moto import mock_aws
 from concurrency_observer.aws.platform_figures import platform_figures, platform_section
 from concurrency_observer.aws.platform_join import FILLED_FROM, join
 from concurrency_observer.aws.records import RecordScan, read_records
+from concurrency_observer.aws.report import with_report_counts
 from concurrency_observer.local.lambda_log_lines import (
     LOG_FORMAT_JSON,
     LOG_FORMAT_TEXT,
@@ -141,3 +142,45 @@ def test_the_combined_pattern_costs_the_same_calls_here(logs: Any) -> None:
     scan = _scan(logs, _output(E1, 97.5))
     assert scan.pages == 1
     assert scan.bytes_returned >= scan.record_bytes + scan.platform.line_bytes > scan.record_bytes
+
+
+def _lmi_output(environment: str, invocations: int) -> str:
+    """A Managed Instances environment's RIE output: no init line, START/REPORT per invocation,
+    and a record of the bash engine there (SHUTDOWN only: no count)."""
+    lines = []
+    for call in range(invocations):
+        request = f"0a1b2c3d-0000-4000-8000-{call:012d}"
+        lines += [
+            f"START RequestId: {request}\tVersion: $LATEST",
+            f"END RequestId: {request}",
+            f"REPORT RequestId: {request}\tDuration: 51.53 ms",
+        ]
+    return "\n".join([*lines, *_output(environment, 1.0).splitlines()[-1:]])
+
+
+@pytest.mark.parametrize(("level", "counted"), [("INFO", True), ("WARN", False)])
+def test_records_without_a_count_get_their_streams_reports_by_a_second_scan(
+    logs: Any, level: str, counted: bool
+) -> None:
+    """The bash engine on Managed Instances: a second scan of those streams counts the
+    platform.report events (7 and 2); at WARN there is none, so the count stays unknown."""
+    scan = _scan(
+        logs, _lmi_output(E1, 7), _lmi_output(E2, 2), log_format=LOG_FORMAT_JSON, level=level
+    )
+    assert not any("invocations" in r for r in scan.records)
+    counted_scan = with_report_counts(logs, scan)
+    assert counted_scan.platform.report_calls == 1  # both streams in one call
+    found = join(counted_scan.records, counted_scan.log_streams, counted_scan.platform)
+    by_id = {r["environmentId"]: r for r in found.records}
+    if counted:
+        assert (by_id[E1]["invocations"], by_id[E2]["invocations"]) == (7, 2)
+        assert by_id[E1][FILLED_FROM] == ["invocations"]
+    else:
+        assert "invocations" not in by_id[E1]
+        assert "invocations" not in by_id[E2]
+
+
+def test_records_that_counted_cause_no_second_scan(logs: Any) -> None:
+    """Every record has its invocations: no extra call."""
+    scan = _scan(logs, _output(E1, 97.5, record={"invocations": 1}))
+    assert with_report_counts(logs, scan).platform.report_calls == 0
