@@ -9,6 +9,13 @@ writes to a log stream of its own, so a user can check our count on AWS without 
 - ``count_streams_created(logs, log_group, start, end, version)``: DescribeLogStreams (paginated,
   newest events first) counting the streams created in the window.
 
+In a custom log group (``LoggingConfig.LogGroup``), which several functions may share, Lambda
+names each stream ``YYYY/MM/DD/<function_name>[<function_version>][<environment GUID>]`` (AWS,
+"Configuring CloudWatch log groups", docs/aws.md), so both counts keep the function's own streams
+and lines only: those whose stream name holds ``/<function>[`` (``/<function>[<version>]`` for a
+version). In the default group ``/aws/lambda/<function>`` every stream is the function's, named
+``YYYY/MM/DD/[<version>]<GUID>``.
+
 Where they legitimately differ from ``EnvironmentInit`` is listed in ``DIFFERENCES`` (and in
 docs/report.md). IAM: ``logs:StartQuery``, ``logs:GetQueryResults``, ``logs:DescribeLogStreams``.
 Logs Insights bills the bytes it scans.
@@ -54,11 +61,20 @@ def log_group_of(function_name: str) -> str:
     return f"/aws/lambda/{function_name}"
 
 
-def _version_filter(version: str | None) -> str:
-    # Lambda names streams "YYYY/MM/DD/[<version>]<id>": the version is in brackets.
-    if version is None:
+def stream_marker(function_name: str, version: str | None, shared: bool) -> str | None:
+    """What the function's own stream names hold: ``/<function>[`` (plus ``<version>]``) in a
+    custom group, ``[<version>]`` in the default one; None when every stream is the function's."""
+    if shared:
+        return f"/{function_name}[" + ("" if version is None else f"{version}]")
+    return None if version is None else f"[{version}]"
+
+
+def _stream_filter(marker: str | None) -> str:
+    if marker is None:
         return ""
-    return f" | filter @logStream like /\\[{re.escape(version)}\\]/"
+    # A regular expression of the literal marker ("/" and brackets escaped for Logs Insights).
+    pattern = re.escape(marker).replace("/", "\\/")
+    return f" | filter @logStream like /{pattern}/"
 
 
 @dataclass(frozen=True)
@@ -88,14 +104,15 @@ def count_init_start_lines(
     log_group: str,
     start: datetime,
     end: datetime,
-    version: str | None = None,
+    marker: str | None = None,
     *,
     timeout: float = 120.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int | None:
-    """The ``INIT_START`` lines in ``[start, end)``; ``None`` if the query did not complete."""
-    query = f"{INIT_START_QUERY}{_version_filter(version)} | stats count(*) as initStarts"
+    """The ``INIT_START`` lines in ``[start, end)`` in streams whose name holds ``marker``
+    (``stream_marker``; None: every stream); ``None`` if the query did not complete."""
+    query = f"{INIT_START_QUERY}{_stream_filter(marker)} | stats count(*) as initStarts"
     with aws_errors("logs:StartQuery"):
         query_id = logs.start_query(
             logGroupName=log_group,
@@ -126,12 +143,12 @@ def count_init_start_lines(
 
 
 def count_streams_created(
-    logs: Any, log_group: str, start: datetime, end: datetime, version: str | None = None
+    logs: Any, log_group: str, start: datetime, end: datetime, marker: str | None = None
 ) -> int:
-    """Log streams created in ``[start, end)`` (of ``version`` only, when given)."""
+    """Log streams created in ``[start, end)`` whose name holds ``marker`` (``stream_marker``;
+    None: every stream)."""
     start_ms, end_ms = start.timestamp() * 1000, end.timestamp() * 1000
     stop_ms = (start - _STREAM_SCAN_MARGIN).timestamp() * 1000
-    marker = None if version is None else f"[{version}]"
     count = 0
     with aws_errors("logs:DescribeLogStreams"):
         paginator = logs.get_paginator("describe_log_streams")
@@ -160,12 +177,20 @@ def cross_check(
     log_group: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CrossCheck:
-    """Both counts for the window; a missing log group gives ``None`` counts and a note."""
+    """Both counts for the window, of the function's own streams; a missing log group gives
+    ``None`` counts and a note."""
     group = log_group or log_group_of(function_name)
+    shared = group != log_group_of(function_name)
+    marker = stream_marker(function_name, version, shared)
     notes: list[str] = []
+    if shared:
+        notes.append(
+            f"{group} is a custom log group: counted only the streams named "
+            f"YYYY/MM/DD/{function_name}[{version or '<version>'}][...], the function's own"
+        )
     try:
-        streams: int | None = count_streams_created(logs, group, start, end, version)
-        lines = count_init_start_lines(logs, group, start, end, version, sleep=sleep)
+        streams: int | None = count_streams_created(logs, group, start, end, marker)
+        lines = count_init_start_lines(logs, group, start, end, marker, sleep=sleep)
     except AwsError as error:
         if error_code(error) != "ResourceNotFoundException":
             raise

@@ -251,12 +251,14 @@ def dashboard_body(
     region: str,
     provisioned: int | None = None,
     log_group: str | None = None,
+    *,
+    version: str | None = None,
 ) -> dict[str, Any]:
     """The dashboard: live environments, inits by type, shutdowns by reason, lifetimes, usage.
 
     The metric widgets answer under either profile (the per-environment ones under full only);
-    the Logs Insights widgets read the environment records in ``log_group`` (default
-    ``/aws/lambda/<function>``) under both.
+    the Logs Insights widgets read the function's own environment records (of ``version`` only,
+    when given) in ``log_group`` (default ``/aws/lambda/<function>``) under both.
     """
 
     def metric(name: str, stat: str, **options: Any) -> list[Any]:
@@ -350,7 +352,7 @@ def dashboard_body(
     ]
     widgets.extend(share_widgets(function_name, namespace, region, 3 * _HEIGHT))
     group = log_group or default_log_group(function_name)
-    widgets.extend(record_widgets(group, region, 4 * _HEIGHT))
+    widgets.extend(record_widgets(group, region, 4 * _HEIGHT, function_name, version))
     return {"widgets": widgets}
 
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from concurrency_observer import environment_record, schema
+from concurrency_observer import schema
 from concurrency_observer.aws import record_figures
 from concurrency_observer.aws.metrics import MetricQuery, floor_to_period, get_metric_series
-from concurrency_observer.aws.records import default_log_group, read_records
+from concurrency_observer.aws.records import belongs_to, default_log_group, read_records
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError
 from concurrency_observer.study import (
@@ -283,11 +283,12 @@ class CloudWatchInitCounter(_ProvisionedSeries):
 RecordSource = Callable[[datetime, datetime], Sequence[Mapping[str, Any]]]
 
 
-def log_group_records(logs: Any, log_group: str) -> RecordSource:
-    """A ``RecordSource`` reading the records in ``log_group`` (FilterLogEvents)."""
+def log_group_records(logs: Any, log_group: str, function_name: str) -> RecordSource:
+    """A ``RecordSource`` reading ``function_name``'s own records in ``log_group``
+    (FilterLogEvents, the validator and the rule of whose record it is, as ``report``)."""
 
     def read(since: datetime, until: datetime) -> Sequence[Mapping[str, Any]]:
-        return read_records(logs, log_group, since, until).records
+        return read_records(logs, log_group, since, until).of_function(function_name).records
 
     return read
 
@@ -297,7 +298,7 @@ def ever_invoked_in_records(
 ) -> int | None:
     """Provisioned environments of ``function_name`` shut down since ``since`` and ever invoked
     (FirstInvoke prompt or delayed), from their records; None when there is no such record."""
-    mine = [r for r in records if r.get(environment_record.FUNCTION_NAME) == function_name]
+    mine = [r for r in records if belongs_to(r, function_name)]
     lives = [
         life
         for life in record_figures.lives(mine)

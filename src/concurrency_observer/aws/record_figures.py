@@ -66,7 +66,8 @@ def _optional_number(record: Mapping[str, Any], name: str) -> float | None:
 
 
 def life_of(record: Mapping[str, Any]) -> Life:
-    """The typed view of a record (``aws.records`` has checked its required fields)."""
+    """The typed view of a record (``aws.records`` has validated it: every value is finite,
+    non-negative and bounded, so no figure below can overflow, turn NaN or go negative)."""
     invocations = _optional_number(record, rec.INVOCATIONS)
     ttfi = _optional_number(record, rec.TIME_TO_FIRST_INVOKE_MS)
     first_invoke = record.get(rec.FIRST_INVOKE)

@@ -8,8 +8,14 @@ them back, the same way on AWS and against the local moto server:
   when GetFunctionConfiguration names one (and is allowed), else ``/aws/lambda/<function>``.
 - ``read_records(logs, log_group, start, end)``: FilterLogEvents (boto3's paginator) over the
   events stamped in ``[start, end + DELIVERY_SLACK]`` with ``RECORD_FILTER_PATTERN``; every record
-  line parsed, the rest ignored, duplicates (same ``environmentId``) dropped.
-- ``parse_record(message)``: one log event's message as a record, or None.
+  line parsed and validated, the rest ignored, duplicates (one function's ``environmentId`` twice)
+  dropped; each record's log stream and size kept (``RecordScan``).
+- ``RecordScan.of_function(name, version)``: the one rule for whose record it is (its own
+  ``functionName``, and ``functionVersion`` when asked); other functions' records are counted.
+- ``check_line(message)`` / ``parse_record(message)``: one log event's message as a record, or
+  None (with the reason it was refused, for a line that looked like a record). Never raises: the
+  line's length and nesting are bounded before decoding, every decoder error is caught, and the
+  record contract's validator (``environment_record.check_record``) decides.
 
 A record is stamped when Lambda receives it: at the environment's SHUTDOWN, so the window a scan
 covers is the window of *shutdowns*. An environment born before the window and shut down inside it
@@ -111,9 +117,9 @@ def _decode(text: str) -> tuple[object, str | None]:
 
 
 def looks_like_record(message: str) -> bool:
-    """Whether a line claims to be a record: the marker key, quoted (or quoted and escaped)."""
-    marker = f'"{rec.MARKER_KEY}"'
-    return marker in message or f'\\"{rec.MARKER_KEY}\\"' in message
+    """Whether a line claims to be a record: the marker word (what the filter pattern selects)
+    and an object to hold it. A line without ``{`` is ordinary text that names the word."""
+    return rec.MARKER_KEY in message and "{" in message
 
 
 def check_line(
@@ -128,10 +134,7 @@ def check_line(
     """
     if not isinstance(message, str) or not looks_like_record(message):
         return None, None
-    start = message.find("{")
-    if start < 0:
-        return None, rec.REFUSED_MALFORMED
-    document, refused = _decode(message[start:])
+    document, refused = _decode(message[message.find("{") :])
     for _ in range(MAX_WRAPPERS):
         if refused is not None or not isinstance(document, dict) or rec.MARKER_KEY in document:
             break
@@ -154,6 +157,14 @@ def check_line(
 def parse_record(message: str) -> dict[str, Any] | None:
     """The record in one log event's message, or None (``check_line`` without the reason)."""
     return check_line(message)[0]
+
+
+def belongs_to(record: Mapping[str, Any], function_name: str, version: str | None = None) -> bool:
+    """Whose record it is: its own ``functionName`` is ``function_name`` (and its
+    ``functionVersion`` is ``version``, when one is asked). Every reader applies this rule."""
+    if record.get(rec.FUNCTION_NAME) != function_name:
+        return False
+    return version is None or record.get(rec.FUNCTION_VERSION) == version
 
 
 @dataclass(frozen=True)
@@ -199,10 +210,10 @@ class RecordScan:
         mine = []
         others = 0
         for record in self.records:
-            if record[rec.FUNCTION_NAME] != function_name:
-                others += 1
-            elif version is None or record[rec.FUNCTION_VERSION] == version:
+            if belongs_to(record, function_name, version):
                 mine.append(record)
+            elif record[rec.FUNCTION_NAME] != function_name:
+                others += 1
         ids = {str(record[rec.ENVIRONMENT_ID]) for record in mine}
         sizes = {k: v for k, v in self.record_sizes.items() if k in ids}
         return replace(
@@ -233,12 +244,12 @@ def collect(
     ``not_before_ms``/``not_after_ms``: the span a record's instants must lie in
     (``environment_record.check_record``).
     """
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[tuple[str, str], dict[str, Any]] = {}
     streams: dict[str, str] = {}
     events = list(events)
     sizes: dict[str, int] = {}
     refused: Counter[str] = Counter()
-    matched = duplicates = returned = 0
+    matched = duplicates = returned = total_bytes = 0
     for event in events:
         matched += 1
         message = event.get("message", "")
@@ -252,20 +263,25 @@ def collect(
             if why is not None:
                 refused[why] += 1
             continue
-        key = str(record[rec.ENVIRONMENT_ID])
+        # A duplicate is the same function's environment seen again: another function's line
+        # (echoed, or forged) with the same id cannot displace it.
+        key = (str(record[rec.FUNCTION_NAME]), str(record[rec.ENVIRONMENT_ID]))
         if key in records:
             duplicates += 1
             continue
         records[key] = record
-        sizes[key] = _utf8_bytes(message)
+        environment_id = key[1]
+        size = _utf8_bytes(message)
+        total_bytes += size
+        sizes.setdefault(environment_id, size)
         stream = event.get("logStreamName")
         if isinstance(stream, str):
-            streams[key] = stream
+            streams.setdefault(environment_id, stream)
     ordered = sorted(records.values(), key=lambda r: (r[rec.SHUTDOWN_TIME], r[rec.ENVIRONMENT_ID]))
     return RecordScan(
         log_group,
         tuple(ordered),
-        sum(sizes.values()),
+        total_bytes,
         matched,
         duplicates,
         pages,

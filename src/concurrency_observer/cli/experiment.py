@@ -172,7 +172,9 @@ def _run_on_aws(
         facts.name,
         namespace,
         clock=clock,
-        records=aws.log_group_records(_logs_client(region, endpoint_url), facts.log_group),
+        records=aws.log_group_records(
+            _logs_client(region, endpoint_url), facts.log_group, facts.name
+        ),
     )
     pending = pending_runs(plan, store.load(plan))
 

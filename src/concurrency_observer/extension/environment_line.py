@@ -90,7 +90,16 @@ def build_environment_record(
         value = _platform_value((platform or {}).get(name))
         if value is not None and name not in record:
             record[name] = value
-    return record
+    return _readable(record)
+
+
+def _readable(record: dict[str, object]) -> dict[str, object]:
+    """``record`` less the platform facts the reader's validator would drop (a status outside
+    its value set, say): a reader never has to repair what the extension wrote."""
+    checked, _ = contract.check_record(record)
+    if checked is None:  # never expected; the record is still written as built
+        return record
+    return {name: value for name, value in record.items() if name in checked}
 
 
 def environment_line(record: Mapping[str, object]) -> str:

@@ -20,6 +20,7 @@ from concurrency_observer.aws.cross_check import (
     count_init_start_lines,
     count_streams_created,
     cross_check,
+    stream_marker,
 )
 from concurrency_observer.cli.report import report as report_command
 
@@ -75,10 +76,70 @@ def test_streams_from_moto_by_version(moto_logs: Any) -> None:
     now = datetime.now(UTC)
     around = (now - timedelta(minutes=5), now + timedelta(minutes=5))
     assert count_streams_created(moto_logs, GROUP, *around) == 3
-    assert count_streams_created(moto_logs, GROUP, *around, version="7") == 1
-    assert count_streams_created(moto_logs, GROUP, *around, version="$LATEST") == 2
+    assert count_streams_created(moto_logs, GROUP, *around, marker="[7]") == 1
+    assert count_streams_created(moto_logs, GROUP, *around, marker="[$LATEST]") == 2
     before = (now - timedelta(hours=3), now - timedelta(hours=2))
     assert count_streams_created(moto_logs, GROUP, *before) == 0
+
+
+def test_a_shared_group_counts_the_functions_own_streams(moto_logs: Any) -> None:
+    """A custom group shared by three functions: only streams named /<function>[version] count."""
+    group = "/shared/app"
+    moto_logs.create_log_group(logGroupName=group)
+    names = [
+        "2026/11/27/orders[$LATEST]aa",
+        "2026/11/27/orders[3]bb",
+        "2026/11/27/orders-eu[$LATEST]cc",  # another function whose name starts the same
+        "2026/11/27/payments[$LATEST]dd",
+    ]
+    for name in names:
+        moto_logs.create_log_stream(logGroupName=group, logStreamName=name)
+        moto_logs.put_log_events(
+            logGroupName=group,
+            logStreamName=name,
+            logEvents=[{"timestamp": _ms(datetime.now(UTC)), "message": "INIT_START Runtime"}],
+        )
+    now = datetime.now(UTC)
+    around = (now - timedelta(minutes=5), now + timedelta(minutes=5))
+    assert stream_marker("orders", None, shared=True) == "/orders["
+    assert stream_marker("orders", "3", shared=True) == "/orders[3]"
+    assert stream_marker("orders", None, shared=False) is None
+    assert count_streams_created(moto_logs, group, *around, "/orders[") == 2
+    assert count_streams_created(moto_logs, group, *around, "/orders[3]") == 1
+    assert count_streams_created(moto_logs, group, *around, "/payments[") == 1
+
+
+def test_a_shared_group_scopes_the_insights_query(logs_client: Any) -> None:
+    """In a custom group the INIT_START query keeps the function's streams (and version)."""
+    stubber = Stubber(logs_client)
+    stubber.add_response(
+        "describe_log_streams",
+        {"logStreams": []},
+        {"logGroupName": "/shared/app", "orderBy": "LastEventTime", "descending": True},
+    )
+    expected = (
+        f"{INIT_START_QUERY} | filter @logStream like /\\/orders\\[3\\]/"
+        " | stats count(*) as initStarts"
+    )
+    stubber.add_response(
+        "start_query",
+        {"queryId": "q-2"},
+        {"logGroupName": "/shared/app", "startTime": ANY, "endTime": ANY, "queryString": expected},
+    )
+    stubber.add_response("get_query_results", _query_results("Complete", "4"), {"queryId": "q-2"})
+    with stubber:
+        found = cross_check(
+            logs_client,
+            "orders",
+            4,
+            start=START,
+            end=END,
+            version="3",
+            log_group="/shared/app",
+            sleep=lambda _s: None,
+        )
+    assert (found.init_start_lines, found.log_streams_created) == (4, 0)
+    assert any("custom log group" in note for note in found.notes)
 
 
 def _stream(name: str, created: datetime, last: datetime) -> dict[str, Any]:
@@ -155,7 +216,7 @@ def test_insights_query_polls_until_complete(logs_client: Any) -> None:
     stubber.add_response("get_query_results", _query_results("Complete", "12"), {"queryId": "q-1"})
     naps: list[float] = []
     with stubber:
-        count = count_init_start_lines(logs_client, GROUP, START, END, "7", sleep=naps.append)
+        count = count_init_start_lines(logs_client, GROUP, START, END, "[7]", sleep=naps.append)
     assert count == 12
     assert naps == [0.5]
 

@@ -144,8 +144,10 @@ def test_record_widgets_query_the_records_with_logs_insights() -> None:
     for widget in logs:
         query = widget["properties"]["query"]
         assert query.startswith(
-            "SOURCE '/custom/fn' | filter concurrencyObserver = \"environment/1\" | stats "
+            "SOURCE '/custom/fn' | filter concurrencyObserver = \"environment/1\" | "
+            'filter functionName = "fn" | filter lifetimeMs >= 0 and lifetimeMs <= 2678400000 '
         )
+        assert " | stats " in query
         assert widget["properties"]["region"] == "us-east-1"
         assert widget["properties"]["view"] in ("table", "timeSeries")
     reasons = _widget(body, "Shutdowns by reason (environment records)")["properties"]["query"]
@@ -156,6 +158,21 @@ def test_record_widgets_query_the_records_with_logs_insights() -> None:
         for w in default["widgets"]
         if w["type"] == "log"
     )
+
+
+def test_record_widgets_name_the_function_and_its_version() -> None:
+    """In a shared group each query keeps the function's own records (and version), sane ones."""
+    body = dashboard_body("orders", "NS", "us-east-1", log_group="/shared/app", version="3")
+    queries = [w["properties"]["query"] for w in body["widgets"] if w["type"] == "log"]
+    assert len(queries) == 4
+    for query in queries:
+        assert '| filter functionName = "orders" and functionVersion = "3" |' in query
+        assert "abs(lifetimeMs - (shutdownTime - initTime)) <= 1000" in query
+        assert "idleMs <= lifetimeMs + 1000" in query
+        assert "invocations <= 2147483647" in query
+    quoted = dashboard_body('we"ird\\', "NS", "us-east-1")
+    query = next(w["properties"]["query"] for w in quoted["widgets"] if w["type"] == "log")
+    assert 'filter functionName = "we\\"ird\\\\" |' in query
 
 
 def test_share_widgets_are_metric_math_over_the_first_invoke_series() -> None:
