@@ -6,7 +6,8 @@ start the serving thread. Prints the resident memory and the time added, medians
 
     .venv/bin/python -m benchmarks.listener_cost
 
-The extension uses the raw socket on ``_thread`` (extension/telemetry_listener.py);
+The extension serves raw non-blocking sockets from one ``select.poll`` loop on ``_thread``
+(extension/telemetry_listener.py; before, a thread per connection, accepting on ``_thread``);
 docs/benchmarks.md has the figures.
 """
 
@@ -32,10 +33,18 @@ time.sleep({pause} / 1000)
 print(rss() - base, (time.perf_counter() - began) * 1000 - {pause})
 """
 WAYS = {
-    "raw socket + _thread (ours)": (
+    "raw socket + _thread (before)": (
         "import _thread\n"
         "server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen(8)\n"
         "_thread.start_new_thread(server.accept, ())"
+    ),
+    "poll loop + _thread (ours)": (
+        "import _thread, select\n"
+        "from time import monotonic\n"
+        "server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen(64)\n"
+        "server.setblocking(False); poller = select.poll()\n"
+        "poller.register(server.fileno(), select.POLLIN)\n"
+        "_thread.start_new_thread(poller.poll, (1000,))"
     ),
     "http.server + threading": (
         "import http.server, threading\n"
@@ -62,7 +71,7 @@ def main() -> None:
     """Print one line per way."""
     for name, body in WAYS.items():
         kib, ms = measure(body)
-        print(f"{name:30} +{kib / 1024:.2f} MB RSS  +{ms:.1f} ms")
+        print(f"{name:30} +{kib / 1024:.2f} MB RSS  +{ms:.1f} ms", flush=True)
 
 
 if __name__ == "__main__":

@@ -51,8 +51,8 @@ ALL_VARIANTS = (
     FALLBACK,
     TELEMETRY,
 )
-# What our layer logs when its bash fallback runs; a variant checks it ran the engine it names.
-FALLBACK_MARK = "bash fallback"
+# What our layer logs when its bash engine runs; a variant checks it ran the engine it names.
+FALLBACK_MARK = "bash engine"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 
+from concurrency_observer import schema
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -103,10 +105,10 @@ OPTIONAL_FIELDS: Final = (
 # Telemetry API field (bash cannot listen).
 BASH_FIELDS: Final = (*REQUIRED_FIELDS, INVOCATIONS, TIME_TO_FIRST_INVOKE_MS, FIRST_INVOKE)
 
-# Bounds on what a record carries from outside (an event, an environment variable): a function
-# name is at most 140 characters in Lambda, a version 128 (an alias or $LATEST); anything longer is
-# cut, so a hostile value cannot make a record, or the work of escaping it, grow without bound.
-MAX_TEXT_LENGTH: Final = 256
+# The bound on text a record carries from outside, and the one rule both engines cut it by
+# (characters, never a UTF-8 sequence split): schema.py says why.
+MAX_TEXT_LENGTH: Final = schema.MAX_TEXT_LENGTH
+cut_text: Final = schema.cut_text
 
 # -- The reader's side: one validator, used by every reader (aws.records and what builds on it) ---
 #

@@ -97,6 +97,24 @@ KNOWN_INIT_TYPES: Final = (
 KNOWN_SHUTDOWN_REASONS: Final = ("spindown", "timeout", "failure")
 UNKNOWN_TOKEN: Final = "unknown"  # noqa: S105 (a dimension value, not a secret)
 
+# Text a record or a dimension carries from outside (an environment variable, an event): a function
+# name is at most 140 characters in Lambda, a version 128 (an alias or $LATEST); anything longer is
+# cut, so a hostile value cannot make a record, or the work of escaping it, grow without bound.
+MAX_TEXT_LENGTH: Final = 256
+
+
+def cut_text(value: str) -> str:
+    """``value`` cut to its first ``MAX_TEXT_LENGTH`` characters: the one rule both engines
+    follow, before anything else is done with a value (stripped, escaped, made a token).
+
+    A character is a code point; a byte of the environment that is no well-formed UTF-8 is one
+    character of its own (Python decodes the environment with ``surrogateescape``: one code point
+    per such byte). A UTF-8 sequence is never split. ``layer/fallback.sh``'s ``capped`` counts the
+    same way over bytes, so both engines keep the same value (tests/unit/test_fallback.py).
+    """
+    return value[:MAX_TEXT_LENGTH]
+
+
 # A dimension value must stay a short, safe token: it becomes a CloudWatch dimension (max 1024
 # chars) and a dashboard label, and it comes from outside (an event, an environment variable).
 _TOKEN_MAX_LENGTH: Final = 32

@@ -9,9 +9,12 @@ proxy in front of its Runtime API (``ExtensionsApiProxy``) or a port held by the
 
 from __future__ import annotations
 
+import http.client
+import json
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -157,3 +160,75 @@ def test_malformed_events(
     # The one well-formed event (an initReport whose fields are all unreadable) leaves nothing.
     assert not {fields.INIT_DURATION_MS, fields.INIT_PHASE} & set(record)
     said_once(lines, "telemetry: 5 malformed events or deliveries ignored")
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the extension binds it next)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def forged_bodies() -> list[bytes]:
+    """What a local process may post: an initReport of 999,999,999,999 ms, one of a phase Lambda
+    has not, and 500 reports of invocations that never started."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    huge: dict[str, object] = {"phase": "init", "status": "error", "errorType": "Forged.Huge"}
+    huge["metrics"] = {"durationMs": 999_999_999_999}
+    odd = {"phase": "forged", "status": "error", "errorType": "Forged.ByLocalProcess"}
+    reports = [
+        {
+            "time": now,
+            "type": "platform.report",
+            "record": {"requestId": f"forged-{i}", "metrics": {"durationMs": 5}},
+        }
+        for i in range(500)
+    ]
+    init_reports = [
+        {"time": now, "type": "platform.initReport", "record": record} for record in (huge, odd)
+    ]
+    return [json.dumps(init_reports).encode(), json.dumps(reports).encode()]
+
+
+def test_stalled_peers_and_forged_events(rie_path: Path, layer_dir: Path) -> None:
+    """LMI under the real RIE: 1,000 connections held open on the listener (half stalled
+    mid-header) and forged events posted; the RIE's later deliveries are still answered, the
+    record holds the genuine values, and the refusals are counted on the shutdown line."""
+    port = free_port()
+    settings = lmi(CONCURRENCY_OBSERVER_TELEMETRY_PORT=str(port))
+    held: list[socket.socket] = []
+    with (
+        LambdaEnvironment(layer_dir, settings, name="telemetry", rie_path=rie_path) as environment,
+        ThreadPoolExecutor(LMI_CONCURRENCY) as pool,
+    ):
+        first = environment.invoke({"sleep_ms": 10})
+        try:
+            for i in range(1000):
+                peer = socket.create_connection(("127.0.0.1", port), timeout=30)
+                if i % 2:
+                    peer.sendall(b"POST / HTTP/1.1\r\nContent-Len")
+                held.append(peer)
+            for forged in forged_bodies():
+                answer = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                answer.request("POST", "/", forged)
+                assert answer.getresponse().status == 200
+                answer.close()
+            results = list(pool.map(environment.invoke, [{"sleep_ms": 50}] * INVOKES))
+            stopped = environment.shutdown()
+        finally:
+            for peer in held:
+                peer.close()
+    output = environment.output
+    assert [r.status for r in [first, *results]] == [200] * (INVOKES + 1), output[-2000:]
+    assert stopped.forced is False
+    assert "Extension.Crash" not in output
+    (record,) = environment_records(output, settings.function_name)
+    lines = observer_lines(output)
+    assert record[fields.INVOCATIONS] == INVOKES + 1, lines  # the genuine ones, none forged
+    assert record[fields.INIT_STATUS] == "success"
+    assert fields.INIT_ERROR_TYPE not in record
+    init_ms, lifetime_ms = record[fields.INIT_DURATION_MS], record[fields.LIFETIME_MS]
+    assert isinstance(init_ms, float)
+    assert isinstance(lifetime_ms, float)
+    assert 0 < init_ms < lifetime_ms
+    said_once(lines, "telemetry: 502 implausible events refused")

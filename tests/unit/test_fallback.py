@@ -280,12 +280,11 @@ def _lowers_to_ascii(text: str) -> bool:
 
 
 TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"))
-MAX_TEXT = environment_record.MAX_TEXT_LENGTH  # bytes: the fallback cuts every value there
 
 
 def capped(text: str) -> str:
-    """``text`` as the fallback keeps it: its first MAX_TEXT bytes, no character cut in half."""
-    return text.encode()[:MAX_TEXT].decode("utf-8", "ignore")
+    """``text`` as both engines keep it: its first MAX_TEXT_LENGTH characters (``cut_text``)."""
+    return environment_record.cut_text(text)
 
 
 # Values of Lambda's 4 KB of variables, in the shapes that made the old helpers quadratic.
@@ -300,7 +299,7 @@ LONG_VALUES = [
 
 
 def test_helpers_cut_long_values_and_stay_exact() -> None:
-    """4 KB values of every shape: each helper works on the first 256 bytes, exactly as Python."""
+    """4 KB values of every shape: each helper works on the first 256 characters, as Python."""
     trims = _bash_function("trimmed", "trim", LONG_VALUES)
     tokens = _bash_function("safe_token", "token", LONG_VALUES)
     strings = _bash_function("json_string", "json", LONG_VALUES)
@@ -810,6 +809,8 @@ exec "$REAL_PYTHON" -I -S -B -c '
 import os, signal, sys
 sys.argv = sys.argv[1:]  # as if bootstrap.py were the script
 fault = os.environ["FAULT"]
+if fault == "hang":
+    signal.pause()
 if fault == "start":
     os.kill(os.getpid(), signal.SIGKILL)
 if fault == "import":
@@ -882,6 +883,7 @@ def test_a_python_that_dies_before_its_first_next_leaves_the_shell_serving(
     assert deltas == [1, -1]  # one init (Python's, when it said so) and one shutdown
     said_init = "whose init record stands" in process.stderr
     assert said_init == (init_by == "python"), process.stderr
+    assert "still exists" not in process.stderr  # each coprocess reaped before the next
 
 
 def test_an_old_python_hands_back_without_a_word(layer: Path, tools: str) -> None:
@@ -919,3 +921,24 @@ def test_sigterm_while_python_owns_the_loop_is_passed_on(layer: Path, tools: str
         "sigterm",
         1,
     )
+
+
+def test_a_python_that_hangs_is_stopped_and_the_shell_serves(
+    layer: Path, tools: str, tmp_path: Path
+) -> None:
+    """No "loop" within the hand-off's wait (shortened to 1 s here): killed, the shell serves."""
+    fake = tmp_path / "python3"
+    fake.write_text(FAULTY_PYTHON)
+    fake.chmod(0o755)
+    script = 'source "$1"; handoff_wait_s=1; main concurrency-observer'
+    events = [invoke_event(0), shutdown_event()]
+    with FakeExtensionsApi(events).running() as api:
+        env = handoff_environment(
+            api, f"{tmp_path}:{tools}", REAL_PYTHON=sys.executable, FAULT="hang"
+        )
+        process = run_to_end([BASH, "-c", script, "bash", str(layer / FALLBACK_PATH)], env)
+    assert process.returncode == 0, process.stderr
+    (record,) = environment_records(process.stdout)
+    assert (record["engine"], record["invocations"]) == ("bash", 1)
+    assert "ended with status 137 before its first /event/next" in process.stderr
+    assert "still exists" not in process.stderr  # no coprocess left behind

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from concurrency_observer import environment_record, schema
+from concurrency_observer.extension.config import Config
 from concurrency_observer.extension.environment_line import (
     PLATFORM_FIELDS,
     build_environment_record,
@@ -400,8 +403,7 @@ def test_bash_hostile_names_stay_one_bounded_line() -> None:
     assert_valid_record(record, "bash")
     function_name = record["functionName"]
     assert isinstance(function_name, str)
-    assert name.startswith(function_name)
-    assert len(function_name.encode()) <= MAX_TEXT_LENGTH
+    assert function_name == name[:MAX_TEXT_LENGTH]  # characters, as the Python engine cuts
 
 
 @pytest.mark.parametrize("source", ["proc", "srandom"])
@@ -449,3 +451,81 @@ def test_the_contract_module_is_shipped_in_the_layer(tmp_path: Path) -> None:
     root = extract_layer(build_layer(tmp_path / "layer.zip", bytecode=False).path, tmp_path / "o")
     assert list(root.rglob("environment_record.py"))
     assert list(root.rglob("environment_line.py"))
+
+
+# -- one rule for cutting values, the same in both engines ---------------------------------------
+
+# Values the environment may hold, as bytes: multi-byte characters across the cut, bytes of no
+# well-formed UTF-8 (a lone lead, a stray continuation run after ASCII, overlongs, a surrogate,
+# past U+10FFFF), whitespace around the cut, and lengths on either side of the bound.
+HOSTILE_VALUES: list[bytes] = [
+    b"a" * 255 + "é".encode() * 3,
+    "é".encode() * 300,
+    "€".encode() * 100 + "😀".encode() * 200,
+    b"a" + b"\x80" * 600,
+    b"\xff\xfe" * 200,
+    b"x" * 254 + b"\xe2\x82" + b"y" * 10,
+    b"\xc0\xaf\xe0\x80\xaf\xed\xa0\x80\xf4\x90\x80\x80" * 40,
+    b"\xf0\x9f\x98" * 150,
+    b"z" * 255 + b" tail",
+    b" " * 300 + b"after",
+    "ü".encode() * 128 + b"\x00",
+    b"ok\xe2\x82\xac" + "\u2028".encode() * 300,
+]
+
+
+def python_fields(variables: dict[str, bytes]) -> dict[str, object]:
+    """The Python engine's record for ``variables`` (decoded as os.environ decodes them)."""
+    environ = {name: os.fsdecode(value) for name, value in variables.items()}
+    config, _ = Config.from_environ({"CONCURRENCY_OBSERVER_SINK": "emf", **environ})
+    record = build_environment_record(
+        Environment(config.function_name, config.function_version, config.init_type),
+        FACTS,
+        environment_id="0123456789abcdef",
+        profile="lean",
+        init_time=INIT_AT,
+        first_invoke=None,
+    )
+    return json.loads(environment_line(record))  # type: ignore[no-any-return]
+
+
+def bash_fields(variables: dict[str, bytes]) -> dict[str, object]:
+    """The fallback's record for ``variables``, its line read as Python reads bytes of no UTF-8."""
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        environ = {
+            b"PATH": b"/nonexistent",
+            b"AWS_LAMBDA_RUNTIME_API": api.address.encode(),
+            **{name.encode(): value for name, value in variables.items()},
+        }
+        process = subprocess.run(
+            [BASH, str(SOURCES / "fallback.sh"), "concurrency-observer"],
+            env=environ,
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+    assert process.returncode == 0, process.stderr
+    lines = process.stdout.decode("utf-8", "surrogateescape").split("\n")
+    (record,) = [r for r in map(json.loads, filter(None, lines)) if MARKER_KEY in r]
+    return record  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES, ids=range(len(HOSTILE_VALUES)))
+def test_both_engines_cut_hostile_values_alike(value: bytes) -> None:
+    """The same hostile bytes as name, version and init type: both engines keep the same text."""
+    variables = {
+        "AWS_LAMBDA_FUNCTION_NAME": value,
+        "AWS_LAMBDA_FUNCTION_VERSION": value[::-1],
+        "AWS_LAMBDA_INITIALIZATION_TYPE": value,
+    }
+    if b"\x00" in value:  # no environment holds a NUL: the value ends there
+        variables = {name: v.split(b"\x00", 1)[0] for name, v in variables.items()}
+    python, bash = python_fields(variables), bash_fields(variables)
+    names = ("functionName", "functionVersion", "initType")
+    assert {n: bash[n] for n in names} == {n: python[n] for n in names}
+    for name, variable in zip(names[:2], variables, strict=False):
+        text = python[name]
+        assert isinstance(text, str)
+        assert len(text) <= MAX_TEXT_LENGTH
+        # Never a sequence split: what is kept is a run of the value's own bytes.
+        assert text in ("unknown", "$LATEST") or os.fsencode(text) in variables[variable]

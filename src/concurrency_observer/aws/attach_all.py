@@ -141,7 +141,7 @@ def plan_attach(function: FleetFunction, target: Target) -> Step:
     if changed_settings:
         parts.append("set " + ", ".join(changed_settings))
     if uses_fallback(function.runtime):
-        parts.append(f"{function.runtime}: bash fallback, init and shutdown only")
+        parts.append(f"{function.runtime}: bash engine, no Telemetry API account")
     if function.managed_instances:
         parts.append("Managed Instances: in use once $LATEST.PUBLISHED is published")
     return Step(function, "upgrade" if ours else "attach", "; ".join(parts), layers, variables)

@@ -194,8 +194,9 @@ def refusal(config: FunctionConfig) -> str | None:
 
 
 FALLBACK_RECORDS: Final = (
-    "has no python3 3.10+, so the layer's bash fallback runs: it records init and shutdown "
-    "(reason, lifetime, idle time from init), no invocation metrics, as EMF lines in the "
+    "has no python3 3.10+, so the layer's bash engine runs: it records init and shutdown "
+    "(reason, lifetime), invocations, time to first invoke, the FirstInvoke class and the idle "
+    "time since the last invoke, but not the Telemetry API's account, as EMF lines in the "
     "function's log whatever the sink (CloudWatch Logs extracts them; no IAM needed)"
 )
 MANAGED_INSTANCES_RECORDS: Final = (

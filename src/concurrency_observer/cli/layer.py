@@ -155,7 +155,7 @@ def publish(  # click passes options by keyword
     With --attach, every function is checked first (a zip function's $LATEST, at most 5 layers)
     and none is changed if any is refused; then each gets the new version in place of an older
     one of this layer, keeping its other layers and environment variables. Where the runtime has
-    no Python 3.10+, the layer's bash fallback runs (init and shutdown only, as EMF lines: the
+    no Python 3.10+, the layer's bash engine runs (no Telemetry API account, EMF lines: the
     sink defaults to emf there), and a line says so; so does one for Lambda Managed Instances.
 
     With --attach-all, every function in the region (ListFunctions) is planned on its own:

@@ -66,6 +66,8 @@ SECRET_VARIABLES = (
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
 )
 DEFAULT_FUNCTION_NAME = "unknown"
+# What str.strip() removes among ASCII (the bash fallback's whitespace): not U+2028 and the like.
+ASCII_WHITESPACE = " \t\n\v\f\r\x1c\x1d\x1e\x1f"
 DEFAULT_FUNCTION_VERSION = "$LATEST"
 
 # CloudWatch's namespace rule (PutMetricData reference): 1-255 characters from this set.
@@ -178,9 +180,9 @@ class Config:
             telemetry=read.choice("TELEMETRY", TELEMETRY_CHOICES, "auto", upper=False),
             telemetry_port=read.port("TELEMETRY_PORT"),
             telemetry_api=read.get(PREFIX + "TELEMETRY_API"),
-            function_name=read.get("AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_FUNCTION_NAME,
-            function_version=read.get("AWS_LAMBDA_FUNCTION_VERSION") or DEFAULT_FUNCTION_VERSION,
-            init_type=schema.normalize_init_type(environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")),
+            function_name=read.text("AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_FUNCTION_NAME,
+            function_version=read.text("AWS_LAMBDA_FUNCTION_VERSION") or DEFAULT_FUNCTION_VERSION,
+            init_type=schema.normalize_init_type(read.text("AWS_LAMBDA_INITIALIZATION_TYPE")),
             runtime_api=read.get("AWS_LAMBDA_RUNTIME_API"),
             region=region,
             credentials=credentials,
@@ -205,6 +207,13 @@ class _Reader:
     def get(self, name: str) -> str | None:
         raw = self.environ.get(name)
         return raw.strip() if raw is not None and raw.strip() else None
+
+    def text(self, name: str) -> str | None:
+        """A value the record and the dimensions carry: cut first (``cut_text``), then stripped
+        of ASCII whitespace, as the bash fallback does (``capped``, then ``trimmed``)."""
+        raw = self.environ.get(name)
+        cut = schema.cut_text(raw).strip(ASCII_WHITESPACE) if raw is not None else ""
+        return cut or None
 
     def choice(self, suffix: str, choices: tuple[str, ...], default: str, *, upper: bool) -> str:
         raw = self.get(PREFIX + suffix)

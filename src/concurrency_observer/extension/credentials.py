@@ -23,7 +23,7 @@ import time
 
 from concurrency_observer.extension.config import Credentials
 from concurrency_observer.extension.http11 import Connection, HttpError, parse_url
-from concurrency_observer.extension.redaction import add_secret, redact
+from concurrency_observer.extension.redaction import BODY_WITHHELD, add_secret, quote_body
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -143,10 +143,10 @@ class ContainerCredentials:
             connection.close()
         text = response.body.decode("utf-8", "replace")
         if response.status != 200:
-            # An endpoint may echo the request, the authorization token included.
-            raise CredentialsError(
-                f"{self._endpoint.url}: HTTP {response.status}: {redact(text, 200)}"
-            )
+            # An endpoint may echo the request, the authorization token included, in any form.
+            quoted = quote_body(text, 200)
+            shown = quoted if quoted is not None else BODY_WITHHELD
+            raise CredentialsError(f"{self._endpoint.url}: HTTP {response.status}: {shown}")
         try:
             document = json.loads(text)
         except ValueError:

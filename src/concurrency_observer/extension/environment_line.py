@@ -4,8 +4,9 @@ a pure function and written as one compact JSON line on stdout.
 Imported at shutdown only: nothing here runs on the init path. ``build_environment_record`` takes
 what the lifecycle measured plus an optional mapping of platform facts (the Telemetry API's and the
 metadata endpoint's fields), merged in when they are fields of the contract that the extension did
-not fill itself. Text is cut to ``MAX_TEXT_LENGTH`` and the line is ASCII (``ensure_ascii``), so a
-hostile function name can neither grow the record without bound nor split it over two lines.
+not fill itself. Text is cut to ``MAX_TEXT_LENGTH`` characters (``cut_text``) and the line is
+ASCII (``ensure_ascii``), so a hostile function name can neither grow the record without bound nor
+split it over two lines.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PLATFORM_FIELDS = contract.OPTIONAL_FIELDS
 
 
 def _text(raw: str) -> str:
-    return raw[: contract.MAX_TEXT_LENGTH]
+    return contract.cut_text(raw)
 
 
 def _ms(seconds: float) -> float:

@@ -14,10 +14,29 @@ environment record needs (``environment_record``'s names):
   so each invocation is an interval from its start's ``time`` to that plus the report's
   ``durationMs`` (or the report's ``time``), whichever of the two events comes first.
 
-Memory stays bounded however long the environment lives: an invocation is kept only until both
-its events are in, and finished intervals only for ``HORIZON_MS`` behind the newest event (their
-contribution to the most in flight at once is folded in before they are dropped). Events arrive
-within the subscription's buffering timeout of each other, far less than the horizon.
+Work and memory stay bounded whatever the rate and however long the environment lives. The most
+invocations in flight at once is a sweep over their edges (a start +1, an end -1) kept in a heap
+as they become known: an edge is swept once it is ``SETTLE_AFTER_MS`` behind the newest event
+(events come within the subscription's buffering timeout of each other, far less), or sooner when
+more than ``MAX_HELD_EDGES`` are held. That is O(log n) per event and never a re-sort; an edge
+that comes later than its time was swept counts from the sweep's position (a bounded error, in
+a case that does not happen with Lambda's deliveries). Pending invocations (one event of two) are
+at most ``MAX_PENDING``.
+
+The platform posts without authentication: any local process that finds the port can post too.
+Nothing can prove an event genuine; what is checked is that it is plausible and consistent, and
+what is refused is counted (``refused``, on the shutdown's INFO line):
+
+- a ``platform.report`` must match a ``platform.start`` of the same ``requestId`` (arriving within
+  ``REPORT_WAIT_MS`` of it, in either order); one that never does is not an invocation;
+- one ``initStart`` and one ``initReport`` per phase (``init``, then ``invoke`` for a re-init after
+  a failure), one ``restoreReport``: a second one is refused, the first stands;
+- durations within Lambda's limits (``MAX_PHASE_MS``: 15 minutes, the longest init, with
+  provisioned concurrency or SnapStart, and the longest invoke); an invocation started and not
+  reported after that long is no longer open.
+
+A forger that posts consistent start/report pairs within those limits is counted: the limit of
+what an unauthenticated channel allows (docs/design.md, "The platform's own account").
 
 The listener's thread calls ``observe_batch``, the main thread ``facts`` at SHUTDOWN: a lock
 keeps the two apart, and ``facts`` never waits for it long (it uses what has arrived).
@@ -27,6 +46,7 @@ from __future__ import annotations
 
 import _thread
 import json
+from _heapq import heappop, heappush
 
 from concurrency_observer import environment_record as fields
 from concurrency_observer import schema
@@ -44,9 +64,15 @@ REPORT = "platform.report"
 # Lambda every invoke posts start/runtimeDone/report, and parsing them would buy nothing.
 INIT_MARKERS = (b"platform.init", b"platform.restore")
 
-HORIZON_MS = 60_000.0  # finished invocations kept this long behind the newest event
-COMPACT_AT = 4096  # finished invocations held before the old ones are folded and dropped
+SETTLE_AFTER_MS = 10_000.0  # an edge this far behind the newest event is swept
+MAX_HELD_EDGES = 20_000  # edges held unswept at most (about 2 MB), whatever the rate
 MAX_PENDING = 10_000  # invocations with one event of two, at most (a lost event must not grow it)
+# Lambda's longest init (provisioned concurrency, SnapStart, a re-init under the function's
+# timeout) and longest invoke (the timeout's maximum): 15 minutes. Longer is not from Lambda.
+MAX_PHASE_MS = 900_000.0
+REPORT_WAIT_MS = 60_000.0  # a report waits this long (event time) for its start, then is refused
+INIT_PHASES = ("init", "invoke")
+MAX_REQUEST_ID = 128  # characters; Lambda's are 36
 RECENT_DONE = 1024  # ids of finished invocations remembered, so an event delivered twice is seen
 FACTS_LOCK_WAIT = 0.05  # seconds facts() waits for a delivery being parsed, then reads anyway
 
@@ -94,10 +120,15 @@ def _milliseconds(raw: object) -> float | None:
     return round(float(raw), 3)
 
 
+def _implausible(duration: float | None) -> bool:
+    """Whether a duration is longer than any phase Lambda runs (``MAX_PHASE_MS``)."""
+    return duration is not None and duration > MAX_PHASE_MS
+
+
 def _text(raw: object) -> str | None:
     if not isinstance(raw, str) or not raw:
         return None
-    return raw[: fields.MAX_TEXT_LENGTH]
+    return fields.cut_text(raw)
 
 
 def most_in_flight(intervals: list[tuple[float, float]]) -> int:
@@ -111,6 +142,52 @@ def most_in_flight(intervals: list[tuple[float, float]]) -> int:
     return best
 
 
+class ConcurrencySweep:
+    """The most intervals open at once, from their edges given in about the order of time.
+
+    An edge goes into a heap; ``settle(before)`` sweeps the edges earlier than ``before``, and an
+    edge given beyond ``MAX_HELD_EDGES`` sweeps the oldest, in time order, keeping the running
+    count and its peak. An edge given for a time already swept counts from the sweep's position.
+    O(log n) per edge.
+    """
+
+    def __init__(self) -> None:
+        self._edges: list[tuple[float, int]] = []  # (time, +1 start | -1 end): -1 sorts first
+        self._swept_to = float("-inf")
+        self._running = 0
+        self._peak = 0
+
+    def edge(self, time_ms: float, step: int) -> None:
+        """A start (``step`` +1) or an end (-1) at ``time_ms``."""
+        heappush(self._edges, (max(time_ms, self._swept_to), step))
+        if len(self._edges) > MAX_HELD_EDGES:
+            self._sweep_one()
+
+    def settle(self, before: float) -> None:
+        """Sweep every edge earlier than ``before``."""
+        edges = self._edges
+        while edges and edges[0][0] < before:
+            self._sweep_one()
+
+    def _sweep_one(self) -> None:
+        time_ms, step = heappop(self._edges)
+        self._swept_to = time_ms
+        self._running += step
+        self._peak = max(self._peak, self._running)
+
+    def held(self) -> int:
+        """Edges not swept yet."""
+        return len(self._edges)
+
+    def peak(self) -> int:
+        """The most open at once, over everything given (the held edges sorted once, not swept)."""
+        running, peak = self._running, self._peak
+        for _, step in sorted(self._edges):
+            running += step
+            peak = max(peak, running)
+        return peak
+
+
 class PlatformAccount:
     """What the Telemetry API told about this environment; ``facts`` gives the record's fields."""
 
@@ -118,6 +195,9 @@ class PlatformAccount:
         self.count_invocations = count_invocations
         self.events = 0  # events read
         self.malformed = 0  # deliveries or events that could not be read
+        self.refused = 0  # events read and refused as implausible (see the module's docstring)
+        self._phases_started: set[str] = set()
+        self._phases_reported: set[str] = set()
         self.runtime_version: str | None = None
         self.init_phase: str | None = None
         self.init_status: str | None = None
@@ -126,14 +206,14 @@ class PlatformAccount:
         self.restore_duration_ms: float | None = None
         # Invocations (counted only when the extension cannot count INVOKE itself).
         self._started: dict[str, float] = {}  # requestId: start, report not in yet
-        self._reported: dict[str, tuple[float, float]] = {}  # requestId: (start, end), no start
-        self._finished: list[tuple[float, float]] = []
+        # requestId: (the report's time, its duration), its start not in yet
+        self._reported: dict[str, tuple[float, float | None]] = {}
+        self._sweep = ConcurrencySweep()
         self._finished_count = 0
         self._done: dict[str, None] = {}  # the latest finished requestIds, oldest first
         self._first_start: float | None = None
         self._last_end: float | None = None  # the latest end of an invocation, epoch ms
         self._newest = 0.0
-        self._most_in_flight = 0
         self._lock = _thread.allocate_lock()
 
     def observe_batch(self, body: bytes) -> int:
@@ -168,70 +248,137 @@ class PlatformAccount:
             return
         self.events += 1
         if kind == INIT_START:
-            self.runtime_version = _text(record.get("runtimeVersion")) or self.runtime_version
-            self.init_phase = _text(record.get("phase")) or self.init_phase
+            if self._first_of_phase(record, self._phases_started):
+                self.runtime_version = _text(record.get("runtimeVersion")) or self.runtime_version
+                self.init_phase = _text(record.get("phase")) or self.init_phase
         elif kind == INIT_REPORT:
-            self.init_status = _text(record.get("status"))
-            self.init_phase = _text(record.get("phase")) or self.init_phase
-            error_type = _text(record.get("errorType"))
-            self.init_error_type = error_type if self.init_status != "success" else None
-            self.init_duration_ms = _duration_ms(record)
+            duration = _duration_ms(record)
+            if _implausible(duration):
+                self.refused += 1
+                return
+            if self._first_of_phase(record, self._phases_reported):
+                self.init_status = _text(record.get("status"))
+                self.init_phase = _text(record.get("phase")) or self.init_phase
+                error_type = _text(record.get("errorType"))
+                self.init_error_type = error_type if self.init_status != "success" else None
+                self.init_duration_ms = duration
         elif kind == RESTORE_REPORT:
-            self.restore_duration_ms = _duration_ms(record)
+            duration = _duration_ms(record)
+            if _implausible(duration) or self.restore_duration_ms is not None:
+                self.refused += 1
+                return
+            self.restore_duration_ms = duration
         elif self.count_invocations and kind in (START, REPORT):
             self._observe_invocation(kind, event, record)
+
+    def _first_of_phase(self, record: dict[str, Any], seen: set[str]) -> bool:
+        """Whether the event is the first of its kind for its phase (``init`` when it names
+        none); a second one, or a phase Lambda does not have, is counted as refused."""
+        phase = record.get("phase", "init")
+        if not isinstance(phase, str) or phase not in INIT_PHASES or phase in seen:
+            self.refused += 1
+            return False
+        seen.add(phase)
+        return True
 
     def _observe_invocation(self, kind: str, event: dict[str, Any], record: dict[str, Any]) -> None:
         request_id = record.get("requestId")
         time_ms = parse_time_ms(event.get("time"))
-        if not isinstance(request_id, str) or time_ms is None:
+        if not isinstance(request_id, str) or not request_id or time_ms is None:
             self.malformed += 1
             return
-        self._newest = max(self._newest, time_ms)
+        if len(request_id) > MAX_REQUEST_ID:
+            self.refused += 1
+            return
         if request_id in self._done:
             return  # delivered twice
+        if time_ms > self._newest:
+            self._newest = time_ms
+            self._expire()
         if kind == START:
-            if request_id in self._started:
-                return  # delivered twice
-            reported = self._reported.pop(request_id, None)
-            if reported is not None:
-                self._finish(request_id, time_ms, max(time_ms, reported[1]))
-            elif len(self._started) < MAX_PENDING:
-                self._started[request_id] = time_ms
+            self._observe_start(request_id, time_ms)
+        else:
+            self._observe_report(request_id, time_ms, _duration_ms(record))
+
+    def _observe_start(self, request_id: str, time_ms: float) -> None:
+        if request_id in self._started:
+            return  # delivered twice
+        reported = self._reported.pop(request_id, None)
+        if reported is not None:  # the report came first
+            report_time, duration = reported
+            end = time_ms + duration if duration is not None else max(time_ms, report_time)
+            self._finish(request_id, time_ms, end)
+        elif len(self._started) < MAX_PENDING:
+            self._started[request_id] = time_ms
+            self._sweep.edge(time_ms, 1)
             self._first_start = min(time_ms, self._first_start or time_ms)
+        else:
+            self.refused += 1
+
+    def _observe_report(self, request_id: str, time_ms: float, duration: float | None) -> None:
+        if _implausible(duration):
+            self.refused += 1
             return
-        duration = _duration_ms(record)
         start = self._started.pop(request_id, None)
         if start is not None:
             end = start + duration if duration is not None else max(start, time_ms)
-            self._finish(request_id, start, end)
-        elif request_id not in self._reported and len(self._reported) < MAX_PENDING:
-            self._reported[request_id] = (time_ms - (duration or 0.0), time_ms)
-            self._ended(time_ms)
+            if end - start > MAX_PHASE_MS:  # no duration, and reported too late to be one
+                self._sweep.edge(start, -1)
+                self.refused += 1
+                return
+            self._sweep.edge(end, -1)
+            self._finished_count += 1
+            self._remember(request_id)
+            self._ended(end)
+        elif request_id in self._reported:
+            return  # delivered twice
+        elif len(self._reported) < MAX_PENDING:
+            self._reported[request_id] = (time_ms, duration)
+        else:
+            self.refused += 1
+
+    def _expire(self) -> None:
+        """Let go of what can no longer be genuine, oldest first, now that time has moved on
+        (amortized O(1): each entry leaves once), and sweep what has settled."""
+        newest = self._newest
+        while self._started:
+            request_id, start = next(iter(self._started.items()))
+            if start >= newest - MAX_PHASE_MS - REPORT_WAIT_MS:
+                break
+            del self._started[request_id]  # open longer than any invoke: not an invocation
+            self._sweep.edge(start, -1)
+            self.refused += 1
+        while self._reported:
+            request_id, (report_time, _) = next(iter(self._reported.items()))
+            if report_time >= newest - REPORT_WAIT_MS:
+                break
+            del self._reported[request_id]  # no start came for it
+            self.refused += 1
+        self._sweep.settle(newest - SETTLE_AFTER_MS)
 
     def _ended(self, end: float) -> None:
         self._last_end = end if self._last_end is None else max(self._last_end, end)
 
-    def _finish(self, request_id: str, start: float, end: float) -> None:
-        self._ended(end)
-        self._finished.append((start, end))
-        self._finished_count += 1
+    def _remember(self, request_id: str) -> None:
         self._done[request_id] = None
         if len(self._done) > RECENT_DONE:
             del self._done[next(iter(self._done))]
-        if len(self._finished) >= COMPACT_AT:
-            self._most_in_flight = max(self._most_in_flight, most_in_flight(self._intervals()))
-            cutoff = self._newest - HORIZON_MS
-            self._finished = [interval for interval in self._finished if interval[1] > cutoff]
 
-    def _intervals(self) -> list[tuple[float, float]]:
-        """Every invocation still held: finished, started only (open), reported only."""
-        forever = float("inf")
-        return [
-            *self._finished,
-            *((start, forever) for start in self._started.values()),
-            *self._reported.values(),
-        ]
+    def _finish(self, request_id: str, start: float, end: float) -> None:
+        """An invocation whose report came before its start, both in now."""
+        if end - start > MAX_PHASE_MS:
+            self.refused += 1
+            return
+        self._sweep.edge(start, 1)
+        self._sweep.edge(end, -1)
+        self._first_start = min(start, self._first_start or start)
+        self._finished_count += 1
+        self._remember(request_id)
+        self._ended(end)
+
+    def unmatched_reports(self) -> int:
+        """Reports still waiting for their start (refused if none comes)."""
+        return len(self._reported)
 
     def complete(self) -> bool:
         """Whether nothing is visibly on its way: the init (or restore) reported, and every
@@ -268,11 +415,9 @@ class PlatformAccount:
             fields.RESTORE_DURATION_MS: self.restore_duration_ms,
         }
         if self.count_invocations and self.events:
-            invocations = self._finished_count + len(self._started) + len(self._reported)
+            invocations = self._finished_count + len(self._started)
             known[fields.INVOCATIONS] = invocations
             first = self._first_start
-            if first is None and self._reported:
-                first = min(start for start, _ in self._reported.values())
             if invocations == 0:
                 known[fields.FIRST_INVOKE] = schema.FIRST_INVOKE_NEVER
             elif first is not None:
@@ -282,9 +427,7 @@ class PlatformAccount:
                 known[fields.FIRST_INVOKE] = (
                     schema.FIRST_INVOKE_PROMPT if prompt else schema.FIRST_INVOKE_DELAYED
                 )
-            known[fields.MAX_CONCURRENT_INVOCATIONS] = max(
-                self._most_in_flight, most_in_flight(self._intervals())
-            )
+            known[fields.MAX_CONCURRENT_INVOCATIONS] = self._sweep.peak()
             # An invocation still open has no end yet: then the idle time is not known here.
             if now_ms is not None and self._last_end is not None and not self._started:
                 known[fields.IDLE_MS] = max(0.0, round(now_ms - self._last_end, 3))

@@ -16,6 +16,14 @@ Two ways, both needed:
   answer, ``AWS_*SECRET*``/``AWS_*TOKEN*`` assignments, and the userinfo and query string of any
   URL or request target (a ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` may carry a token in either).
 
+A known value may also come back disguised: percent-encoded (in either case, or twice), JSON-
+escaped (``\\/``, ``\\u002F``), as XML character references, or in base64. ``holds_secret`` decodes
+a text (each of those, repeatedly, a bounded number of rounds) and looks for every secret, and for
+the base64 of each at the three byte alignments it can take inside a longer blob. An error body
+that holds one in any form is not quoted at all (``quote_body``: the caller gives the status and
+code only), and a log line that does is replaced by ``WITHHELD``: masking a form we decoded is not
+possible in the text as written, and quoting the rest is not worth the risk.
+
 Every pattern starts at a fixed word and runs over one character class (no nested repetition),
 and the text is first cut to its final length plus ``SECRET_SPAN`` (a secret that begins before
 the final cut ends within that span, and is still matched whole): the work is bounded. A line
@@ -24,9 +32,14 @@ with none of the shapes' words, such as the INFO line at init, compiles no patte
 
 from __future__ import annotations
 
+import binascii
 import re
 
 MASK = "***"
+WITHHELD = "*** (withheld: it holds a credential in an encoded form)"
+BODY_WITHHELD = "body not shown: it echoes a credential"
+DECODE_ROUNDS = 4  # percent-encoded twice inside JSON inside XML is three; more is not an echo
+MIN_BASE64_CORE = 8  # characters of a base64 form, below which it would match ordinary text
 SECRET_SPAN = 8192  # longer than any AWS credential (session tokens run to about 2 KB)
 MIN_SECRET_LENGTH = 4  # a shorter "secret" would mask ordinary text everywhere
 
@@ -67,6 +80,15 @@ _SHAPE_SOURCES = (
     (r"(\bAWS_[A-Z_]*(?:SECRET|TOKEN)[A-Z_]*=)\S+", r"\g<1>" + MASK),
 )
 _shapes: list[tuple[re.Pattern[str], str]] = []
+_base64: list[str] = []  # every secret's base64 forms; built at first use
+# Escapes a decoding round undoes; a text with none of these characters is its own decoding.
+_ESCAPE_MARKS = ("%", "\\", "&")
+_PERCENT_RUN = r"(?:%[0-9A-Fa-f]{2})+"
+_JSON_ESCAPE = r"\\(?:u([0-9A-Fa-f]{4})|([\"\\/bfnrt]))"
+_XML_REFERENCE = r"&(?:#([0-9]{1,7})|#[xX]([0-9A-Fa-f]{1,6})|(amp|lt|gt|quot|apos));"
+_JSON_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_XML_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+_decoders: list[re.Pattern[str]] = []  # compiled at first use: most lines have no escape
 
 
 def add_secret(value: str | None) -> None:
@@ -76,6 +98,7 @@ def add_secret(value: str | None) -> None:
         _secrets.add(value)
         _masked.clear()
         _encoded.clear()
+        _base64.clear()
 
 
 def forget_secrets() -> None:
@@ -83,6 +106,7 @@ def forget_secrets() -> None:
     _secrets.clear()
     _masked.clear()
     _encoded.clear()
+    _base64.clear()
 
 
 def _percent_encoded(value: str) -> str:
@@ -106,8 +130,83 @@ def _forms(encoded: bool) -> list[str]:
     return _encoded + _masked
 
 
+def _base64_forms() -> list[str]:
+    """Each secret's base64 as it reads inside any longer base64 text: the secret's bytes start
+    at one of three alignments, and the characters that mix in a neighbour's bits (the first
+    group when not aligned, the last group always) are left out. Standard and URL-safe alphabets."""
+    if not _base64 and _secrets:
+        forms: set[str] = set()
+        for secret in {s.strip() for s in _secrets}:
+            for alignment in range(3):
+                encoded = binascii.b2a_base64(b"\0" * alignment + secret.encode(), newline=False)
+                core = encoded.decode()[4 if alignment else 0 : -4]
+                if len(core) >= MIN_BASE64_CORE:
+                    forms.update((core, core.replace("+", "-").replace("/", "_")))
+        _base64.extend(sorted(forms, key=len)[::-1])
+    return _base64
+
+
+def _percent_decoded(match: re.Match[str]) -> str:
+    return bytes.fromhex(match.group(0).replace("%", "")).decode("utf-8", "replace")
+
+
+def _json_decoded(match: re.Match[str]) -> str:
+    code, simple = match.group(1), match.group(2)
+    if code is not None:
+        return chr(int(code, 16))
+    return _JSON_SIMPLE.get(simple, simple)
+
+
+def _xml_decoded(match: re.Match[str]) -> str:
+    decimal, hexadecimal, name = match.groups()
+    if name is not None:
+        return _XML_NAMED[name]
+    code = int(decimal) if decimal is not None else int(hexadecimal, 16)
+    return chr(code) if code < 0x110000 else match.group(0)
+
+
+def decoded(text: str) -> str:
+    """``text`` with percent-escapes (either case), JSON escapes and XML references undone,
+    round after round until nothing changes (at most ``DECODE_ROUNDS``)."""
+    if not _decoders:
+        _decoders.extend(re.compile(p) for p in (_PERCENT_RUN, _JSON_ESCAPE, _XML_REFERENCE))
+    percent, json_escape, xml_reference = _decoders
+    for _ in range(DECODE_ROUNDS):
+        if not any(mark in text for mark in _ESCAPE_MARKS):
+            break
+        before = text
+        text = percent.sub(_percent_decoded, text)
+        text = json_escape.sub(_json_decoded, text)
+        text = xml_reference.sub(_xml_decoded, text)
+        if text == before:
+            break
+    return text
+
+
+def holds_secret(text: str) -> bool:
+    """Whether ``text`` holds a registered secret in any form: as is, decoded (``decoded``),
+    or in base64."""
+    if not _secrets:
+        return False
+    plain = decoded(text) if any(mark in text for mark in _ESCAPE_MARKS) else text
+    forms = _forms(False)
+    if any(secret in plain for secret in forms):
+        return True
+    return any(form in plain or form in text for form in _base64_forms())
+
+
+def quote_body(text: str, limit: int) -> str | None:
+    """An error body as a log line may quote it (``redact``ed, cut to ``limit``), or ``None``
+    when it holds a secret in any form: then the caller gives the status and code only."""
+    head = text[: limit + SECRET_SPAN]
+    if holds_secret(head):
+        return None
+    return redact(head, limit)
+
+
 def redact(text: str, limit: int | None = None) -> str:
-    """``text`` without any secret, cut to ``limit`` characters (``...`` marks a cut)."""
+    """``text`` without any secret, cut to ``limit`` characters (``...`` marks a cut);
+    ``WITHHELD`` when a secret in a disguised form is still there after the masking."""
     if limit is not None and len(text) > limit + SECRET_SPAN:
         text = text[: limit + SECRET_SPAN]
     for secret in _forms("%" in text):
@@ -119,6 +218,8 @@ def redact(text: str, limit: int | None = None) -> str:
             _shapes.extend((re.compile(source), mask) for source, mask in _SHAPE_SOURCES)
         for pattern, replacement in _shapes:
             text = pattern.sub(replacement, text)
+    if holds_secret(text):
+        return WITHHELD
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 3, 0)] + "..."
     return text

@@ -75,9 +75,14 @@ class Telemetry:
         account = self.account
         if account.events == 0:
             return f"telemetry: no platform event arrived ({self.listener.requests} deliveries)"
+        notes = []
         if account.malformed:
-            return f"telemetry: {account.malformed} malformed events or deliveries ignored"
-        return None
+            notes.append(f"{account.malformed} malformed events or deliveries ignored")
+        # Reports still without their start at shutdown are refused with the others.
+        refused = account.refused + account.unmatched_reports()
+        if refused:
+            notes.append(f"{refused} implausible events refused")
+        return "telemetry: " + "; ".join(notes) if notes else None
 
 
 def subscribe(

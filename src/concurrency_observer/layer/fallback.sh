@@ -48,8 +48,8 @@
 # (BASH_FUNC_*%%), on bash 4.2 as on 5.x. It leaves the rest, undone here before anything runs:
 # POSIXLY_CORRECT (POSIX mode, where a failed redirection of exec ends the shell), FUNCNEST (a
 # function depth limit), TMOUT (a default timeout for read), BASH_COMPAT, EXECIGNORE, CDPATH,
-# GLOBIGNORE; IFS is reset by bash itself, and again here. Every value is cut at MAX_TEXT bytes
-# before any work on it, and every helper makes a few passes over it: linear time, bounded.
+# GLOBIGNORE; IFS is reset by bash itself, and again here. Every value is cut at MAX_TEXT characters
+# (capped) before any work on it, and every helper makes a few passes over it: linear time, bounded.
 unset -v POSIXLY_CORRECT POSIX_PEDANTIC FUNCNEST TMOUT BASH_COMPAT EXECIGNORE CDPATH GLOBIGNORE
 set +o posix
 IFS=$' \t\n'
@@ -64,8 +64,9 @@ readonly LOG_PREFIX='[concurrency-observer]'
 readonly API_PATH=/2020-01-01/extension
 readonly DEFAULT_NAMESPACE=ConcurrencyObserver
 readonly TOKEN_MAX=32
-# A value from the environment or the Extensions API is cut to this many bytes before anything
-# else is done with it (environment_record.MAX_TEXT_LENGTH: longer is no Lambda name or token).
+# A value from the environment or the Extensions API is cut to this many characters (capped)
+# before anything else is done with it (environment_record.MAX_TEXT_LENGTH: longer is no Lambda
+# name or token).
 readonly MAX_TEXT=256
 readonly MAX_LOG_LINE=1000 # characters of a log line's message, as extension/log.py
 readonly RESTORE_JUMP_MS=2000 # wall clock ahead of uptime by more than this: a restored snapshot
@@ -82,7 +83,7 @@ readonly PROBE_TIMEOUT_S=2 # how long a python3 from PATH may take to prove it r
 # How long Python may take from its start to its first /event/next before this shell takes over:
 # its whole init work (the Telemetry subscription, the init record within its budget of at most
 # 5 s) fits, and a Python that hangs still leaves the function's init (10 s) time to finish.
-readonly HANDOFF_WAIT_S=8
+handoff_wait_s=8 # a variable: the tests shorten it (the environment cannot: it is set here)
 readonly TOO_OLD=3 CANNOT_IMPORT=4 # bootstrap.py's exit statuses: try the next python3
 readonly INVALID_EVENT_TYPE=Extension.InvalidEventType # a register refused for its events (LMI)
 
@@ -147,14 +148,38 @@ log_line() {
 }
 
 capped() {
-    # Sets $text: $1 cut to MAX_TEXT bytes, and back to the start of a UTF-8 character it cut.
+    # Sets $text: $1 cut to its first MAX_TEXT characters, the rule environment_record.cut_text
+    # states for the Python engine: a well-formed UTF-8 sequence is one character, any other byte
+    # is one character by itself (as Python decodes the environment, surrogateescape), and a
+    # sequence is never split. A value of at most MAX_TEXT bytes, or whose first MAX_TEXT bytes
+    # are ASCII, is cut without a loop; else one step per character, at most MAX_TEXT steps.
     text=${1:0:MAX_TEXT}
-    local continuation=$'[\x80-\xbf]'
-    # shellcheck disable=SC2053 # the pattern is a byte class, unquoted on purpose
-    if [[ ${1:MAX_TEXT:1} == $continuation ]]; then
-        while [[ -n $text && ${text: -1} == $continuation ]]; do text=${text%?}; done
-        text=${text%?} # the sequence's lead byte
+    # shellcheck disable=SC2053 # the patterns are byte classes, unquoted on purpose
+    if [[ ${#1} -le MAX_TEXT || $text != *[$'\x80'-$'\xff']* ]]; then
+        return
     fi
+    local tail=$'[\x80-\xbf]' chunk
+    local two=$'[\xc2-\xdf]'$tail
+    local three=$'@(\xe0[\xa0-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]|\xed[\x80-\x9f])'$tail
+    local four=$'@(\xf0[\x90-\xbf]|[\xf1-\xf3][\x80-\xbf]|\xf4[\x80-\x8f])'$tail$tail
+    local -i at=0 count=0 length=${#1}
+    while ((count < MAX_TEXT && at < length)); do
+        chunk=${1:at:4}
+        count+=1
+        # shellcheck disable=SC2053
+        if [[ $chunk == [$'\x01'-$'\x7f']* ]]; then
+            at+=1
+        elif [[ $chunk == $two* ]]; then
+            at+=2
+        elif [[ $chunk == $three* ]]; then
+            at+=3
+        elif [[ $chunk == $four* ]]; then
+            at+=4
+        else
+            at+=1 # a byte of no well-formed sequence: a character by itself
+        fi
+    done
+    text=${1:0:at}
 }
 
 trimmed() {
@@ -245,7 +270,7 @@ configure() {
     configure_events
     configure_threshold
     configure_engine
-    # The record carries the same JSON strings (json_string caps them at MAX_TEXT bytes).
+    # The record carries the same JSON strings (json_string caps them at MAX_TEXT characters).
     record_function_json=$function_json
     record_version_json=$version_json
     base_values="\"FunctionName\":$function_json,\"FunctionVersion\":$version_json,\"InitType\":\"$init_type\""
@@ -660,12 +685,16 @@ owner=shell # who owns the event loop: shell, handing (Python started, not its y
 python_pid=''
 milestones='' # the read end of Python's milestone pipe
 python_init='' # Python said "init": the init record is its own
+interrupted='' # set by the SIGTERM trap while Python owns the loop
 
 on_sigterm() {
     # SIGTERM: passed on to Python once it owns the loop (it writes the records); before that,
     # Python (which ignores SIGTERM until then) is stopped and this shell writes them.
     case $owner in
-        python) kill -TERM "$python_pid" 2>/dev/null ;;
+        python)
+            kill -TERM "$python_pid" 2>/dev/null
+            interrupted=1
+            ;;
         handing)
             stop_python
             finish sigterm
@@ -719,7 +748,7 @@ start_python() {
     # identifier, and reads its milestones until it owns the loop (0). Otherwise, once it has
     # ended or been stopped: 2 when that interpreter cannot run the engine (too old, cannot
     # import it) and did nothing, so the next may be tried; 1 when this shell is to go on.
-    local line deadline=$((SECONDS + HANDOFF_WAIT_S)) left status
+    local line deadline=$((SECONDS + handoff_wait_s)) left status
     owner=handing
     python_init=''
     coproc PYTHON_ENGINE {
@@ -784,9 +813,11 @@ wait_for_python() {
     # SHUTDOWN: this process must stay until SHUTDOWN, so it serves the events, writing nothing.
     local status
     while :; do
+        interrupted=''
         wait "$python_pid" 2>/dev/null
         status=$?
-        kill -0 "$python_pid" 2>/dev/null || break
+        # Cut short by the trap: wait again, for the end or for the status bash has kept.
+        [[ -n $interrupted ]] || break
     done
     ((status == 0)) && exit 0
     owner=shell

@@ -135,10 +135,10 @@ def test_the_size_bound_counts_zipped_sizes_and_says_what_is_unknown() -> None:
 
 
 def test_the_fallback_runtime_is_named() -> None:
-    """A Node.js function gets emf and a note that the bash fallback runs."""
+    """A Node.js function gets emf and a note that the bash engine runs."""
     step = plan_attach(function(runtime="nodejs22.x"), TARGET)
     assert step.variables[SINK_VARIABLE] == "emf"
-    assert "bash fallback" in step.reason
+    assert "bash engine" in step.reason
 
 
 def test_layers_with_matches_by_name_in_any_account() -> None:

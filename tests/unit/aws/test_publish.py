@@ -243,9 +243,8 @@ def test_the_fallback_line_says_what_is_recorded(lambda_client: Any, layer_zip: 
     node, py = (render_attachment(a, "arn:new") for a in plan.attachments)
     records = [line for line in node if line.startswith("  records: ")]
     assert len(records) == 1
-    for fact in ("nodejs22.x", "bash fallback", "init and shutdown", "idle time from init"):
+    for fact in ("nodejs22.x", "bash engine", "invocations", "not the Telemetry API"):
         assert fact in records[0]
-    assert "no invocation metrics" in records[0]
     assert "EMF" in records[0]
     assert not [line for line in py if "records:" in line]
 

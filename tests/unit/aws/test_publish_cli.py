@@ -109,7 +109,7 @@ def test_a_nodejs_function_is_attached_with_one_line_on_the_fallback(
     assert configuration(lambda_client, "node") == ([arn], attached({}, "emf"))
     records = [line for line in err.splitlines() if "records:" in line]
     assert len(records) == 1
-    assert "bash fallback" in records[0]
+    assert "bash engine" in records[0]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ response (status, body) or not at all. Both record what they received.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -253,6 +254,15 @@ def aws_error(code: str, message: str = "error") -> bytes:
 
 # How an EchoingServer puts the request it received into its answer.
 ECHO_STYLES = ("aws-xml", "aws-xml-long", "plain", "json")
+# The same echo disguised, each as some server or proxy writes it: redaction must see through all.
+ENCODED_ECHO_STYLES = (
+    "percent-lower",
+    "percent-twice",
+    "base64",
+    "json-slash",
+    "json-unicode",
+    "xml-references",
+)
 
 
 def echo_of(request: ReceivedRequest, style: str) -> bytes:
@@ -268,7 +278,30 @@ def echo_of(request: ReceivedRequest, style: str) -> bytes:
         return aws_error("AccessDenied", dump.replace("<", "&lt;"))
     if style == "json":
         return json.dumps({"message": "denied", "request": dump}).encode()
+    if style in ENCODED_ECHO_STYLES:  # the credential the request carried, disguised
+        echoed = request.headers.get("X-Amz-Security-Token") or request.headers.get(
+            "Authorization", ""
+        )
+        return aws_error("AccessDenied", encoded_echo(f"token={echoed}", style))
     return dump.encode()
+
+
+def encoded_echo(dump: str, style: str) -> str:
+    """``dump`` in one of ``ENCODED_ECHO_STYLES``, every character encoded where the encoding
+    allows it (so even a secret of letters and digits changes its spelling)."""
+    if style == "percent-lower":
+        return "".join(f"%{b:02x}" for b in dump.encode())
+    if style == "percent-twice":
+        return "".join(f"%25{b:02X}" for b in dump.encode())
+    if style == "base64":
+        return base64.b64encode(b"echo: " + dump.encode()).decode()
+    if style == "json-slash":
+        return json.dumps(dump)[1:-1].replace("/", "\\/")
+    if style == "json-unicode":
+        return "".join(f"\\u{ord(c):04x}" for c in dump)
+    if style == "xml-references":
+        return "".join(f"&#{ord(c)};" if i % 2 else f"&#x{ord(c):x};" for i, c in enumerate(dump))
+    raise ValueError(style)
 
 
 class EchoingServer:
@@ -276,7 +309,7 @@ class EchoingServer:
     as a misconfigured proxy or endpoint may: the extension must not log what it echoes."""
 
     def __init__(self, status: int, style: str = "plain") -> None:
-        assert style in ECHO_STYLES, style
+        assert style in ECHO_STYLES + ENCODED_ECHO_STYLES, style
         self.status = status
         self.style = style
         self.requests: list[ReceivedRequest] = []

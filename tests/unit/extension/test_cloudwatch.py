@@ -531,3 +531,29 @@ def test_expired_token_answer_fetches_fresh_credentials() -> None:
     assert result.delivered == (INIT,)
     assert len(credentials_server.authorizations) == 2
     assert len(server.requests) == 2
+
+
+def test_a_value_that_is_no_utf8_goes_out_as_emf_and_the_rest_as_usual() -> None:
+    """A function name of bytes that are no UTF-8 (a lone surrogate, as os.environ decodes them):
+    its data points as EMF lines, escaped; the other records still by PutMetricData."""
+    odd = Environment("orders-\udcff\udcfe", "7", "on-demand")
+    odd_init = build_init_record(odd, 1700000000.5)
+    odd_shutdown = build_shutdown_record(
+        odd, ShutdownFacts("spindown", 1700000360.5, 360.0, 12.0, 4, 0.25)
+    )
+    emf, log = EmfCapture(), list[str]()
+    with ScriptedHttpServer([OK]).running() as server:
+        result = failing_open_sink(server.url, emf, log).deliver(
+            [INIT, odd_init, odd_shutdown], time.monotonic() + 5
+        )
+    assert set(result.delivered) == {INIT, odd_init, odd_shutdown}
+    assert result.emf_fallback == (odd_init, odd_shutdown)
+    assert result.failed == result.unconfirmed == ()
+    (request,) = server.requests
+    assert {m["Dimensions.member.1.Value"] for m in data(request.body).values()} == {"orders"}
+    names = {json.loads(line)["FunctionName"] for line in emf.lines}
+    assert names == {"orders-\udcff\udcfe"}  # escaped in the line, the same text read back
+    assert all(line.isascii() for line in emf.lines)
+    (line,) = log
+    assert "not UTF-8" in line
+    assert "wrote init+shutdown as EMF" in line

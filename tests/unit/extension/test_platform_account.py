@@ -190,9 +190,9 @@ def test_invocation_events_ignored_when_not_counting() -> None:
 
 
 def test_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Finished invocations beyond the horizon are folded and dropped, the peak kept."""
-    monkeypatch.setattr(platform_account, "COMPACT_AT", 10)
-    monkeypatch.setattr(platform_account, "HORIZON_MS", 1000.0)
+    """Edges beyond the settle time, or beyond the cap, are swept and dropped, the peak kept."""
+    monkeypatch.setattr(platform_account, "MAX_HELD_EDGES", 10)
+    monkeypatch.setattr(platform_account, "SETTLE_AFTER_MS", 1000.0)
     account = PlatformAccount(count_invocations=True)
     # Three at once at the start, then 35 one after another, one every 1.5 s:
     account.observe_batch(
@@ -202,9 +202,96 @@ def test_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         account.observe_batch(
             body(start(f"s{i}", 1000 + i * 1500), report(f"s{i}", 1010 + i * 1500, 10))
         )
-    assert len(account._finished) < 10
+    assert account._sweep.held() <= 10
     facts = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
     assert (facts["invocations"], facts["maxConcurrentInvocations"]) == (38, 3)
+
+
+def stamp(offset_ms: float) -> str:
+    """``T0`` plus any offset (hours allowed) as an event's ``time``."""
+    total = round(offset_ms)
+    hours, rest = divmod(total, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"2026-01-15T{10 + hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}Z"
+
+
+def test_heavy_traffic_is_swept_within_the_edge_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """6,000 invocations of 100 ms, one a millisecond, in deliveries of 500 events shuffled
+    within each, edges capped at 2,000: never more held, and the peak is exactly 100 at once."""
+    monkeypatch.setattr(platform_account, "MAX_HELD_EDGES", 2000)
+    account = PlatformAccount(count_invocations=True)
+    events: list[dict[str, object]] = []
+    for i in range(6000):
+        events.append(
+            {"time": stamp(i), "type": "platform.start", "record": {"requestId": f"r{i}"}}
+        )
+        done = {"requestId": f"r{i}", "metrics": {"durationMs": 100}}
+        events.append({"time": stamp(i + 100), "type": "platform.report", "record": done})
+    events.sort(key=lambda e: str(e["time"]))
+    held = 0
+    for first in range(0, len(events), 500):
+        batch = events[first : first + 500]
+        account.observe_batch(body(*batch[::-1]))  # out of order within the delivery
+        held = max(held, account._sweep.held())
+    assert held <= platform_account.MAX_HELD_EDGES
+    facts = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+    assert (facts["invocations"], facts["maxConcurrentInvocations"]) == (6000, 100)
+    assert account.refused == 0
+
+
+def test_a_report_without_a_start_is_no_invocation() -> None:
+    """Forged reports (no start ever): not counted, refused once the wait for a start is over."""
+    account = PlatformAccount(count_invocations=True)
+    account.observe_batch(body(start("a", 1000), report("a", 1300, 300)))
+    account.observe_batch(body(*(report(f"forged{i}", 2000, 10) for i in range(500))))
+    assert account.unmatched_reports() == 500
+    later = {"time": stamp(2000 + platform_account.REPORT_WAIT_MS + 1), "type": "platform.start"}
+    account.observe_batch(body(later | {"record": {"requestId": "b"}}))
+    assert (account.unmatched_reports(), account.refused) == (0, 500)
+    facts = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+    assert (facts["invocations"], facts["maxConcurrentInvocations"]) == (2, 1)
+
+
+def test_implausible_durations_and_second_reports_are_refused() -> None:
+    """An initReport of 999,999,999,999 ms, a second one for the init phase, an unknown phase, an
+    invocation of 16 minutes: refused and counted; the genuine values stand."""
+    account = PlatformAccount(count_invocations=True)
+    forged_duration = INIT_REPORT | {
+        "record": {"phase": "init", "status": "error", "metrics": {"durationMs": 999_999_999_999}}
+    }
+    second = INIT_REPORT | {
+        "record": {"phase": "init", "status": "error", "errorType": "Forged.ByLocalProcess"}
+    }
+    odd_phase = INIT_REPORT | {"record": {"phase": "forged", "status": "error"}}
+    account.observe_batch(body(INIT_START, INIT_START, forged_duration, INIT_REPORT))
+    account.observe_batch(body(second, odd_phase, start("a", 1000), report("a", 1100, 960_000)))
+    account.observe_batch(body(start("b", 2000), report("b", 2100, 100)))
+    facts = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+    assert (facts["initStatus"], facts["initDurationMs"], facts["initPhase"]) == (
+        "success",
+        248.123,
+        "init",
+    )
+    assert "initErrorType" not in facts
+    assert account.refused == 5  # initStart twice, the forged duration, second, odd phase, a
+    # a's report was refused: a stays a start without its report (open, counted), b finished
+    assert (facts["invocations"], facts["maxConcurrentInvocations"]) == (2, 2)
+
+
+def test_a_start_open_longer_than_any_invoke_is_let_go() -> None:
+    """A start with no report after 15 minutes (plus the wait) is no longer open or counted."""
+    account = PlatformAccount(count_invocations=True)
+    account.observe_batch(body(start("stuck", 0)))
+    limit = platform_account.MAX_PHASE_MS + platform_account.REPORT_WAIT_MS
+    late = {"time": stamp(limit + 1000), "type": "platform.start", "record": {"requestId": "x"}}
+    done = {"requestId": "x", "metrics": {"durationMs": 10}}
+    account.observe_batch(
+        body(late, {"time": stamp(limit + 1010), "type": "platform.report", "record": done})
+    )
+    facts = account.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+    assert (facts["invocations"], facts["maxConcurrentInvocations"]) == (1, 1)
+    assert account.refused == 1
+    assert account.complete() is False  # no init report in this account
 
 
 def test_most_in_flight() -> None:
@@ -240,4 +327,5 @@ def test_no_idle_time_while_an_invocation_is_open_or_none_ran() -> None:
     reported_only = PlatformAccount(count_invocations=True)
     reported_only.observe_batch(body(report("c", 4000, 50)))  # its start never came
     facts = reported_only.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000, now_ms=shutdown)
-    assert facts["idleMs"] == 1000.0
+    assert (facts["invocations"], facts["firstInvoke"]) == (0, "never")  # no start: no invocation
+    assert "idleMs" not in facts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from concurrency_observer.extension.log import MAX_MESSAGE, Logger
 from concurrency_observer.extension.records import Environment, Record, build_init_record
 from concurrency_observer.extension.sinks.cloudwatch import CloudWatchSink
 
-from .fakes import ECHO_STYLES, EchoingServer
+from .fakes import ECHO_STYLES, ENCODED_ECHO_STYLES, EchoingServer, encoded_echo
 
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # made-up secrets
 SESSION_TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ+secret=="
@@ -40,12 +41,15 @@ def registered() -> Iterator[None]:
 
 
 def assert_no_secret(text: str) -> None:
-    """None of the secrets, nor a 12-character piece of one, nor its percent-encoded form."""
+    """None of the secrets, nor a 12-character piece of one, in the text as written or decoded
+    (percent, JSON, XML), nor its percent-encoded or base64 form."""
+    plain = redaction.decoded(text)
     for secret in SECRETS:
         pieces = {secret[i : i + 12] for i in range(len(secret) - 11)}
-        assert not [p for p in pieces if p in text], (secret, text)
+        assert not [p for p in pieces if p in text or p in plain], (secret, text)
         encoded = redaction._percent_encoded(secret)
         assert encoded not in text
+    assert not redaction.holds_secret(text), text
 
 
 def test_known_secrets_are_masked_as_they_are_and_percent_encoded() -> None:
@@ -110,8 +114,11 @@ def record() -> list[Record]:
     return [build_init_record(Environment("orders", "1", "on-demand"), time.time())]
 
 
-@pytest.mark.parametrize("style", ECHO_STYLES)
-@pytest.mark.parametrize("status", [403, 500])
+@pytest.mark.parametrize(
+    ("status", "style"),
+    # 500 is retried until the deadline: once per style is enough; 403 fails at the first answer.
+    [(500, style) for style in ECHO_STYLES] + [(403, s) for s in ECHO_STYLES + ENCODED_ECHO_STYLES],
+)
 def test_cloudwatch_echoing_the_request_is_logged_without_secrets(status: int, style: str) -> None:
     """CloudWatch (or a proxy) answering with the signed request echoed: reason and log clean."""
     logged: list[str] = []
@@ -135,15 +142,17 @@ def test_cloudwatch_echoing_the_request_is_logged_without_secrets(status: int, s
         assert "Signature=" not in text or "Signature=***" in text
 
 
+@pytest.mark.parametrize("style", ["plain", *ENCODED_ECHO_STYLES])
 @pytest.mark.parametrize("status", [403, 500])
 @pytest.mark.parametrize("from_file", [False, True])
 def test_container_endpoint_echoing_the_token_is_logged_without_it(
-    tmp_path: Path, status: int, from_file: bool
+    tmp_path: Path, status: int, from_file: bool, style: str
 ) -> None:
-    """The credentials endpoint answering 403/500 with the request (its token) echoed."""
+    """The credentials endpoint answering 403/500 with the request (its token) echoed, in any
+    encoding: neither the error nor the log line shows it."""
     token_file = tmp_path / "token"
     token_file.write_text(FILE_TOKEN)
-    with EchoingServer(status, "plain").running() as server:
+    with EchoingServer(status, style).running() as server:
         uri = f"http://{server.address}/v1/credentials?id=query-secret-77"
         source = ContainerCredentialsSource(
             uri, CONTAINER_TOKEN, str(token_file) if from_file else None
@@ -182,3 +191,36 @@ def test_a_credentials_uri_with_userinfo_or_a_query_is_logged_masked(uri: str) -
     for line in lines:
         assert "hunter2pass" not in line
         assert "qtoken42" not in line
+
+
+@pytest.mark.parametrize("style", ENCODED_ECHO_STYLES)
+@pytest.mark.parametrize("secret", SECRETS[:3])
+def test_a_disguised_secret_withholds_the_body_and_the_line(style: str, secret: str) -> None:
+    """Each encoding of each secret, inside other text: no body quoted, the log line withheld."""
+    body = f"<Message>request was: {encoded_echo('x=' + secret + '&y=1', style)}</Message>"
+    assert redaction.holds_secret(body)
+    assert redaction.quote_body(body, 200) is None
+    line = redaction.redact(f"answer: {body}")
+    assert_no_secret(line)
+    if secret not in body:  # a raw secret is masked in place; a disguised one withholds the line
+        assert line == redaction.WITHHELD
+    lines: list[str] = []
+    Logger("DEBUG", write=lines.append).warning(f"delivery failed: {body}")
+    for text in lines:
+        assert_no_secret(text)
+
+
+@pytest.mark.parametrize("alignment", [0, 1, 2])
+def test_base64_of_a_secret_is_found_at_any_offset(alignment: int) -> None:
+    """The secret base64-encoded inside a longer blob, at each byte alignment, either alphabet."""
+    blob = b"p" * alignment + SESSION_TOKEN.encode() + b"trailing bytes"
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        assert redaction.holds_secret(f"body: {encode(blob).decode()}")
+
+
+def test_bodies_without_a_secret_are_still_quoted() -> None:
+    """Escapes, base64 and percent signs that hide nothing: the body is quoted, masked as before."""
+    body = "rate 100% reached; see https://example.com/a%2Fb; data=aGVsbG8gd29ybGQ= &amp; \\u0041"
+    assert not redaction.holds_secret(body)
+    assert redaction.quote_body(body, 200) == redaction.redact(body, 200)
+    assert "100%" in (redaction.quote_body(body, 200) or "")

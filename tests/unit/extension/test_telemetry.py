@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from concurrency_observer.extension import telemetry_listener
 from concurrency_observer.extension.extensions_api import ExtensionsApi
 from concurrency_observer.extension.log import Logger
 from concurrency_observer.extension.metadata import METADATA_PATH, availability_zone_id
@@ -331,3 +333,84 @@ def test_settle_waits_only_for_what_is_on_its_way(tmp_path: Path) -> None:
     assert pauses == []
     assert telemetry.shutdown_note() is None
     telemetry.listener.close()
+
+
+def test_a_thousand_stalled_connections_cost_no_thread_and_block_nothing() -> None:
+    """1,000 peers connected at once, half stalled mid-header: one serving thread, at most
+    MAX_CONNECTIONS held, and a genuine delivery after them is answered and reaches the account."""
+    bodies: list[bytes] = []
+    listener = TelemetryListener("127.0.0.1", 0, bodies.append)
+    threads_before = threading.active_count()
+    listener.start()
+    stalled: list[socket.socket] = []
+    try:
+        for i in range(1000):
+            peer = socket.create_connection(("127.0.0.1", listener.port), timeout=30)
+            if i % 2:
+                peer.sendall(b"POST / HTTP/1.1\r\nContent-Len")  # and never the rest
+            stalled.append(peer)
+        assert post(listener.port, json.dumps(INIT_REPORT).encode()) == 200
+        assert bodies == [json.dumps(INIT_REPORT).encode()]
+        assert listener.open_connections() <= telemetry_listener.MAX_CONNECTIONS
+        assert threading.active_count() == threads_before  # _thread's thread is not threading's
+        assert telemetry_listener_threads() == 1
+    finally:
+        for peer in stalled:
+            peer.close()
+        listener.close()
+
+
+def telemetry_listener_threads() -> int:
+    """Threads running the listener's loop, from every thread's current frame."""
+    frames = sys._current_frames().values()
+    return sum(1 for f in frames if _in(f, "_serve_forever"))
+
+
+def _in(frame: object, name: str) -> bool:
+    while frame is not None:
+        if getattr(getattr(frame, "f_code", None), "co_name", None) == name:
+            return True
+        frame = getattr(frame, "f_back", None)
+    return False
+
+
+def test_a_peer_past_its_request_deadline_is_closed() -> None:
+    """Half a request, then silence: closed once the (injected) clock passes the deadline."""
+    now = [100.0]
+    listener = TelemetryListener("127.0.0.1", 0, lambda _b: None, clock=lambda: now[0])
+    listener.start()
+    try:
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as slow:
+            slow.sendall(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345")
+            wait_for(lambda: listener.open_connections() == 1)
+            now[0] += telemetry_listener.REQUEST_DEADLINE + 1
+            assert slow.recv(100) == b""  # closed, unanswered
+        assert listener.dropped == 1
+        # An idle kept-alive connection: kept until the idle timeout, then closed.
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as idle:
+            wait_for(lambda: listener.open_connections() == 1)
+            now[0] += telemetry_listener.REQUEST_DEADLINE + 1
+            assert post(listener.port, b"[]") == 200  # served meanwhile
+            assert listener.open_connections() >= 1
+            now[0] += telemetry_listener.IDLE_TIMEOUT + 1
+            assert idle.recv(100) == b""
+    finally:
+        listener.close()
+
+
+def test_chunked_and_pipelined_requests_are_each_answered() -> None:
+    """A chunked body, then two requests sent in one write: three answers, three bodies."""
+    bodies: list[bytes] = []
+    listener = TelemetryListener("127.0.0.1", 0, bodies.append)
+    listener.start()
+    try:
+        assert post(listener.port, b'[{"chunked": true}]', chunked=True) == 200
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as raw:
+            two = b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n[1]" * 2
+            raw.sendall(two)
+            answers = b""
+            while answers.count(b"200 OK") < 2:
+                answers += raw.recv(1000)
+        assert bodies == [b'[{"chunked": true}]', b"[1]", b"[1]"]
+    finally:
+        listener.close()

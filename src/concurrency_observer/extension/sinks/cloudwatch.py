@@ -31,7 +31,7 @@ import re
 import time
 
 from concurrency_observer.extension.http11 import Connection, HttpError, parse_url
-from concurrency_observer.extension.redaction import redact
+from concurrency_observer.extension.redaction import BODY_WITHHELD, quote_body
 from concurrency_observer.extension.sigv4 import sign, uri_encode
 from concurrency_observer.extension.sinks import DeliveryResult
 
@@ -123,6 +123,17 @@ def form_encode(params: Sequence[tuple[str, str]]) -> bytes:
     return "&".join(f"{uri_encode(k)}={uri_encode(v)}" for k, v in params).encode("ascii")
 
 
+def _encodable(record: Record) -> bool:
+    """Whether every dimension value of ``record`` is UTF-8 text (a lone surrogate, from bytes of
+    the environment that are no UTF-8, is not)."""
+    try:
+        for _, dimension in record.dimensions:
+            dimension.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_retryable(status: int, code: str | None) -> bool:
     """Whether an error response is worth another attempt: 5xx, 429 or a throttling code."""
     return status >= 500 or status == 429 or code in THROTTLING_CODES
@@ -211,6 +222,9 @@ class CloudWatchSink:
             return DeliveryResult((), attempts=0)
         if self._problem or self._endpoint is None:
             return DeliveryResult((), tuple(records), self._problem, attempts=0)
+        unsendable = [record for record in records if not _encodable(record)]
+        if unsendable:
+            return self._split(records, unsendable, deadline)
         # A connection per call: the init delivery may still run in its thread when the shutdown
         # delivery starts, and the two must not share a socket.
         connection = Connection(
@@ -227,6 +241,36 @@ class CloudWatchSink:
         if unreachable and result.failed and self._fallback is not None:
             return self._fail_open(result, deadline)
         return result
+
+    def _split(
+        self, records: Sequence[Record], unsendable: list[Record], deadline: float
+    ) -> DeliveryResult:
+        """Records with a value PutMetricData cannot carry (text that is no UTF-8, such as a
+        function name of bytes from the environment) go out as EMF lines, which escape it; the
+        others as usual. One such value must not lose every data point of the delivery."""
+        sendable = [record for record in records if record not in unsendable]
+        sent = self.deliver(sendable, deadline)
+        if self._fallback is None:
+            reason = "a dimension value is not UTF-8 text: PutMetricData cannot carry it"
+            return DeliveryResult(
+                sent.delivered,
+                (*sent.failed, *unsendable),
+                sent.reason or reason,
+                sent.attempts,
+                sent.unconfirmed,
+                sent.emf_fallback,
+            )
+        written = self._fallback.deliver(unsendable, deadline)
+        kinds = "+".join(record.kind for record in written.delivered) or "nothing"
+        self._log(f"a dimension value is not UTF-8 text: wrote {kinds} as EMF on stdout instead")
+        return DeliveryResult(
+            (*sent.delivered, *written.delivered),
+            (*sent.failed, *written.failed),
+            sent.reason or written.reason,
+            sent.attempts,
+            sent.unconfirmed,
+            (*sent.emf_fallback, *written.delivered),
+        )
 
     def _fail_open(self, result: DeliveryResult, deadline: float) -> DeliveryResult:
         """Write the records no connection could carry as EMF lines (see the module docstring)."""
@@ -341,8 +385,10 @@ class CloudWatchSink:
         code_match, message_match = _CODE.search(text), _MESSAGE.search(text)
         code = code_match.group(1) if code_match else None
         # An endpoint may echo the request, signature and session token included: masked here,
-        # before the cut (a cut secret no longer matches), and again by the logger.
-        message = redact(message_match.group(1) if message_match else text, 200)
+        # before the cut (a cut secret no longer matches), and again by the logger; a body that
+        # holds a credential in an encoded form is not quoted at all.
+        message = quote_body(message_match.group(1) if message_match else text, 200)
+        message = message if message is not None else BODY_WITHHELD
         shown = f"HTTP {status} {code}" if code else f"HTTP {status}"
         if code in EXPIRED_CODES and self.container_credentials is not None:
             self.container_credentials.invalidate()  # fresh ones at the next attempt
