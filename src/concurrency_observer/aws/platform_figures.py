@@ -12,9 +12,10 @@ What ``report`` leads with, and what it shows below (docs/report.md):
   durations, per environment on Lambda Managed Instances its invocations and concurrency,
   environments per Availability Zone, runtime versions.
 
-Every figure counts records, so an environment counts once whatever the metric profile. Fields a
-record lacks (no Telemetry API, the bash fallback) are left out of the figure that needs them,
-and the counts of records that had them are given, so nothing is guessed.
+Every figure counts records, so an environment counts once whatever the metric profile. The
+records come completed from the platform's lines of their log streams (``aws.platform_join``);
+fields a record still lacks are left out of the figure that needs them, and the counts of
+records that had them are given, so nothing is guessed: a figure no record gives is ``None``.
 """
 
 from __future__ import annotations
