@@ -16,6 +16,10 @@ records already in users' log groups.
 The wire format: one compact JSON object on one line, keys in any order, unknown keys ignored by
 readers. Times are epoch milliseconds (integers); durations are milliseconds (numbers, at most
 3 decimals); absent means unknown, never zero.
+
+The reader's side is here too: ``check_record`` is the one validator every reader applies
+(``aws.records``, and through it report, ``--all``, experiment and simulate), and the Python
+writer runs it on what it built so that it never writes a field a reader would drop.
 """
 
 from __future__ import annotations
@@ -183,6 +187,8 @@ def _text_ok(value: object) -> bool:
     """Non-empty, bounded and encodable text (a lone surrogate cannot be printed or billed)."""
     if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT_LENGTH:
         return False
+    if value.isascii():  # what the extension writes: no surrogate possible
+        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

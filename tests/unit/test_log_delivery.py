@@ -15,12 +15,13 @@ from concurrency_observer.aws.records import read_records
 from concurrency_observer.local.log_delivery import LambdaLogDelivery, batches, stream_name
 
 REGION = "us-east-1"
-_NOW_MS = int(time.time() * 1000)  # the reader keeps records whose instants fit its window
+# A plausible record: the reader refuses instants outside its window's span (a minute ago here).
+_SHUTDOWN_MS = int(time.time() * 1000) - 30_000
 RECORD = (
     '{"concurrencyObserver":"environment/1","functionName":"fn","functionVersion":"$LATEST",'
     '"initType":"on-demand","environmentId":"00000000000000a1","engine":"python",'
-    f'"metrics":"lean","initTime":{_NOW_MS - 1},"shutdownTime":{_NOW_MS},'
-    '"shutdownReason":"spindown","lifetimeMs":1,"idleMs":1}'
+    f'"metrics":"lean","initTime":{_SHUTDOWN_MS - 1000},"shutdownTime":{_SHUTDOWN_MS},'
+    '"shutdownReason":"spindown","lifetimeMs":1000,"idleMs":1}'
 )
 
 

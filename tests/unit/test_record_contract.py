@@ -106,6 +106,33 @@ def test_value_sets_are_the_published_ones() -> None:
     assert er.MAX_TEXT_LENGTH == MAX_TEXT_LENGTH
 
 
+def test_the_readers_bounds_and_refusal_reasons_are_the_published_ones() -> None:
+    """What a reader accepts and the reasons it gives (JSON ``records_read.refused`` keys)."""
+    er = environment_record
+    assert er.REFUSED_REASONS == (
+        "too long",
+        "too deeply nested",
+        "not valid JSON",
+        "unknown format version",
+        "missing field",
+        "wrong type",
+        "out of range",
+        "inconsistent",
+    )
+    assert er.MAX_LIFETIME_MS == 31 * 24 * 3600 * 1000
+    assert er.LIFETIME_TOLERANCE_MS == 1000
+    assert er.READ_SHUTDOWN_REASONS == (
+        "spindown",
+        "timeout",
+        "failure",
+        "sigterm",
+        "sandboxterminated",
+    )
+    assert er.OTHER_REASON == "other"
+    assert er.FIRST_INVOKE_CLASSES == FIRST_INVOKE_CLASSES == schema.FIRST_INVOKE_CLASSES
+    assert set(schema.KNOWN_SHUTDOWN_REASONS) <= set(er.READ_SHUTDOWN_REASONS)
+
+
 def _check_value(name: str, kind: object, value: object) -> None:
     if isinstance(kind, tuple):
         assert value in kind, (name, value)

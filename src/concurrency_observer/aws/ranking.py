@@ -24,6 +24,7 @@ flight: how many environments existed per request actually running at the busies
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -131,17 +132,19 @@ class RecordsScanned:
         return sum(scan.pages for scan in self.scans)
 
     def notes(self) -> tuple[str, ...]:
-        """The calls made, then per group its refused lines (records of unranked functions are
-        not said: a shared group holds them by design)."""
+        """The calls made, the refused lines of every group in one line, and the groups assumed
+        (other functions' records are not said: a shared group holds them by design)."""
         groups = len(self.scans)
         found = [
             f"environment records read from {groups} log group{'' if groups == 1 else 's'} "
             f"(FilterLogEvents, {self.filter_log_events_calls} calls)"
         ]
+        refused: Counter[str] = Counter()
         for scan in self.scans:
-            refused = refused_note(scan.refused)
-            if refused:
-                found.append(f"{scan.log_group}: {refused}")
+            refused.update(scan.refused)
+        said = refused_note(refused)
+        if said:
+            found.append(said)
         return (*found, *self.group_notes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -307,7 +310,7 @@ def scan_groups(
     ``lambda_client``: to find a custom ``LoggingConfig.LogGroup`` (None: the default groups).
     """
     group_of: dict[str, str] = {}
-    group_notes: list[str] = []
+    assumed: list[str] = []
     for function in functions:
         if lambda_client is None:
             group_of[function] = default_log_group(function)
@@ -315,7 +318,11 @@ def scan_groups(
         group, why = function_log_group(lambda_client, function)
         group_of[function] = group
         if why:
-            group_notes.append(f"{function}: {why}")
+            assumed.append(why)
+    # One line however many functions it concerns: the first reason stands for the rest.
+    group_notes = assumed[:1]
+    if len(assumed) > 1:
+        group_notes = [f"{assumed[0]}; and so for {len(assumed) - 1} more functions"]
     scans: dict[str, RecordScan] = {}
     for group in dict.fromkeys(group_of.values()):  # first-seen order, each group once
         scans[group] = read_records(logs, group, window.start, window.end)

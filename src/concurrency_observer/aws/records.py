@@ -59,8 +59,8 @@ MAX_DEPTH: Final = 4
 # A JSON-format line wraps the record as its ``message``, an object or a string of JSON; a string
 # of JSON could wrap again: at most this many wrappers are opened, one after another.
 MAX_WRAPPERS: Final = 2
-_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKET: Final = re.compile(r"[\[\]{}]")
+# A string (an unterminated one runs to the end, so the scan stays linear) or a bracket.
+_TOKEN: Final = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 def default_log_group(function_name: str) -> str:
@@ -87,15 +87,26 @@ def function_log_group(lambda_client: Any, function_name: str) -> tuple[str, str
 
 def _depth(text: str) -> int:
     """The deepest nesting of objects and arrays in ``text`` (strings skipped), without decoding."""
+    opened = text.count("{") + text.count("[")
+    if opened <= MAX_DEPTH:  # a record's line: no deeper than its brackets, whatever the strings
+        return opened
     depth = deepest = 0
-    for bracket in _BRACKET.finditer(_STRING.sub("", text)):
-        depth += 1 if bracket.group() in "[{" else -1
-        deepest = max(deepest, depth)
+    for token in _TOKEN.finditer(text):
+        found = token.group()
+        if found in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif found in "]}":
+            depth -= 1
     return deepest
 
 
 def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not a number a record holds")
+
+
+# One decoder for every line (``json.loads`` with an option builds a new one per call).
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _decode(text: str) -> tuple[object, str | None]:
@@ -111,7 +122,7 @@ def _decode(text: str) -> tuple[object, str | None]:
     if _depth(text) > MAX_DEPTH:
         return None, rec.REFUSED_TOO_DEEP
     try:
-        return json.loads(text, parse_constant=_refuse_constant), None
+        return _DECODER.decode(text), None
     except (ValueError, RecursionError, OverflowError, TypeError, MemoryError):
         return None, rec.REFUSED_MALFORMED
 

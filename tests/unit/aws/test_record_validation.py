@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from concurrency_observer import environment_record as rec
+from concurrency_observer.aws.ranking import RecordsScanned
 from concurrency_observer.aws.records import (
     MAX_DEPTH,
     MAX_LINE_LENGTH,
@@ -31,7 +32,7 @@ def _raw(document: dict[str, Any], name: str, text: str) -> str:
 
 
 # (what the line is, the line, the reason it is refused)
-REFUSED = [
+REFUSED: list[tuple[str, str, str | None]] = [
     (
         "1,000 nested messages",
         "concurrencyObserver " + '{"message":' * 1000 + "1" + "}" * 1000,
@@ -42,6 +43,12 @@ REFUSED = [
         '"concurrencyObserver" ' + '{"a":' * 40 + "1" + "}" * 40,
         rec.REFUSED_TOO_DEEP,
     ),
+    (
+        "escaped quotes that never close a string",
+        "concurrencyObserver " + "{" * 5 + '\\"' * 2000,
+        rec.REFUSED_TOO_DEEP,
+    ),
+    ("brackets inside strings", line(record(note="{[{[{[{[")), None),
     ("lifetime 1e999", _raw(record(), rec.LIFETIME_MS, "1e999"), rec.REFUSED_RANGE),
     (
         "a shutdown in the year 80,000",
@@ -88,9 +95,14 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("case", "message", "reason"), REFUSED, ids=[c[0] for c in REFUSED])
-def test_a_hostile_line_is_refused_with_its_reason(case: str, message: str, reason: str) -> None:
-    """Each line that looks like a record and is not one: refused, by its reason, no exception."""
-    assert check_line(message) == (None, reason), case
+def test_a_hostile_line_is_refused_with_its_reason(
+    case: str, message: str, reason: str | None
+) -> None:
+    """Each line that looks like a record and is not one: refused, by its reason, no exception
+    (brackets inside a string do not count as nesting: that record is read)."""
+    found, why = check_line(message)
+    assert why == reason, case
+    assert (found is None) == (reason is not None)
 
 
 def test_the_bounds_are_stated() -> None:
@@ -215,3 +227,21 @@ def test_validated_figures_are_finite_and_non_negative() -> None:
         assert isinstance(value, int | float)
         assert math.isfinite(value)
         assert 0 <= value <= max(rec.MAX_LIFETIME_MS, rec.MAX_COUNT)
+
+
+def test_the_ranking_says_its_calls_and_refusals_in_one_line_each() -> None:
+    """``report --all``: the FilterLogEvents calls, then every group's refused lines together."""
+    first = collect(
+        "/a",
+        [{"message": line(record())}, {"message": line(record("00000000000000c1", lifetimeMs=-1))}],
+        pages=2,
+    )
+    second = collect("/b", [{"message": line(record(initTime=True))}], pages=1)
+    notes = RecordsScanned((first, second), ("log group /aws/lambda/x assumed (denied)",)).notes()
+    assert notes == (
+        "environment records read from 2 log groups (FilterLogEvents, 3 calls)",
+        "2 lines that looked like environment records refused, not counted "
+        "(1 out of range, 1 wrong type)",
+        "log group /aws/lambda/x assumed (denied)",
+    )
+    assert RecordsScanned((first,)).to_dict()["log_groups"][0]["refused"] == {"out of range": 1}
