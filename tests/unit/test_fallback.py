@@ -942,3 +942,31 @@ def test_a_python_that_hangs_is_stopped_and_the_shell_serves(
     assert (record["engine"], record["invocations"]) == ("bash", 1)
     assert "ended with status 137 before its first /event/next" in process.stderr
     assert "still exists" not in process.stderr  # no coprocess left behind
+
+
+# Long values of every kind of byte run: valid text of any width, stray continuation bytes, lone
+# lead bytes, overlongs, surrogates, bytes past U+10FFFF; no NUL (no environment holds one).
+_PIECES = st.one_of(
+    TEXT.map(str.encode),
+    st.binary(max_size=8),
+    st.sampled_from([b"\x80" * 5, b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98", b"\xed\xa0\x80"]),
+)
+HOSTILE_BYTES = st.lists(_PIECES, min_size=1, max_size=120).map(
+    lambda pieces: b"".join(pieces).replace(b"\x00", b"")
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(HOSTILE_BYTES, min_size=1, max_size=10))
+def test_capped_cuts_any_bytes_as_the_python_engine_does(values: list[bytes]) -> None:
+    """capped keeps, of any bytes, exactly what cut_text keeps of them as os.environ decodes."""
+    script = 'source "$1"; while IFS= read -r -d "" v; do capped "$v"; printf "%s\\0" "$text"; done'
+    output = subprocess.run(
+        [BASH, "-c", script, "bash", str(SOURCES / "fallback.sh")],
+        input=b"".join(v + b"\0" for v in values),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    ).stdout
+    expected = [os.fsencode(environment_record.cut_text(os.fsdecode(v))) for v in values]
+    assert output.split(b"\0")[:-1] == expected

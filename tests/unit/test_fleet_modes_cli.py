@@ -22,6 +22,7 @@ from concurrency_observer.local.simulation import (
     RECORDS,
     Recorded,
     RecordedKey,
+    Recording,
     SimulationSettings,
     managed_instances_fleet,
     unrecorded_figures,
@@ -140,6 +141,33 @@ def test_a_match_without_classes_says_what_is_not_recorded(tmp_path: Path) -> No
     figures = written["not_recorded"]["figures"]
     assert {f["first_invoke"] for f in figures} == set(schema.FIRST_INVOKE_CLASSES)
     assert not any(f["metric"] == schema.ENVIRONMENT_INVOCATIONS for f in figures)
+
+
+def test_a_shutdown_only_match_says_what_is_not_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A setup recording SHUTDOWN only: inits and shutdowns equal, MATCH, exit 0; invocations
+    and classes shown as not recorded."""
+    why = "the extension registers for SHUTDOWN only"
+    monkeypatch.setattr(
+        SimulationSettings, "recording", lambda self: Recording(invocations=False, why=why)
+    )
+    on_demand = schema.INIT_ON_DEMAND
+    settings = SimulationSettings(provisioned=0, runtime=RUNTIME_BASH, sink="emf")
+    text, written = _finish(
+        settings, _truth(on_demand, 1), _inits_and_shutdowns(on_demand), tmp_path
+    )
+    assert "verdict: MATCH" in text
+    assert "not compared: invocations (17)" in text
+    assert why in text
+    # Under the on-demand heading (then again under all init types).
+    unrecorded = "│ invocations │ 17 │ not recorded │ - │"
+    assert text.index("│ on-demand │") < text.index(unrecorded) < text.index("│ all init types │")
+    assert written["verdict"] == "match"
+    figures = written["not_recorded"]["figures"]
+    assert {"metric": schema.ENVIRONMENT_INVOCATIONS, "init_type": "all", "truth": 17} in [
+        {k: f[k] for k in ("metric", "init_type", "truth")} for f in figures
+    ]
 
 
 def test_a_managed_instances_match_compares_invocations(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ of events) as Lambda posts it, ignores what it cannot read (counting it), and ke
 environment record needs (``environment_record``'s names):
 
 - ``platform.initStart``: ``runtimeVersion``, ``phase``;
-- ``platform.initReport``: ``status``, ``errorType``, ``phase``, ``metrics.durationMs`` (the last
-  report wins: a re-init after a failure reports again, with phase ``invoke``);
+- ``platform.initReport``: ``status``, ``errorType``, ``phase``, ``metrics.durationMs`` (one per
+  phase; a re-init after a failure reports again, with phase ``invoke``, and that one wins);
 - ``platform.restoreReport`` (SnapStart): ``metrics.durationMs``;
 - when the extension cannot count INVOKE events itself (Lambda Managed Instances, or registered
   for SHUTDOWN alone): ``platform.start`` and ``platform.report`` by ``requestId``. On LMI those
@@ -131,17 +131,6 @@ def _text(raw: object) -> str | None:
     return fields.cut_text(raw)
 
 
-def most_in_flight(intervals: list[tuple[float, float]]) -> int:
-    """The most intervals ``[start, end)`` open at once (one ending as another starts: not both)."""
-    edges = [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals]
-    edges.sort()  # at one instant, -1 sorts before +1
-    running = best = 0
-    for _, step in edges:
-        running += step
-        best = max(best, running)
-    return best
-
-
 class ConcurrencySweep:
     """The most intervals open at once, from their edges given in about the order of time.
 
@@ -256,7 +245,8 @@ class PlatformAccount:
             if _implausible(duration):
                 self.refused += 1
                 return
-            if self._first_of_phase(record, self._phases_reported):
+            superseded = "invoke" in self._phases_reported  # the re-init's, delivered first
+            if self._first_of_phase(record, self._phases_reported) and not superseded:
                 self.init_status = _text(record.get("status"))
                 self.init_phase = _text(record.get("phase")) or self.init_phase
                 error_type = _text(record.get("errorType"))

@@ -162,9 +162,11 @@ capped() {
     local two=$'[\xc2-\xdf]'$tail
     local three=$'@(\xe0[\xa0-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]|\xed[\x80-\x9f])'$tail
     local four=$'@(\xf0[\x90-\xbf]|[\xf1-\xf3][\x80-\xbf]|\xf4[\x80-\x8f])'$tail$tail
-    local -i at=0 count=0 length=${#1}
+    # A character is at most 4 bytes: the loop reads the first 4 * MAX_TEXT only.
+    local head=${1:0:4*MAX_TEXT}
+    local -i at=0 count=0 length=${#head}
     while ((count < MAX_TEXT && at < length)); do
-        chunk=${1:at:4}
+        chunk=${head:at:4}
         count+=1
         # shellcheck disable=SC2053
         if [[ $chunk == [$'\x01'-$'\x7f']* ]]; then
@@ -179,7 +181,7 @@ capped() {
             at+=1 # a byte of no well-formed sequence: a character by itself
         fi
     done
-    text=${1:0:at}
+    text=${head:0:at}
 }
 
 trimmed() {

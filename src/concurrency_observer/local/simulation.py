@@ -119,8 +119,8 @@ class Recording:
 
     Inits and shutdowns, per init type, always. ``invocations``: it gets INVOKE events (or, on
     Lambda Managed Instances, the Telemetry API's platform.start and platform.report), so it
-    records each environment's invocations and ``FirstInvoke`` class; without them (the bash
-    fallback: SHUTDOWN only, no listener) neither exists, and ``why`` says so.
+    records each environment's invocations and ``FirstInvoke`` class; without them (an extension
+    registered for SHUTDOWN only, with no Telemetry API) neither exists, and ``why`` says so.
     """
 
     invocations: bool = True

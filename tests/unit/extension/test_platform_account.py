@@ -8,8 +8,8 @@ import pytest
 
 from concurrency_observer.extension import platform_account
 from concurrency_observer.extension.platform_account import (
+    ConcurrencySweep,
     PlatformAccount,
-    most_in_flight,
     parse_time_ms,
 )
 
@@ -112,6 +112,11 @@ def test_failed_reinit_last_report_wins() -> None:
         "Sandbox.Timedout",
         "invoke",
     )
+    # Delivered the other way round, the re-init's report still wins.
+    reversed_order = PlatformAccount(count_invocations=False)
+    reversed_order.observe_batch(body(again, failed))
+    facts = reversed_order.facts(init_time_ms=T0_MS, prompt_threshold_ms=10_000)
+    assert (facts["initStatus"], facts["initPhase"]) == ("timeout", "invoke")
 
 
 def test_restore_report() -> None:
@@ -294,11 +299,26 @@ def test_a_start_open_longer_than_any_invoke_is_let_go() -> None:
     assert account.complete() is False  # no init report in this account
 
 
+def most_in_flight(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals ``[start, end)`` open at once, by a sweep of their edges sorted once."""
+    sweep = ConcurrencySweep()
+    for start_ms, end_ms in intervals:
+        sweep.edge(start_ms, 1)
+        sweep.edge(end_ms, -1)
+    return sweep.peak()
+
+
 def test_most_in_flight() -> None:
-    """Back-to-back intervals do not overlap; nested ones do."""
+    """Back-to-back intervals do not overlap; nested ones do; swept early or late, the same."""
     assert most_in_flight([]) == 0
     assert most_in_flight([(0, 10), (10, 20)]) == 1
     assert most_in_flight([(0, 10), (2, 5), (3, 4), (9, 12)]) == 3
+    sweep = ConcurrencySweep()
+    for start_ms, end_ms in [(0, 10), (2, 5), (3, 4), (9, 12)]:
+        sweep.edge(start_ms, 1)
+        sweep.edge(end_ms, -1)
+        sweep.settle(start_ms)  # sweeps what is behind as the edges come
+    assert sweep.peak() == 3
 
 
 def test_idle_time_from_the_last_invocations_end() -> None:
