@@ -77,6 +77,8 @@ def fleet_run(
         namespace=f"E2E/{uuid.uuid4().hex[:12]}",  # moto's GetMetricData ignores namespaces
         function_name=f"e2e-fleet-{uuid.uuid4().hex[:8]}",
         metrics=request.param,
+        # The platform's lines in either log format, one run each.
+        log_format="JSON" if request.param == schema.METRICS_FULL else "Text",
     )
     url = cloudwatch.endpoint_url
     simulation = Simulation(settings, layer_dir, url, rie_path=rie_path, logs_url=url)
@@ -184,6 +186,21 @@ def test_held_inits_are_recorded_as_lambda_reports_them(fleet_run: FleetRun) -> 
         wait = record[waits[record[fields.FIRST_INVOKE]]]
         assert record[fields.INIT_STATUS] == "success", record
         assert 0 < record[fields.INIT_DURATION_MS] < wait / 2, record
+
+
+def test_the_platforms_lines_agree_with_the_telemetry_api(fleet_run: FleetRun) -> None:
+    """Every record joined to its stream's platform lines (text or JSON), which agree with its
+    Telemetry API fields where both speak; the waited-for cold starts' REPORTs carry the same
+    init duration as the records."""
+    report = fleet_run.outcome.report
+    assert report is not None
+    assert report.platform is not None
+    lines = report.platform.lines
+    assert lines is not None
+    assert (lines.joined, lines.without_record) == (report.platform.environments, 0)
+    assert lines.disagreements == ()
+    assert report.platform.runtime_versions == {"python:rie": report.platform.environments}
+    assert report.platform.with_telemetry == report.platform.environments  # not replaced
 
 
 def test_the_run_created_one_metric_stream_per_init_type_under_lean(fleet_run: FleetRun) -> None:

@@ -326,9 +326,11 @@ def test_invocations_recorded_where_none_are_expected_are_a_mismatch() -> None:
 
 
 def test_each_setup_says_what_it_records_and_how_it_runs() -> None:
-    """Standard Python and LMI (its invocations from the Telemetry API) record everything, bash
-    SHUTDOWN-only figures, each run its own way (LMI concurrency and its real Telemetry API; the
-    standard mode's emulated one; the bash runtime with python3 hidden and nothing to listen)."""
+    """Standard Python, LMI (its invocations from the Telemetry API) and the bash engine (it
+    counts INVOKE) record everything; the bash engine on LMI every figure but the classes; each
+    run its own way (LMI concurrency and its real Telemetry API; the standard mode's emulated
+    one; the bash runtime with python3 hidden and nothing to listen; LMI's bash engine asked for
+    by CONCURRENCY_OBSERVER_ENGINE)."""
     standard = SimulationSettings()
     assert standard.recording().invocations
     assert standard.environment_settings(None).max_concurrency is None
@@ -340,11 +342,25 @@ def test_each_setup_says_what_it_records_and_how_it_runs() -> None:
     assert lmi.environment_settings(None).max_concurrency == 5
     assert not lmi.environment_settings(None).emulate_telemetry
     bash = SimulationSettings(runtime=RUNTIME_BASH, sink="emf")
-    assert not bash.recording().invocations
+    assert bash.recording().invocations
+    assert bash.recording().classes
     assert not bash.environment_settings(None).emulate_telemetry
     environment = bash.environment_settings(None)
     assert environment.runtime_command is not None
     assert environment.runtime_command[0] == "/bin/bash"
     assert any(p.endswith("python3") for p in environment.hidden_paths)
+    lmi_bash = SimulationSettings(
+        mode=MODE_MANAGED_INSTANCES,
+        runtime=RUNTIME_BASH,
+        sink="emf",
+        fleet=managed_instances_fleet(FleetConfig(), 5),
+    )
+    assert (lmi_bash.recording().invocations, lmi_bash.recording().classes) == (True, False)
+    lmi_environment = lmi_bash.environment_settings(None)
+    assert lmi_environment.extra_env["CONCURRENCY_OBSERVER_ENGINE"] == "bash"
+    assert lmi_environment.runtime_command is None  # the LMI runtime, which has python3
+    assert lmi_bash.log_settings().log_format == "JSON"
+    with pytest.raises(ValueError, match="JSON log format only"):
+        SimulationSettings(mode=MODE_MANAGED_INSTANCES, log_format="Text")
     with pytest.raises(ValueError, match="unknown mode"):
         SimulationSettings(mode="serverful")

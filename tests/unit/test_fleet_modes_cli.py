@@ -38,7 +38,7 @@ LMI = schema.INIT_MANAGED_INSTANCES
         (["--max-concurrency", "8"], "--max-concurrency is for --mode managed-instances"),
         (["--mode", "managed-instances", "--provisioned", "2"], "no provisioned concurrency"),
         (["--mode", "managed-instances", "--pc-max-lifetime", "9"], "no provisioned concurrency"),
-        (["--mode", "managed-instances", "--runtime", "bash"], "drop --runtime"),
+        (["--mode", "managed-instances", "--log-format", "text"], "JSON logs only"),
         (["--runtime", "bash", "--sink", "cloudwatch"], "use --sink emf"),
         (["--runtime", "bash", "--endpoint-url", "http://127.0.0.1:1"], "writes EMF lines"),
     ],
@@ -114,6 +114,33 @@ def _finish(
     finish(outcome, out, Console(file=io.StringIO()), document)  # no Exit: a match
     text = " ".join(out.file.getvalue().split())  # type: ignore[attr-defined]
     return text, json.loads(document.read_text())
+
+
+def test_a_match_without_classes_says_what_is_not_recorded(tmp_path: Path) -> None:
+    """The bash engine on LMI: inits, shutdowns and invocations equal, MATCH, exit 0; the
+    classes shown as not recorded, and why."""
+    settings = SimulationSettings(
+        provisioned=0,
+        mode=MODE_MANAGED_INSTANCES,
+        runtime=RUNTIME_BASH,
+        sink="emf",
+        fleet=managed_instances_fleet(FleetConfig(), 4),
+    )
+    recorded: dict[RecordedKey, float] = {
+        **_inits_and_shutdowns(LMI),
+        (schema.ENVIRONMENT_INVOCATIONS, None): 17.0,
+        (schema.ENVIRONMENT_INVOCATIONS, LMI): 17.0,
+    }
+    text, written = _finish(settings, _truth(LMI, 4), recorded, tmp_path)
+    assert "verdict: MATCH" in text
+    assert "not compared: how each environment was used" in text
+    assert "from the platform's REPORT lines" in text
+    unrecorded = "│ shutdowns: prompt │ 2 │ not recorded │ - │"
+    assert text.index(f"│ {LMI} │") < text.index(unrecorded) < text.index("│ all init types │")
+    assert written["verdict"] == "match"
+    figures = written["not_recorded"]["figures"]
+    assert {f["first_invoke"] for f in figures} == set(schema.FIRST_INVOKE_CLASSES)
+    assert not any(f["metric"] == schema.ENVIRONMENT_INVOCATIONS for f in figures)
 
 
 def test_a_shutdown_only_match_says_what_is_not_recorded(

@@ -44,7 +44,8 @@ def test_each_environment_gets_a_lambda_like_stream_of_its_lines(logs: Any) -> N
     streams = logs.describe_log_streams(logGroupName="/aws/lambda/fn")["logStreams"]
     assert {s["logStreamName"] for s in streams} == {first, second}
     events = logs.get_log_events(logGroupName="/aws/lambda/fn", logStreamName=first)["events"]
-    assert [e["message"] for e in events] == ["START RequestId: 1", RECORD]
+    # The RIE's START line is written as Lambda's (local.lambda_log_lines).
+    assert [e["message"] for e in events] == ["START RequestId: 1 Version: $LATEST", RECORD]
     assert {e["timestamp"] for e in events} == {int(stamp * 1000)}
     assert (delivery.streams, delivery.failures) == (2, 0)
 

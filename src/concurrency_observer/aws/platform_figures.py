@@ -12,9 +12,10 @@ What ``report`` leads with, and what it shows below (docs/report.md):
   durations, per environment on Lambda Managed Instances its invocations and concurrency,
   environments per Availability Zone, runtime versions.
 
-Every figure counts records, so an environment counts once whatever the metric profile. Fields a
-record lacks (no Telemetry API, the bash fallback) are left out of the figure that needs them,
-and the counts of records that had them are given, so nothing is guessed.
+Every figure counts records, so an environment counts once whatever the metric profile. The
+records come completed from the platform's lines of their log streams (``aws.platform_join``);
+fields a record still lacks are left out of the figure that needs them, and the counts of
+records that had them are given, so nothing is guessed: a figure no record gives is ``None``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Final
 
 from concurrency_observer import environment_record as rec
 from concurrency_observer import schema
+from concurrency_observer.aws.platform_join import FILLED_FROM, Disagreement, PlatformJoin
 from concurrency_observer.aws.report_usage import nearest_rank
 
 PERCENTILES: Final = (50, 90, 99)
@@ -75,19 +77,40 @@ class Quantiles:
 
 @dataclass(frozen=True)
 class ColdStarts:
-    """How many invocations were cold starts, and the inits nobody waited for."""
+    """How many invocations were cold starts, and the inits nobody waited for.
 
-    felt: int
+    Counted over the environments whose class is known (``classified`` of ``environments``): an
+    on-demand environment without a ``FirstInvoke`` class (an engine that did not count INVOKE)
+    could have been either, so it is in neither count, and when no environment's class is known
+    ``felt`` is unknown (``None``), never 0.
+    """
+
+    felt: int | None
     invocations: float | None  # AWS/Lambda Invocations over the same window, when known
     init_duration: Quantiles | None  # of the felt ones that carry an init duration
     not_waited_for: Mapping[str, int]
+    environments: int = 0
+    classified: int = 0  # environments whose class is known (felt or a reason nobody waited)
+    # The invocations the share is over: AWS/Lambda's when every class is known, else those
+    # the classified environments' records counted (``share_over`` says which).
+    share_invocations: float | None = None
+    share_over: str | None = None
+
+    @property
+    def unclassified(self) -> int:
+        """Environments whose class is unknown."""
+        return self.environments - self.classified
 
     @property
     def share(self) -> float | None:
-        """``felt`` as a share of the invocations (0-1); ``None`` without invocations."""
-        if not self.invocations:
+        """``felt`` as a share of the invocations (0-1); ``None`` when either is unknown."""
+        if self.felt is None or not self.share_invocations:
             return None
-        return self.felt / self.invocations
+        return self.felt / self.share_invocations
+
+
+INVOCATIONS_FROM_LAMBDA: Final = "AWS/Lambda Invocations"
+INVOCATIONS_FROM_RECORDS: Final = "the classified environments' records"
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,40 @@ class PlatformFigures:
     managed_instances: tuple[ManagedEnvironment, ...]
     environments_by_zone: Mapping[str, int]
     runtime_versions: Mapping[str, int]
+    # The platform's lines in the log group, joined by log stream (aws.platform_join).
+    lines: PlatformLinesFigures | None = None
+
+
+@dataclass(frozen=True)
+class PlatformLinesFigures:
+    """What the join of the platform's lines to the records found."""
+
+    streams: int  # log streams with platform lines
+    joined: int  # records whose stream had platform lines
+    filled: int  # records given a field only the lines had
+    without_record: int  # streams with platform lines and no record in the scan
+    disagreements: tuple[Disagreement, ...] = ()
+
+    @classmethod
+    def of(cls, found: PlatformJoin) -> PlatformLinesFigures:
+        """The counts of one join."""
+        return cls(
+            found.streams_with_lines,
+            found.joined,
+            found.filled,
+            found.lines_without_record,
+            found.disagreements,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report document's ``platform.platform_lines`` object."""
+        return {
+            "streams": self.streams,
+            "records_joined": self.joined,
+            "records_filled": self.filled,
+            "streams_without_record": self.without_record,
+            "disagreements": [d.as_dict() for d in self.disagreements],
+        }
 
 
 def _number(record: Mapping[str, Any], name: str) -> float | None:
@@ -155,7 +212,12 @@ def why_not_waited_for(record: Mapping[str, Any]) -> str | None:
 
 
 def cold_starts(records: Sequence[Mapping[str, Any]], invocations: float | None) -> ColdStarts:
-    """Cold starts felt by a request beside the inits nobody waited for."""
+    """Cold starts felt by a request beside the inits nobody waited for.
+
+    ``invocations``: AWS/Lambda's over the window. When some classes are unknown the share is
+    taken over the classified environments only: their felt cold starts over the invocations
+    their records counted (unknown if any of them did not count).
+    """
     felt: list[Mapping[str, Any]] = []
     not_waited: Counter[str] = Counter()
     for record in records:
@@ -164,19 +226,46 @@ def cold_starts(records: Sequence[Mapping[str, Any]], invocations: float | None)
             felt.append(record)
         else:
             not_waited[why] += 1
+    unclassified = not_waited[UNCLASSIFIED]
+    classified = len(records) - unclassified
+    served = invocations
+    source = INVOCATIONS_FROM_LAMBDA if invocations is not None else None
+    if unclassified:
+        counted = [
+            _number(r, rec.INVOCATIONS) for r in records if why_not_waited_for(r) != UNCLASSIFIED
+        ]
+        known = [n for n in counted if n is not None]
+        complete = bool(counted) and len(known) == len(counted)
+        served = sum(known) if complete else None
+        source = INVOCATIONS_FROM_RECORDS if complete else None
     durations = [d for r in felt if (d := _number(r, rec.INIT_DURATION_MS)) is not None]
     return ColdStarts(
-        felt=len(felt),
+        felt=len(felt) if classified else None,
         invocations=invocations,
         init_duration=Quantiles.of(durations),
         not_waited_for={why: not_waited[why] for why in NOT_WAITED_FOR if not_waited[why]},
+        environments=len(records),
+        classified=classified,
+        share_invocations=served,
+        share_over=source,
     )
 
 
+def _from_telemetry(record: Mapping[str, Any]) -> bool:
+    """Whether the record's own init status came with it (not filled from the platform's lines)."""
+    filled = record.get(FILLED_FROM)
+    return not (isinstance(filled, list) and rec.INIT_STATUS in filled)
+
+
 def platform_figures(
-    records: Iterable[Mapping[str, Any]], invocations: float | None = None
+    records: Iterable[Mapping[str, Any]],
+    invocations: float | None = None,
+    lines: PlatformJoin | None = None,
 ) -> PlatformFigures:
-    """Aggregate ``records`` (dicts as read back); ``invocations``: AWS/Lambda's, same window."""
+    """Aggregate ``records`` (dicts as read back); ``invocations``: AWS/Lambda's, same window.
+
+    ``lines``: the join that filled the records from the platform's lines, when one was made.
+    """
     records = list(records)
     by_type: dict[str, list[float]] = {}
     failed_types: Counter[str] = Counter()
@@ -192,7 +281,7 @@ def platform_figures(
             by_type.setdefault(init_type_of(record), []).append(duration)
         status = _text(record, rec.INIT_STATUS)
         if status is not None:
-            with_telemetry += 1
+            with_telemetry += _from_telemetry(record)
             if status != INIT_SUCCESS:
                 failed_types[_text(record, rec.INIT_ERROR_TYPE) or status] += 1
                 failed_phases[_text(record, rec.INIT_PHASE) or "unknown"] += 1
@@ -230,6 +319,7 @@ def platform_figures(
         managed_instances=tuple(sorted(managed, key=lambda m: m.environment_id)),
         environments_by_zone=dict(sorted(zones.items())),
         runtime_versions=dict(runtimes.most_common()),
+        lines=None if lines is None else PlatformLinesFigures.of(lines),
     )
 
 
@@ -243,8 +333,12 @@ def cold_starts_section(figures: PlatformFigures) -> dict[str, Any]:
     share = cold.share
     return {
         "felt": cold.felt,
+        "environments": cold.environments,
+        "classified": cold.classified,
         "invocations": cold.invocations,
         "share": None if share is None else round(share, 6),
+        "share_invocations": None if share is None else cold.share_invocations,
+        "share_over": None if share is None else cold.share_over,
         "init_duration_ms": _quantiles(cold.init_duration),
         "not_waited_for": dict(cold.not_waited_for),
     }
@@ -275,4 +369,5 @@ def platform_section(figures: PlatformFigures) -> dict[str, Any]:
         ],
         "environments_by_availability_zone": dict(figures.environments_by_zone),
         "runtime_versions": dict(figures.runtime_versions),
+        "platform_lines": None if figures.lines is None else figures.lines.as_dict(),
     }

@@ -39,10 +39,14 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from concurrency_observer import environment_record as rec
+from concurrency_observer.aws.platform_lines import FILTER_TERMS, PlatformLines, accounts
 from concurrency_observer.aws.session import aws_errors, error_code
 from concurrency_observer.errors import AwsError
 
 RECORD_FILTER_PATTERN: Final = f'"{rec.MARKER_KEY}"'
+# The records and the platform's own lines (aws.platform_lines) in one scan: AWS ORs ``?`` terms.
+# moto does not parse ``?`` and returns every event (then the parsers select the same lines).
+RECORD_AND_PLATFORM_PATTERN: Final = " ".join(f'?"{t}"' for t in (rec.MARKER_KEY, *FILTER_TERMS))
 # Lambda stamps an event when it receives the line; a record written at a shutdown a moment
 # before the window's end may be stamped just after it.
 DELIVERY_SLACK: Final = timedelta(minutes=2)
@@ -196,6 +200,9 @@ class RecordScan:
     record_sizes: Mapping[str, int] = field(default_factory=dict)
     refused: Mapping[str, int] = field(default_factory=dict)
     other_functions: int = 0
+    platform: PlatformLines = field(default_factory=PlatformLines)  # the platform's own lines
+    bytes_returned: int = 0  # UTF-8 bytes of every event's message the calls returned
+    platform_scanned: bool = False  # the pattern asked for the platform's lines too
 
     @property
     def found(self) -> bool:
@@ -250,12 +257,14 @@ def collect(
     """
     records: dict[tuple[str, str], dict[str, Any]] = {}
     streams: dict[str, str] = {}
+    events = list(events)
     sizes: dict[str, int] = {}
     refused: Counter[str] = Counter()
-    matched = duplicates = total_bytes = 0
+    matched = duplicates = returned = total_bytes = 0
     for event in events:
         matched += 1
         message = event.get("message", "")
+        returned += _utf8_bytes(message) if isinstance(message, str) else 0
         record, why = check_line(
             message if isinstance(message, str) else "",
             not_before_ms=not_before_ms,
@@ -290,6 +299,8 @@ def collect(
         log_streams=streams,
         record_sizes=sizes,
         refused=dict(refused),
+        platform=accounts(events),
+        bytes_returned=returned,
     )
 
 
@@ -298,7 +309,13 @@ def _epoch_ms(moment: datetime) -> int:
 
 
 def read_records(
-    logs: Any, log_group: str, start: datetime, end: datetime, *, page_size: int | None = None
+    logs: Any,
+    log_group: str,
+    start: datetime,
+    end: datetime,
+    *,
+    page_size: int | None = None,
+    platform_lines: bool = False,
 ) -> RecordScan:
     """Every record stamped in ``[start, end + DELIVERY_SLACK]`` in ``log_group`` (all pages).
 
@@ -308,6 +325,8 @@ def read_records(
     falls in its window; a missing log group
     is an empty scan (``missing_group``), other errors raise ``AwsError``. ``page_size``: events
     per call (FilterLogEvents' ``limit``; default: as many as AWS gives, up to 10,000 or 1 MB).
+    ``platform_lines``: the same calls also return the platform's own lines
+    (``RECORD_AND_PLATFORM_PATTERN``), kept per stream in ``RecordScan.platform``.
     """
     paginator = logs.get_paginator("filter_log_events")
     events: list[Mapping[str, Any]] = []
@@ -318,7 +337,9 @@ def read_records(
                 logGroupName=log_group,
                 startTime=_epoch_ms(start),
                 endTime=_epoch_ms(end + DELIVERY_SLACK),
-                filterPattern=RECORD_FILTER_PATTERN,
+                filterPattern=RECORD_AND_PLATFORM_PATTERN
+                if platform_lines
+                else RECORD_FILTER_PATTERN,
                 PaginationConfig={"PageSize": page_size} if page_size else {},
             ):
                 pages += 1
@@ -327,10 +348,11 @@ def read_records(
         if error_code(error) == "ResourceNotFoundException":
             return RecordScan(log_group, missing_group=True)
         raise
-    return collect(
+    scan = collect(
         log_group,
         events,
         pages,
         not_before_ms=_epoch_ms(start) - rec.MAX_LIFETIME_MS,
         not_after_ms=_epoch_ms(end + DELIVERY_SLACK),
     )
+    return replace(scan, platform_scanned=platform_lines)

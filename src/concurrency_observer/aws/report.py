@@ -35,11 +35,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from concurrency_observer import environment_record as rec
-from concurrency_observer.aws import record_figures
+from concurrency_observer.aws import platform_invocations, platform_join, record_figures
 from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import Series
 from concurrency_observer.aws.platform_figures import PlatformFigures, platform_figures
@@ -407,6 +407,7 @@ def build_report(
     grid = _Grid(window)
     # Whose record it is: only those whose own functionName (and functionVersion) say so.
     scan = scan.of_function(request.function_name, request.version) if scan else None
+    scan, joined = with_platform_lines(scan)
     every = record_figures.lives(scan.records if scan else (), request.version)
     from_records = bool(every)
     by_version = from_records and request.version is not None
@@ -471,7 +472,7 @@ def build_report(
         figures_source=SOURCE_RECORDS if from_records else SOURCE_METRICS,
         metric_profiles=tuple(sorted(counts.profiles)),
         observer_bill=_bill(fetched, scan, every, window),
-        platform=_platform(scan, every, window, invocations) if from_records else None,
+        platform=_platform(scan, every, window, invocations, joined) if from_records else None,
         records_read=_records_read(scan),
     )
     warnings = _lookback_warnings(request, grid, live, fetched, per_environment.lifetime)
@@ -479,6 +480,7 @@ def build_report(
         _scope_notes(request, report, by_version)
         + _usage_notes(report, fetched)
         + _source_notes(scan, from_records, counts)
+        + _unknown_notes(report, sorted({life.engine for life in every}))
     )
     return replace(report, warnings=tuple(warnings), notes=tuple(notes))
 
@@ -493,14 +495,27 @@ def _in_window(
     return [r for r in (scan.records if scan else ()) if str(r.get("environmentId")) in in_window]
 
 
+def with_platform_lines(
+    scan: RecordScan | None,
+) -> tuple[RecordScan | None, platform_join.PlatformJoin | None]:
+    """The scan with its records completed from the platform's lines (``aws.platform_join``),
+    and what the join found; as it is when the scan did not ask for the lines."""
+    if scan is None or not scan.platform_scanned:
+        return scan, None
+    found = platform_join.join(scan.records, scan.log_streams, scan.platform)
+    return replace(scan, records=found.records), found
+
+
 def _platform(
     scan: RecordScan | None,
     every: Sequence[Life],
     window: ReportWindow,
     invocations: float | None,
+    joined: platform_join.PlatformJoin | None,
 ) -> PlatformFigures:
-    """The platform's account over the window's records (aws.platform_figures)."""
-    return platform_figures(_in_window(scan, every, window), invocations)
+    """The platform's account over the window's records (aws.platform_figures), completed from
+    the platform's lines of their log streams when the scan read them."""
+    return platform_figures(_in_window(scan, every, window), invocations, joined)
 
 
 def _bill(
@@ -631,6 +646,40 @@ def _source_note(scan: RecordScan, from_records: bool, counts: _Counts) -> str:
     )
 
 
+def _unknown_notes(report: Report, engines: Sequence[str]) -> list[str]:
+    """Why a figure is unknown (null), said once; and any disagreement, never averaged away."""
+    platform = report.platform
+    if platform is None:
+        return []
+    notes = []
+    cold = platform.cold_starts
+    if cold.unclassified:
+        notes.append(
+            f"class unknown for {cold.unclassified} of {cold.environments} environments (an "
+            f"engine that did not count INVOKE; engines here: {', '.join(engines)}): cold "
+            f"starts felt and their share are over the {cold.classified} classified"
+            + ("" if cold.felt is not None else ", so unknown")
+            + "; invocations per environment, time to first invoke and idle figures are over "
+            "the environments that counted them"
+        )
+    lines = platform.lines
+    if lines is not None and not lines.streams and platform.with_telemetry < platform.environments:
+        notes.append(
+            "no platform lines (INIT_START, INIT_REPORT, REPORT) in the log group: init "
+            "durations and statuses only from the records' Telemetry API fields (a JSON log "
+            "format with a system log level of WARN drops those lines)"
+        )
+    if lines is not None and lines.disagreements:
+        shown = "; ".join(d.describe() for d in lines.disagreements[:3])
+        more = len(lines.disagreements) - 3
+        notes.append(
+            f"the records and the platform's lines disagree on {len(lines.disagreements)} "
+            f"field(s), both kept (the record's in the figures): {shown}"
+            + (f"; and {more} more (JSON: platform.platform_lines)" if more > 0 else "")
+        )
+    return notes
+
+
 def _usage_notes(report: Report, fetched: FetchedMetrics) -> list[str]:
     notes = []
     if any(usage.unclassified for usage in report.usage_by_init_type.values()):
@@ -733,8 +782,32 @@ def scan_records(logs: Any, request: ReportRequest, log_group: str | None = None
     Only the function's own records (``RecordScan.of_function``): a shared group holds others'.
     """
     group = log_group or default_log_group(request.function_name)
-    scan = read_records(logs, group, request.window.start, request.window.end)
-    return scan.of_function(request.function_name, request.version)
+    scan = read_records(
+        logs, group, request.window.start, request.window.end, platform_lines=True
+    ).of_function(request.function_name, request.version)
+    return with_report_counts(logs, scan)
+
+
+def with_report_counts(logs: Any, scan: RecordScan) -> RecordScan:
+    """The scan with the REPORT lines counted, by a second scan of their streams only, for the
+    records that did not count their invocations (``aws.platform_invocations``)."""
+    streams = platform_invocations.uncounted_streams(scan.records, scan.log_streams)
+    if not streams or scan.missing_group:
+        return scan
+    since = min(_moment_ms(r[rec.INIT_TIME]) for r in scan.records)
+    until = max(_moment_ms(r[rec.SHUTDOWN_TIME]) for r in scan.records)
+    counts = platform_invocations.count_reports(logs, scan.log_group, streams, since, until)
+    platform = replace(
+        scan.platform,
+        reports_by_stream=counts.by_stream,
+        report_calls=counts.calls,
+        report_bytes=counts.bytes_returned,
+    )
+    return replace(scan, platform=platform)
+
+
+def _moment_ms(epoch_ms: Any) -> datetime:
+    return datetime.fromtimestamp(float(epoch_ms) / 1000, timezone.utc)
 
 
 def read_report(

@@ -48,8 +48,14 @@ class Distribution:
         return self.total / self.count if self.count else None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"count", "mean", "max", "total"}``; mean and max are null when count is 0."""
-        return {"count": self.count, "mean": self.mean, "max": self.maximum, "total": self.total}
+        """``{"count", "mean", "max", "total"}``; mean, max and total are null when count is 0
+        (no environment gave the figure: unknown, not zero)."""
+        return {
+            "count": self.count,
+            "mean": self.mean,
+            "max": self.maximum,
+            "total": self.total if self.count else None,
+        }
 
 
 def _share(part: int, whole: int) -> float | None:

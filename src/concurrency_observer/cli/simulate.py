@@ -7,9 +7,10 @@ as Lambda does, shuts every environment down, reads the metrics and the environm
 (``local/outcome.py``), prints the same report as ``report`` with the control plane's ground truth
 beside it, the metric streams the run created, and a verdict: exit 0 when every figure matches
 exactly, 1 when one does not. docs/simulate.md explains the defaults.
-``--mode managed-instances`` runs a setup whose extension gets SHUTDOWN only: the Telemetry API
-still gives it every invocation, so everything is compared. ``--runtime bash`` runs the layer's
-bash engine, which counts INVOKE itself: its invocations and classes are compared too.
+``--mode managed-instances`` runs environments whose extension gets SHUTDOWN only: the Telemetry
+API still gives it every invocation, so everything is compared. ``--runtime bash`` runs the
+layer's bash engine, which counts INVOKE itself; its init durations come from the platform's lines
+in the log group (``--log-format``), so everything is compared there too.
 """
 
 from __future__ import annotations
@@ -219,7 +220,10 @@ class SimulationInterrupted(UserError):
     show_default=True,
     help="python: the Python runtime and the Python extension. bash: a custom runtime in bash "
     "with every python3 hidden, so the layer's bash engine records (EMF lines: the emf sink is "
-    "implied; no Telemetry API).",
+    "implied; init durations from the platform's lines in the log group, as there is no "
+    "Telemetry API). With --mode managed-instances: the RIE's LMI runtime with the layer's bash "
+    "engine (CONCURRENCY_OBSERVER_ENGINE=bash), SHUTDOWN only, invocations from the platform's "
+    "REPORT lines.",
 )
 @click.option(
     "--metrics",
@@ -229,6 +233,23 @@ class SimulationInterrupted(UserError):
     help="The extension's metric profile (CONCURRENCY_OBSERVER_METRICS): lean, one metric per "
     "init type (EnvironmentDelta), or full, the six metrics under every dimension set. The "
     "environment records carry the rest either way.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(("text", "json"), case_sensitive=False),
+    default=None,
+    help="The function's log format (LoggingConfig.LogFormat), in which the harness writes "
+    "Lambda's own lines (INIT_START, INIT_REPORT, REPORT; or platform.* objects) into the log "
+    "group, where report reads init durations and statuses the records lack. Default: text; "
+    "json on --mode managed-instances, which has no other.",
+)
+@click.option(
+    "--system-log-level",
+    type=click.Choice(("DEBUG", "INFO", "WARN"), case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="With --log-format json: Lambda's system log level. WARN drops the platform's lines "
+    "(they are INFO): the figures only they give are then unknown.",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Print every environment's log at the end.")
 def simulate(  # noqa: PLR0917 (click passes every option as an argument)
@@ -258,6 +279,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
     max_concurrency: int,
     runtime: str,
     metrics: str,
+    log_format: str | None,
+    system_log_level: str,
 ) -> None:
     """Run a fleet of real Lambda environments here under load, and check what was recorded.
 
@@ -272,8 +295,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
 
     --mode managed-instances runs Lambda Managed Instances environments instead, several
     invocations at once in each (SHUTDOWN only: invocations from the Telemetry API); --runtime
-    bash runs a runtime without python3, which records inits and shutdowns only, and the verdict
-    says what is not recorded there.
+    bash runs a runtime without python3, where the layer's bash engine records and the init
+    durations come from the platform's lines (--log-format text or json).
     """
     from rich.console import Console  # noqa: PLC0415 (keeps --help instant)
 
@@ -340,6 +363,8 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         mode=mode,
         runtime=runtime,
         metrics=metrics,
+        log_format=_log_format(log_format, mode),
+        system_log_level=system_log_level.upper(),
     )
 
     began = time.monotonic()
@@ -382,6 +407,15 @@ def _explicit_options(context: click.Context) -> set[str]:
     return {name for name in context.params if context.get_parameter_source(name) in explicit}
 
 
+def _log_format(chosen: str | None, mode: str) -> str | None:
+    """LoggingConfig.LogFormat's spelling; text is refused on Managed Instances (JSON only)."""
+    if chosen is None:
+        return None
+    if chosen.lower() == "text" and mode == MODE_MANAGED_INSTANCES:
+        raise UserError("--log-format text: Lambda Managed Instances writes JSON logs only")
+    return "JSON" if chosen.lower() == "json" else "Text"
+
+
 def _check_setup(
     given: set[str], *, mode: str, runtime: str, sink: str, provisioned: int, pc_max_lifetime: float
 ) -> tuple[str, int, float]:
@@ -394,11 +428,6 @@ def _check_setup(
     if mode != MODE_MANAGED_INSTANCES and "max_concurrency" in given:
         raise UserError("--max-concurrency is for --mode managed-instances")
     if mode == MODE_MANAGED_INSTANCES:
-        if runtime != RUNTIME_PYTHON:
-            raise UserError(
-                "--mode managed-instances runs the Python runtime here (the RIE's LMI mode runs "
-                "its own concurrent bootstrap): drop --runtime"
-            )
         for option, value in (("provisioned", provisioned), ("pc_max_lifetime", pc_max_lifetime)):
             if option in given and value:
                 flag = "--" + option.replace("_", "-")
@@ -410,7 +439,7 @@ def _check_setup(
     if runtime == RUNTIME_BASH:
         if "sink" in given and sink != SINK_EMF:
             raise UserError(
-                "--runtime bash records with the layer's bash fallback, which writes EMF lines "
+                "--runtime bash records with the layer's bash engine, which writes EMF lines "
                 "only: use --sink emf (the default there)"
             )
         if "endpoint_url" in given:

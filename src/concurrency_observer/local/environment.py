@@ -110,8 +110,11 @@ _INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 class OutputSink(Protocol):
     """Takes an environment's whole output at its close (``log_delivery.LambdaLogDelivery``)."""
 
-    def deliver(self, output: str, stamp: float | None = None) -> str | None:
-        """Deliver ``output``'s lines stamped at ``stamp`` (epoch seconds); never raises."""
+    def deliver(
+        self, output: str, stamp: float | None = None, *, first_init_held: bool = False
+    ) -> str | None:
+        """Deliver ``output``'s lines stamped at ``stamp`` (epoch seconds); never raises.
+        ``first_init_held``: the environment was initialized ahead of its first request."""
         ...
 
 
@@ -516,6 +519,12 @@ class LambdaEnvironment:
 
     # -- a held init: initialized, not invoked yet ----------------------------------------
 
+    @property
+    def init_was_held(self) -> bool:
+        """Whether the first init was held for a later first request (``hold_init``): no
+        request waited for it, so Lambda's REPORT gives it no Init Duration."""
+        return self._held is not None
+
     def hold_init(self, payload: object = None, timeout: float = 15.0) -> None:
         """Initialize without invoking: returns once the init is held at the gate.
 
@@ -625,7 +634,9 @@ class LambdaEnvironment:
             self._final_output = self._read_output()
             if self.settings.output_sink is not None and self.started_at is not None:
                 # Stamped now, at the shutdown: when Lambda would receive the record line.
-                self.settings.output_sink.deliver(self._final_output)
+                self.settings.output_sink.deliver(
+                    self._final_output, first_init_held=self.init_was_held
+                )
             if not self.keep_work_dir:
                 shutil.rmtree(self._work_dir, ignore_errors=True)
         self._release_ports()

@@ -4,8 +4,9 @@ On Lambda, whatever the runtime and the extensions write on stdout and stderr re
 function's log group, ``/aws/lambda/<function>``, in a stream of the environment's own named
 ``YYYY/MM/DD/[<version>]<32 hex>``. The RIE only writes it to its own output, so the harness does
 the delivery: when an environment is closed, ``LambdaLogDelivery.deliver`` puts every line of its
-output (the RIE's own lines stand for Lambda's platform lines) into a new stream of that group, on
-the embedded moto server (which serves Logs on the CloudWatch endpoint) or an external endpoint.
+output into a new stream of that group, on the embedded moto server (which serves Logs on the
+CloudWatch endpoint) or an external endpoint, with the RIE's own init and invocation lines
+rewritten as Lambda's platform lines in the function's log format (``local.lambda_log_lines``).
 
 Each event is stamped at the close, the environment's shutdown: the record line, the one that
 matters to ``report``, is written at SHUTDOWN, so its stamp is where Lambda would put it. Delivery
@@ -24,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 from concurrency_observer.aws.records import default_log_group
+from concurrency_observer.local.lambda_log_lines import LogSettings, lambda_lines
 
 # PutLogEvents limits: 10,000 events and 1,048,576 bytes a call (each event counts 26 bytes more).
 _MAX_EVENTS: Final = 10_000
@@ -56,9 +58,17 @@ def batches(lines: Sequence[str]) -> Iterator[list[str]]:
 class LambdaLogDelivery:
     """Delivers environments' output into ``/aws/lambda/<function>``; thread-safe."""
 
-    def __init__(self, logs: Any, function_name: str, version: str = "$LATEST") -> None:
-        """``logs``: a boto3 CloudWatch Logs client (the local one: ``local.cloudwatch``)."""
+    def __init__(
+        self,
+        logs: Any,
+        function_name: str,
+        version: str = "$LATEST",
+        log_settings: LogSettings | None = None,
+    ) -> None:
+        """``logs``: a boto3 CloudWatch Logs client (the local one: ``local.cloudwatch``);
+        ``log_settings``: the log format the platform's lines are written in (default text)."""
         self.logs = logs
+        self.log_settings = log_settings or LogSettings()
         self.log_group = default_log_group(function_name)
         self.version = version
         self.streams = 0
@@ -75,15 +85,21 @@ class LambdaLogDelivery:
                 self.logs.create_log_group(logGroupName=self.log_group)
             self._group_ready = True
 
-    def deliver(self, output: str, stamp: float | None = None) -> str | None:
+    def deliver(
+        self, output: str, stamp: float | None = None, *, first_init_held: bool = False
+    ) -> str | None:
         """Put ``output``'s non-empty lines in a new stream, stamped at ``stamp`` (default now).
 
-        Returns the stream's name, or None when nothing was delivered (an error is counted).
+        ``first_init_held``: the environment was initialized ahead of its first request
+        (provisioned, proactive), whose REPORT then has no Init Duration. Returns the stream's
+        name, or None when nothing was delivered (an error is counted).
         """
-        lines = [line for line in output.splitlines() if line.strip()]
+        at = time.time() if stamp is None else stamp
+        made = lambda_lines(output, self.log_settings, at, first_init_held=first_init_held)
+        lines = [line for line in made if line.strip()]
         if not lines:
             return None
-        moment = datetime.fromtimestamp(time.time() if stamp is None else stamp, timezone.utc)
+        moment = datetime.fromtimestamp(at, timezone.utc)
         stamp_ms = int(moment.timestamp() * 1000)
         name = stream_name(self.version, moment)
         try:

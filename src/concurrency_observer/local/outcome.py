@@ -22,7 +22,12 @@ from concurrency_observer.aws import record_figures
 from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import list_function_metrics
 from concurrency_observer.aws.records import RecordScan
-from concurrency_observer.aws.report import Report, build_report, scan_records
+from concurrency_observer.aws.report import (
+    Report,
+    build_report,
+    scan_records,
+    with_platform_lines,
+)
 from concurrency_observer.aws.report_metrics import fetch_metrics
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.local.emf_report import emf_points, fetch_from_emf
@@ -32,6 +37,7 @@ from concurrency_observer.local.platform_truth import (
     platform_truth,
     platform_verdict,
 )
+from concurrency_observer.local.setups import RUNTIME_BASH
 from concurrency_observer.local.simulation import (
     RECORDS,
     Check,
@@ -70,6 +76,8 @@ class Outcome:
     delivery_errors: list[str] = field(default_factory=list)
     # Init durations and failed inits against the RIE's INIT REPORTs (None: not compared).
     platform: PlatformVerdict | None = None
+    # Why init durations and failed inits are not compared, when they are not.
+    platform_not_compared: str | None = None
 
     @property
     def matches(self) -> bool:
@@ -102,6 +110,7 @@ class Outcome:
                 ],
             },
             "platform": None if self.platform is None else self.platform.to_dict(),
+            "platform_not_compared": self.platform_not_compared,
             "report": None if self.report is None else self.report.to_dict(),
             "report_error": self.report_error,
         }
@@ -203,18 +212,15 @@ def read_back(
             lambda_invocations(lambda_metrics, request) if found and lambda_metrics else None
         )
         report = build_report(request, fetch(found), scan, invocations)
-        recorded = recorded_from_report(report, scan)
+        # The records as the report counted them: completed from the platform's lines.
+        recorded = recorded_from_report(report, with_platform_lines(scan)[0])
         recording = settings.recording()
         cold = report.platform.cold_starts if report.platform is not None else None
         checks = verdict_checks(truth, recorded, recording)
         return report, scan, checks + cold_start_checks(truth, cold, recording)
 
     report, scan, checks = _read_until_settled(read)
-    platform = None
-    if settings.compares_init_durations:
-        outputs = (getattr(e, "output", "") for e in simulation.fleet.environments())
-        records = scan.records if scan is not None else ()
-        platform = platform_verdict(platform_truth(outputs), records)
+    platform = _platform_verdict(simulation, scan)
     return Outcome(
         settings=settings,
         truth=truth,
@@ -231,7 +237,43 @@ def read_back(
         record_bytes=report.observer_bill.record_bytes if report.observer_bill else 0,
         delivery_errors=list(simulation.delivery.errors[:5]) if simulation.delivery else [],
         platform=platform,
+        platform_not_compared=None if platform is not None else _why_not_compared(settings),
     )
+
+
+def _why_not_compared(settings: SimulationSettings) -> str:
+    """Why no source gives the records' init durations in this setup."""
+    if settings.managed_instances:
+        return "the RIE's Managed Instances mode prints no INIT REPORT: no truth to compare with"
+    if settings.runtime != RUNTIME_BASH or settings.log_settings().writes_platform_lines:
+        return "no environment records were read from a log group"
+    return (
+        "no Telemetry API in the bash engine, and the JSON log format at system log level WARN "
+        "drops the platform's lines (INIT_START, INIT_REPORT, REPORT): init durations unknown"
+    )
+
+
+def _platform_verdict(simulation: Simulation, scan: RecordScan | None) -> PlatformVerdict | None:
+    """The records' init durations and failed inits against the RIE's, where either source
+    gives them: the Telemetry API (the Python engine), else the platform's lines in the log
+    group, joined by stream (which give no held init's duration; none under JSON and WARN)."""
+    settings = simulation.settings
+    from_lines = settings.runtime == RUNTIME_BASH and not settings.managed_instances
+    if not (settings.compares_init_durations or from_lines) or scan is None:
+        return None
+    if from_lines and not settings.log_settings().writes_platform_lines:
+        return None
+    joined = with_platform_lines(scan)[0]
+    records = joined.records if joined is not None else ()
+    environments = list(simulation.fleet.environments())
+    if from_lines:
+        # An environment initialized ahead of its first request (held at the gate) has no Init
+        # Duration in its REPORT: neither side has its duration.
+        waited = [e for e in environments if not getattr(e, "init_was_held", False)]
+        truth = platform_truth(getattr(e, "output", "") for e in waited)
+        return platform_verdict(truth, records, "the platform's lines")
+    outputs = (getattr(e, "output", "") for e in environments)
+    return platform_verdict(platform_truth(outputs), records)
 
 
 def _read_until_settled(

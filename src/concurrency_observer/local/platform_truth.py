@@ -9,6 +9,11 @@ on Lambda it is over before the environment waits: it lasted from ``INIT START``
 (``local/telemetry_emulator.py`` reports it so). The records read back (through the emulated
 Telemetry API) must carry the same durations, each within ``TOLERANCE_MS``, and as many failed
 inits. The RIE's Managed Instances mode prints no ``INIT REPORT``: there nothing is compared.
+
+Where the records have no Telemetry API (the bash engine), their init fields come from the
+platform's lines in the log group (aws.platform_join), which give the duration of an init a
+request waited for and of a failed one, not of an environment initialized ahead of its first
+request (its REPORT has no Init Duration, as on Lambda): the caller leaves those out.
 """
 
 from __future__ import annotations
@@ -92,6 +97,8 @@ class PlatformVerdict:
     truth: PlatformTruth
     recorded_durations_ms: tuple[float, ...]
     recorded_failed: int
+    # Where the records' init fields come from: the Telemetry API, or the platform's lines.
+    source: str = "the Telemetry API"
 
     @property
     def largest_gap_ms(self) -> float | None:
@@ -123,11 +130,14 @@ class PlatformVerdict:
                 "recorded_ms": list(self.recorded_durations_ms),
             },
             "failed_inits": {"truth": self.truth.failed_inits, "recorded": self.recorded_failed},
+            "recorded_from": self.source,
             "verdict": "match" if self.matches else "mismatch",
         }
 
 
-def platform_verdict(truth: PlatformTruth, records: Iterable[Mapping[str, Any]]) -> PlatformVerdict:
+def platform_verdict(
+    truth: PlatformTruth, records: Iterable[Mapping[str, Any]], source: str = "the Telemetry API"
+) -> PlatformVerdict:
     """The records' init durations and failed inits against ``truth``."""
     durations: list[float] = []
     failed = 0
@@ -137,4 +147,4 @@ def platform_verdict(truth: PlatformTruth, records: Iterable[Mapping[str, Any]])
             durations.append(duration)
         status = record.get(rec.INIT_STATUS)
         failed += isinstance(status, str) and status != "success"
-    return PlatformVerdict(truth, tuple(sorted(durations)), failed)
+    return PlatformVerdict(truth, tuple(sorted(durations)), failed, source)

@@ -58,6 +58,11 @@ from concurrency_observer.local.fleet import (
     Outcome,
     lambda_environment_factory,
 )
+from concurrency_observer.local.lambda_log_lines import (
+    LOG_FORMAT_JSON,
+    LOG_FORMAT_TEXT,
+    LogSettings,
+)
 from concurrency_observer.local.lambda_metrics import LambdaInvocationsMetric
 from concurrency_observer.local.load import (
     LoadProfile,
@@ -119,6 +124,7 @@ class Recording:
     """
 
     invocations: bool = True
+    classes: bool = True  # the FirstInvoke classes (they need the time to first invoke)
     why: str = ""
 
 
@@ -143,10 +149,17 @@ class SimulationSettings:
     mode: str = MODE_STANDARD  # managed-instances: the fleet's max_concurrency per environment
     runtime: str = RUNTIME_PYTHON
     metrics: str = schema.DEFAULT_METRICS_PROFILE  # CONCURRENCY_OBSERVER_METRICS: lean or full
+    # LoggingConfig: the format of the platform's lines in the log group (Managed Instances:
+    # JSON only), and JSON's system log level (WARN drops them).
+    log_format: str | None = None  # None: Text, or JSON on Managed Instances
+    system_log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES or self.runtime not in RUNTIMES:
             raise ValueError(f"unknown mode {self.mode!r} or runtime {self.runtime!r}")
+        if self.managed_instances and self.log_format == LOG_FORMAT_TEXT:
+            raise ValueError("Lambda Managed Instances writes the JSON log format only")
+        self.log_settings()  # raises ValueError on an unknown format or level
         if self.metrics not in schema.METRICS_PROFILES:
             raise ValueError(f"unknown metric profile {self.metrics!r}")
 
@@ -161,12 +174,28 @@ class SimulationSettings:
         the Python extension in the RIE's default mode (its LMI mode prints no INIT REPORT)."""
         return not self.managed_instances and self.runtime != RUNTIME_BASH
 
+    def log_settings(self) -> LogSettings:
+        """How the platform's lines are written into the log group (local.lambda_log_lines)."""
+        default = LOG_FORMAT_JSON if self.managed_instances else LOG_FORMAT_TEXT
+        return LogSettings(
+            log_format=self.log_format or default,
+            system_log_level=self.system_log_level,
+            runtime_version=f"{self.runtime}:rie",
+        )
+
     def recording(self) -> Recording:
         """What the extension records in these environments (the verdict compares only that)."""
         # Lambda Managed Instances lets an extension register for SHUTDOWN only, but the
         # Telemetry API's platform.start/report (the RIE's LMI mode implements it) give the
-        # records each environment's invocations and FirstInvoke class all the same; without
-        # python3 the layer's bash engine counts INVOKE itself.
+        # records each environment's invocations and FirstInvoke class all the same. Without
+        # python3 the layer's bash engine counts INVOKE itself: everything is recorded there too.
+        if self.managed_instances and self.runtime == RUNTIME_BASH:
+            return Recording(
+                classes=False,
+                why="on Managed Instances the bash engine gets SHUTDOWN only and has no Telemetry "
+                "API: its invocations come from the platform's REPORT lines, which give no time "
+                "to first invoke",
+            )
         return Recording()
 
     def environment_settings(
@@ -246,7 +275,11 @@ class Simulation:
         self._lambda_metric_url = cloudwatch_url or logs_url
         self.delivery: LambdaLogDelivery | None = None
         if logs_url is not None:
-            self.delivery = LambdaLogDelivery(client_for("logs", logs_url), settings.function_name)
+            self.delivery = LambdaLogDelivery(
+                client_for("logs", logs_url),
+                settings.function_name,
+                log_settings=settings.log_settings(),
+            )
         environment = settings.environment_settings(cloudwatch_url, self.delivery)
         self.fleet = Fleet(
             lambda_environment_factory(
@@ -355,8 +388,13 @@ def simulation_env(settings: SimulationSettings) -> dict[str, str]:
     )
     threshold_ms = round(settings.fleet.prompt_threshold * 1000)
     env[PROMPT_THRESHOLD_VARIABLE] = str(threshold_ms)
+    if settings.managed_instances and settings.runtime == RUNTIME_BASH:
+        # The LMI runtime has python3: the front door is told to run the bash engine.
+        env[ENGINE_VARIABLE] = "bash"
     return env
 
+
+ENGINE_VARIABLE: Final = "CONCURRENCY_OBSERVER_ENGINE"
 
 # --- what was recorded, and the verdict --------------------------------------------------------
 
@@ -436,8 +474,9 @@ def unrecorded_figures(snapshot: FleetSnapshot, recording: Recording | None = No
 
 def _is_recorded(check: Check, recording: Recording) -> bool:
     """Inits and shutdowns always; invocations and FirstInvoke classes only with INVOKE events."""
-    by_invocations = check.metric == schema.ENVIRONMENT_INVOCATIONS or check.first_invoke
-    return recording.invocations or not by_invocations
+    if check.first_invoke:
+        return recording.invocations and recording.classes
+    return recording.invocations or check.metric != schema.ENVIRONMENT_INVOCATIONS
 
 
 def _every_figure(snapshot: FleetSnapshot, recorded: Recorded) -> list[Check]:
@@ -490,7 +529,9 @@ def cold_start_checks(
     )
     if not (recording or Recording()).invocations:
         return [invocations]
-    return [invocations, replace(_felt(snapshot), recorded=float(cold.felt) if cold else 0.0)]
+    # Unknown where it should be known: NaN equals nothing, so the check fails and says so.
+    felt = 0.0 if cold is None else float("nan") if cold.felt is None else float(cold.felt)
+    return [invocations, replace(_felt(snapshot), recorded=felt)]
 
 
 def unrecorded_cold_starts(

@@ -53,7 +53,10 @@ _INIT_RTDONE: Final = re.compile(r"INIT RTDONE\(status: (\w+)\)")
 _INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 _FATAL: Final = re.compile(r"First fatal error stored in appctx: ([\w.]+)")
 _START: Final = re.compile(r"^START RequestId: ([0-9a-f-]+)")
-_REPORT: Final = re.compile(r"^REPORT RequestId: ([0-9a-f-]+)\s+Duration: ([0-9.]+) ms")
+# The RIE puts its own (meaningless) Init Duration before the Duration of a first invocation.
+_REPORT: Final = re.compile(
+    r"^REPORT RequestId: ([0-9a-f-]+)\s+(?:Init Duration: [0-9.]+ ms\s+)?Duration: ([0-9.]+) ms"
+)
 # Printed by the harness's function at the init gate (function/handler.py, bash_runtime.sh).
 INIT_HELD: Final = re.compile(r"INIT HELD\(at: ([0-9]+(?:\.[0-9]+)?)\)")
 # The RIE's own timestamp, e.g. ``02 Dec 2026 16:55:32,203``: UTC (the harness sets TZ=:UTC).

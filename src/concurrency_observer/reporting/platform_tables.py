@@ -22,7 +22,7 @@ _WHY = {
     "never-invoked": "never invoked",
     "managed-instances": "Lambda Managed Instances",
     "snapstart": "SnapStart restores",
-    "unclassified": "class unknown (SHUTDOWN only)",
+    "unclassified": "class unknown (an engine that did not count INVOKE)",
 }
 
 
@@ -50,10 +50,16 @@ def cold_starts_table(figures: PlatformFigures) -> Table:
     )
     table.add_column("figure")
     table.add_column("value", justify="right")
-    share = "-" if cold.share is None else f"{cold.share:.2%}"
+    share = "unknown" if cold.share is None else f"{cold.share:.2%}"
     invocations = "unknown" if cold.invocations is None else f"{cold.invocations:,.0f}"
-    table.add_row("cold starts felt by a request (on-demand, invoked promptly)", str(cold.felt))
+    felt = "unknown" if cold.felt is None else str(cold.felt)
+    over = ""
+    if cold.unclassified:
+        over = f", of the {cold.classified} of {cold.environments} with a known class"
+    table.add_row(f"cold starts felt by a request (on-demand, invoked promptly{over})", felt)
     table.add_row("invocations (AWS/Lambda Invocations)", invocations)
+    if cold.unclassified and cold.share is not None:
+        share += f" (of the {cold.share_invocations:,.0f} invocations {cold.share_over} counted)"
     table.add_row("share of invocations that were cold starts", share)
     found = cold.init_duration
     if found is not None:
@@ -76,13 +82,23 @@ def _counts(title: str, column: str, counts: Mapping[str, int]) -> Table:
     return table
 
 
+def _sources(figures: PlatformFigures) -> str:
+    """Where the init figures came from: the Telemetry API, the platform's lines, or both."""
+    said = (
+        f"{figures.with_telemetry} of {figures.environments} environments reported by the "
+        "Telemetry API"
+    )
+    if figures.lines is not None and figures.lines.filled:
+        said += f", {figures.lines.filled} completed from the platform's lines"
+    return said
+
+
 def platform_tables(figures: PlatformFigures) -> list[Table]:
     """Init durations per type, failed inits, restores, LMI environments, zones, runtimes."""
     tables: list[Table] = []
     if figures.init_duration_by_type or figures.restore_duration is not None:
         durations = Table(
-            title=f"Init durations, ms ({figures.with_telemetry} of {figures.environments} "
-            "environments reported by the Telemetry API)",
+            title=f"Init durations, ms ({_sources(figures)})",
             title_justify="left",
         )
         for name in ("init type", "inits", "p50", "p90", "p99", "max"):

@@ -43,17 +43,25 @@ def print_outcome(out: Console, outcome: Outcome) -> None:
     out.print(truth_table(outcome))
     if outcome.platform is not None:
         out.print(_platform_table(outcome.platform))
+    elif outcome.platform_not_compared:
+        out.print(f"init durations and failed inits not compared: {outcome.platform_not_compared}")
     out.print(_truth_notes(outcome.truth, outcome.settings, outcome.report))
     recording = outcome.settings.recording()
     summary = (
         f"{outcome.truth.started_total} environments started, {outcome.truth.stopped_total} "
         f"stopped, {outcome.truth.invocations_total} invocations"
     )
-    if outcome.matches and recording.invocations:
+    if outcome.matches and recording.invocations and recording.classes:
         out.print(
             f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
             f"did ({summary}), per init type and in total, and how each environment was used "
             f"(never, prompt, delayed) per init type{cold_start_clause(outcome.checks)}"
+        )
+    elif outcome.matches and recording.invocations:
+        out.print(
+            f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
+            f"did ({summary}), per init type and in total; not recorded here, so not compared: "
+            f"how each environment was used ({recording.why})"
         )
     elif outcome.matches:
         out.print(
@@ -125,7 +133,8 @@ def _bill_line(outcome: Outcome) -> str:
 def _platform_table(platform: PlatformVerdict) -> Table:
     """Init durations and failed inits: the RIE's own reports beside the records."""
     table = Table(
-        title="The platform's account: the RIE's init reports vs the records",
+        title="The platform's account: the RIE's init reports vs the records "
+        f"(from {platform.source})",
         title_justify="left",
     )
     for name in ("figure", "the RIE reported", "recorded", ""):

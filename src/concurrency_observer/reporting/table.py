@@ -86,7 +86,12 @@ def _per_environment_table(report: Report) -> Table:
         table.add_row(
             label, str(figure.count), _number(figure.mean, digits), _number(figure.maximum, digits)
         )
-    table.caption = f"invocations in total: {report.invocations.total:,.0f}"
+    counted = report.invocations.count
+    table.caption = (
+        f"invocations in total: {report.invocations.total:,.0f}"
+        if counted
+        else "invocations in total: unknown (no record counted them)"
+    )
     return table
 
 

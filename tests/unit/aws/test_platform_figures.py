@@ -123,11 +123,16 @@ def test_why_not_waited_for() -> None:
 
 def test_cold_starts_felt_and_share() -> None:
     """4 felt cold starts in 400 invocations (1%); durations 100, 200, 300 by nearest rank."""
-    figures = platform_figures(RECORDS, invocations=400)
+    classified = [r for r in RECORDS if why_not_waited_for(r) != UNCLASSIFIED]
+    figures = platform_figures(classified, invocations=400)
     assert cold_starts_section(figures) == {
         "felt": 4,
+        "environments": 14,
+        "classified": 14,
         "invocations": 400,
         "share": 0.01,
+        "share_invocations": 400,
+        "share_over": "AWS/Lambda Invocations",
         "init_duration_ms": {"count": 3, "p50": 200.0, "p90": 300.0, "p99": 300.0, "max": 300.0},
         "not_waited_for": {
             "proactive": 1,
@@ -135,9 +140,38 @@ def test_cold_starts_felt_and_share() -> None:
             "never-invoked": 3,
             "managed-instances": 2,
             "snapstart": 2,
-            "unclassified": 1,
         },
     }
+
+
+def test_an_unknown_class_is_in_neither_count_and_the_share_is_over_the_known() -> None:
+    """One environment of 15 without a class: felt over the 14, share unknown as some of those
+    14 records counted no invocations (AWS/Lambda's 400 include the unclassified one's)."""
+    cold = platform_figures(RECORDS, invocations=400).cold_starts
+    assert (cold.felt, cold.classified, cold.environments, cold.unclassified) == (4, 14, 15, 1)
+    assert (cold.invocations, cold.share) == (400, None)
+    assert cold.not_waited_for["unclassified"] == 1
+
+
+def test_the_share_over_the_classified_uses_their_own_invocation_counts() -> None:
+    """Two classified on-demand environments (one felt) served 8; one bash record: 1 of 8."""
+    records = [
+        record(firstInvoke="prompt", invocations=5, environmentId="a"),
+        record(firstInvoke="delayed", invocations=3, environmentId="b"),
+        record(engine="bash", environmentId="c"),  # no class, no count
+    ]
+    section = cold_starts_section(platform_figures(records, invocations=20))
+    assert (section["felt"], section["classified"], section["environments"]) == (1, 2, 3)
+    assert (section["share"], section["share_invocations"]) == (0.125, 8.0)
+    assert section["share_over"] == "the classified environments' records"
+    assert section["invocations"] == 20  # AWS/Lambda's, every environment's
+
+
+def test_no_class_known_is_unknown_never_zero() -> None:
+    """Only bash records: felt and share are null, not 0 (simulate --runtime bash, issue 28)."""
+    records = [record(engine="bash", environmentId=e) for e in "abc"]
+    section = cold_starts_section(platform_figures(records, invocations=20))
+    assert (section["felt"], section["share"], section["classified"]) == (None, None, 0)
 
 
 def test_no_invocations_no_share() -> None:
@@ -207,9 +241,13 @@ def test_nothing_known() -> None:
     """No record: every figure empty, no quantile, nothing invented."""
     figures = platform_figures([], invocations=10)
     assert cold_starts_section(figures) == {
-        "felt": 0,
+        "felt": None,
+        "environments": 0,
+        "classified": 0,
         "invocations": 10,
-        "share": 0.0,
+        "share": None,
+        "share_invocations": None,
+        "share_over": None,
         "init_duration_ms": None,
         "not_waited_for": {},
     }
