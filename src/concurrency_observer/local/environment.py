@@ -64,6 +64,7 @@ from typing import Any, Final, Protocol
 from concurrency_observer import schema
 from concurrency_observer.errors import UserError
 from concurrency_observer.local import ports, rie
+from concurrency_observer.local.extension_timeline import ExtensionTimeline, extension_timeline
 from concurrency_observer.local.telemetry_emulator import TELEMETRY_API_VARIABLE, TelemetryEmulator
 
 INVOKE_PATH: Final = "/2015-03-31/functions/function/invocations"
@@ -105,6 +106,7 @@ _START_ATTEMPTS: Final = 3
 _POLL_S: Final = 0.01
 _KILL_WAIT_S: Final = 5.0
 _INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
+EXTENSION_NAME: Final = "concurrency-observer"  # the layer's extension, as the RIE names it
 
 
 class OutputSink(Protocol):
@@ -340,6 +342,7 @@ class LambdaEnvironment:
         self._in_flight = 0  # invocations posted and not answered (Managed Instances mode)
         self.telemetry: TelemetryEmulator | None = None
         self.started_at: float | None = None
+        self.exited_at: float | None = None  # wall clock: its processes were seen gone
         self.shutdown_result: ShutdownResult | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -594,6 +597,7 @@ class LambdaEnvironment:
                 except subprocess.TimeoutExpired:
                     forced = True
                     self._kill_and_reap()
+            self.exited_at = time.time()
             self.shutdown_result = ShutdownResult(
                 self._process.returncode, time.perf_counter() - began, forced
             )
@@ -721,6 +725,10 @@ class LambdaEnvironment:
         held init, until its release: the Telemetry emulator reports it at the gate instead)."""
         match = _INIT_REPORT.search(self.output)
         return float(match.group(1)) if match else None
+
+    def timeline(self) -> ExtensionTimeline:
+        """When the extension started, was first invoked and got SHUTDOWN, by the RIE's lines."""
+        return extension_timeline(self.output, EXTENSION_NAME, self.exited_at)
 
     def leftover_processes(self) -> list[int]:
         """Processes still alive in this environment's session (empty once it is stopped)."""

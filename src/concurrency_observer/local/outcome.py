@@ -23,6 +23,7 @@ from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import list_function_metrics
 from concurrency_observer.aws.records import RecordScan
 from concurrency_observer.aws.report import Report, build_report, scan_records
+from concurrency_observer.aws.report_document import SOURCE_RECORDS
 from concurrency_observer.aws.report_metrics import fetch_metrics
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.local.emf_report import emf_points, fetch_from_emf
@@ -39,6 +40,7 @@ from concurrency_observer.local.simulation import (
     Simulation,
     SimulationSettings,
     cold_start_checks,
+    peak_checks,
     report_request,
     unrecorded_cold_starts,
     unrecorded_figures,
@@ -207,7 +209,8 @@ def read_back(
         recording = settings.recording()
         cold = report.platform.cold_starts if report.platform is not None else None
         checks = verdict_checks(truth, recorded, recording)
-        return report, scan, checks + cold_start_checks(truth, cold, recording)
+        checks += cold_start_checks(truth, cold, recording)
+        return report, scan, checks + peak_checks(truth, _peak_from_records(report))
 
     report, scan, checks = _read_until_settled(read)
     platform = None
@@ -232,6 +235,11 @@ def read_back(
         delivery_errors=list(simulation.delivery.errors[:5]) if simulation.delivery else [],
         platform=platform,
     )
+
+
+def _peak_from_records(report: Report) -> int | None:
+    """The report's peak of live environments when it is exact (from the records)."""
+    return report.live_peak if report.figures_source == SOURCE_RECORDS else None
 
 
 def _read_until_settled(

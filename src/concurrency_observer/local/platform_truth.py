@@ -9,6 +9,11 @@ on Lambda it is over before the environment waits: it lasted from ``INIT START``
 (``local/telemetry_emulator.py`` reports it so). The records read back (through the emulated
 Telemetry API) must carry the same durations, each within ``TOLERANCE_MS``, and as many failed
 inits. The RIE's Managed Instances mode prints no ``INIT REPORT``: there nothing is compared.
+
+**An init whose extension went without the Telemetry API** (its INFO line at init says
+``telemetry off``: measured under load, the subscription's answer came after the 250 ms the
+extension gives it) has no platform event in its record: its duration is unknown there, not wrong.
+Such inits are counted apart (``PlatformTruth.lost``), not compared, and the output names them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ _INIT_START: Final = "INIT START("
 _INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 _INIT_FAILED: Final = "INIT RTDONE(status: error)"
 _REGISTERED: Final = "External agent concurrency-observer"
+# The extension's INFO line at init when it has no Telemetry subscription (extension/telemetry.py).
+_TELEMETRY_OFF: Final = "] INFO "
+_TELEMETRY_OFF_NOTE: Final = "telemetry off"
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,7 @@ class PlatformTruth:
 
     init_durations_ms: tuple[float, ...]
     failed_inits: int
+    lost: int = 0  # inits whose extension had no Telemetry subscription: not compared
 
 
 def _inits(output: str) -> Iterator[list[str]]:
@@ -48,6 +57,11 @@ def _inits(output: str) -> Iterator[list[str]]:
             block.append(line)
     if block is not None:
         yield block
+
+
+def _without_telemetry(block: list[str]) -> bool:
+    """Whether the extension said, at this init, that it had no Telemetry subscription."""
+    return any(_TELEMETRY_OFF in line and _TELEMETRY_OFF_NOTE in line for line in block)
 
 
 def _init_truth(block: list[str]) -> tuple[float, bool] | None:
@@ -68,14 +82,18 @@ def _init_truth(block: list[str]) -> tuple[float, bool] | None:
 def platform_truth(outputs: Iterable[str]) -> PlatformTruth:
     """Every environment's inits (``outputs``: each environment's whole output)."""
     durations: list[float] = []
-    failed = 0
+    failed = lost = 0
     for output in outputs:
         for block in _inits(output):
             found = _init_truth(block)
-            if found is not None:
-                durations.append(found[0])
-                failed += found[1]
-    return PlatformTruth(tuple(sorted(durations)), failed)
+            if found is None:
+                continue
+            if _without_telemetry(block):
+                lost += 1  # its record cannot have the platform's figures
+                continue
+            durations.append(found[0])
+            failed += found[1]
+    return PlatformTruth(tuple(sorted(durations)), failed, lost)
 
 
 def _number(record: Mapping[str, Any], name: str) -> float | None:
@@ -123,6 +141,7 @@ class PlatformVerdict:
                 "recorded_ms": list(self.recorded_durations_ms),
             },
             "failed_inits": {"truth": self.truth.failed_inits, "recorded": self.recorded_failed},
+            "inits_without_telemetry": self.truth.lost,
             "verdict": "match" if self.matches else "mismatch",
         }
 
