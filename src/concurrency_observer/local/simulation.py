@@ -390,14 +390,14 @@ class Check:
 
     @property
     def exact(self) -> bool:
-        """Exactly equal to the truth (sums of whole numbers: no tolerance)."""
-        return self.recorded == self.truth
+        """Equal to a truth known exactly (sums of whole numbers: no tolerance)."""
+        return self.accepted is None and self.recorded == self.truth
 
     @property
     def matches(self) -> bool:
         """Exactly equal, or within the bounds the control plane knows the figure to."""
         if self.accepted is None:
-            return self.exact
+            return self.recorded == self.truth
         low, high = self.accepted
         return low <= self.recorded <= high
 

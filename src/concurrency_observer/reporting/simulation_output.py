@@ -209,7 +209,7 @@ def _truth_cell(check: Check) -> str:
 
 def _check_mark(check: Check) -> str:
     """``=`` exactly equal, ``~`` within the bounds the truth is known to, ``≠`` otherwise."""
-    if check.exact or not check.matches:
+    if check.accepted is None or not check.matches:
         return _mark(check.matches)
     return "[green]~[/]"
 
@@ -270,7 +270,9 @@ def peak_note(truth: FleetSnapshot, report: Report | None, checks: Sequence[Chec
     if compared.accepted is None:
         same = f"{compared.truth}, exact"
     else:
-        same = "{}-{}, within a millisecond's stamp".format(*compared.accepted)
+        same = "{}-{}: each start known between INIT START and its registering".format(
+            *compared.accepted
+        )
     return (
         f"peak live: the report {report.live_peak} (from the records' instants); the same "
         f"instants by the RIE's lines (each extension's start to its SHUTDOWN) {same}; {wider}"
