@@ -11,15 +11,21 @@ plane knows it to, and the platform's account equal for every init whose extensi
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
+from concurrency_observer import environment_record as fields
+from concurrency_observer.local import ports
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
+from concurrency_observer.local.environment import EnvironmentSettings, LambdaEnvironment
 from concurrency_observer.local.fleet import FleetConfig
 from concurrency_observer.local.outcome import read_back
+from concurrency_observer.local.platform_truth import platform_truth
 from concurrency_observer.local.simulation import PEAK_LIVE, Simulation, SimulationSettings
+from tests.lean_metrics import environment_records
 
 pytestmark = pytest.mark.e2e
 
@@ -72,3 +78,31 @@ def test_a_scaled_load_matches(
     assert outcome.platform.matches, detail
     # The peak was compared on the extensions' own instants, not left out.
     assert [c.metric for c in outcome.checks].count(PEAK_LIVE) == 1, detail
+
+
+def test_a_retried_start_keeps_the_telemetry_of_its_init(
+    rie_path: Path, layer_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first RIE finds its port taken; the second one's init still reaches the record."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind((ports.LOOPBACK, 0))
+    taken.listen(1)
+    picks = iter([taken.getsockname()[1]])
+    real_free_port = ports.free_port
+    monkeypatch.setattr(ports, "free_port", lambda: next(picks, None) or real_free_port())
+    settings = EnvironmentSettings(
+        function_name=f"e2e-retry-{uuid.uuid4().hex[:8]}",
+        extra_env={"CONCURRENCY_OBSERVER_SINK": "emf"},
+        emulate_telemetry=True,
+    )
+    try:
+        with LambdaEnvironment(layer_dir, settings, rie_path=rie_path) as environment:
+            assert environment.invoke({}).status == 200
+            environment.shutdown()
+    finally:
+        taken.close()
+    assert environment.start_attempts == 2
+    output = environment.output
+    (record,) = environment_records(output, settings.function_name)
+    (truth,) = platform_truth([output]).init_durations_ms
+    assert abs(float(record[fields.INIT_DURATION_MS]) - truth) <= 1.0, output[-2000:]

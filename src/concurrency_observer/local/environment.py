@@ -343,6 +343,7 @@ class LambdaEnvironment:
         self.telemetry: TelemetryEmulator | None = None
         self.started_at: float | None = None
         self.exited_at: float | None = None  # wall clock: its processes were seen gone
+        self.start_attempts = 0  # RIEs spawned: more than one when a port was taken meanwhile
         self.shutdown_result: ShutdownResult | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -360,13 +361,20 @@ class LambdaEnvironment:
             raise EnvironmentFailed(f"max_concurrency must be 1 or more, not {concurrency}")
         prefix = f"concurrency-observer-{schema.safe_token(self.name)}-"
         self._work_dir = Path(tempfile.mkdtemp(prefix=prefix))
-        if self.settings.emulate_telemetry and concurrency is None:
-            self.telemetry = TelemetryEmulator(self._work_dir / OUTPUT_FILE).start()
         layer_dir = self._layer_dir or self._work_dir / "empty-opt"
         layer_dir.mkdir(exist_ok=True)
         for _attempt in range(_START_ATTEMPTS):
+            self.start_attempts += 1
             runtime_port, emulator_port = ports.free_port(), ports.free_port()
             self._ports = (runtime_port, emulator_port)
+            if self.settings.emulate_telemetry and concurrency is None:
+                # One emulator per attempt: a retry starts the output file afresh, and an
+                # emulator that had read the failed attempt's lines would skip as many bytes of
+                # the new one, its INIT START among them (measured: one held init in 179 at
+                # scale reported nothing, its extension's record had no init duration).
+                if self.telemetry is not None:
+                    self.telemetry.close()
+                self.telemetry = TelemetryEmulator(self._work_dir / OUTPUT_FILE).start()
             self._spawn(rie_path, layer_dir.resolve())
             _LIVE.add(self)
             if self._wait_ready(time.monotonic() + timeout):
