@@ -29,6 +29,7 @@ from concurrency_observer.local.setups import MODE_MANAGED_INSTANCES
 from concurrency_observer.local.simulation import (
     COLD_STARTS_FELT,
     LAMBDA_INVOCATIONS,
+    PEAK_LIVE,
     RECORDS,
     Simulation,
     SimulationSettings,
@@ -137,7 +138,10 @@ def test_simulate_runtime_bash_prints_a_matching_verdict(tmp_path: Path, rie_pat
         (metric, init_type)
         for metric in (schema.ENVIRONMENT_INIT, schema.ENVIRONMENT_SHUTDOWN, RECORDS)
         for init_type in (schema.INIT_PROVISIONED, schema.INIT_ON_DEMAND, "all")
-    } | {(LAMBDA_INVOCATIONS, "all")}  # Lambda's own metric, whatever the extension
+    } | {
+        (LAMBDA_INVOCATIONS, "all"),  # Lambda's own metric, whatever the extension
+        (PEAK_LIVE, "all"),  # the records' instants, which the fallback writes too
+    }
     assert "bash fallback" in document["not_recorded"]["why"]
     not_recorded = {f["metric"] for f in document["not_recorded"]["figures"]}
     assert not_recorded == {
