@@ -25,7 +25,7 @@ from concurrency_observer.local.simulation import (
     peak_checks,
     verdict_checks,
 )
-from concurrency_observer.reporting.simulation_output import near_threshold_note
+from concurrency_observer.reporting.simulation_output import near_threshold_note, peak_clause
 
 OD = schema.INIT_ON_DEMAND
 NEVER, PROMPT, DELAYED = (
@@ -200,3 +200,13 @@ def test_an_unsubscribed_timeline_keeps_its_class_exact() -> None:
     assert config.either_way(1.5, 2.5)
     assert not config.either_way(2.1, 2.5)
     assert not config.either_way(1.0, 1.9)
+
+
+def test_the_verdict_names_the_peak_it_compared() -> None:
+    """Exact: '(2)'; within bounds: '(2-3)'; not compared: nothing."""
+    (exact,) = peak_checks(snapshot(spans=(span(0.0, 1.0), span(0.5, 3.0))), 2)
+    meeting = (span(0.0, 1.0), span(1.002, 3.0), span(0.5, 4.0))
+    (bounded,) = peak_checks(snapshot(spans=meeting), 3)
+    assert peak_clause([exact]) == ", and the peak live on the records' own instants (2)"
+    assert peak_clause([bounded]).endswith("(2-3)")
+    assert peak_clause([]) == ""

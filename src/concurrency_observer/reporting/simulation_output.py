@@ -54,6 +54,7 @@ def print_outcome(out: Console, outcome: Outcome) -> None:
             f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
             f"did ({summary}), per init type and in total, and how each environment was used "
             f"(never, prompt, delayed) per init type{cold_start_clause(outcome.checks)}"
+            f"{peak_clause(outcome.checks)}"
         )
     elif outcome.matches:
         out.print(
@@ -81,7 +82,7 @@ def print_outcome(out: Console, outcome: Outcome) -> None:
             + [
                 f"{c.metric} ({c.init_type or 'all'}"
                 + (f", FirstInvoke {c.first_invoke}" if c.first_invoke else "")
-                + f"): recorded {c.recorded:g}, truth {c.truth}"
+                + f"): recorded {c.recorded:g}, truth {_truth_cell(c)}"
                 for c in wrong
             ]
         )
@@ -108,6 +109,14 @@ def cold_start_clause(checks: Sequence[Check]) -> str:
         return ""
     share = felt / invocations
     return f", and the cold-start share ({felt} of {invocations} invocations, {share:.2%})"
+
+
+def peak_clause(checks: Sequence[Check]) -> str:
+    """ ", and the peak live on the records' own instants (N)" when it was compared."""
+    compared = next((c for c in checks if c.metric == PEAK_LIVE), None)
+    if compared is None:
+        return ""
+    return f", and the peak live on the records' own instants ({_truth_cell(compared)})"
 
 
 def _bill_line(outcome: Outcome) -> str:
