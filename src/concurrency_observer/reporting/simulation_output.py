@@ -60,7 +60,8 @@ def print_outcome(out: Console, outcome: Outcome) -> None:
         out.print(
             f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly the inits and "
             f"shutdowns the control plane did ({outcome.truth.started_total} environments "
-            f"started, {outcome.truth.stopped_total} stopped), per init type and in total; "
+            f"started, {outcome.truth.stopped_total} stopped), per init type and in total"
+            f"{peak_clause(outcome.checks)}; "
             f"not recorded here, so not compared: invocations ({outcome.truth.invocations_total}) "
             f"and how each environment was used ({recording.why})"
         )
