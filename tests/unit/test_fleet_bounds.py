@@ -15,7 +15,7 @@ from concurrency_observer.local.extension_timeline import (
     extension_timeline,
     peak_bounds,
 )
-from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
+from concurrency_observer.local.fleet import Fleet, FleetConfig, FleetSnapshot
 from concurrency_observer.local.platform_truth import PlatformTruth, platform_truth
 from concurrency_observer.local.simulation import (
     COLD_STARTS_FELT,
@@ -26,6 +26,8 @@ from concurrency_observer.local.simulation import (
     verdict_checks,
 )
 from concurrency_observer.reporting.simulation_output import near_threshold_note, peak_clause
+from tests.unit.test_fleet import FakeClock, FakeEnvironment, FakeFactory
+from tests.unit.test_fleet_classes import TimedAnswer, config
 
 OD = schema.INIT_ON_DEMAND
 NEVER, PROMPT, DELAYED = (
@@ -210,3 +212,37 @@ def test_the_verdict_names_the_peak_it_compared() -> None:
     assert peak_clause([exact]) == ", and the peak live on the records' own instants (2)"
     assert peak_clause([bounded]).endswith("(2-3)")
     assert peak_clause([]) == ""
+
+
+class SlowReleaseFactory(FakeFactory):
+    """Fakes whose released warm-up reaches the function ``late`` s after the init was sent."""
+
+    def __init__(self, clock: FakeClock, late: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.late = late
+
+    def __call__(self, name: str, init_type: str) -> FakeEnvironment:
+        environment = super().__call__(name, init_type)
+        sent_at = self.clock.now
+
+        def release_init() -> object:
+            return TimedAnswer(sent_at + self.late)
+
+        environment.release_init = release_init  # type: ignore[method-assign]
+        line = ExtensionTimeline(1000.0, 1000.1, 1000.101 + 1.2, 1010.0, 1010.1)
+        environment.timeline = lambda: line  # type: ignore[attr-defined]
+        return environment
+
+
+def test_a_held_init_is_timed_by_when_its_warm_up_reached_the_function() -> None:
+    """Released within the margin, but the warm-up got there 2.4 s after the init was sent: the
+    upper bound says delayed, the RIE's lines 1.2 s at least: near the threshold."""
+    clock = FakeClock()
+    with Fleet(SlowReleaseFactory(clock, 2.4), config(), clock=clock, reaper=False) as fleet:
+        assert fleet.initialize_ahead()
+        clock.now += 1.0  # within 2 - 0.5 of sending: released as prompt for sure, once
+        assert not fleet.invoke().cold
+    truth = fleet.snapshot()
+    assert truth.first_invoke == {(OD, DELAYED): 1}
+    assert truth.either_way == {OD: 1}
