@@ -16,7 +16,11 @@ from concurrency_observer.local.extension_timeline import (
     peak_bounds,
 )
 from concurrency_observer.local.fleet import Fleet, FleetConfig, FleetSnapshot
-from concurrency_observer.local.platform_truth import PlatformTruth, platform_truth
+from concurrency_observer.local.platform_truth import (
+    PlatformTruth,
+    platform_truth,
+    platform_verdict,
+)
 from concurrency_observer.local.simulation import (
     COLD_STARTS_FELT,
     Recorded,
@@ -191,8 +195,17 @@ TELEMETRY_ON = (
 
 
 def test_an_init_whose_extension_went_without_telemetry_is_counted_apart() -> None:
-    """Its duration cannot be in its record: not compared, counted as lost."""
-    assert platform_truth([TELEMETRY_OFF, TELEMETRY_ON]) == PlatformTruth((40.5,), 0, lost=1)
+    """Its duration cannot be in its record: not compared, counted as lost; filled elsewhere, it is
+    compared."""
+    truth = platform_truth([TELEMETRY_OFF, TELEMETRY_ON])
+    assert truth == PlatformTruth((40.5,), 0, lost_durations_ms=(1281.225,))
+    assert truth.lost == 1
+    assert platform_verdict(truth, [{"initDurationMs": 40.5}, {"invocations": 1}]).matches
+    filled = [{"initDurationMs": 40.5}, {"initDurationMs": 1281.0}]
+    assert platform_verdict(truth, filled).largest_gap_ms == pytest.approx(0.225)
+    assert platform_verdict(truth, filled).matches
+    wrong = [{"initDurationMs": 40.5}, {"initDurationMs": 999.0}]
+    assert not platform_verdict(truth, wrong).matches
 
 
 def test_an_unsubscribed_timeline_keeps_its_class_exact() -> None:

@@ -13,7 +13,9 @@ inits. The RIE's Managed Instances mode prints no ``INIT REPORT``: there nothing
 **An init whose extension went without the Telemetry API** (its INFO line at init says
 ``telemetry off``: measured under load, the subscription's answer came after the 250 ms the
 extension gives it) has no platform event in its record: its duration is unknown there, not wrong.
-Such inits are counted apart (``PlatformTruth.lost``), not compared, and the output names them.
+Such inits are counted apart (``PlatformTruth.lost``), not compared, and the output names them;
+where another source filled the record's gap (Lambda's platform lines in the log group), the
+records have those durations too, and they are compared with them.
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ class PlatformTruth:
 
     init_durations_ms: tuple[float, ...]
     failed_inits: int
-    lost: int = 0  # inits whose extension had no Telemetry subscription: not compared
+    # The RIE's durations of inits whose extension had no Telemetry subscription.
+    lost_durations_ms: tuple[float, ...] = ()
+
+    @property
+    def lost(self) -> int:
+        """Inits whose record cannot have the platform's figures from the Telemetry API."""
+        return len(self.lost_durations_ms)
 
 
 def _inits(output: str) -> Iterator[list[str]]:
@@ -82,18 +90,19 @@ def _init_truth(block: list[str]) -> tuple[float, bool] | None:
 def platform_truth(outputs: Iterable[str]) -> PlatformTruth:
     """Every environment's inits (``outputs``: each environment's whole output)."""
     durations: list[float] = []
-    failed = lost = 0
+    lost: list[float] = []
+    failed = 0
     for output in outputs:
         for block in _inits(output):
             found = _init_truth(block)
             if found is None:
                 continue
             if _without_telemetry(block):
-                lost += 1  # its record cannot have the platform's figures
+                lost.append(found[0])  # its record cannot have them from the Telemetry API
                 continue
             durations.append(found[0])
             failed += found[1]
-    return PlatformTruth(tuple(sorted(durations)), failed, lost)
+    return PlatformTruth(tuple(sorted(durations)), failed, tuple(sorted(lost)))
 
 
 def _number(record: Mapping[str, Any], name: str) -> float | None:
@@ -112,11 +121,21 @@ class PlatformVerdict:
     recorded_failed: int
 
     @property
+    def compared_truth_ms(self) -> tuple[float, ...]:
+        """The RIE's durations the records are paired with: those of the inits whose extension
+        subscribed, or every one when the records have as many (a gap filled elsewhere)."""
+        truth = self.truth
+        every = tuple(sorted(truth.init_durations_ms + truth.lost_durations_ms))
+        filled = truth.lost and len(self.recorded_durations_ms) == len(every)
+        return every if filled else truth.init_durations_ms
+
+    @property
     def largest_gap_ms(self) -> float | None:
         """The largest difference between the sorted durations; ``None`` when counts differ."""
-        if len(self.recorded_durations_ms) != len(self.truth.init_durations_ms):
+        truth = self.compared_truth_ms
+        if len(self.recorded_durations_ms) != len(truth):
             return None
-        pairs = zip(self.recorded_durations_ms, self.truth.init_durations_ms, strict=True)
+        pairs = zip(self.recorded_durations_ms, truth, strict=True)
         return max((abs(a - b) for a, b in pairs), default=0.0)
 
     @property
