@@ -11,6 +11,7 @@ left. A second test runs the ``simulate`` command itself.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +33,13 @@ from concurrency_observer.local.simulation import (
     Simulation,
     SimulationSettings,
 )
+from concurrency_observer.local.telemetry_emulator import INIT_HELD, rie_time
 from tests.lean_metrics import environment_records
 
 pytestmark = pytest.mark.e2e
 
 PC = schema.INIT_PROVISIONED
+RIE_INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 OD = schema.INIT_ON_DEMAND
 
 
@@ -108,13 +111,27 @@ def test_the_load_exercised_every_behaviour(fleet_run: FleetRun) -> None:
 
 
 def test_every_class_occurred(fleet_run: FleetRun) -> None:
-    """The spare was never invoked, nor the late init ahead of demand; the early one was late."""
+    """The spare was never invoked, nor the late init ahead of demand; the early one was late.
+
+    On a busy machine a first invoke can come near the threshold (counted delayed, either class
+    right): such an environment stands for a prompt one too.
+    """
     truth = fleet_run.truth
+
+    def prompt_or_near(init_type: str) -> int:
+        near = truth.either_way.get(init_type, 0)
+        return truth.first_invoke_count(init_type, schema.FIRST_INVOKE_PROMPT) + near
+
     assert truth.first_invoke_count(PC, schema.FIRST_INVOKE_NEVER) >= 1
-    assert truth.first_invoke_count(PC, schema.FIRST_INVOKE_PROMPT) >= 1
+    assert prompt_or_near(PC) >= 1, truth
     assert truth.first_invoke_count(OD, schema.FIRST_INVOKE_NEVER) >= 1
-    assert truth.first_invoke_count(OD, schema.FIRST_INVOKE_PROMPT) >= 1
-    assert truth.first_invoke_count(OD, schema.FIRST_INVOKE_DELAYED) >= 1
+    assert prompt_or_near(OD) >= 1, truth
+    # The early ahead-of-demand init is taken by the burst, late, when it was held 2.5 s before
+    # it; on a busy machine its start can come later, routing then passes it over (its class not
+    # beyond doubt) and prefers environments already invoked: it ends never invoked, beside the
+    # late one (seen in the full suite at a load average of 15).
+    late = truth.first_invoke_count(OD, schema.FIRST_INVOKE_DELAYED)
+    assert late >= 1 or truth.first_invoke_count(OD, schema.FIRST_INVOKE_NEVER) >= 2, truth
 
 
 def test_cloudwatch_counts_equal_the_ground_truth(fleet_run: FleetRun) -> None:
@@ -137,10 +154,13 @@ def test_the_cold_start_share_is_the_control_planes(fleet_run: FleetRun) -> None
     assert report.platform is not None
     cold = report.platform.cold_starts
     felt = truth.first_invoke.get((OD, schema.FIRST_INVOKE_PROMPT), 0)
-    assert felt >= 1
+    near = truth.either_way.get(OD, 0)  # on a busy machine: either class right for these
+    assert felt + near >= 1
     assert truth.served >= 1
-    assert (cold.felt, cold.invocations) == (felt, truth.served)
-    assert cold.share == felt / truth.served
+    assert cold.felt is not None  # every environment's class is known here
+    assert felt <= cold.felt <= felt + near
+    assert cold.invocations == truth.served
+    assert cold.share == cold.felt / truth.served
     compared = {c.metric: c for c in fleet_run.checks if c.init_type is None}
     assert compared[COLD_STARTS_FELT].matches
     assert compared[LAMBDA_INVOCATIONS].matches
@@ -165,7 +185,7 @@ def test_the_report_is_exact_from_the_records(fleet_run: FleetRun) -> None:
 
 def test_held_inits_are_recorded_as_lambda_reports_them(fleet_run: FleetRun) -> None:
     """Held environments finished their init at the gate: no failed init, and each one's init
-    a small part of its wait for the first invoke (of its whole life if never invoked)."""
+    the RIE's own report of it less the time it was held (the RIE counts that in)."""
     platform = fleet_run.outcome.platform
     assert platform is not None
     assert platform.matches, platform.to_dict()
@@ -174,18 +194,34 @@ def test_held_inits_are_recorded_as_lambda_reports_them(fleet_run: FleetRun) -> 
     assert report is not None
     assert report.platform is not None
     assert report.platform.failed_inits == 0
-    records = [r for output in fleet_run.outputs for r in environment_records(output)]
     waits = {
         schema.FIRST_INVOKE_NEVER: fields.LIFETIME_MS,
         schema.FIRST_INVOKE_DELAYED: fields.TIME_TO_FIRST_INVOKE_MS,
     }
-    held = [r for r in records if r.get(fields.FIRST_INVOKE) in waits]
-    assert len(held) >= 3  # the PC spare and the late proactive one never invoked, one delayed
-    for record in held:
-        # The RIE's own report of a held init lasts until its release or shutdown: longer.
-        wait = record[waits[record[fields.FIRST_INVOKE]]]
-        assert record[fields.INIT_STATUS] == "success", record
-        assert 0 < record[fields.INIT_DURATION_MS] < wait / 2, record
+    held = 0
+    for output in fleet_run.outputs:
+        for record in environment_records(output):
+            if record.get(fields.FIRST_INVOKE) not in waits:
+                continue
+            held += 1
+            wait = record[waits[record[fields.FIRST_INVOKE]]]
+            assert record[fields.INIT_STATUS] == "success", record
+            assert 0 < record[fields.INIT_DURATION_MS] < wait, record
+            # The RIE's report of a held init lasts until its release or shutdown: the record's
+            # init plus the time held, to the RIE's millisecond stamps (a relative bound would
+            # not hold on a busy machine, where an init can take most of a short wait).
+            gate = INIT_HELD.search(output)
+            rie_report = RIE_INIT_REPORT.search(output)
+            assert gate is not None, output[-2000:]
+            assert rie_report is not None, output[-2000:]
+            line_start = output.rfind("\n", 0, rie_report.start()) + 1
+            ended = rie_time(output[line_start:])
+            assert ended is not None
+            held_ms = (ended - float(gate[1])) * 1000
+            assert held_ms > 0
+            total = record[fields.INIT_DURATION_MS] + held_ms
+            assert abs(total - float(rie_report[1])) <= 5.0, (record, rie_report[0])
+    assert held >= 3  # the PC spare and the late proactive one never invoked, one delayed
 
 
 def test_the_platforms_lines_agree_with_the_telemetry_api(fleet_run: FleetRun) -> None:

@@ -30,6 +30,7 @@ from concurrency_observer.local.setups import MODE_MANAGED_INSTANCES
 from concurrency_observer.local.simulation import (
     COLD_STARTS_FELT,
     LAMBDA_INVOCATIONS,
+    PEAK_LIVE,
     RECORDS,
     Simulation,
     SimulationSettings,
@@ -151,6 +152,7 @@ def test_simulate_runtime_bash_prints_a_matching_verdict(
         for metric in (schema.ENVIRONMENT_INVOCATIONS, schema.ENVIRONMENT_SHUTDOWN, RECORDS)
         for init_type in (schema.INIT_PROVISIONED, schema.INIT_ON_DEMAND, "all")
     } <= compared
+    assert (PEAK_LIVE, "all") in compared  # the records' instants, which the bash engine writes
     assert {(LAMBDA_INVOCATIONS, "all"), (COLD_STARTS_FELT, "all")} <= compared
     assert document["not_recorded"]["figures"] == []  # nothing left "not recorded"
     cold = document["report"]["cold_starts"]

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from concurrency_observer import schema
+from concurrency_observer.local.extension_timeline import ExtensionTimeline
 from concurrency_observer.local.fleet import WARMUP_PAYLOAD, Fleet, FleetConfig, FleetError
 from concurrency_observer.local.load import LoadProfile, burst_times, proactive_schedule
 from tests.unit.test_fleet import FakeClock, FakeEnvironment, FakeFactory, hold, wait_busy
@@ -390,14 +391,42 @@ def test_a_cold_start_is_timed_by_when_the_function_was_invoked() -> None:
     assert truth.near_threshold == 0
 
 
-def test_a_cold_start_invoked_late_is_flagged_as_uncertain() -> None:
-    """Invoked 1.8 s after its init was sent (above 2 - 0.5): prompt, flagged as near."""
+class TimelineFactory(LongWorkFactory):
+    """``LongWorkFactory`` fakes whose RIE lines put ``lower`` s from registering to INVOKE."""
+
+    def __init__(self, clock: FakeClock, invoked_after: float, lower: float) -> None:
+        super().__init__(clock, invoked_after, 0.1)
+        self.lower = lower
+
+    def __call__(self, name: str, init_type: str) -> FakeEnvironment:
+        environment = super().__call__(name, init_type)
+        line = ExtensionTimeline(1000.0, 1000.1, 1000.101 + self.lower, 1010.0, 1010.1)
+        environment.timeline = lambda: line  # type: ignore[attr-defined]
+        return environment
+
+
+@pytest.mark.parametrize(
+    ("invoked_after", "lower", "usage", "near"),
+    [
+        (1.8, 1.2, PROMPT, 0),  # at most 1.8 s: prompt for sure
+        (2.3, 1.5, DELAYED, 1),  # between 1.5 and 2.3 s: either class is right
+        (2.6, 2.1, DELAYED, 0),  # at least 2.1 s: delayed for sure
+    ],
+)
+def test_a_cold_start_is_near_the_threshold_only_when_its_interval_straddles_it(
+    invoked_after: float, lower: float, usage: str, near: int
+) -> None:
+    """The class is the upper bound's; near the threshold when the RIE's lower bound is below."""
     clock = FakeClock()
-    with Fleet(LongWorkFactory(clock, 1.8, 0.1), config(), clock=clock, reaper=False) as fleet:
+    factory = TimelineFactory(clock, invoked_after, lower)
+    with Fleet(factory, config(), clock=clock, reaper=False) as fleet:
         fleet.invoke()
     truth = fleet.snapshot()
-    assert truth.first_invoke == {(OD, PROMPT): 1}
-    assert truth.near_threshold == 1
+    assert truth.first_invoke == {(OD, usage): 1}
+    assert truth.near_threshold == near
+    assert truth.either_way == ({OD: 1} if near else {})
+    assert len(truth.spans) == 1
+    assert truth.spans_missing == 0
 
 
 class StuckFactory(FakeFactory):

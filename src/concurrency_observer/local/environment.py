@@ -64,6 +64,7 @@ from typing import Any, Final, Protocol
 from concurrency_observer import schema
 from concurrency_observer.errors import UserError
 from concurrency_observer.local import ports, rie
+from concurrency_observer.local.extension_timeline import ExtensionTimeline, extension_timeline
 from concurrency_observer.local.telemetry_emulator import TELEMETRY_API_VARIABLE, TelemetryEmulator
 
 INVOKE_PATH: Final = "/2015-03-31/functions/function/invocations"
@@ -105,6 +106,7 @@ _START_ATTEMPTS: Final = 3
 _POLL_S: Final = 0.01
 _KILL_WAIT_S: Final = 5.0
 _INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
+EXTENSION_NAME: Final = "concurrency-observer"  # the layer's extension, as the RIE names it
 
 
 class OutputSink(Protocol):
@@ -343,6 +345,8 @@ class LambdaEnvironment:
         self._in_flight = 0  # invocations posted and not answered (Managed Instances mode)
         self.telemetry: TelemetryEmulator | None = None
         self.started_at: float | None = None
+        self.exited_at: float | None = None  # wall clock: its processes were seen gone
+        self.start_attempts = 0  # RIEs spawned: more than one when a port was taken meanwhile
         self.shutdown_result: ShutdownResult | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -360,13 +364,20 @@ class LambdaEnvironment:
             raise EnvironmentFailed(f"max_concurrency must be 1 or more, not {concurrency}")
         prefix = f"concurrency-observer-{schema.safe_token(self.name)}-"
         self._work_dir = Path(tempfile.mkdtemp(prefix=prefix))
-        if self.settings.emulate_telemetry and concurrency is None:
-            self.telemetry = TelemetryEmulator(self._work_dir / OUTPUT_FILE).start()
         layer_dir = self._layer_dir or self._work_dir / "empty-opt"
         layer_dir.mkdir(exist_ok=True)
         for _attempt in range(_START_ATTEMPTS):
+            self.start_attempts += 1
             runtime_port, emulator_port = ports.free_port(), ports.free_port()
             self._ports = (runtime_port, emulator_port)
+            if self.settings.emulate_telemetry and concurrency is None:
+                # One emulator per attempt: a retry starts the output file afresh, and an
+                # emulator that had read the failed attempt's lines would skip as many bytes of
+                # the new one, its INIT START among them (measured: one held init in 179 at
+                # scale reported nothing, its extension's record had no init duration).
+                if self.telemetry is not None:
+                    self.telemetry.close()
+                self.telemetry = TelemetryEmulator(self._work_dir / OUTPUT_FILE).start()
             self._spawn(rie_path, layer_dir.resolve())
             _LIVE.add(self)
             if self._wait_ready(time.monotonic() + timeout):
@@ -607,6 +618,7 @@ class LambdaEnvironment:
                 except subprocess.TimeoutExpired:
                     forced = True
                     self._kill_and_reap()
+            self.exited_at = time.time()
             self.shutdown_result = ShutdownResult(
                 self._process.returncode, time.perf_counter() - began, forced
             )
@@ -736,6 +748,10 @@ class LambdaEnvironment:
         held init, until its release: the Telemetry emulator reports it at the gate instead)."""
         match = _INIT_REPORT.search(self.output)
         return float(match.group(1)) if match else None
+
+    def timeline(self) -> ExtensionTimeline:
+        """When the extension started, was first invoked and got SHUTDOWN, by the RIE's lines."""
+        return extension_timeline(self.output, EXTENSION_NAME, self.exited_at)
 
     def leftover_processes(self) -> list[int]:
         """Processes still alive in this environment's session (empty once it is stopped)."""

@@ -38,13 +38,19 @@
   one is initialized (held), then the old one is shut down once idle. Lambda recycles PC
   environments like this, and bills each replacement's init.
 - **How each environment was used** (the extension's ``FirstInvoke``): never invoked; first
-  invoke within ``prompt_threshold`` of its init (prompt); later (delayed). The fleet knows the
-  gap from its own clock: the release of a held init, or, for a cold start, when the function
-  says it was invoked (``invoked_monotonic`` of the answer; the answer's arrival otherwise): an
-  upper bound of the gap the extension measures. So that its truth cannot differ from the
-  extension's by its clock's start, a held environment is released only when its class is
-  beyond doubt (``FleetConfig.releasable``, ``threshold_margin``): routing passes it over
-  meanwhile.
+  invoke within ``prompt_threshold`` of its init (prompt); later (delayed). The fleet knows an
+  interval for the gap the extension measures. Its upper bound is from the control plane's clock:
+  from sending the init to when the function says it was first invoked (``invoked_monotonic`` of
+  the answer, the released warm-up's for a held init; the answer's arrival otherwise). Its lower
+  bound is from the RIE's lines, read at the shutdown: from the extension registering to the
+  first ``INVOKE START`` (``extension_timeline``). The truth's class is the upper bound's; where
+  the interval straddles the threshold either class is right, and the environment is counted in
+  ``FleetSnapshot.either_way``. So that few do, a held environment is released only when its
+  class is beyond doubt (``FleetConfig.releasable``, ``threshold_margin``): routing passes it
+  over meanwhile.
+- **Live spans.** At each shutdown the fleet also keeps when the extension started and got
+  SHUTDOWN, by the RIE's lines (``extension_timeline.LiveSpan``): the records' instants, on the
+  harness's clock, for the peak of live environments.
 - **Shutdowns** (idle, removal, close) go through a ``ShutdownStagger``: a few at a time and a gap
   between two SIGTERMs, so each environment meets the RIE's 2 s SHUTDOWN deadline (fifty
   SIGTERMed at the same instant overrun it on 2 cores).
@@ -75,6 +81,7 @@ from typing import Any, Final, Protocol
 
 from concurrency_observer import schema
 from concurrency_observer.errors import UserError
+from concurrency_observer.local.extension_timeline import ExtensionTimeline, LiveSpan
 
 WARMUP_PAYLOAD: Final[Mapping[str, object]] = {"sleep_ms": 0, "warmup": True}
 HELD_TIMEOUT_S: Final = 900  # Lambda's maximum function timeout
@@ -175,9 +182,11 @@ class FleetConfig:
         prompt = since_init <= self.prompt_threshold - self.threshold_margin
         return prompt or since_ready >= self.prompt_threshold + self.threshold_margin
 
-    def uncertain(self, gap_upper_bound: float) -> bool:
-        """Whether a cold start's first invoke, known only from above, may not be prompt."""
-        return gap_upper_bound > self.prompt_threshold - self.threshold_margin
+    def either_way(self, lower: float | None, upper: float | None) -> bool:
+        """Whether a first invoke known to ``[lower, upper]`` s may be in either class."""
+        if lower is None or upper is None:
+            return False
+        return min(lower, upper) <= self.prompt_threshold < upper
 
     def provisioned_environments(self, requested: int) -> int:
         """How many environments ``requested`` provisioned concurrency brings up (ceil(P x f))."""
@@ -268,8 +277,19 @@ class FleetSnapshot:
     replacements: int = 0  # provisioned environments initialized to replace a recycled one
     recycled: int = 0  # provisioned environments shut down after pc_max_lifetime
     held: int = 0  # live now, initialized and not invoked yet
-    near_threshold: int = 0  # cold starts whose first invoke came too late to be sure it was prompt
+    # Environments shut down whose first invoke's interval straddles the threshold, by init
+    # type: counted in the upper bound's class (delayed), either class is right.
+    either_way: Mapping[str, int] = field(default_factory=dict)
     peak_per_environment: int = 0  # most invocations one environment served at once
+    # Each stopped environment's extension life by the RIE's lines (see ``LiveSpan``), and how
+    # many stopped environments had no such lines (then the peak is not compared).
+    spans: tuple[LiveSpan, ...] = ()
+    spans_missing: int = 0
+
+    @property
+    def near_threshold(self) -> int:
+        """Environments whose class either side of the threshold is right."""
+        return sum(self.either_way.values())
 
     @property
     def started_total(self) -> int:
@@ -312,6 +332,7 @@ class FleetSnapshot:
             "provisioned_replacements": self.replacements,
             "provisioned_recycled": self.recycled,
             "near_threshold": self.near_threshold,
+            "either_way_by_init_type": _d(self.either_way),
             "environments_started": {"total": self.started_total, "by_init_type": _d(self.started)},
             "environments_stopped": {"total": self.stopped_total, "by_init_type": _d(self.stopped)},
             "invocations": {
@@ -418,6 +439,8 @@ class Fleet:
         self._stopped: Counter[str] = Counter()
         self._invocations: Counter[str] = Counter()
         self._first_invoke: Counter[tuple[str, str]] = Counter()
+        self._either_way: Counter[str] = Counter()
+        self._spans: list[LiveSpan] = []
         self._errors: list[str] = []
         self._peak_live = 0
         self._peak_per_environment = 0
@@ -539,17 +562,18 @@ class Fleet:
 
     def _release(self, slot: Slot) -> bool:
         """Let a held init's warm-up through, just before the invocation routed there."""
-        with self._changed:
-            now = self._clock()
-            gap = now - (slot.init_at if slot.init_at is not None else now)
         try:
-            slot.environment.release_init()
+            answer = slot.environment.release_init()
         except UserError as exc:
             self._retire_failed(slot, f"{slot.environment.name}: release: {exc}")
             return False
         with self._changed:
+            # The upper bound, as for a cold start: when the function got the warm-up (the gate
+            # opens some time after the release is sent, more on a busy machine), else now.
+            invoked_at = getattr(answer, "invoked_monotonic", None)
+            at = invoked_at if isinstance(invoked_at, float) else self._clock()
             slot.held = False
-            slot.first_invoke_gap = gap
+            slot.first_invoke_gap = at - (slot.init_at if slot.init_at is not None else at)
             slot.invocations += 1
             self._invocations[slot.init_type] += 1
             self._counts["warmups"] += 1
@@ -647,8 +671,6 @@ class Fleet:
                 invoked_at = getattr(answer, "invoked_monotonic", None)
                 at = invoked_at if isinstance(invoked_at, float) else self._clock()
                 slot.first_invoke_gap = at - (slot.init_at if slot.init_at is not None else began)
-                if self.config.uncertain(slot.first_invoke_gap):
-                    self._counts["near_threshold"] += 1
             slot.warm = True
             slot.invocations += 1
             slot.in_flight -= 1
@@ -845,13 +867,23 @@ class Fleet:
                 message = f"{slot.environment.name} ({reason}) did not shut down: {exc}"
                 self._retire_failed(slot, message, invocation=False)
                 return
+            timeline = _timeline_of(slot.environment)
             with self._changed:
                 counted = slot.state is SlotState.STOPPED  # it failed meanwhile: counted there
                 slot.state = SlotState.STOPPED
                 if slot.initialized and not counted:
                     self._stopped[slot.init_type] += 1
-                    usage = self.config.first_invoke_class(slot.first_invoke_gap)
+                    upper = slot.first_invoke_gap
+                    usage = self.config.first_invoke_class(upper)
                     self._first_invoke[(slot.init_type, usage)] += 1
+                    lower = timeline.lower_gap if timeline is not None else None
+                    if self.config.either_way(lower, upper):
+                        self._either_way[slot.init_type] += 1
+                    span = timeline.span() if timeline is not None else None
+                    if span is not None:
+                        self._spans.append(span)
+                    else:
+                        self._counts["spans_missing"] += 1
                 if getattr(result, "forced", False):
                     self._counts["forced_shutdowns"] += 1
                 self._changed.notify_all()
@@ -932,14 +964,23 @@ class Fleet:
                 replacements=self._counts["replacements"],
                 recycled=self._counts["recycled"],
                 held=sum(1 for s in self._slots if s.held and s.state is SlotState.IDLE),
-                near_threshold=self._counts["near_threshold"],
+                either_way=dict(self._either_way),
                 peak_per_environment=self._peak_per_environment,
+                spans=tuple(self._spans),
+                spans_missing=self._counts["spans_missing"],
             )
 
     def environments(self) -> list[FleetEnvironment]:
         """Every environment the fleet ever made, in order (their outputs hold the EMF lines)."""
         with self._lock:
             return [slot.environment for slot in self._slots]
+
+
+def _timeline_of(environment: FleetEnvironment) -> ExtensionTimeline | None:
+    """The environment's ``timeline()`` (real environments have one), else ``None``."""
+    timeline = getattr(environment, "timeline", None)
+    found = timeline() if callable(timeline) else None
+    return found if isinstance(found, ExtensionTimeline) else None
 
 
 def lambda_environment_factory(

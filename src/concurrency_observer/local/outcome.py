@@ -28,6 +28,7 @@ from concurrency_observer.aws.report import (
     scan_records,
     with_platform_lines,
 )
+from concurrency_observer.aws.report_document import SOURCE_RECORDS
 from concurrency_observer.aws.report_metrics import fetch_metrics
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.local.emf_report import emf_points, fetch_from_emf
@@ -45,6 +46,7 @@ from concurrency_observer.local.simulation import (
     Simulation,
     SimulationSettings,
     cold_start_checks,
+    peak_checks,
     report_request,
     unrecorded_cold_starts,
     unrecorded_figures,
@@ -217,7 +219,8 @@ def read_back(
         recording = settings.recording()
         cold = report.platform.cold_starts if report.platform is not None else None
         checks = verdict_checks(truth, recorded, recording)
-        return report, scan, checks + cold_start_checks(truth, cold, recording)
+        checks += cold_start_checks(truth, cold, recording)
+        return report, scan, checks + peak_checks(truth, _peak_from_records(report))
 
     report, scan, checks = _read_until_settled(read)
     platform = _platform_verdict(simulation, scan)
@@ -274,6 +277,11 @@ def _platform_verdict(simulation: Simulation, scan: RecordScan | None) -> Platfo
         return platform_verdict(truth, records, "the platform's lines")
     outputs = (getattr(e, "output", "") for e in environments)
     return platform_verdict(platform_truth(outputs), records)
+
+
+def _peak_from_records(report: Report) -> int | None:
+    """The report's peak of live environments when it is exact (from the records)."""
+    return report.live_peak if report.figures_source == SOURCE_RECORDS else None
 
 
 def _read_until_settled(

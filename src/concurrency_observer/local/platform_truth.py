@@ -14,6 +14,13 @@ Where the records have no Telemetry API (the bash engine), their init fields com
 platform's lines in the log group (aws.platform_join), which give the duration of an init a
 request waited for and of a failed one, not of an environment initialized ahead of its first
 request (its REPORT has no Init Duration, as on Lambda): the caller leaves those out.
+
+**An init whose extension went without the Telemetry API** (its INFO line at init says
+``telemetry off``: measured under load, the subscription's answer came after the 250 ms the
+extension gives it) has no platform event in its record: its duration is unknown there, not wrong.
+Such inits are counted apart (``PlatformTruth.lost``), not compared, and the output names them;
+where another source filled the record's gap (Lambda's platform lines in the log group), the
+records have those durations too, and they are compared with them.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ _INIT_START: Final = "INIT START("
 _INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 _INIT_FAILED: Final = "INIT RTDONE(status: error)"
 _REGISTERED: Final = "External agent concurrency-observer"
+# The extension's INFO line at init when it has no Telemetry subscription (extension/telemetry.py).
+_TELEMETRY_OFF: Final = "] INFO "
+_TELEMETRY_OFF_NOTE: Final = "telemetry off"
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,13 @@ class PlatformTruth:
 
     init_durations_ms: tuple[float, ...]
     failed_inits: int
+    # The RIE's durations of inits whose extension had no Telemetry subscription.
+    lost_durations_ms: tuple[float, ...] = ()
+
+    @property
+    def lost(self) -> int:
+        """Inits whose record cannot have the platform's figures from the Telemetry API."""
+        return len(self.lost_durations_ms)
 
 
 def _inits(output: str) -> Iterator[list[str]]:
@@ -53,6 +70,11 @@ def _inits(output: str) -> Iterator[list[str]]:
             block.append(line)
     if block is not None:
         yield block
+
+
+def _without_telemetry(block: list[str]) -> bool:
+    """Whether the extension said, at this init, that it had no Telemetry subscription."""
+    return any(_TELEMETRY_OFF in line and _TELEMETRY_OFF_NOTE in line for line in block)
 
 
 def _init_truth(block: list[str]) -> tuple[float, bool] | None:
@@ -73,14 +95,19 @@ def _init_truth(block: list[str]) -> tuple[float, bool] | None:
 def platform_truth(outputs: Iterable[str]) -> PlatformTruth:
     """Every environment's inits (``outputs``: each environment's whole output)."""
     durations: list[float] = []
+    lost: list[float] = []
     failed = 0
     for output in outputs:
         for block in _inits(output):
             found = _init_truth(block)
-            if found is not None:
-                durations.append(found[0])
-                failed += found[1]
-    return PlatformTruth(tuple(sorted(durations)), failed)
+            if found is None:
+                continue
+            if _without_telemetry(block):
+                lost.append(found[0])  # its record cannot have them from the Telemetry API
+                continue
+            durations.append(found[0])
+            failed += found[1]
+    return PlatformTruth(tuple(sorted(durations)), failed, tuple(sorted(lost)))
 
 
 def _number(record: Mapping[str, Any], name: str) -> float | None:
@@ -101,11 +128,21 @@ class PlatformVerdict:
     source: str = "the Telemetry API"
 
     @property
+    def compared_truth_ms(self) -> tuple[float, ...]:
+        """The RIE's durations the records are paired with: those of the inits whose extension
+        subscribed, or every one when the records have as many (a gap filled elsewhere)."""
+        truth = self.truth
+        every = tuple(sorted(truth.init_durations_ms + truth.lost_durations_ms))
+        filled = truth.lost and len(self.recorded_durations_ms) == len(every)
+        return every if filled else truth.init_durations_ms
+
+    @property
     def largest_gap_ms(self) -> float | None:
         """The largest difference between the sorted durations; ``None`` when counts differ."""
-        if len(self.recorded_durations_ms) != len(self.truth.init_durations_ms):
+        truth = self.compared_truth_ms
+        if len(self.recorded_durations_ms) != len(truth):
             return None
-        pairs = zip(self.recorded_durations_ms, self.truth.init_durations_ms, strict=True)
+        pairs = zip(self.recorded_durations_ms, truth, strict=True)
         return max((abs(a - b) for a, b in pairs), default=0.0)
 
     @property
@@ -131,6 +168,7 @@ class PlatformVerdict:
             },
             "failed_inits": {"truth": self.truth.failed_inits, "recorded": self.recorded_failed},
             "recorded_from": self.source,
+            "inits_without_telemetry": self.truth.lost,
             "verdict": "match" if self.matches else "mismatch",
         }
 

@@ -50,6 +50,7 @@ from concurrency_observer.local.environment import (
     observer_env,
     python3_paths,
 )
+from concurrency_observer.local.extension_timeline import peak_bounds
 from concurrency_observer.local.fleet import (
     Fleet,
     FleetConfig,
@@ -406,7 +407,12 @@ Recorded = Mapping[RecordedKey, float]
 
 @dataclass(frozen=True)
 class Check:
-    """One figure of the verdict: what the control plane knows against what was recorded."""
+    """One figure of the verdict: what the control plane knows against what was recorded.
+
+    ``accepted``: where the control plane knows the figure only within bounds (environments near
+    the threshold, either class right; the peak on instants known to the millisecond), every
+    value in ``[low, high]`` is right; ``truth`` is one of them.
+    """
 
     metric: str
     label: str
@@ -414,11 +420,20 @@ class Check:
     truth: int
     recorded: float
     first_invoke: str | None = None  # a FirstInvoke class: EnvironmentShutdown of that class
+    accepted: tuple[int, int] | None = None
+
+    @property
+    def exact(self) -> bool:
+        """Equal to a truth known exactly (sums of whole numbers: no tolerance)."""
+        return self.accepted is None and self.recorded == self.truth
 
     @property
     def matches(self) -> bool:
-        """Exactly equal (sums of whole numbers: no tolerance)."""
-        return self.recorded == self.truth
+        """Exactly equal, or within the bounds the control plane knows the figure to."""
+        if self.accepted is None:
+            return self.recorded == self.truth
+        low, high = self.accepted
+        return low <= self.recorded <= high
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -428,6 +443,7 @@ class Check:
             "init_type": self.init_type or "all",
             "first_invoke": self.first_invoke,
             "truth": self.truth,
+            "accepted": None if self.accepted is None else list(self.accepted),
             "recorded": self.recorded,
             "matches": self.matches,
         }
@@ -502,8 +518,26 @@ def _every_figure(snapshot: FleetSnapshot, recorded: Recorded) -> list[Check]:
             truth_count = snapshot.first_invoke.get((init_type, usage), 0)
             found = recorded.get((shutdown, init_type, usage), 0.0)
             label = FIRST_INVOKE_LABELS[usage]
-            checks.append(Check(shutdown, label, init_type, truth_count, found, usage))
+            accepted = either_way_bounds(snapshot, init_type, usage)
+            checks.append(Check(shutdown, label, init_type, truth_count, found, usage, accepted))
     return checks
+
+
+def either_way_bounds(
+    snapshot: FleetSnapshot, init_type: str, usage: str
+) -> tuple[int, int] | None:
+    """The counts of class ``usage`` that are right given the environments near the threshold.
+
+    Those are counted delayed (their upper bound's class); any of them may be prompt instead.
+    ``None`` when none is near (only the exact count is right).
+    """
+    near = snapshot.either_way.get(init_type, 0)
+    count = snapshot.first_invoke.get((init_type, usage), 0)
+    if not near or usage == schema.FIRST_INVOKE_NEVER:
+        return None
+    if usage == schema.FIRST_INVOKE_PROMPT:
+        return count, count + near
+    return count - near, count
 
 
 # The report's headline, "how many invocations were cold starts": its two figures, in total.
@@ -542,8 +576,30 @@ def unrecorded_cold_starts(
 
 
 def _felt(snapshot: FleetSnapshot) -> Check:
-    truth = snapshot.first_invoke.get((schema.INIT_ON_DEMAND, schema.FIRST_INVOKE_PROMPT), 0)
-    return Check(COLD_STARTS_FELT, "cold starts felt", None, truth, 0.0)
+    od, prompt = schema.INIT_ON_DEMAND, schema.FIRST_INVOKE_PROMPT
+    truth = snapshot.first_invoke.get((od, prompt), 0)
+    accepted = either_way_bounds(snapshot, od, prompt)
+    return Check(COLD_STARTS_FELT, "cold starts felt", None, truth, 0.0, accepted=accepted)
+
+
+# The report's peak, exact from the records' instants, against the same instants by the RIE.
+PEAK_LIVE: Final = "PeakLive"
+
+
+def peak_checks(snapshot: FleetSnapshot, report_peak: int | None) -> list[Check]:
+    """The report's peak of live environments against the peak over the same instants: each
+    extension's start and SHUTDOWN as the RIE logged them (``FleetSnapshot.spans``).
+
+    Compared only when the report's peak is from the records (``report_peak``, else ``None``)
+    and every stopped environment has its span; the control plane's own peak, from sending
+    each init to the environment's exit, is wider and shown beside it, not compared.
+    """
+    if report_peak is None or snapshot.spans_missing or not snapshot.spans:
+        return []
+    low, high = peak_bounds(snapshot.spans)
+    accepted = None if low == high else (low, high)
+    label = "peak live (records' instants)"
+    return [Check(PEAK_LIVE, label, None, low, float(report_peak), accepted=accepted)]
 
 
 def report_request(settings: SimulationSettings, since: datetime, until: datetime) -> ReportRequest:

@@ -20,7 +20,7 @@ from rich.text import Text
 from concurrency_observer import pricing, schema
 from concurrency_observer.aws.report_usage import nearest_rank
 from concurrency_observer.local.platform_truth import TOLERANCE_MS
-from concurrency_observer.local.simulation import COLD_STARTS_FELT, LAMBDA_INVOCATIONS
+from concurrency_observer.local.simulation import COLD_STARTS_FELT, LAMBDA_INVOCATIONS, PEAK_LIVE
 from concurrency_observer.reporting.table import print_report
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def print_outcome(out: Console, outcome: Outcome) -> None:
         out.print(_platform_table(outcome.platform))
     elif outcome.platform_not_compared:
         out.print(f"init durations and failed inits not compared: {outcome.platform_not_compared}")
-    out.print(_truth_notes(outcome.truth, outcome.settings, outcome.report))
+    out.print(_truth_notes(outcome.truth, outcome.settings, outcome.report, outcome.checks))
     recording = outcome.settings.recording()
     summary = (
         f"{outcome.truth.started_total} environments started, {outcome.truth.stopped_total} "
@@ -56,6 +56,7 @@ def print_outcome(out: Console, outcome: Outcome) -> None:
             f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly what the control plane "
             f"did ({summary}), per init type and in total, and how each environment was used "
             f"(never, prompt, delayed) per init type{cold_start_clause(outcome.checks)}"
+            f"{peak_clause(outcome.checks)}"
         )
     elif outcome.matches and recording.invocations:
         out.print(
@@ -67,7 +68,8 @@ def print_outcome(out: Console, outcome: Outcome) -> None:
         out.print(
             f"[green]verdict: MATCH[/]: {outcome.source} recorded exactly the inits and "
             f"shutdowns the control plane did ({outcome.truth.started_total} environments "
-            f"started, {outcome.truth.stopped_total} stopped), per init type and in total; "
+            f"started, {outcome.truth.stopped_total} stopped), per init type and in total"
+            f"{peak_clause(outcome.checks)}; "
             f"not recorded here, so not compared: invocations ({outcome.truth.invocations_total}) "
             f"and how each environment was used ({recording.why})"
         )
@@ -89,13 +91,23 @@ def print_outcome(out: Console, outcome: Outcome) -> None:
             + [
                 f"{c.metric} ({c.init_type or 'all'}"
                 + (f", FirstInvoke {c.first_invoke}" if c.first_invoke else "")
-                + f"): recorded {c.recorded:g}, truth {c.truth}"
+                + f"): recorded {c.recorded:g}, truth {_truth_cell(c)}"
                 for c in wrong
             ]
         )
         out.print(f"[red]verdict: MISMATCH[/] with the ground truth ({summary}): {detail}")
     out.print(_bill_line(outcome))
     out.print(f"[dim]wall time {outcome.wall_seconds:.1f}s[/]")
+
+
+def near_threshold_note(truth: FleetSnapshot, settings: SimulationSettings) -> str:
+    """One line: the environments whose class either side of the threshold is right."""
+    return (
+        f"{truth.near_threshold} near the threshold, accepted either way: each first invoke came "
+        "between the extension registering and INVOKE START (the RIE's lines) at the least and "
+        "the init being sent and the function invoked (the control plane's clock) at the most, "
+        f"and {settings.fleet.prompt_threshold:g}s lies between"
+    )
 
 
 def cold_start_clause(checks: Sequence[Check]) -> str:
@@ -106,6 +118,14 @@ def cold_start_clause(checks: Sequence[Check]) -> str:
         return ""
     share = felt / invocations
     return f", and the cold-start share ({felt} of {invocations} invocations, {share:.2%})"
+
+
+def peak_clause(checks: Sequence[Check]) -> str:
+    """ ", and the peak live on the records' own instants (N)" when it was compared."""
+    compared = next((c for c in checks if c.metric == PEAK_LIVE), None)
+    if compared is None:
+        return ""
+    return f", and the peak live on the records' own instants ({_truth_cell(compared)})"
 
 
 def _bill_line(outcome: Outcome) -> str:
@@ -161,6 +181,14 @@ def _platform_table(platform: PlatformVerdict) -> Table:
         str(platform.recorded_failed),
         _mark(failed_ok),
     )
+    if platform.truth.lost:
+        # Unknown in the record, not wrong: its extension went without the Telemetry API.
+        table.add_row("inits without telemetry", str(platform.truth.lost), "-", "[dim]-[/]")
+        table.caption = (
+            f"{platform.truth.lost} init(s) not compared: the extension's Telemetry "
+            "subscription got no answer in time (its INFO line says telemetry off), so its "
+            "record has no platform figures"
+        )
     return table
 
 
@@ -175,7 +203,7 @@ def truth_table(outcome: Outcome) -> Table:
     table.add_column("figure")
     for name in ("control plane", outcome.source, ""):
         table.add_column(name, justify="right", no_wrap=True)
-    rows = [(c, f"{c.recorded:g}", _mark(c.matches)) for c in outcome.checks]
+    rows = [(c, f"{c.recorded:g}", _check_mark(c)) for c in outcome.checks]
     rows += [(c, "[dim]not recorded[/]", "[dim]-[/]") for c in outcome.unrecorded]
     scopes: list[str | None] = [*sorted({c.init_type for c, _, _ in rows if c.init_type}), None]
     for scope in scopes:
@@ -186,8 +214,23 @@ def truth_table(outcome: Outcome) -> Table:
             table.add_section()
         table.add_row(f"[bold]{scope or 'all init types'}[/]")
         for check, recorded, mark in mine:
-            table.add_row(f"  {check.label}", str(check.truth), recorded, mark)
+            table.add_row(f"  {check.label}", _truth_cell(check), recorded, mark)
     return table
+
+
+def _truth_cell(check: Check) -> str:
+    """The truth, or the range of right values where the control plane knows it within bounds."""
+    if check.accepted is None:
+        return str(check.truth)
+    low, high = check.accepted
+    return f"{low}-{high}"
+
+
+def _check_mark(check: Check) -> str:
+    """``=`` exactly equal, ``~`` within the bounds the truth is known to, ``≠`` otherwise."""
+    if check.accepted is None or not check.matches:
+        return _mark(check.matches)
+    return "[green]~[/]"
 
 
 def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
@@ -226,14 +269,40 @@ def _classes_table(truth: FleetSnapshot, settings: SimulationSettings) -> Table:
     return table
 
 
-def _peak_source(report: Report) -> str:
-    if report.figures_source == "records":
-        return "exact, from the records' init and shutdown instants"
-    return "at period ends, from the metric"
+def peak_note(truth: FleetSnapshot, report: Report | None, checks: Sequence[Check]) -> str:
+    """The peak of live environments: the report's against the same instants, if compared,
+    and the control plane's wider count as context."""
+    wider = (
+        f"the control plane {truth.peak_live} (from sending each init to the environment's "
+        "exit: wider)"
+    )
+    if report is None:
+        return f"peak live: the report none; {wider}"
+    compared = next((c for c in checks if c.metric == PEAK_LIVE), None)
+    if compared is None:
+        source = (
+            "from the records' instants"
+            if report.figures_source == "records"
+            else "at period ends, from the metric"
+        )
+        return f"peak live: the report {report.live_peak} ({source}), not compared; {wider}"
+    if compared.accepted is None:
+        same = f"{compared.truth}, exact"
+    else:
+        same = "{}-{}: each start known between INIT START and its registering".format(
+            *compared.accepted
+        )
+    return (
+        f"peak live: the report {report.live_peak} (from the records' instants); the same "
+        f"instants by the RIE's lines (each extension's start to its SHUTDOWN) {same}; {wider}"
+    )
 
 
 def _truth_notes(
-    truth: FleetSnapshot, settings: SimulationSettings, report: Report | None
+    truth: FleetSnapshot,
+    settings: SimulationSettings,
+    report: Report | None,
+    checks: Sequence[Check] = (),
 ) -> RenderableType:
     counted = "the extension counts both" if settings.recording().invocations else "not recorded"
     lines = [
@@ -244,8 +313,7 @@ def _truth_notes(
         f"environments: peak {truth.peak_live} live, {truth.idle_shutdowns} shut down after "
         f"{settings.fleet.idle_timeout:g}s idle, the rest at the end (staggered); "
         f"{truth.forced_shutdowns} had to be killed",
-        f"peak live: control plane {truth.peak_live}, the report "
-        + (f"{report.live_peak} ({_peak_source(report)})" if report is not None else "none")
+        peak_note(truth, report, checks)
         + "; the report's live series counts environments alive at the end of each 5-second "
         "period",
         f"ahead of demand: {truth.proactive} {settings.fleet.demand_init_type} inits"
@@ -262,11 +330,6 @@ def _truth_notes(
             f"environment; at most {truth.peak_per_environment} were in one at once"
         )
     if truth.near_threshold and settings.recording().invocations:
-        lines.append(
-            f"{truth.near_threshold} cold start(s) first invoked later than "
-            f"{settings.fleet.prompt_threshold - settings.fleet.threshold_margin:g}s after "
-            "their init was sent: the control plane's gap is an upper bound (it includes the "
-            "extension's own start), so near the threshold the extension may see prompt"
-        )
+        lines.append(near_threshold_note(truth, settings))
     lines.extend(f"error: {error}" for error in truth.errors[:5])
     return Text("\n".join(lines), style="dim")
