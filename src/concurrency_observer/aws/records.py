@@ -14,7 +14,7 @@ them back, the same way on AWS and against the local moto server:
 A record is stamped when Lambda receives it: at the environment's SHUTDOWN, so the window a scan
 covers is the window of *shutdowns*. An environment born before the window and shut down inside it
 has its record there (with its ``initTime``); one still alive at the window's end has none yet
-(``aws.record_figures`` counts those from the metric).
+(``figures.records`` counts those from the metric).
 
 The filter pattern is a quoted term, which AWS matches as an exact, case-sensitive phrase anywhere
 in the message, and moto as a substring: it selects the record lines whether Lambda keeps the

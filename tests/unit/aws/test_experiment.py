@@ -491,7 +491,7 @@ def test_lean_counts_come_from_environment_delta_and_the_records(
 ) -> None:
     """EnvironmentDelta Sum 2 over 6 samples: 4 inits, 2 shutdowns; of the records shut down
     since the start, one provisioned environment prompt and one never: 1 ever invoked."""
-    from tests.unit.aws.test_record_figures import _record
+    from tests.unit.figures.test_records import _record
 
     client, stubber = cloudwatch_stub
     clock = ManualClock(datetime(2026, 3, 1, 12, 5, 10, tzinfo=timezone.utc))

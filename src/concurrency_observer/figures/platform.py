@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from concurrency_observer import environment_record as rec
 from concurrency_observer import schema
-from concurrency_observer.aws.report_usage import nearest_rank
+from concurrency_observer.figures.usage import nearest_rank
 
 PERCENTILES: Final = (50, 90, 99)
 # Why an init was not waited for, in the order the report lists them.

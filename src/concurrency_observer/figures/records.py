@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 from concurrency_observer import environment_record as rec
-from concurrency_observer.aws.report_usage import (
+from concurrency_observer.figures.usage import (
     LIFETIME_PERCENTILES,
     Distribution,
     LifetimeQuantiles,

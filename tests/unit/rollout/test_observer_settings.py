@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from concurrency_observer.aws.observer_settings import (
+from concurrency_observer.rollout.observer_settings import (
     METRICS_VARIABLE,
     RECORD_VARIABLE,
     BadRecord,
@@ -13,7 +13,7 @@ from concurrency_observer.aws.observer_settings import (
     with_settings,
     without_settings,
 )
-from concurrency_observer.aws.publish import SINK_VARIABLE
+from concurrency_observer.rollout.publish import SINK_VARIABLE
 
 
 def test_attach_records_what_it_set_and_detach_takes_it_back() -> None:

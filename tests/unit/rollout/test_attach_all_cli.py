@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from concurrency_observer.aws.observer_settings import METRICS_VARIABLE
-from tests.unit.aws.test_attach_all_moto import layers_of, variables_of, wide_terminal  # noqa: F401
-from tests.unit.aws.test_publish import (  # noqa: F401 (fixtures)
+from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE
+from tests.unit.rollout.test_attach_all_moto import layers_of, variables_of, wide_terminal  # noqa: F401
+from tests.unit.rollout.test_publish import (  # noqa: F401 (fixtures)
     aws_env,
     lambda_client,
     layer_zip,
     make_function,
 )
-from tests.unit.aws.test_publish_cli import run_main
+from tests.unit.rollout.test_publish_cli import run_main
 
 # Fast enough that the CLI's real clock never waits long; pacing itself is tested on a fake one.
 FAST = ("--max-per-minute", "60000")

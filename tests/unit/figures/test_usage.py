@@ -23,7 +23,7 @@ from concurrency_observer.aws.report import (
     plan_percentile_queries,
     plan_queries,
 )
-from concurrency_observer.aws.report_usage import (
+from concurrency_observer.figures.usage import (
     LIFETIME_PERCENTILES,
     QUANTILES_FROM_CLOUDWATCH,
     LifetimeQuantiles,

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from concurrency_observer.aws.fleet_functions import FleetFunction, read_function
-from concurrency_observer.aws.fleet_step import Action, Step
 from concurrency_observer.errors import AwsError
+from concurrency_observer.rollout.fleet_functions import FleetFunction, read_function
+from concurrency_observer.rollout.fleet_step import Action, Step
 
 Result = Literal["attached", "upgraded", "detached", "unchanged", "skipped", "failed"]
 RESULTS: Final[tuple[Result, ...]] = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from concurrency_observer.aws.platform_figures import (
+from concurrency_observer.figures.platform import (
     MANAGED_INSTANCES,
     NEVER_INVOKED,
     PROACTIVE,

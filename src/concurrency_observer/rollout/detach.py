@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from concurrency_observer.aws.fleet_functions import FleetFunction
-from concurrency_observer.aws.fleet_step import Step
-from concurrency_observer.aws.observer_settings import (
+from concurrency_observer.rollout.fleet_functions import FleetFunction
+from concurrency_observer.rollout.fleet_step import Step
+from concurrency_observer.rollout.observer_settings import (
     RECORD_VARIABLE,
     BadRecord,
     without_settings,

@@ -6,20 +6,20 @@ from typing import Any
 
 import pytest
 
-from concurrency_observer.aws.attach_all import (
+from concurrency_observer.rollout.attach_all import (
     UNZIPPED_LIMIT_BYTES,
     Target,
     layers_with,
     plan_attach,
 )
-from concurrency_observer.aws.detach import plan_detach
-from concurrency_observer.aws.fleet_functions import FleetFunction, LayerRef, select, selected
-from concurrency_observer.aws.observer_settings import (
+from concurrency_observer.rollout.detach import plan_detach
+from concurrency_observer.rollout.fleet_functions import FleetFunction, LayerRef, select, selected
+from concurrency_observer.rollout.observer_settings import (
     METRICS_VARIABLE,
     RECORD_VARIABLE,
     Settings,
 )
-from concurrency_observer.aws.publish import SINK_VARIABLE
+from concurrency_observer.rollout.publish import SINK_VARIABLE
 
 OURS = "arn:aws:lambda:us-east-1:123456789012:layer:concurrency-observer"
 OTHER = "arn:aws:lambda:us-east-1:123456789012:layer:other-{}:1"

@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from concurrency_observer.aws.publish import (
+from concurrency_observer.aws.session import client
+from concurrency_observer.errors import AwsError, UserError
+from concurrency_observer.layer import build_layer
+from concurrency_observer.rollout.publish import (
     MAX_LAYERS,
     SINK_VARIABLE,
     AttachRefused,
@@ -35,9 +38,6 @@ from concurrency_observer.aws.publish import (
     wait_for_update,
     what_is_recorded,
 )
-from concurrency_observer.aws.session import client
-from concurrency_observer.errors import AwsError, UserError
-from concurrency_observer.layer import build_layer
 
 REGION = "us-east-1"
 
@@ -115,7 +115,7 @@ def configuration(lambda_client: Any, name: str) -> tuple[list[str], dict[str, s
 
 def attached(before: dict[str, str], sink: str, metrics: str = "lean") -> dict[str, str]:
     """The variables attaching leaves: the function's own, ours, and the record of ours."""
-    from concurrency_observer.aws.observer_settings import METRICS_VARIABLE, with_settings
+    from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE, with_settings
 
     return with_settings(before, {SINK_VARIABLE: sink, METRICS_VARIABLE: metrics})[0]
 
@@ -529,8 +529,8 @@ def test_the_publisher_policy_allows_every_call_publish_makes(
 
 def test_sink_names_match_what_the_extension_reads() -> None:
     """The variable, the sink names and the default are the ones the extension's config uses."""
-    from concurrency_observer.aws.publish import DEFAULT_SINK, SINKS
     from concurrency_observer.extension import config
+    from concurrency_observer.rollout.publish import DEFAULT_SINK, SINKS
 
     assert f"{config.PREFIX}SINK" == SINK_VARIABLE
     assert tuple(config.SINKS) == SINKS

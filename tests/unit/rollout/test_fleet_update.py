@@ -9,9 +9,9 @@ import botocore.session
 import pytest
 from botocore.stub import Stubber
 
-from concurrency_observer.aws.attach_all import Target, plan_attach
-from concurrency_observer.aws.fleet_functions import FleetFunction
-from concurrency_observer.aws.fleet_update import (
+from concurrency_observer.rollout.attach_all import Target, plan_attach
+from concurrency_observer.rollout.fleet_functions import FleetFunction
+from concurrency_observer.rollout.fleet_update import (
     MAX_ATTEMPTS,
     FleetUpdater,
     Pacer,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from concurrency_observer.aws.fleet_functions import FleetFunction
+from concurrency_observer.rollout.fleet_functions import FleetFunction
 
 Action = Literal["attach", "upgrade", "detach", "unchanged", "skip"]
 CHANGES: Final[frozenset[Action]] = frozenset({"attach", "upgrade", "detach"})

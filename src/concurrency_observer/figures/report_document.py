@@ -11,19 +11,19 @@ from datetime import datetime
 from typing import Any, Final
 
 from concurrency_observer import pricing
-from concurrency_observer.aws.platform_figures import (
+from concurrency_observer.figures.platform import (
     PlatformFigures,
     cold_starts_section,
     platform_section,
 )
-from concurrency_observer.aws.report_usage import (
+from concurrency_observer.figures.report_window import ReportWindow, iso
+from concurrency_observer.figures.usage import (
     Distribution,
     LifetimeQuantiles,
     Reconciliation,
     Usage,
     combined,
 )
-from concurrency_observer.aws.report_window import ReportWindow, iso
 from concurrency_observer.schema import INIT_ON_DEMAND
 
 JSON_SCHEMA_VERSION: Final = 1
@@ -114,7 +114,7 @@ class Report:
     figures_source: str = SOURCE_METRICS
     metric_profiles: tuple[str, ...] = ()  # lean, full: the metrics the function's observer wrote
     observer_bill: ObserverBill | None = None
-    # The platform's account from the records (aws.platform_figures): None without records.
+    # The platform's account from the records (figures.platform): None without records.
     platform: PlatformFigures | None = None
 
     @property

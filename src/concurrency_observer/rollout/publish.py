@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from concurrency_observer import __version__
-from concurrency_observer.aws.fleet_functions import FleetFunction
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.layer import EXTENSION_NAME
+from concurrency_observer.rollout.fleet_functions import FleetFunction
 
 Sink = Literal["cloudwatch", "emf"]
 SINKS: Final[tuple[Sink, ...]] = ("cloudwatch", "emf")
@@ -284,7 +284,7 @@ def plan_attachment(
     whatever the variable says. A record that cannot be read raises BadRecord.
     """
     # observer_settings builds on this module's sink names, so it is imported here, not above.
-    from concurrency_observer.aws.observer_settings import Settings, with_settings  # noqa: PLC0415
+    from concurrency_observer.rollout.observer_settings import Settings, with_settings  # noqa: PLC0415
 
     replaced = tuple(
         arn for arn in function.layers if layer_arn is not None and unversioned(arn) == layer_arn
@@ -348,7 +348,7 @@ def plan_publish(
     for requested in functions:
         config = read_function(lambda_client, requested)
         configs.setdefault(config.arn, config)
-    from concurrency_observer.aws.observer_settings import BadRecord  # noqa: PLC0415
+    from concurrency_observer.rollout.observer_settings import BadRecord  # noqa: PLC0415
 
     try:
         attachments = tuple(plan_attachment(c, layer_arn, sink, metrics) for c in configs.values())

@@ -25,14 +25,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from concurrency_observer.aws.fleet_functions import FleetFunction, LayerRef
-from concurrency_observer.aws.fleet_step import Step
-from concurrency_observer.aws.observer_settings import (
+from concurrency_observer.aws.session import aws_errors
+from concurrency_observer.rollout.fleet_functions import FleetFunction, LayerRef
+from concurrency_observer.rollout.fleet_step import Step
+from concurrency_observer.rollout.observer_settings import (
     BadRecord,
     Settings,
     with_settings,
 )
-from concurrency_observer.aws.publish import (
+from concurrency_observer.rollout.publish import (
     MAX_LAYERS,
     LayerSpec,
     PublishPlan,
@@ -40,7 +41,6 @@ from concurrency_observer.aws.publish import (
     plan_publish,
     uses_fallback,
 )
-from concurrency_observer.aws.session import aws_errors
 
 # Lambda's limit on a function's code and layers together, unzipped (250 MB as Lambda counts).
 UNZIPPED_LIMIT_BYTES: Final = 262_144_000

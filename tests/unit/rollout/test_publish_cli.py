@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from concurrency_observer.aws.publish import SINK_VARIABLE
 from concurrency_observer.cli import main
-from tests.unit.aws.test_publish import (  # noqa: F401 (fixtures)
+from concurrency_observer.rollout.publish import SINK_VARIABLE
+from tests.unit.rollout.test_publish import (  # noqa: F401 (fixtures)
     attached,
     aws_env,
     configuration,

@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from concurrency_observer.aws.observer_settings import (
+from concurrency_observer.aws.session import client
+from concurrency_observer.cli import layer_fleet
+from concurrency_observer.rollout.observer_settings import (
     METRICS_VARIABLE,
     RECORD_VARIABLE,
     Settings,
 )
-from concurrency_observer.aws.publish import SINK_VARIABLE, layer_spec
-from concurrency_observer.aws.session import client
-from concurrency_observer.cli import layer_fleet
-from tests.unit.aws.test_fleet_update import FakeClock
-from tests.unit.aws.test_publish import (  # noqa: F401 (fixtures)
+from concurrency_observer.rollout.publish import SINK_VARIABLE, layer_spec
+from tests.unit.rollout.test_fleet_update import FakeClock
+from tests.unit.rollout.test_publish import (  # noqa: F401 (fixtures)
     aws_env,
     lambda_client,
     layer_zip,
