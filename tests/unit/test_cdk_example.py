@@ -14,7 +14,7 @@ import pytest
 
 from concurrency_observer.layer import build_layer
 from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE
-from concurrency_observer.rollout.publish import SINK_VARIABLE
+from concurrency_observer.rollout.sink import SINK_VARIABLE
 from concurrency_observer.schema import DEFAULT_NAMESPACE
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "cdk"

@@ -15,12 +15,11 @@ from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
 from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE
 from concurrency_observer.rollout.publish import (
     ARCHITECTURES,
-    SINK_VARIABLE,
-    SINKS,
     FunctionConfig,
     compatible_runtimes,
     refusal,
 )
+from concurrency_observer.rollout.sink import SINK_VARIABLE, SINKS
 from concurrency_observer.schema import (
     DEFAULT_METRICS_PROFILE,
     DEFAULT_NAMESPACE,

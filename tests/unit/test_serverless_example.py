@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE
-from concurrency_observer.rollout.publish import SINK_VARIABLE
+from concurrency_observer.rollout.sink import SINK_VARIABLE
 from concurrency_observer.schema import DEFAULT_METRICS_PROFILE, DEFAULT_NAMESPACE
 
 SNIPPET = Path(__file__).resolve().parents[2] / "examples" / "serverless" / "serverless.yml"

@@ -22,11 +22,12 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from concurrency_observer import environment_record, schema
-from concurrency_observer.aws.metrics import MetricQuery, floor_to_period, get_metric_series
+from concurrency_observer.aws.metrics import MetricQuery, get_metric_series
 from concurrency_observer.aws.records import default_log_group, read_records
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError
 from concurrency_observer.figures import records as record_figures
+from concurrency_observer.figures.periods import floor_to_period
 from concurrency_observer.study import (
     Clock,
     ProgressCallback,

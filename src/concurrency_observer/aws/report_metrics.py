@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from concurrency_observer.aws.metrics import (
-    Dimensions,
     MetricQuery,
     Series,
     dimension_values,
@@ -22,6 +21,7 @@ from concurrency_observer.aws.metrics import (
 )
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError
+from concurrency_observer.figures.periods import Dimensions
 from concurrency_observer.figures.report_window import ReportRequest
 from concurrency_observer.figures.usage import LIFETIME_PERCENTILES
 from concurrency_observer.schema import (

@@ -19,16 +19,13 @@ from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE, Set
 # rollout.publish and aws.session import boto3 only when a client is made, so ``--help`` stays fast.
 from concurrency_observer.rollout.publish import (
     DEFAULT_LAYER_NAME,
-    DEFAULT_SINK,
-    SINK_VARIABLE,
-    SINKS,
-    Sink,
     apply_plan,
     layer_spec,
     plan_publish,
     render_attachment,
     render_plan,
 )
+from concurrency_observer.rollout.sink import DEFAULT_SINK, SINK_VARIABLE, SINKS, Sink
 from concurrency_observer.schema import DEFAULT_METRICS_PROFILE, METRICS_PROFILES
 
 

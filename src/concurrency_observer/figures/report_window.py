@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Final
 
-from concurrency_observer.aws.metrics import Dimensions, floor_to_period
 from concurrency_observer.errors import UserError
+from concurrency_observer.figures.periods import Dimensions, floor_to_period
 from concurrency_observer.schema import DEFAULT_NAMESPACE, FUNCTION_NAME, FUNCTION_VERSION
 
 # How long CloudWatch keeps data at a period (seconds): older points only exist at longer periods.

@@ -39,8 +39,8 @@ from concurrency_observer.rollout.publish import (
     PublishPlan,
     apply_plan,
     plan_publish,
-    uses_fallback,
 )
+from concurrency_observer.rollout.sink import uses_fallback
 
 # Lambda's limit on a function's code and layers together, unzipped (250 MB as Lambda counts).
 UNZIPPED_LIMIT_BYTES: Final = 262_144_000

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from concurrency_observer import schema
-from concurrency_observer.rollout.publish import DEFAULT_SINK, SINK_VARIABLE, Sink, uses_fallback
+from concurrency_observer.rollout.sink import DEFAULT_SINK, SINK_VARIABLE, Sink, uses_fallback
 
 METRICS_VARIABLE: Final = "CONCURRENCY_OBSERVER_METRICS"
 RECORD_VARIABLE: Final = "CONCURRENCY_OBSERVER_ATTACHED"

@@ -15,18 +15,15 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from concurrency_observer import __version__
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.layer import EXTENSION_NAME
 from concurrency_observer.rollout.fleet_functions import FleetFunction
-
-Sink = Literal["cloudwatch", "emf"]
-SINKS: Final[tuple[Sink, ...]] = ("cloudwatch", "emf")
-DEFAULT_SINK: Final[Sink] = "cloudwatch"
-SINK_VARIABLE: Final = "CONCURRENCY_OBSERVER_SINK"
+from concurrency_observer.rollout.observer_settings import BadRecord, Settings, with_settings
+from concurrency_observer.rollout.sink import MIN_PYTHON, SINK_VARIABLE, Sink, uses_fallback
 
 DEFAULT_LAYER_NAME: Final = EXTENSION_NAME
 LICENSE_INFO: Final = "MIT-0"
@@ -35,9 +32,6 @@ DESCRIPTION: Final = (
 )
 # The code is pure Python and bash, so one zip serves both architectures.
 ARCHITECTURES: Final = ("x86_64", "arm64")
-# The launcher runs the extension on the runtime's own python3, and the code needs 3.10+; on any
-# other runtime the bash fallback runs instead.
-MIN_PYTHON: Final = (3, 10)
 # Lambda's limit on layers per function.
 MAX_LAYERS: Final = 5
 # PublishLayerVersion takes at most this many compatible runtimes.
@@ -54,7 +48,6 @@ RUNTIME_FAMILIES: Final[tuple[tuple[str, int], ...]] = (
     (r"provided\.al(2023)", 1),
 )
 
-_PYTHON_RUNTIME: Final = re.compile(r"python(\d+)\.(\d+)")
 _LAYER_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _LATEST: Final = "$LATEST"
 
@@ -65,18 +58,6 @@ UPDATE_POLL_SECONDS: Final = 2.0
 
 class AttachRefused(UserError):
     """One or more functions cannot take the layer; nothing was changed."""
-
-
-def python_version_of(runtime: str | None) -> tuple[int, int] | None:
-    """``(3, 12)`` for ``python3.12``; None for any other runtime (or none, a container image)."""
-    match = _PYTHON_RUNTIME.fullmatch(runtime or "")
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def uses_fallback(runtime: str | None) -> bool:
-    """Whether the layer's bash fallback, not the Python extension, runs on ``runtime``."""
-    python = python_version_of(runtime)
-    return python is None or python < MIN_PYTHON
 
 
 def compatible_runtimes(runtime_enum: Iterable[str]) -> tuple[str, ...]:
@@ -283,8 +264,6 @@ def plan_attachment(
     are observer_settings'; where the fallback runs, the default sink is ``emf``: what it writes
     whatever the variable says. A record that cannot be read raises BadRecord.
     """
-    # observer_settings builds on this module's sink names, so it is imported here, not above.
-    from concurrency_observer.rollout.observer_settings import Settings, with_settings  # noqa: PLC0415
 
     replaced = tuple(
         arn for arn in function.layers if layer_arn is not None and unversioned(arn) == layer_arn
@@ -348,7 +327,6 @@ def plan_publish(
     for requested in functions:
         config = read_function(lambda_client, requested)
         configs.setdefault(config.arn, config)
-    from concurrency_observer.rollout.observer_settings import BadRecord  # noqa: PLC0415
 
     try:
         attachments = tuple(plan_attachment(c, layer_arn, sink, metrics) for c in configs.values())

@@ -17,7 +17,8 @@ from concurrency_observer.rollout.observer_settings import (
     RECORD_VARIABLE,
     Settings,
 )
-from concurrency_observer.rollout.publish import SINK_VARIABLE, layer_spec
+from concurrency_observer.rollout.publish import layer_spec
+from concurrency_observer.rollout.sink import SINK_VARIABLE
 from tests.unit.rollout.test_fleet_update import FakeClock
 from tests.unit.rollout.test_publish import (  # noqa: F401 (fixtures)
     aws_env,

@@ -19,7 +19,7 @@ from concurrency_observer.rollout.observer_settings import (
     RECORD_VARIABLE,
     Settings,
 )
-from concurrency_observer.rollout.publish import SINK_VARIABLE
+from concurrency_observer.rollout.sink import SINK_VARIABLE
 
 OURS = "arn:aws:lambda:us-east-1:123456789012:layer:concurrency-observer"
 OTHER = "arn:aws:lambda:us-east-1:123456789012:layer:other-{}:1"

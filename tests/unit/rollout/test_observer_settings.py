@@ -13,7 +13,7 @@ from concurrency_observer.rollout.observer_settings import (
     with_settings,
     without_settings,
 )
-from concurrency_observer.rollout.publish import SINK_VARIABLE
+from concurrency_observer.rollout.sink import SINK_VARIABLE
 
 
 def test_attach_records_what_it_set_and_detach_takes_it_back() -> None:

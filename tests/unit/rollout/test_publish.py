@@ -19,7 +19,6 @@ from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.layer import build_layer
 from concurrency_observer.rollout.publish import (
     MAX_LAYERS,
-    SINK_VARIABLE,
     AttachRefused,
     FunctionConfig,
     PublishPlan,
@@ -28,16 +27,15 @@ from concurrency_observer.rollout.publish import (
     layer_spec,
     plan_attachment,
     plan_publish,
-    python_version_of,
     refusal,
     render_attachment,
     render_plan,
     runtime_enum_of,
     unversioned,
-    uses_fallback,
     wait_for_update,
     what_is_recorded,
 )
+from concurrency_observer.rollout.sink import SINK_VARIABLE, python_version_of, uses_fallback
 
 REGION = "us-east-1"
 
@@ -530,7 +528,7 @@ def test_the_publisher_policy_allows_every_call_publish_makes(
 def test_sink_names_match_what_the_extension_reads() -> None:
     """The variable, the sink names and the default are the ones the extension's config uses."""
     from concurrency_observer.extension import config
-    from concurrency_observer.rollout.publish import DEFAULT_SINK, SINKS
+    from concurrency_observer.rollout.sink import DEFAULT_SINK, SINKS
 
     assert f"{config.PREFIX}SINK" == SINK_VARIABLE
     assert tuple(config.SINKS) == SINKS

@@ -13,7 +13,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from concurrency_observer.cli import main
-from concurrency_observer.rollout.publish import SINK_VARIABLE
+from concurrency_observer.rollout.sink import SINK_VARIABLE
 from tests.unit.rollout.test_publish import (  # noqa: F401 (fixtures)
     attached,
     aws_env,
