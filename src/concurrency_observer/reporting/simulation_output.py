@@ -26,7 +26,7 @@ from concurrency_observer.reporting.table import print_report
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from concurrency_observer.aws.report import Report
+    from concurrency_observer.figures.report_document import Report
     from concurrency_observer.local.fleet import FleetSnapshot
     from concurrency_observer.local.outcome import Outcome
     from concurrency_observer.local.platform_truth import PlatformVerdict
