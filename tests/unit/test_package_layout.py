@@ -1,9 +1,10 @@
 """The packages' arrows run one way, and no module imports itself back (docs/design.md).
 
 cli -> (aws | local | rollout) -> figures -> the contracts at the top (schema.py,
-environment_record.py, errors.py, pricing.py, cost_note.py, study.py); reporting renders for the
-CLI; the extension imports nothing of ours but schema.py and environment_record.py. Every import
-counts: at the top, inside a function (a lazy import), under ``TYPE_CHECKING``.
+environment_record.py, errors.py, pricing.py, cost_note.py) and the study engine (study/);
+reporting renders for the CLI; the extension imports nothing of ours but schema.py and
+environment_record.py. Every import counts: at the top, inside a function (a lazy import), under
+``TYPE_CHECKING``.
 """
 
 from __future__ import annotations

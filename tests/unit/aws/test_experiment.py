@@ -20,16 +20,13 @@ from concurrency_observer.aws.experiment import (
     other_provisioned_qualifiers,
 )
 from concurrency_observer.errors import AwsError
-from concurrency_observer.study import (
-    ManualClock,
-    StateStore,
-    Study,
-    StudyError,
-    StudyPlan,
-    Usage,
-    WaitProgress,
-    wait_for_settled_count,
-)
+from concurrency_observer.study.clock import ManualClock
+from concurrency_observer.study.errors import StudyError
+from concurrency_observer.study.loop import Study
+from concurrency_observer.study.plan import StudyPlan
+from concurrency_observer.study.ports import Usage, WaitProgress
+from concurrency_observer.study.state import StateStore
+from concurrency_observer.study.waits import wait_for_settled_count
 
 FUNCTION = "orders"
 ALIAS = "live"

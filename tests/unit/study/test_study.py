@@ -10,22 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from concurrency_observer.study import (
-    STATE_FILE,
-    ManualClock,
+from concurrency_observer.study.clock import ManualClock
+from concurrency_observer.study.errors import StudyError
+from concurrency_observer.study.loop import Study
+from concurrency_observer.study.plan import StudyPlan, parse_levels
+from concurrency_observer.study.ports import (
     ProgressCallback,
     ProvisioningStatus,
     ReadyResult,
-    StateStore,
-    Study,
-    StudyError,
-    StudyPlan,
-    StudyState,
     Usage,
     WaitProgress,
-    parse_levels,
+)
+from concurrency_observer.study.state import STATE_FILE, StateStore, StudyState
+from concurrency_observer.study.summary import summarize
+from concurrency_observer.study.waits import (
     poll_until_ready,
-    summarize,
     wait_for_settled_count,
     wait_for_shutdowns,
 )

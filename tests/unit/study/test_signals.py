@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from concurrency_observer.study import interrupts_deferred
+from concurrency_observer.study.signals import interrupts_deferred
 
 # A study whose READY wait takes 60 real seconds: the test signals it during that wait.
 SCRIPT = textwrap.dedent(
@@ -20,10 +20,12 @@ SCRIPT = textwrap.dedent(
     import signal
     import sys
     from pathlib import Path
-    from concurrency_observer.study import (
-        StateStore, Study, StudyPlan, SystemClock, sigterm_as_interrupt,
-    )
-    from tests.unit.test_study import FakeFleet
+    from concurrency_observer.study.state import StateStore
+    from concurrency_observer.study.signals import sigterm_as_interrupt
+    from concurrency_observer.study.plan import StudyPlan
+    from concurrency_observer.study.loop import Study
+    from concurrency_observer.study.clock import SystemClock
+    from tests.unit.study.test_study import FakeFleet
 
     class Printer:
         def note(self, message):
@@ -49,7 +51,7 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_a_wait_restores_the_original(tmp_path: Path, signum: int) -> None:
     """Signalled while waiting for READY, the study puts the original 7 back and exits."""
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     process = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(tmp_path)],
         cwd=repo,
