@@ -31,8 +31,8 @@ from rich.console import Console
 from rich.table import Table
 
 from concurrency_observer import environment_record as rec
-from concurrency_observer.aws.platform_lines import FILTER_TERMS
 from concurrency_observer.aws.records import read_records
+from concurrency_observer.figures.platform_lines import FILTER_TERMS
 from concurrency_observer.local.lambda_log_lines import (
     LOG_FORMAT_JSON,
     LOG_FORMAT_TEXT,

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from concurrency_observer.aws.observer_settings import METRICS_VARIABLE
-from concurrency_observer.aws.publish import SINK_VARIABLE
 from concurrency_observer.layer import build_layer
+from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE
+from concurrency_observer.rollout.sink import SINK_VARIABLE
 from concurrency_observer.schema import DEFAULT_NAMESPACE
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "cdk"

@@ -209,7 +209,7 @@ def _stopped(
 
 def test_the_verdict_table_reads_whole_at_80_columns() -> None:
     """Not on a terminal (80 columns): every figure's name whole, under its init type's heading."""
-    from concurrency_observer.aws.platform_figures import ColdStarts
+    from concurrency_observer.figures.platform import ColdStarts
     from concurrency_observer.local.simulation import cold_start_checks
     from concurrency_observer.reporting.simulation_output import truth_table
 
@@ -249,7 +249,7 @@ def test_the_verdict_table_reads_whole_at_80_columns() -> None:
 
 def test_a_match_names_the_cold_start_share_when_it_was_compared() -> None:
     """The verdict's sentence gives felt of invocations; without those checks it says nothing."""
-    from concurrency_observer.aws.platform_figures import ColdStarts
+    from concurrency_observer.figures.platform import ColdStarts
     from concurrency_observer.local.simulation import Recording, cold_start_checks
     from concurrency_observer.reporting.simulation_output import cold_start_clause
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from concurrency_observer.aws.platform_lines import accounts
+from concurrency_observer.figures.platform_lines import accounts
 from concurrency_observer.local.lambda_log_lines import (
     LOG_FORMAT_JSON,
     LOG_FORMAT_TEXT,
@@ -132,7 +132,7 @@ def test_a_failed_init_is_reported_with_its_status_and_error_type(log_format: st
 
 @pytest.mark.parametrize("log_format", [LOG_FORMAT_TEXT, LOG_FORMAT_JSON])
 def test_the_reader_reads_back_what_the_harness_writes(log_format: str) -> None:
-    """Either format, aws.platform_lines gets the RIE's duration, success and the version."""
+    """Either format, figures.platform_lines gets the RIE's duration, success and the version."""
     events = [{"logStreamName": "s", "message": line} for line in _made(WAITED_FOR, log_format)]
     account = accounts(events).by_stream["s"]
     assert account.init_duration_ms == 97.5

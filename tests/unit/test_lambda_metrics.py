@@ -7,8 +7,8 @@ from typing import Any
 
 from concurrency_observer import schema
 from concurrency_observer.aws.lambda_invocations import lambda_invocations
-from concurrency_observer.aws.platform_figures import ColdStarts
 from concurrency_observer.aws.report import ReportRequest, ReportWindow
+from concurrency_observer.figures.platform import ColdStarts
 from concurrency_observer.local.fleet import FleetSnapshot
 from concurrency_observer.local.lambda_metrics import (
     MAX_DATUMS_PER_PUT,

@@ -195,7 +195,7 @@ def test_table_shows_the_cross_check() -> None:
 def test_a_report_from_records_shows_its_bill_and_charts_its_peaks(tmp_path: Path) -> None:
     """Records: the table names the exact peak and the observer's bill; the chart still draws."""
     from concurrency_observer.aws.records import RecordScan
-    from tests.unit.aws.test_record_figures import LEAN, RECORDS, WINDOW
+    from tests.unit.figures.test_records import LEAN, RECORDS, WINDOW
 
     report = build_report(
         ReportRequest("fn", WINDOW), LEAN, RecordScan("/aws/lambda/fn", tuple(RECORDS))

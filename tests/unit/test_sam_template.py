@@ -12,15 +12,14 @@ import botocore.session
 import pytest
 from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
 
-from concurrency_observer.aws.observer_settings import METRICS_VARIABLE
-from concurrency_observer.aws.publish import (
+from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE
+from concurrency_observer.rollout.publish import (
     ARCHITECTURES,
-    SINK_VARIABLE,
-    SINKS,
     FunctionConfig,
     compatible_runtimes,
     refusal,
 )
+from concurrency_observer.rollout.sink import SINK_VARIABLE, SINKS
 from concurrency_observer.schema import (
     DEFAULT_METRICS_PROFILE,
     DEFAULT_NAMESPACE,

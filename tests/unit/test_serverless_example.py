@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from concurrency_observer.aws.observer_settings import METRICS_VARIABLE
-from concurrency_observer.aws.publish import SINK_VARIABLE
+from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE
+from concurrency_observer.rollout.sink import SINK_VARIABLE
 from concurrency_observer.schema import DEFAULT_METRICS_PROFILE, DEFAULT_NAMESPACE
 
 SNIPPET = Path(__file__).resolve().parents[2] / "examples" / "serverless" / "serverless.yml"

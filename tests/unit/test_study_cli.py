@@ -8,8 +8,9 @@ from click.testing import CliRunner
 
 from concurrency_observer.cli import cli
 from concurrency_observer.errors import UserError
-from concurrency_observer.study import ManualClock, StudyPlan
-from tests.unit.test_study import FakeFleet, run_study
+from concurrency_observer.study.clock import ManualClock
+from concurrency_observer.study.plan import StudyPlan
+from tests.unit.study.test_study import FakeFleet, run_study
 
 BASE = ["experiment", "--function", "orders", "--alias", "live", "--region", "us-east-1"]
 

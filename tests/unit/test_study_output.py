@@ -14,8 +14,10 @@ from concurrency_observer.reporting.study_output import (
     summary_table,
     write_study_outputs,
 )
-from concurrency_observer.study import ManualClock, StudyState, summarize
-from tests.unit.test_study import FakeFleet, make_plan, run_study
+from concurrency_observer.study.clock import ManualClock
+from concurrency_observer.study.state import StudyState
+from concurrency_observer.study.summary import summarize
+from tests.unit.study.test_study import FakeFleet, make_plan, run_study
 
 
 @pytest.fixture
@@ -76,8 +78,9 @@ def test_table_shows_the_samples_columns(state: StudyState) -> None:
 
 def test_created_against_ever_invoked_in_table_csv_and_json(tmp_path: Path) -> None:
     """Usage read: the table, both CSVs and the JSON show shut down and ever invoked per level."""
-    from concurrency_observer.study import StateStore, Study
-    from tests.unit.test_study import Recorder, UsageFleet
+    from concurrency_observer.study.loop import Study
+    from concurrency_observer.study.state import StateStore
+    from tests.unit.study.test_study import Recorder, UsageFleet
 
     clock = ManualClock()
     fleet = UsageFleet(clock, invoked=[3, 5, 4], factor=2.0)

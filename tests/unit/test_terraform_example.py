@@ -11,7 +11,8 @@ import botocore.session
 import hcl2
 import pytest
 
-from concurrency_observer.aws.publish import SINKS, compatible_runtimes
+from concurrency_observer.rollout.publish import compatible_runtimes
+from concurrency_observer.rollout.sink import SINKS
 from concurrency_observer.schema import DEFAULT_METRICS_PROFILE, METRICS_PROFILES
 
 ROOT = Path(__file__).resolve().parents[2] / "examples" / "terraform"

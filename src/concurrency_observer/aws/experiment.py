@@ -22,21 +22,21 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from concurrency_observer import schema
-from concurrency_observer.aws import record_figures
-from concurrency_observer.aws.metrics import MetricQuery, floor_to_period, get_metric_series
+from concurrency_observer.aws.metrics import MetricQuery, get_metric_series
 from concurrency_observer.aws.records import belongs_to, default_log_group, read_records
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError
-from concurrency_observer.study import (
-    Clock,
+from concurrency_observer.figures import records as record_figures
+from concurrency_observer.figures.periods import floor_to_period
+from concurrency_observer.study.clock import Clock, SystemClock
+from concurrency_observer.study.plan import StudyPlan
+from concurrency_observer.study.ports import (
     ProgressCallback,
     ProvisioningStatus,
     ReadyResult,
-    StudyPlan,
-    SystemClock,
     Usage,
-    poll_until_ready,
 )
+from concurrency_observer.study.waits import poll_until_ready
 
 # Provisioned concurrency, US East (N. Virginia), USD per GB-second of configured concurrency
 # (aws.amazon.com/lambda/pricing). Other regions charge differently; the estimate says so.

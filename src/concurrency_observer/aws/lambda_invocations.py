@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 from concurrency_observer.aws.metrics import MetricQuery, get_metric_series
-from concurrency_observer.aws.report_window import ReportRequest
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError
+from concurrency_observer.figures.report_window import ReportRequest
 from concurrency_observer.schema import FUNCTION_NAME
 
 LAMBDA_NAMESPACE: Final = "AWS/Lambda"

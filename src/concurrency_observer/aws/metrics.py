@@ -17,17 +17,15 @@ but moto matches dimension lists order-sensitively, and the extension writes the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final
 
+from concurrency_observer.figures.periods import Dimensions
 from concurrency_observer.schema import FUNCTION_NAME
 
 MAX_QUERIES_PER_CALL: Final = 500  # GetMetricData's limit on MetricDataQueries per request
-
-Dimensions = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -95,15 +93,6 @@ def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
-
-
-def floor_to_period(moment: datetime, period: int) -> datetime:
-    """The UTC start of the ``period``-second interval (counted from the epoch) holding ``moment``.
-
-    CloudWatch aligns its periods that way, so a query that starts there gets whole periods.
-    """
-    epoch = math.floor(moment.timestamp() / period) * period
-    return datetime.fromtimestamp(epoch, timezone.utc)
 
 
 def _batches(queries: Sequence[MetricQuery], size: int) -> Iterator[Sequence[MetricQuery]]:

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from concurrency_observer import environment_record as rec
-from concurrency_observer.aws.platform_lines import JSON_REPORT, REPORT, parse_line
 from concurrency_observer.aws.session import aws_errors
+from concurrency_observer.figures.platform_lines import JSON_REPORT, REPORT, parse_line
 
 REPORT_PATTERN: Final = f'?"{REPORT}" ?"{JSON_REPORT}"'
 STREAMS_PER_CALL: Final = 100  # FilterLogEvents' logStreamNames limit

@@ -29,7 +29,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from concurrency_observer.aws import record_figures
 from concurrency_observer.aws.metrics import MetricQuery, Series, get_metric_series
 from concurrency_observer.aws.records import (
     RecordScan,
@@ -43,8 +42,9 @@ from concurrency_observer.aws.report import (
     iso,
     refused_note,
 )
-from concurrency_observer.aws.report_usage import Usage, combined, usage_from_classes
 from concurrency_observer.aws.session import aws_errors
+from concurrency_observer.figures import records as record_figures
+from concurrency_observer.figures.usage import Usage, combined, usage_from_classes
 from concurrency_observer.schema import (
     ENVIRONMENT_DELTA,
     ENVIRONMENT_INIT,

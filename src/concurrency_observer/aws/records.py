@@ -20,7 +20,7 @@ them back, the same way on AWS and against the local moto server:
 A record is stamped when Lambda receives it: at the environment's SHUTDOWN, so the window a scan
 covers is the window of *shutdowns*. An environment born before the window and shut down inside it
 has its record there (with its ``initTime``); one still alive at the window's end has none yet
-(``aws.record_figures`` counts those from the metric).
+(``figures.records`` counts those from the metric).
 
 The filter pattern is a quoted term, which AWS matches as an exact, case-sensitive phrase anywhere
 in the message, and moto as a substring: it selects the record lines whether Lambda keeps the
@@ -39,12 +39,12 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from concurrency_observer import environment_record as rec
-from concurrency_observer.aws.platform_lines import FILTER_TERMS, PlatformLines, accounts
 from concurrency_observer.aws.session import aws_errors, error_code
 from concurrency_observer.errors import AwsError
+from concurrency_observer.figures.platform_lines import FILTER_TERMS, PlatformLines, accounts
 
 RECORD_FILTER_PATTERN: Final = f'"{rec.MARKER_KEY}"'
-# The records and the platform's own lines (aws.platform_lines) in one scan: AWS ORs ``?`` terms.
+# The records and the platform's own lines (figures.platform_lines) in one scan (AWS ORs ``?``).
 # moto does not parse ``?`` and returns every event (then the parsers select the same lines).
 RECORD_AND_PLATFORM_PATTERN: Final = " ".join(f'?"{t}"' for t in (rec.MARKER_KEY, *FILTER_TERMS))
 # Lambda stamps an event when it receives the line; a record written at a shutdown a moment

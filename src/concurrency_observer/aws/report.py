@@ -2,7 +2,7 @@
 
 Four steps, each usable alone (``simulate`` passes clients pointed at its moto server):
 
-1. ``resolve_window(...) -> ReportWindow`` (``aws.report_window``): the time window, aligned to
+1. ``resolve_window(...) -> ReportWindow`` (``figures.report_window``): the time window, aligned to
    the period, with a look-back before the start for the live series.
 2. ``fetch_metrics(cloudwatch, request) -> FetchedMetrics`` (``aws.report_metrics``): ListMetrics,
    then GetMetricData for the lean ``EnvironmentDelta`` and the full profile's metrics.
@@ -19,7 +19,7 @@ Where each figure comes from, under either metric profile or both in turn:
   and ``(SampleCount - Sum) / 2`` of ``EnvironmentDelta``; full: ``EnvironmentInit`` and
   ``EnvironmentShutdown``; a function that ran both has both summed.
 - everything else (shutdowns by reason, the FirstInvoke classes, lifetimes and their exact
-  quantiles, invocations, idle time, time to first invoke): the records (``aws.record_figures``).
+  quantiles, invocations, idle time, time to first invoke): the records (``figures.records``).
 - the live series: exactly from the records' init and shutdown instants, at period ends and as
   the most alive at once in each period, plus the environments the metric counts without a
   record yet (still alive at the end, or whose record was lost), per period.
@@ -39,23 +39,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from concurrency_observer import environment_record as rec
-from concurrency_observer.aws import platform_invocations, platform_join, record_figures
+from concurrency_observer.aws import platform_invocations
 from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import Series
-from concurrency_observer.aws.platform_figures import PlatformFigures, platform_figures
-from concurrency_observer.aws.record_figures import Life, RecordFigures
 from concurrency_observer.aws.records import RecordScan, default_log_group, read_records
-from concurrency_observer.aws.report_document import (
-    JSON_SCHEMA_VERSION,
-    SCOPE_ALL_VERSIONS,
-    SCOPE_FUNCTION,
-    SOURCE_METRICS,
-    SOURCE_RECORDS,
-    LivePoint,
-    ObserverBill,
-    RecordsRead,
-    Report,
-)
 from concurrency_observer.aws.report_metrics import (
     DISTRIBUTION_METRICS,
     MAXIMUM,
@@ -68,7 +55,30 @@ from concurrency_observer.aws.report_metrics import (
     plan_percentile_queries,
     plan_queries,
 )
-from concurrency_observer.aws.report_usage import (
+from concurrency_observer.errors import AwsError, UserError
+from concurrency_observer.figures import platform_join
+from concurrency_observer.figures import records as record_figures
+from concurrency_observer.figures.platform import PlatformFigures, platform_figures
+from concurrency_observer.figures.records import Life, RecordFigures
+from concurrency_observer.figures.report_document import (
+    JSON_SCHEMA_VERSION,
+    SCOPE_ALL_VERSIONS,
+    SCOPE_FUNCTION,
+    SOURCE_METRICS,
+    SOURCE_RECORDS,
+    LivePoint,
+    ObserverBill,
+    RecordsRead,
+    Report,
+)
+from concurrency_observer.figures.report_window import (
+    HIGH_RESOLUTION_PERIODS,
+    ReportRequest,
+    ReportWindow,
+    iso,
+    resolve_window,
+)
+from concurrency_observer.figures.usage import (
     QUANTILES_FROM_CLOUDWATCH,
     Distribution,
     LifetimeQuantiles,
@@ -80,14 +90,6 @@ from concurrency_observer.aws.report_usage import (
     usage_from_classes,
     values_from_period_means,
 )
-from concurrency_observer.aws.report_window import (
-    HIGH_RESOLUTION_PERIODS,
-    ReportRequest,
-    ReportWindow,
-    iso,
-    resolve_window,
-)
-from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.schema import (
     ENVIRONMENT_DELTA,
     ENVIRONMENT_IDLE_TIME,
@@ -498,7 +500,7 @@ def _in_window(
 def with_platform_lines(
     scan: RecordScan | None,
 ) -> tuple[RecordScan | None, platform_join.PlatformJoin | None]:
-    """The scan with its records completed from the platform's lines (``aws.platform_join``),
+    """The scan with its records completed from the platform's lines (``figures.platform_join``),
     and what the join found; as it is when the scan did not ask for the lines."""
     if scan is None or not scan.platform_scanned:
         return scan, None
@@ -513,7 +515,7 @@ def _platform(
     invocations: float | None,
     joined: platform_join.PlatformJoin | None,
 ) -> PlatformFigures:
-    """The platform's account over the window's records (aws.platform_figures), completed from
+    """The platform's account over the window's records (figures.platform), completed from
     the platform's lines of their log streams when the scan read them."""
     return platform_figures(_in_window(scan, every, window), invocations, joined)
 

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from concurrency_observer.aws.metrics import (
-    Dimensions,
     MetricQuery,
     Series,
     dimension_values,
     get_metric_series,
     list_function_metrics,
 )
-from concurrency_observer.aws.report_usage import LIFETIME_PERCENTILES
-from concurrency_observer.aws.report_window import ReportRequest
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError
+from concurrency_observer.figures.periods import Dimensions
+from concurrency_observer.figures.report_window import ReportRequest
+from concurrency_observer.figures.usage import LIFETIME_PERCENTILES
 from concurrency_observer.schema import (
     ENVIRONMENT_DELTA,
     ENVIRONMENT_IDLE_TIME,

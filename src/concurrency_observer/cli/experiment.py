@@ -30,20 +30,13 @@ from concurrency_observer.cli import options
 from concurrency_observer.cli.extras import require_local_extra
 from concurrency_observer.errors import UserError
 from concurrency_observer.extension.config import SINKS
-from concurrency_observer.study import (
-    Clock,
-    StateStore,
-    Study,
-    StudyListener,
-    StudyPlan,
-    StudyState,
-    SystemClock,
-    WaitProgress,
-    parse_levels,
-    pending_runs,
-    sigterm_as_interrupt,
-    summarize,
-)
+from concurrency_observer.study.clock import Clock, SystemClock
+from concurrency_observer.study.loop import Study
+from concurrency_observer.study.plan import StudyPlan, parse_levels
+from concurrency_observer.study.ports import StudyListener, WaitProgress
+from concurrency_observer.study.signals import sigterm_as_interrupt
+from concurrency_observer.study.state import StateStore, StudyState, pending_runs
+from concurrency_observer.study.summary import summarize
 
 AUTO_NAMESPACE = "auto"
 # The waits' defaults on AWS, and locally where moto holds every point the moment it is put.
@@ -483,7 +476,7 @@ def _study_on_fleet(
         cloudwatch_usage_counter,
         fleet_records,
     )
-    from concurrency_observer.study import InitCounter, UsageCounter  # noqa: PLC0415
+    from concurrency_observer.study.ports import InitCounter, UsageCounter  # noqa: PLC0415
 
     rie.check_host()
     rie_path = rie.rie_binary()

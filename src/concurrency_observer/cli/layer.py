@@ -10,27 +10,24 @@ from typing import Any, TypeVar
 
 import click
 
-from concurrency_observer.aws.fleet_update import DEFAULT_MAX_PER_MINUTE, Pacer
-from concurrency_observer.aws.observer_settings import METRICS_VARIABLE, Settings
+from concurrency_observer.aws.session import client
+from concurrency_observer.cli import layer_fleet, layer_roles, options
+from concurrency_observer.errors import AwsError, UserError
+from concurrency_observer.layer import DEFAULT_OUTPUT, build_layer
+from concurrency_observer.rollout.fleet_update import DEFAULT_MAX_PER_MINUTE, Pacer
+from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE, Settings
 
-# aws.publish and aws.session import boto3 only when a client is made, so ``--help`` stays fast.
-from concurrency_observer.aws.publish import (
+# rollout.publish and aws.session import boto3 only when a client is made, so ``--help`` stays fast.
+from concurrency_observer.rollout.publish import (
     DEFAULT_LAYER_NAME,
-    DEFAULT_SINK,
-    SINK_VARIABLE,
-    SINKS,
-    Sink,
     apply_plan,
     layer_spec,
     plan_publish,
     render_attachment,
     render_plan,
 )
-from concurrency_observer.aws.rollout_errors import redacted
-from concurrency_observer.aws.session import client
-from concurrency_observer.cli import layer_fleet, layer_roles, options
-from concurrency_observer.errors import AwsError, UserError
-from concurrency_observer.layer import DEFAULT_OUTPUT, build_layer
+from concurrency_observer.rollout.rollout_errors import redacted
+from concurrency_observer.rollout.sink import DEFAULT_SINK, SINK_VARIABLE, SINKS, Sink
 from concurrency_observer.schema import DEFAULT_METRICS_PROFILE, METRICS_PROFILES
 
 _F = TypeVar("_F", bound=Callable[..., None])

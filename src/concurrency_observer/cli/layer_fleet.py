@@ -17,7 +17,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from concurrency_observer.aws.attach_all import (
+from concurrency_observer.cli import layer_roles
+from concurrency_observer.cost_note import cost_note
+from concurrency_observer.errors import UserError
+from concurrency_observer.reporting.fleet_summary import counts_line, plan_table, summary_table
+from concurrency_observer.rollout.attach_all import (
     Target,
     choose_layer_version,
     ensure_layer_version,
@@ -26,15 +30,15 @@ from concurrency_observer.aws.attach_all import (
     plan_fleet,
     unzipped_size,
 )
-from concurrency_observer.aws.detach import plan_detach, plan_detach_all
-from concurrency_observer.aws.fleet_functions import (
+from concurrency_observer.rollout.detach import plan_detach, plan_detach_all
+from concurrency_observer.rollout.fleet_functions import (
     FleetFunction,
     list_functions,
     read_function,
     select,
 )
-from concurrency_observer.aws.fleet_step import Step
-from concurrency_observer.aws.fleet_update import (
+from concurrency_observer.rollout.fleet_step import Step
+from concurrency_observer.rollout.fleet_update import (
     Clock,
     FleetUpdater,
     Outcome,
@@ -42,12 +46,8 @@ from concurrency_observer.aws.fleet_update import (
     Sleep,
     pacing_note,
 )
-from concurrency_observer.aws.observer_settings import METRICS_VARIABLE, Settings
-from concurrency_observer.aws.publish import LayerSpec
-from concurrency_observer.cli import layer_roles
-from concurrency_observer.cost_note import cost_note
-from concurrency_observer.errors import UserError
-from concurrency_observer.reporting.fleet_summary import counts_line, plan_table, summary_table
+from concurrency_observer.rollout.observer_settings import METRICS_VARIABLE, Settings
+from concurrency_observer.rollout.publish import LayerSpec
 
 PUBLISHED_VERSIONS_NOTE = (
     "Provisioned concurrency and aliases run published versions: this changed $LATEST only, so "

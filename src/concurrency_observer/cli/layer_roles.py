@@ -13,20 +13,20 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from concurrency_observer.aws.fleet_functions import FleetFunction, list_functions
-from concurrency_observer.aws.fleet_step import Step
-from concurrency_observer.aws.fleet_update import Pacer, Sleep
-from concurrency_observer.aws.publish import PublishPlan
-from concurrency_observer.aws.role_grants import (
+from concurrency_observer.reporting.role_lines import NOTHING_NEEDED, need_lines, outcome_lines
+from concurrency_observer.rollout.fleet_functions import FleetFunction, list_functions
+from concurrency_observer.rollout.fleet_step import Step
+from concurrency_observer.rollout.fleet_update import Pacer, Sleep
+from concurrency_observer.rollout.publish import PublishPlan
+from concurrency_observer.rollout.role_grants import (
     RoleCheck,
     grant_roles,
     plan_grants,
     read_roles,
     refuse_unreadable,
 )
-from concurrency_observer.aws.role_policy import Attached, role_needs
-from concurrency_observer.aws.role_revoke import revoke_roles
-from concurrency_observer.reporting.role_lines import NOTHING_NEEDED, need_lines, outcome_lines
+from concurrency_observer.rollout.role_policy import Attached, role_needs
+from concurrency_observer.rollout.role_revoke import revoke_roles
 
 Echo = Callable[[str], None]
 

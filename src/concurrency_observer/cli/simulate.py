@@ -506,7 +506,7 @@ def _run_with_display(simulation: Simulation, console: Console) -> FleetSnapshot
     """Run the simulation in a thread under a live display; Ctrl-C/SIGTERM stop it cleanly."""
     from rich.live import Live  # noqa: PLC0415
 
-    from concurrency_observer.study import interrupts_deferred, sigterm_as_interrupt  # noqa: PLC0415
+    from concurrency_observer.study.signals import interrupts_deferred, sigterm_as_interrupt  # noqa: PLC0415
 
     stop = threading.Event()
     done = threading.Event()

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from concurrency_observer.aws.metrics import Series, floor_to_period
-from concurrency_observer.aws.report import (
-    FetchedMetrics,
-    ReportRequest,
-    plan_queries,
-)
+from concurrency_observer.aws.metrics import Series
+from concurrency_observer.aws.report_metrics import FetchedMetrics, plan_queries
+from concurrency_observer.figures.periods import floor_to_period
+from concurrency_observer.figures.report_window import ReportRequest
 from concurrency_observer.local.readback import emf_values
 from concurrency_observer.schema import FUNCTION_NAME, INIT_TYPE, SHUTDOWN_REASON
 

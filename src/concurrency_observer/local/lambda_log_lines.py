@@ -1,6 +1,6 @@
 """Lambda's own lines in an environment's log stream, made from the RIE's output: pure.
 
-On Lambda the platform writes its own lines into each environment's stream (aws.platform_lines
+On Lambda the platform writes its own lines into each environment's stream (figures.platform_lines
 reads them; docs/aws.md cites AWS's pages). The RIE prints its own versions instead, so the
 harness's log delivery (local.log_delivery) rewrites them as Lambda writes them, in the
 function's log format (``LoggingConfig.LogFormat``):

@@ -11,7 +11,7 @@ Telemetry API) must carry the same durations, each within ``TOLERANCE_MS``, and 
 inits. The RIE's Managed Instances mode prints no ``INIT REPORT``: there nothing is compared.
 
 Where the records have no Telemetry API (the bash engine), their init fields come from the
-platform's lines in the log group (aws.platform_join), which give the duration of an init a
+platform's lines in the log group (figures.platform_join), which give the duration of an init a
 request waited for and of a failed one, not of an environment initialized ahead of its first
 request (its REPORT has no Init Duration, as on Lambda): the caller leaves those out.
 

@@ -35,15 +35,14 @@ from concurrency_observer.aws.records import parse_record
 from concurrency_observer.local import readback
 from concurrency_observer.local.emf_report import EmfPoint, emf_points
 from concurrency_observer.local.fleet import Fleet
-from concurrency_observer.study import (
-    Clock,
+from concurrency_observer.study.clock import Clock, SystemClock
+from concurrency_observer.study.ports import (
     ProgressCallback,
     ProvisioningStatus,
     ReadyResult,
-    SystemClock,
     Usage,
-    poll_until_ready,
 )
+from concurrency_observer.study.waits import poll_until_ready
 
 LOCAL_PERIOD_SECONDS: Final = 1
 

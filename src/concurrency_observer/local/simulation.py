@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from concurrency_observer import schema
-from concurrency_observer.aws.platform_figures import ColdStarts
-from concurrency_observer.aws.report import ReportRequest, resolve_window
+from concurrency_observer.figures.platform import ColdStarts
+from concurrency_observer.figures.report_window import ReportRequest, resolve_window
 from concurrency_observer.local import readback
 from concurrency_observer.local.cloudwatch import client_for
 from concurrency_observer.local.environment import (

@@ -10,8 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from concurrency_observer.aws.report import Report
 from concurrency_observer.errors import UserError
+from concurrency_observer.figures.report_document import Report
 
 _SIZE_INCHES = (10.0, 8.0)
 _DPI = 100

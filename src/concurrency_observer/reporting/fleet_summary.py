@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from concurrency_observer.aws.fleet_step import Step
-from concurrency_observer.aws.fleet_update import RESULTS, Outcome
+from concurrency_observer.rollout.fleet_step import Step
+from concurrency_observer.rollout.fleet_update import RESULTS, Outcome
 
 _STYLE = {
     "attached": "green",

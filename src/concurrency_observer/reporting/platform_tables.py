@@ -1,7 +1,7 @@
 """The platform's account as rich tables: how many invocations were cold starts, then the rest.
 
 ``report`` leads with the cold starts (the question asked most); the other tables follow the
-per-environment figures. Built from ``aws.platform_figures.PlatformFigures``; a table with
+per-environment figures. Built from ``figures.platform.PlatformFigures``; a table with
 nothing to show is left out rather than printed empty.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from rich.table import Table
 
-from concurrency_observer.aws.platform_figures import PlatformFigures, Quantiles
+from concurrency_observer.figures.platform import PlatformFigures, Quantiles
 
 # How many Managed Instances environments the table lists (the JSON and CSV list them all).
 MANAGED_ROWS = 20

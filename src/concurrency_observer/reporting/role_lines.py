@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from concurrency_observer.aws.role_grants import ROLE_RESULTS, RoleOutcome, RoleState
-from concurrency_observer.aws.role_policy import PUT_METRICS, policy_name
+from concurrency_observer.rollout.role_grants import ROLE_RESULTS, RoleOutcome, RoleState
+from concurrency_observer.rollout.role_policy import PUT_METRICS, policy_name
 
 NOTHING_NEEDED = (
     "roles: none needs anything: every function here writes EMF lines (the emf sink, or the bash "

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from concurrency_observer import pricing, schema
-from concurrency_observer.aws.report_usage import nearest_rank
+from concurrency_observer.figures.usage import nearest_rank
 from concurrency_observer.local.platform_truth import TOLERANCE_MS
 from concurrency_observer.local.simulation import COLD_STARTS_FELT, LAMBDA_INVOCATIONS, PEAK_LIVE
 from concurrency_observer.reporting.table import print_report
@@ -26,7 +26,7 @@ from concurrency_observer.reporting.table import print_report
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from concurrency_observer.aws.report import Report
+    from concurrency_observer.figures.report_document import Report
     from concurrency_observer.local.fleet import FleetSnapshot
     from concurrency_observer.local.outcome import Outcome
     from concurrency_observer.local.platform_truth import PlatformVerdict

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, Final
 
-from concurrency_observer.aws.report import Report
+from concurrency_observer.figures.report_document import Report
 
 CSV_HEADER: Final = ("section", "key", "timestamp", "value")
 

@@ -25,7 +25,8 @@ from typing import Any, Final
 
 from rich.table import Table
 
-from concurrency_observer.study import LevelSummary, RepeatResult, StudyState, summarize
+from concurrency_observer.study.state import RepeatResult, StudyState
+from concurrency_observer.study.summary import LevelSummary, summarize
 
 SUMMARY_CSV: Final = "summary.csv"
 REPEATS_CSV: Final = "repeats.csv"

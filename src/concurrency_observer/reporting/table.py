@@ -9,7 +9,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from concurrency_observer.aws.report import SCOPE_ALL_VERSIONS, Distribution, Report
+from concurrency_observer.figures.report_document import SCOPE_ALL_VERSIONS, Report
+from concurrency_observer.figures.usage import Distribution
 from concurrency_observer.reporting.platform_tables import cold_starts_table, platform_tables
 
 _SPARK_BLOCKS = "▁▂▃▄▅▆▇█"

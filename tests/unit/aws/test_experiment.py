@@ -20,16 +20,13 @@ from concurrency_observer.aws.experiment import (
     other_provisioned_qualifiers,
 )
 from concurrency_observer.errors import AwsError
-from concurrency_observer.study import (
-    ManualClock,
-    StateStore,
-    Study,
-    StudyError,
-    StudyPlan,
-    Usage,
-    WaitProgress,
-    wait_for_settled_count,
-)
+from concurrency_observer.study.clock import ManualClock
+from concurrency_observer.study.errors import StudyError
+from concurrency_observer.study.loop import Study
+from concurrency_observer.study.plan import StudyPlan
+from concurrency_observer.study.ports import Usage, WaitProgress
+from concurrency_observer.study.state import StateStore
+from concurrency_observer.study.waits import wait_for_settled_count
 
 FUNCTION = "orders"
 ALIAS = "live"
@@ -491,7 +488,7 @@ def test_lean_counts_come_from_environment_delta_and_the_records(
 ) -> None:
     """EnvironmentDelta Sum 2 over 6 samples: 4 inits, 2 shutdowns; of the records shut down
     since the start, one provisioned environment prompt and one never: 1 ever invoked."""
-    from tests.unit.aws.test_record_figures import _record
+    from tests.unit.figures.test_records import _record
 
     client, stubber = cloudwatch_stub
     clock = ManualClock(datetime(2026, 3, 1, 12, 5, 10, tzinfo=timezone.utc))

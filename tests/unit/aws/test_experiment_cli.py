@@ -13,7 +13,7 @@ from botocore.stub import ANY, Stubber
 from click.testing import CliRunner
 
 from concurrency_observer.cli import cli
-from concurrency_observer.study import ManualClock
+from concurrency_observer.study.clock import ManualClock
 from tests.unit.aws.test_experiment import (
     ALIAS,
     FUNCTION,

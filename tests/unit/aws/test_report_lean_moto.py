@@ -16,9 +16,9 @@ from typing import Any
 from click.testing import CliRunner
 
 from concurrency_observer import environment_record as rec
-from concurrency_observer.aws.report_usage import nearest_rank
 from concurrency_observer.aws.session import client
 from concurrency_observer.cli.report import report as report_command
+from concurrency_observer.figures.usage import nearest_rank
 from concurrency_observer.schema import ENVIRONMENT_DELTA, FUNCTION_NAME, INIT_TYPE
 from tests.unit.aws.test_report_moto import (
     ENVS,

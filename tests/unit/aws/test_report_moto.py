@@ -30,10 +30,10 @@ from concurrency_observer.aws.report import (
     read_report,
     resolve_window,
 )
-from concurrency_observer.aws.report_usage import nearest_rank
 from concurrency_observer.aws.session import client
 from concurrency_observer.cli.report import report as report_command
 from concurrency_observer.errors import AwsError, UserError
+from concurrency_observer.figures.usage import nearest_rank
 from concurrency_observer.schema import (
     BASE_DIMENSION_SETS,
     ENVIRONMENT_IDLE_TIME,
