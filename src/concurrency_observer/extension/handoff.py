@@ -5,11 +5,14 @@ interpreter starts (Lambda starts the runtime only once every extension has regi
 comes before Register is paid in full). It then starts Python as its child and passes, on the
 command line after the extension's name and the interpreter's origin::
 
-    --handoff FD EXTENSION_ID EVENTS REGISTER_BODY
+    --handoff FD EXTENSION_ID EVENTS REGISTER_BODY [STARTED_MS]
 
 ``FD`` is the write end of a pipe the shell reads; ``EVENTS`` the events Lambda accepted, comma
 separated; ``REGISTER_BODY`` the Register response's body (JSON: functionName, functionVersion,
-handler), cut by the shell. No file holds any of it. Python writes two milestones on ``FD``, one
+handler), cut by the shell; ``STARTED_MS`` the wall clock (epoch ms) at which the front door, the
+process Lambda started, began: the environment's extension started then, not when Python did, so
+the record's ``initTime``, lifetime and time to first invoke run from it, as the bash engine's
+do. No file holds any of it. Python writes two milestones on ``FD``, one
 line each:
 
 - ``init``: the init record is Python's (it has gone out, or is on its way): the shell must not
@@ -40,6 +43,10 @@ LOOP_MILESTONE = b"loop\n"
 _KNOWN_EVENTS = ("INVOKE", "SHUTDOWN")
 _MAX_ID = 256
 _MAX_BODY = 4096
+# How far before Python's own start the front door's may lie and still be believed: the shell
+# registers and starts Python within milliseconds; a value further off (a clock step, a forged
+# argument) is ignored and Python's own start is used.
+_MAX_HANDOFF_AGE_MS = 30_000
 
 
 class HandOffError(ValueError):
@@ -54,6 +61,7 @@ class HandOff:
     events: tuple[str, ...]
     register_fields: Mapping[str, str]
     milestone_fd: int
+    started_ms: int | None = None  # the front door's start, epoch ms, when it said so
 
 
 def parse_handoff(argv: Sequence[str]) -> HandOff | None:
@@ -64,11 +72,13 @@ def parse_handoff(argv: Sequence[str]) -> HandOff | None:
     if HANDOFF_FLAG not in argv:
         return None
     at = list(argv).index(HANDOFF_FLAG)
-    rest = list(argv[at + 1 : at + 5])
+    rest = list(argv[at + 1 : at + 6])
     if len(rest) < 3:
         raise HandOffError(f"{HANDOFF_FLAG} needs FD EXTENSION_ID EVENTS [BODY]")
     raw_fd, extension_id, raw_events = rest[:3]
     body = rest[3] if len(rest) > 3 else ""
+    raw_started = rest[4] if len(rest) > 4 else ""
+    started_ms = int(raw_started) if raw_started.isascii() and raw_started.isdigit() else None
     if not (raw_fd.isascii() and raw_fd.isdigit() and len(raw_fd) < 6):
         raise HandOffError(f"the milestone descriptor is not a number: {raw_fd[:20]!r}")
     if not extension_id or len(extension_id) > _MAX_ID or not extension_id.isprintable():
@@ -76,7 +86,23 @@ def parse_handoff(argv: Sequence[str]) -> HandOff | None:
     events = tuple(e for e in _KNOWN_EVENTS if e in raw_events.split(","))
     if "SHUTDOWN" not in events:
         raise HandOffError(f"the registered events lack SHUTDOWN: {raw_events[:40]!r}")
-    return HandOff(extension_id, events, register_fields(body), int(raw_fd))
+    return HandOff(extension_id, events, register_fields(body), int(raw_fd), started_ms)
+
+
+def front_door_start(
+    handoff: HandOff, started_wall: float, started_mono: float
+) -> tuple[float, float]:
+    """The wall and monotonic clocks of the front door's start, from Python's own start.
+
+    The front door's start when the hand-off gives one within ``_MAX_HANDOFF_AGE_MS`` before
+    Python's (and not after it); otherwise Python's own start, unchanged.
+    """
+    if handoff.started_ms is None:
+        return started_wall, started_mono
+    earlier_s = started_wall - handoff.started_ms / 1000
+    if not 0 <= earlier_s * 1000 <= _MAX_HANDOFF_AGE_MS:
+        return started_wall, started_mono
+    return started_wall - earlier_s, started_mono - earlier_s
 
 
 def register_fields(body: str) -> dict[str, str]:

@@ -22,7 +22,12 @@ import time
 from concurrency_observer.extension.config import Config
 from concurrency_observer.extension.event_loop import AbandonedHandOff, idle_until_shutdown, run
 from concurrency_observer.extension.extensions_api import ExtensionsApi
-from concurrency_observer.extension.handoff import HandOffError, Milestones, parse_handoff
+from concurrency_observer.extension.handoff import (
+    HandOffError,
+    Milestones,
+    front_door_start,
+    parse_handoff,
+)
 from concurrency_observer.extension.interruptions import Interruptions
 from concurrency_observer.extension.log import Logger
 from concurrency_observer.extension.session import describe
@@ -117,6 +122,7 @@ def run_handed_off(
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     milestones = Milestones(handoff.milestone_fd)
+    started_wall, started_mono = front_door_start(handoff, started_wall, started_mono)
 
     def on_owning() -> None:
         signal.signal(signal.SIGTERM, interruptions.on_sigterm)

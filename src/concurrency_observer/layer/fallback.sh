@@ -755,7 +755,7 @@ start_python() {
     python_init=''
     coproc PYTHON_ENGINE {
         exec "$1" -I -S -B "$code_dir/bootstrap.py" "$extension_name" "$2" \
-            --handoff 3 "$extension_id" "$events_list" "$register_body" \
+            --handoff 3 "$extension_id" "$events_list" "$register_body" "$started_ms" \
             3>&1 1>&"$log_fd" {log_fd}>&- </dev/null
     }
     python_pid=$PYTHON_ENGINE_PID

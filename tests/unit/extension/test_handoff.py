@@ -15,6 +15,7 @@ from concurrency_observer.extension.handoff import (
     HandOff,
     HandOffError,
     Milestones,
+    front_door_start,
     parse_handoff,
     register_fields,
 )
@@ -57,6 +58,23 @@ def test_parse_handoff_refuses_what_is_not_a_handoff(rest: list[str]) -> None:
     """Missing fields, a descriptor that is no number, a bad id, no SHUTDOWN: HandOffError."""
     with pytest.raises(HandOffError):
         parse_handoff(["bootstrap.py", "concurrency-observer", "lambda", "--handoff", *rest])
+
+
+def test_the_front_doors_start_is_the_environments() -> None:
+    """STARTED_MS after the body moves the start back to the front door's, on both clocks; a
+    value after Python's own start, too far before it, or not a number leaves Python's own."""
+    argv = ["bootstrap.py", "concurrency-observer", "lambda", "--handoff", "3", "id-1", "SHUTDOWN"]
+    own_wall, own_mono = 1_800_000_000.250, 500.0
+    handoff = parse_handoff([*argv, BODY, "1800000000200"])
+    assert handoff is not None
+    assert handoff.started_ms == 1_800_000_000_200
+    wall, mono = front_door_start(handoff, own_wall, own_mono)
+    assert wall == pytest.approx(1_800_000_000.200)
+    assert mono == pytest.approx(499.95)
+    for raw in ("1800000000300", "1799999900000", "soon", ""):
+        other = parse_handoff([*argv, BODY, raw])
+        assert other is not None
+        assert front_door_start(other, own_wall, own_mono) == (own_wall, own_mono)
 
 
 @pytest.mark.parametrize("body", ["", "not json", "[1]", '{"functionName": 3}', "{" * 5000])
