@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from concurrency_observer.local.fleet import (
     FleetConfig,
     FleetError,
     Outcome,
-    ShutdownStagger,
 )
 
 PC = schema.INIT_PROVISIONED
@@ -299,41 +297,6 @@ def test_removing_provisioned_concurrency_stops_them(fleet: Fleet, factory: Fake
     assert fleet.provision(0) == 0
     assert [e.shutdowns for e in factory.made] == [1, 1]
     assert fleet.snapshot().stopped == {PC: 2}
-
-
-def test_stagger_bounds_parallel_shutdowns_and_spaces_them() -> None:
-    """At most ``parallel`` shutdowns at once, and two SIGTERMs at least ``gap`` apart."""
-    stagger = ShutdownStagger(parallel=2, gap=0.02)
-    lock = threading.Lock()
-    running = 0
-    peak = 0
-    starts: list[float] = []
-
-    def stop() -> None:
-        nonlocal running, peak
-        with lock:
-            starts.append(time.monotonic())
-            running += 1
-            peak = max(peak, running)
-        time.sleep(0.05)
-        with lock:
-            running -= 1
-
-    for _ in range(6):
-        stagger.submit(stop)
-    stagger.close()
-    starts.sort()
-    assert len(starts) == 6
-    assert peak <= 2
-    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.019
-
-
-def test_config_rejects_impossible_values() -> None:
-    """A zero maximum or a factor below 1 is refused with a one-line error."""
-    with pytest.raises(FleetError, match="max-environments"):
-        FleetConfig(max_environments=0)
-    with pytest.raises(FleetError, match="over-provisioning"):
-        FleetConfig(over_provisioning=0.5)
 
 
 def test_close_does_not_wait_forever_for_a_hung_invocation(

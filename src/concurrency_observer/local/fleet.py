@@ -64,354 +64,60 @@
 run this logic on fakes; ``lambda_environment_factory`` makes real ones.
 
 Thread-safe: one lock guards the slots and the counts; no environment call is made under it.
+
+Beside it: ``fleet_config.py`` (the knobs and their validation), ``fleet_slots.py`` (each
+environment's bookkeeping), ``fleet_snapshot.py`` (the ground truth a run reports) and
+``shutdown_stagger.py``.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from enum import Enum
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any
 
 from concurrency_observer import schema
 from concurrency_observer.errors import UserError
 from concurrency_observer.local.extension_timeline import ExtensionTimeline, LiveSpan
+from concurrency_observer.local.fleet_config import (
+    HELD_TIMEOUT_S,
+    WARMUP_PAYLOAD,
+    FleetConfig,
+    FleetError,
+)
+from concurrency_observer.local.fleet_slots import (
+    EnvironmentFactory,
+    FleetEnvironment,
+    Origin,
+    Slot,
+    SlotState,
+)
+from concurrency_observer.local.fleet_snapshot import FleetSnapshot, InvocationOutcome, Outcome
+from concurrency_observer.local.shutdown_stagger import ShutdownStagger
 
-WARMUP_PAYLOAD: Final[Mapping[str, object]] = {"sleep_ms": 0, "warmup": True}
-HELD_TIMEOUT_S: Final = 900  # Lambda's maximum function timeout
-_INIT_TYPES: Final = (schema.INIT_PROVISIONED, schema.INIT_ON_DEMAND)
-
-
-class FleetEnvironment(Protocol):
-    """What the fleet needs of an environment (``LambdaEnvironment`` has it all)."""
-
-    name: str
-
-    def start(self) -> object:
-        """Start it, ready for invocations (init happens on the first)."""
-        ...
-
-    def hold_init(self, payload: object = None) -> None:
-        """Initialize it with a first invoke (``payload``) held before any extension sees it."""
-        ...
-
-    def release_init(self) -> Any:
-        """Let the held first invoke through (the extension's first INVOKE); its answer."""
-        ...
-
-    def invoke(self, payload: object = None) -> Any:
-        """One invocation; raises ``UserError`` (``EnvironmentFailed``) when it cannot."""
-        ...
-
-    def shutdown(self) -> Any:
-        """SIGTERM: extensions get SHUTDOWN; returns once it has exited (killed if it hangs)."""
-        ...
-
-    def kill(self) -> None:
-        """SIGKILL, no SHUTDOWN: for an environment that failed."""
-        ...
-
-
-EnvironmentFactory = Callable[[str, str], FleetEnvironment]
-"""``factory(name, init_type)``: a new, not yet started environment of that init type."""
-
-
-class FleetError(UserError):
-    """The fleet's configuration is impossible, or it was used after closing."""
-
-
-@dataclass(frozen=True)
-class FleetConfig:
-    """How the control plane behaves; see the module docstring for each knob."""
-
-    max_environments: int = 10
-    idle_timeout: float = 5.0
-    over_provisioning: float = 1.0
-    parallel_starts: int = 2
-    shutdown_parallel: int = 4
-    shutdown_gap: float = 0.05
-    reaper_interval: float = 0.25
-    prompt_threshold: float = schema.DEFAULT_PROMPT_THRESHOLD_S
-    threshold_margin: float = 0.5
-    pc_max_lifetime: float | None = None  # None: provisioned environments are never recycled
-    max_concurrency: int = 1  # invocations one environment serves at once (LMI: several)
-    init_on_start: bool = False  # the environment initializes when started, not when invoked
-    demand_init_type: str = schema.INIT_ON_DEMAND  # the init type of environments for demand
-
-    def __post_init__(self) -> None:
-        if self.max_environments < 1:
-            raise FleetError("--max-environments must be at least 1")
-        if self.idle_timeout <= 0:
-            raise FleetError("--idle-timeout must be positive")
-        if not 1.0 <= self.over_provisioning <= 10.0:
-            raise FleetError("--over-provisioning must be between 1.0 and 10.0")
-        if self.parallel_starts < 1 or self.shutdown_parallel < 1:
-            raise FleetError("parallel starts and shutdowns must be at least 1")
-        if self.shutdown_gap < 0 or self.reaper_interval <= 0:
-            raise FleetError("the shutdown gap cannot be negative, the reaper interval must be > 0")
-        if not 0 <= self.threshold_margin < self.prompt_threshold:
-            raise FleetError("the prompt threshold must be positive and above its margin (>= 0)")
-        if self.pc_max_lifetime is not None and self.pc_max_lifetime <= 0:
-            raise FleetError("--pc-max-lifetime must be positive")
-        if self.max_concurrency < 1:
-            raise FleetError("--max-concurrency must be at least 1")
-
-    def first_invoke_class(self, gap: float | None) -> str:
-        """The extension's ``FirstInvoke`` class of an environment first invoked ``gap`` s in."""
-        if gap is None:
-            return schema.FIRST_INVOKE_NEVER
-        if gap <= self.prompt_threshold:
-            return schema.FIRST_INVOKE_PROMPT
-        return schema.FIRST_INVOKE_DELAYED
-
-    def releasable(self, since_init: float, since_ready: float) -> bool:
-        """Whether a held environment may get its first invoke now, its class beyond doubt.
-
-        The extension starts its clock between the init's first invoke being sent
-        (``since_init`` ago) and the init being held at the gate (``since_ready`` ago). Within
-        the threshold minus the margin of the former, it is prompt for sure (the margin covers
-        the release reaching the extension); beyond the threshold plus the margin of the latter,
-        delayed for sure. In between, routing passes the environment over.
-        """
-        prompt = since_init <= self.prompt_threshold - self.threshold_margin
-        return prompt or since_ready >= self.prompt_threshold + self.threshold_margin
-
-    def either_way(self, lower: float | None, upper: float | None) -> bool:
-        """Whether a first invoke known to ``[lower, upper]`` s may be in either class."""
-        if lower is None or upper is None:
-            return False
-        return min(lower, upper) <= self.prompt_threshold < upper
-
-    def provisioned_environments(self, requested: int) -> int:
-        """How many environments ``requested`` provisioned concurrency brings up (ceil(P x f))."""
-        # round() first: 2 * 1.1 is 2.2000000000000002 in binary, whose ceil would be 3.
-        return math.ceil(round(requested * self.over_provisioning, 9))
-
-
-class Origin(Enum):
-    """Why the control plane initialized an environment; the value prefixes its name."""
-
-    DEMAND = "od"  # an invocation found no idle environment: a cold start
-    PROACTIVE = "od-ahead"  # on-demand, ahead of demand (initialize_ahead)
-    PROVISIONED = "pc"  # provision(): provisioned concurrency
-    REPLACEMENT = "pc-replacement"  # provisioned, replacing one past pc_max_lifetime
-
-
-class SlotState(Enum):
-    """Where an environment is in its life, as the control plane sees it."""
-
-    STARTING = "starting"
-    IDLE = "idle"
-    BUSY = "busy"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-@dataclass(eq=False)
-class Slot:
-    """One environment and the control plane's bookkeeping about it."""
-
-    environment: FleetEnvironment
-    init_type: str
-    origin: Origin = Origin.DEMAND
-    state: SlotState = SlotState.STARTING
-    initialized: bool = False  # its first invoke (the init) was sent
-    warm: bool = False  # initialized and ready: its first invoke answered, or held at the gate
-    held: bool = False  # its first invoke is held: no INVOKE has reached the extension yet
-    init_at: float | None = None
-    ready_at: float | None = None  # a held init: when it was known to wait at the gate
-    first_invoke_gap: float | None = None  # init to the extension's first INVOKE, as known here
-    last_active: float = 0.0
-    invocations: int = 0
-    in_flight: int = 0  # routed here, not answered: BUSY while any, full at max_concurrency
-    replacing: bool = False  # a replacement is being initialized for it (recycling)
-    retiring: bool = False  # replaced: no more invocations, shut down once idle
-
-
-class Outcome(Enum):
-    """What happened to one invocation."""
-
-    SERVED = "served"
-    THROTTLED = "throttled"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class InvocationOutcome:
-    """One invocation as the load generator sees it: served (cold or warm), throttled or failed."""
-
-    outcome: Outcome
-    init_type: str | None = None
-    cold: bool = False
-    latency_s: float = 0.0
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class FleetSnapshot:
-    """The control plane's ground truth at one moment."""
-
-    started: Mapping[str, int]
-    stopped: Mapping[str, int]
-    invocations: Mapping[str, int]
-    live: Mapping[str, int]
-    starting: int
-    busy: int
-    warmups: int
-    served: int
-    throttled: int
-    failed: int
-    idle_shutdowns: int
-    forced_shutdowns: int
-    peak_live: int
-    errors: tuple[str, ...] = ()
-    # Environments shut down, by (init type, FirstInvoke class): what the extension emits.
-    first_invoke: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    proactive: int = 0  # on-demand environments initialized ahead of demand
-    replacements: int = 0  # provisioned environments initialized to replace a recycled one
-    recycled: int = 0  # provisioned environments shut down after pc_max_lifetime
-    held: int = 0  # live now, initialized and not invoked yet
-    # Environments shut down whose first invoke's interval straddles the threshold, by init
-    # type: counted in the upper bound's class (delayed), either class is right.
-    either_way: Mapping[str, int] = field(default_factory=dict)
-    peak_per_environment: int = 0  # most invocations one environment served at once
-    # Each stopped environment's extension life by the RIE's lines (see ``LiveSpan``), and how
-    # many stopped environments had no such lines (then the peak is not compared).
-    spans: tuple[LiveSpan, ...] = ()
-    spans_missing: int = 0
-
-    @property
-    def near_threshold(self) -> int:
-        """Environments whose class either side of the threshold is right."""
-        return sum(self.either_way.values())
-
-    @property
-    def started_total(self) -> int:
-        """Environments initialized, all types."""
-        return sum(self.started.values())
-
-    @property
-    def stopped_total(self) -> int:
-        """Environments shut down with SIGTERM (the extension got SHUTDOWN), all types."""
-        return sum(self.stopped.values())
-
-    @property
-    def invocations_total(self) -> int:
-        """Invocations environments received, warm-ups included (what the extension counts)."""
-        return sum(self.invocations.values())
-
-    @property
-    def live_total(self) -> int:
-        """Environments initialized and not stopped now."""
-        return sum(self.live.values())
-
-    def first_invoke_count(self, init_type: str | None, usage: str) -> int:
-        """Environments shut down in FirstInvoke class ``usage`` (of one init type, or all)."""
-        return sum(
-            n for (t, c), n in self.first_invoke.items() if c == usage and init_type in (None, t)
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: every count, by init type where it has one."""
-        by_type: dict[str, dict[str, int]] = {}
-        for (init_type, usage), count in sorted(self.first_invoke.items()):
-            by_type.setdefault(init_type, dict.fromkeys(schema.FIRST_INVOKE_CLASSES, 0))
-            by_type[init_type][usage] = count
-        return {
-            "first_invoke": {
-                "total": {c: self.first_invoke_count(None, c) for c in schema.FIRST_INVOKE_CLASSES},
-                "by_init_type": by_type,
-            },
-            "proactive_inits": self.proactive,
-            "provisioned_replacements": self.replacements,
-            "provisioned_recycled": self.recycled,
-            "near_threshold": self.near_threshold,
-            "either_way_by_init_type": _d(self.either_way),
-            "environments_started": {"total": self.started_total, "by_init_type": _d(self.started)},
-            "environments_stopped": {"total": self.stopped_total, "by_init_type": _d(self.stopped)},
-            "invocations": {
-                "total": self.invocations_total,
-                "by_init_type": _d(self.invocations),
-                "warmups": self.warmups,
-                "served_from_load": self.served,
-            },
-            "throttled": self.throttled,
-            "failed": self.failed,
-            "idle_shutdowns": self.idle_shutdowns,
-            "forced_shutdowns": self.forced_shutdowns,
-            "peak_live": self.peak_live,
-            "peak_per_environment": self.peak_per_environment,
-            "errors": list(self.errors),
-        }
-
-
-def _d(counts: Mapping[str, int]) -> dict[str, int]:
-    return {k: counts[k] for k in sorted(counts)}
-
-
-class ShutdownStagger:
-    """Shuts environments down at most ``parallel`` at a time, SIGTERMs at least ``gap`` apart.
-
-    ``submit`` returns at once (a future); ``wait()`` blocks until everything submitted is done.
-    """
-
-    def __init__(
-        self,
-        parallel: int,
-        gap: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="fleet-stop")
-        self._gap = gap
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._next_at = 0.0
-        self._pending: set[Future[Any]] = set()
-
-    def submit(self, stop: Callable[[], object]) -> Future[Any]:
-        """Run ``stop`` (an environment's ``shutdown``) on its turn."""
-        future = self._pool.submit(self._on_turn, stop)
-        with self._lock:
-            self._pending.add(future)
-        future.add_done_callback(self._forget)
-        return future
-
-    def _forget(self, future: Future[Any]) -> None:
-        with self._lock:
-            self._pending.discard(future)
-
-    def _on_turn(self, stop: Callable[[], object]) -> object:
-        with self._lock:
-            turn = max(self._clock(), self._next_at)
-            self._next_at = turn + self._gap
-        delay = turn - self._clock()
-        if delay > 0:
-            self._sleep(delay)
-        return stop()
-
-    def wait(self) -> None:
-        """Block until every submitted shutdown has finished."""
-        while True:
-            with self._lock:
-                pending = list(self._pending)
-            if not pending:
-                return
-            for future in pending:
-                future.exception()  # waits; the failure itself is reported by the callback
-
-    def close(self) -> None:
-        """Wait for everything submitted, then stop the worker threads."""
-        self.wait()
-        self._pool.shutdown(wait=True)
+# Re-exported: callers import the fleet's names from here, as before the split.
+__all__ = [
+    "HELD_TIMEOUT_S",
+    "WARMUP_PAYLOAD",
+    "EnvironmentFactory",
+    "Fleet",
+    "FleetConfig",
+    "FleetEnvironment",
+    "FleetError",
+    "FleetSnapshot",
+    "InvocationOutcome",
+    "Origin",
+    "Outcome",
+    "ShutdownStagger",
+    "Slot",
+    "SlotState",
+    "lambda_environment_factory",
+]
 
 
 class Fleet:

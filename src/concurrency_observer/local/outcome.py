@@ -32,7 +32,7 @@ from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.figures import records as record_figures
 from concurrency_observer.figures.report_document import SOURCE_RECORDS
 from concurrency_observer.local.emf_report import emf_points, fetch_from_emf
-from concurrency_observer.local.fleet import FleetSnapshot
+from concurrency_observer.local.fleet_snapshot import FleetSnapshot
 from concurrency_observer.local.platform_truth import (
     PlatformVerdict,
     platform_truth,

@@ -51,14 +51,9 @@ from concurrency_observer.local.environment import (
     python3_paths,
 )
 from concurrency_observer.local.extension_timeline import peak_bounds
-from concurrency_observer.local.fleet import (
-    Fleet,
-    FleetConfig,
-    FleetSnapshot,
-    InvocationOutcome,
-    Outcome,
-    lambda_environment_factory,
-)
+from concurrency_observer.local.fleet import Fleet, lambda_environment_factory
+from concurrency_observer.local.fleet_config import FleetConfig
+from concurrency_observer.local.fleet_snapshot import FleetSnapshot, InvocationOutcome, Outcome
 from concurrency_observer.local.lambda_log_lines import (
     LOG_FORMAT_JSON,
     LOG_FORMAT_TEXT,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
     from concurrency_observer.figures.report_document import Report
-    from concurrency_observer.local.fleet import FleetSnapshot
+    from concurrency_observer.local.fleet_snapshot import FleetSnapshot
     from concurrency_observer.local.outcome import Outcome
     from concurrency_observer.local.platform_truth import PlatformVerdict
     from concurrency_observer.local.simulation import Check, SimulationSettings
