@@ -11,6 +11,8 @@ Both take boto3 clients, so tests hand in clients wrapped in botocore's ``Stubbe
 The schema has no dimension set with both the version and the InitType, so the count covers the
 whole function: provisioned concurrency on another alias or version of the same function during the
 study would be counted too. ``other_provisioned_qualifiers`` finds such configurations beforehand.
+``aws_study(...)`` puts the parts of one study together from the three clients; ``resolve_region``
+says which region a run is in.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from concurrency_observer import schema
 from concurrency_observer.aws.metrics import MetricQuery, get_metric_series
 from concurrency_observer.aws.records import belongs_to, default_log_group, read_records
 from concurrency_observer.aws.session import aws_errors
-from concurrency_observer.errors import AwsError
+from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.figures import records as record_figures
 from concurrency_observer.figures.periods import floor_to_period
 from concurrency_observer.study.clock import Clock, SystemClock
@@ -51,6 +53,9 @@ BILLING_INCREMENT_SECONDS: Final = 300
 EXPECTED_READY_SECONDS: Final = 120.0
 # Metrics land in CloudWatch a minute or two after they are put; the settle wait pays that first.
 EXPECTED_METRIC_DELAY_SECONDS: Final = 120.0
+
+# ``--namespace`` not given: the function's CONCURRENCY_OBSERVER_NAMESPACE, else the default.
+AUTO_NAMESPACE: Final = "auto"
 
 _CONFLICT_RETRIES: Final = 6
 _CONFLICT_BACKOFF_SECONDS: Final = 10.0
@@ -418,3 +423,57 @@ def estimate_cost(
         architecture=architecture,
         memory_mb=memory_mb,
     )
+
+
+def resolve_region(region: str | None) -> str:
+    """--region, or the region of the standard AWS configuration (no network call)."""
+    if region:
+        return region
+    import boto3  # noqa: PLC0415
+
+    resolved = boto3.session.Session().region_name
+    if not resolved:
+        raise UserError("no region set (use --region or set AWS_REGION)")
+    return str(resolved)
+
+
+@dataclass(frozen=True)
+class AwsStudy:
+    """What a study runs against on AWS, and what to warn about before it starts."""
+
+    facts: FunctionFacts
+    namespace: str  # AUTO_NAMESPACE resolved
+    target: LambdaProvisioning
+    counter: CloudWatchInitCounter
+    usage: CloudWatchUsageCounter
+    others: list[str]  # other_provisioned_qualifiers: counted too
+
+
+def aws_study(
+    lambda_client: Any,
+    cloudwatch_client: Any,
+    logs_client: Any,
+    *,
+    function: str,
+    alias: str,
+    namespace: str,
+    plan: StudyPlan,
+    clock: Clock,
+) -> AwsStudy:
+    """Read the function's facts, then build the target and the counters over the clients."""
+    facts = describe_function(lambda_client, function, alias)
+    if namespace == AUTO_NAMESPACE:
+        namespace = facts.namespace or schema.DEFAULT_NAMESPACE
+    target = LambdaProvisioning(
+        lambda_client, function, alias, poll_interval=min(plan.poll_interval, 10.0), clock=clock
+    )
+    counter = CloudWatchInitCounter(cloudwatch_client, facts.name, namespace, clock=clock)
+    usage = CloudWatchUsageCounter(
+        cloudwatch_client,
+        facts.name,
+        namespace,
+        clock=clock,
+        records=log_group_records(logs_client, facts.log_group, facts.name),
+    )
+    others = other_provisioned_qualifiers(lambda_client, function, alias)
+    return AwsStudy(facts, namespace, target, counter, usage, others)

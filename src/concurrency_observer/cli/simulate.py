@@ -6,7 +6,9 @@ seeded load with a live display, each environment's output delivered to the func
 as Lambda does, shuts every environment down, reads the metrics and the environment records back
 (``local/outcome.py``), prints the same report as ``report`` with the control plane's ground truth
 beside it, the metric streams the run created, and a verdict: exit 0 when every figure matches
-exactly, 1 when one does not. docs/simulate.md explains the defaults.
+exactly, 1 when one does not. docs/simulate.md explains the defaults. Which options combine is
+``local/setups.py``'s; the plan and the live display are ``reporting/simulation_display.py``'s,
+the printout after the run ``reporting/simulation_output.py``'s.
 ``--mode managed-instances`` runs environments whose extension gets SHUTDOWN only: the Telemetry
 API still gives it every invocation, so everything is compared. ``--runtime bash`` runs the
 layer's bash engine, which counts INVOKE itself; its init durations come from the platform's lines
@@ -15,9 +17,7 @@ in the log group (``--log-format``), so everything is compared there too.
 
 from __future__ import annotations
 
-import json
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,32 +34,18 @@ from concurrency_observer.local.setups import (
     MODE_MANAGED_INSTANCES,
     MODE_STANDARD,
     MODES,
-    RUNTIME_BASH,
     RUNTIME_PYTHON,
     RUNTIMES,
-    SINK_EMF,
+    check_setup,
+    function_log_format,
 )
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.table import Table
 
-    from concurrency_observer.local.fleet import FleetSnapshot
     from concurrency_observer.local.outcome import Outcome
-    from concurrency_observer.local.simulation import (
-        Simulation,
-        SimulationSettings,
-        SimulationStatus,
-    )
 
 THRESHOLD_MARGIN_S = 0.5  # no held environment is first invoked this close to the threshold
-_DISPLAY_INTERVAL_S = 0.25
-
-
-class SimulationInterrupted(UserError):
-    """Ctrl-C or SIGTERM stopped the run; every environment was shut down first."""
-
-    exit_code = 130
 
 
 @click.command(short_help="Run real Lambda environments here and check the metrics.")
@@ -312,10 +298,16 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         managed_instances_fleet,
         unique_function_name,
     )
+    from concurrency_observer.reporting.simulation_display import (  # noqa: PLC0415
+        print_log_paths,
+        print_logs,
+        print_plan,
+        run_with_display,
+    )
 
     out = Console()
     progress = Console(stderr=True, highlight=False, soft_wrap=True)
-    sink, provisioned, pc_max_lifetime = _check_setup(
+    sink, provisioned, pc_max_lifetime = check_setup(
         _explicit_options(click.get_current_context()),
         mode=mode,
         runtime=runtime,
@@ -323,8 +315,6 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         provisioned=provisioned,
         pc_max_lifetime=pc_max_lifetime,
     )
-    if 0 < pc_max_lifetime < 1:
-        raise UserError("--pc-max-lifetime must be at least 1 second (or 0: never recycle)")
     if endpoint_url is not None and sink != "cloudwatch":
         raise UserError("--endpoint-url is for the cloudwatch sink; the emf sink writes to the log")
     # The embedded moto server also stands for CloudWatch Logs, where the records are delivered.
@@ -363,7 +353,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
         mode=mode,
         runtime=runtime,
         metrics=metrics,
-        log_format=_log_format(log_format, mode),
+        log_format=function_log_format(log_format, mode),
         system_log_level=system_log_level.upper(),
     )
 
@@ -380,7 +370,7 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
             origin = "external" if endpoint_url else "embedded moto server"
             what = "CloudWatch and CloudWatch Logs" if url else "CloudWatch Logs (records)"
             progress.print(f"{what}: {logs_url} ({origin})")
-            _print_plan(progress, settings)
+            print_plan(progress, settings)
             simulation = Simulation(
                 settings,
                 layer_dir,
@@ -390,12 +380,12 @@ def simulate(  # noqa: PLR0917 (click passes every option as an argument)
                 logs_url=logs_url,
             )
             try:
-                truth = _run_with_display(simulation, progress)
+                truth = run_with_display(simulation, progress)
             finally:  # the logs explain a failure best, so they are shown then too
                 if verbose:
-                    _print_logs(progress, simulation)
+                    print_logs(progress, simulation)
                 if keep_logs:
-                    _print_log_paths(progress, simulation)
+                    print_log_paths(progress, simulation)
             outcome = read_back(simulation, truth, url, logs_url)
     outcome.wall_seconds = time.monotonic() - began
     finish(outcome, out, progress, json_path)
@@ -407,205 +397,16 @@ def _explicit_options(context: click.Context) -> set[str]:
     return {name for name in context.params if context.get_parameter_source(name) in explicit}
 
 
-def _log_format(chosen: str | None, mode: str) -> str | None:
-    """LoggingConfig.LogFormat's spelling; text is refused on Managed Instances (JSON only)."""
-    if chosen is None:
-        return None
-    if chosen.lower() == "text" and mode == MODE_MANAGED_INSTANCES:
-        raise UserError("--log-format text: Lambda Managed Instances writes JSON logs only")
-    return "JSON" if chosen.lower() == "json" else "Text"
-
-
-def _check_setup(
-    given: set[str], *, mode: str, runtime: str, sink: str, provisioned: int, pc_max_lifetime: float
-) -> tuple[str, int, float]:
-    """Refuse options the mode or runtime cannot honour; the sink, provisioned and lifetime to use.
-
-    Lambda Managed Instances has no provisioned concurrency (nor its recycling): their defaults
-    become 0 there, and asking for them is refused. The bash fallback writes EMF lines only: the
-    emf sink is implied, and asking for cloudwatch is refused.
-    """
-    if mode != MODE_MANAGED_INSTANCES and "max_concurrency" in given:
-        raise UserError("--max-concurrency is for --mode managed-instances")
-    if mode == MODE_MANAGED_INSTANCES:
-        for option, value in (("provisioned", provisioned), ("pc_max_lifetime", pc_max_lifetime)):
-            if option in given and value:
-                flag = "--" + option.replace("_", "-")
-                raise UserError(
-                    f"{flag} does not apply to --mode managed-instances: Lambda Managed Instances "
-                    "has no provisioned concurrency"
-                )
-        provisioned, pc_max_lifetime = 0, 0.0
-    if runtime == RUNTIME_BASH:
-        if "sink" in given and sink != SINK_EMF:
-            raise UserError(
-                "--runtime bash records with the layer's bash engine, which writes EMF lines "
-                "only: use --sink emf (the default there)"
-            )
-        if "endpoint_url" in given:
-            raise UserError("--endpoint-url does not apply to --runtime bash: it writes EMF lines")
-        sink = SINK_EMF
-    return sink, provisioned, pc_max_lifetime
-
-
 def finish(outcome: Outcome, out: Console, progress: Console, json_path: Path | None) -> None:
     """Print the report, the ground truth and the verdict, write the JSON; exit 1 on a mismatch."""
-    from concurrency_observer.reporting.simulation_output import print_outcome  # noqa: PLC0415
+    from concurrency_observer.reporting.simulation_output import (  # noqa: PLC0415
+        print_outcome,
+        write_outcome_json,
+    )
 
     print_outcome(out, outcome)
     if json_path is not None:
-        _write_json(json_path, outcome)
+        write_outcome_json(json_path, outcome)
         progress.print(f"wrote {json_path}")
     if not outcome.matches:
         raise click.exceptions.Exit(1)
-
-
-def _print_plan(console: Console, settings: SimulationSettings) -> None:
-    fleet = settings.fleet
-    provisioned = fleet.provisioned_environments(settings.provisioned)
-    extra = "" if provisioned == settings.provisioned else f" (x{fleet.over_provisioning:g})"
-    lead = f"{settings.provisioned_lead:g}s after provisioning, " if settings.provisioned else ""
-    pc = (
-        f"{provisioned} provisioned{extra}, "
-        + (f"recycled after {fleet.pc_max_lifetime:g}s, " if fleet.pc_max_lifetime else "")
-        if settings.provisioned
-        else ""
-    )
-    console.print(
-        f"function {settings.function_name}, namespace {settings.namespace}, sink {settings.sink}"
-        f"\nload: {lead}{settings.rate:g}/s for {settings.duration:g}s + {settings.bursts} "
-        f"bursts of {settings.burst_size}, {settings.work_ms} ms each, seed {settings.seed}"
-        f"\nfleet: {pc}at most {fleet.max_environments} environments, idle timeout "
-        f"{fleet.idle_timeout:g}s, {settings.proactive_rate:g}/s initialized ahead of demand"
-        + f"\nfirst invoke: prompt within {fleet.prompt_threshold:g}s of init, later delayed"
-    )
-    if settings.managed_instances:
-        console.print(
-            f"mode: Lambda Managed Instances, up to {fleet.max_concurrency} invocations at once "
-            "per environment, each initialized when started (InitType lambda-managed-instances)"
-        )
-    if settings.runtime == RUNTIME_BASH:
-        console.print("runtime: bash, no python3 in the environments: the layer's bash fallback")
-    recording = settings.recording()
-    if not recording.invocations:
-        console.print(
-            f"[dim]{recording.why}: inits and shutdowns are recorded, invocations and how each "
-            "environment was used are not[/]"
-        )
-    if settings.managed_instances:
-        return  # its environments initialize when started: nothing is held
-    counted = ", and counts it as an invocation" if recording.invocations else ""
-    console.print(
-        "[dim]the RIE initializes on the first invoke: environments initialized ahead of "
-        "demand hold that invoke (a warm-up) until an invocation is routed there; then the "
-        f"extension sees it{counted}[/]"
-    )
-
-
-def _run_with_display(simulation: Simulation, console: Console) -> FleetSnapshot:
-    """Run the simulation in a thread under a live display; Ctrl-C/SIGTERM stop it cleanly."""
-    from rich.live import Live  # noqa: PLC0415
-
-    from concurrency_observer.study.signals import interrupts_deferred, sigterm_as_interrupt  # noqa: PLC0415
-
-    stop = threading.Event()
-    done = threading.Event()
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            simulation.run(stop)
-        except BaseException as exc:  # handed to the main thread, raised there
-            failure.append(exc)
-        finally:
-            done.set()
-
-    # Waiting on an Event, not Thread.join: a join cut by Ctrl-C can report a live thread as
-    # finished, and the environments must be shut down before this function returns.
-    def follow(live: Live) -> None:
-        while not done.wait(_DISPLAY_INTERVAL_S):
-            live.update(_status_table(simulation.status()))
-
-    worker = threading.Thread(target=work, name="simulation")
-    interrupted = False
-    with Live(_status_table(simulation.status()), console=console, refresh_per_second=4) as live:
-        worker.start()
-        try:
-            with sigterm_as_interrupt():
-                follow(live)
-        except KeyboardInterrupt:
-            interrupted = True
-            stop.set()
-
-            def still_stopping() -> None:
-                console.print("shutting every environment down first, please wait")
-
-            with interrupts_deferred(still_stopping):
-                follow(live)
-        live.update(_status_table(simulation.status()))
-    worker.join()
-    if not console.is_terminal:
-        console.print()  # a live display that is not a terminal's ends without a newline
-    if failure:
-        raise failure[0]
-    if interrupted:
-        raise SimulationInterrupted("interrupted; every environment was shut down")
-    return simulation.fleet.snapshot()
-
-
-def _status_table(status: SimulationStatus) -> Table:
-    from rich.table import Table  # noqa: PLC0415
-
-    fleet = status.fleet
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("phase", f"{status.phase}  ({status.elapsed:.0f}s)")
-    table.add_row(
-        "invocations",
-        f"{status.sent}/{status.scheduled} sent, {fleet.served} served, "
-        f"{fleet.throttled} throttled, {fleet.failed} failed",
-    )
-    live = ", ".join(f"{n} {t}" for t, n in sorted(fleet.live.items()) if n) or "none"
-    table.add_row(
-        "environments",
-        f"{fleet.live_total} live ({live}), {fleet.starting} starting, {fleet.busy} busy, "
-        f"peak {fleet.peak_live}"
-        + (
-            f", up to {fleet.peak_per_environment} invocations at once in one"
-            if fleet.peak_per_environment > 1
-            else ""
-        ),
-    )
-    table.add_row(
-        "lifecycle",
-        f"{fleet.started_total} started ({fleet.proactive} ahead of demand, "
-        f"{fleet.replacements} PC replacements), {fleet.stopped_total} stopped, "
-        f"{fleet.idle_shutdowns} idle shutdowns, {fleet.held} initialized not invoked yet",
-    )
-    usage = ", ".join(
-        f"{fleet.first_invoke_count(None, c)} {c}" for c in schema.FIRST_INVOKE_CLASSES
-    )
-    table.add_row("first invoke", f"of those stopped: {usage}")
-    return table
-
-
-def _print_logs(console: Console, simulation: Simulation) -> None:
-    for environment in simulation.fleet.environments():
-        console.rule(f"environment {environment.name}")
-        console.print(getattr(environment, "output", ""), markup=False, highlight=False, end="")
-    console.rule()
-
-
-def _print_log_paths(console: Console, simulation: Simulation) -> None:
-    for environment in simulation.fleet.environments():
-        work_dir = getattr(environment, "work_dir", None)
-        if work_dir is not None:
-            console.print(f"environment {environment.name} log kept: {work_dir / 'output.log'}")
-
-
-def _write_json(path: Path, outcome: Outcome) -> None:
-    try:
-        path.write_text(json.dumps(outcome.to_dict(), indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc

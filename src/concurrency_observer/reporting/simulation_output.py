@@ -5,19 +5,23 @@ report as ``report`` (``print_report``), the control plane's classes of environm
 of every compared figure (``truth_table``: control plane against CloudWatch and the records, a
 group per init type), the platform's account against the RIE's own init reports, notes on the
 peak and the load, the verdict with what it compared (``cold_start_clause``), and the observer's
-bill for the run. Kept apart from the command (``cli/simulate.py``), as the study's outputs are
+bill for the run. ``write_outcome_json(path, outcome)`` writes the same as JSON (``--json``).
+Kept apart from the command (``cli/simulate.py``), as the study's outputs are
 (``study_output.py``): rendering is not the command's business.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
 
 from concurrency_observer import pricing, schema
+from concurrency_observer.errors import UserError
 from concurrency_observer.figures.usage import nearest_rank
 from concurrency_observer.local.platform_truth import TOLERANCE_MS
 from concurrency_observer.local.simulation import COLD_STARTS_FELT, LAMBDA_INVOCATIONS, PEAK_LIVE
@@ -98,6 +102,14 @@ def print_outcome(out: Console, outcome: Outcome) -> None:
         out.print(f"[red]verdict: MISMATCH[/] with the ground truth ({summary}): {detail}")
     out.print(_bill_line(outcome))
     out.print(f"[dim]wall time {outcome.wall_seconds:.1f}s[/]")
+
+
+def write_outcome_json(path: Path, outcome: Outcome) -> None:
+    """The ground truth, the checks, the verdict and the report as JSON; a clear error if not."""
+    try:
+        path.write_text(json.dumps(outcome.to_dict(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def near_threshold_note(truth: FleetSnapshot, settings: SimulationSettings) -> str:
