@@ -463,7 +463,7 @@ def _study_on_fleet(
         cloudwatch_client,
         cloudwatch_endpoint,
     )
-    from concurrency_observer.local.environment import (  # noqa: PLC0415
+    from concurrency_observer.local.environment_settings import (  # noqa: PLC0415
         EnvironmentSettings,
         observer_env,
     )
