@@ -49,13 +49,9 @@ from benchmarks.variants import FLOOR_LAYER, prepare_layers
 from concurrency_observer.errors import UserError
 from concurrency_observer.local import readback, rie
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
-from concurrency_observer.local.environment import (
-    BASH_RUNTIME,
-    EnvironmentFailed,
-    EnvironmentSettings,
-    LambdaEnvironment,
-    processes_in_session,
-)
+from concurrency_observer.local.environment import EnvironmentFailed, LambdaEnvironment
+from concurrency_observer.local.environment_settings import BASH_RUNTIME, EnvironmentSettings
+from concurrency_observer.local.process_session import processes_in_session
 
 STANDIN_LAYER = Path(__file__).resolve().parent / "standin_layer"
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -21,12 +21,8 @@ from benchmarks.results import Sample
 from benchmarks.variants import FALLBACK_MARK, Variant
 from concurrency_observer import schema
 from concurrency_observer.local import readback
-from concurrency_observer.local.environment import (
-    INVOKE_PATH,
-    EnvironmentFailed,
-    EnvironmentSettings,
-    LambdaEnvironment,
-)
+from concurrency_observer.local.environment import INVOKE_PATH, EnvironmentFailed, LambdaEnvironment
+from concurrency_observer.local.environment_settings import EnvironmentSettings
 
 # Let the extension finish with the first INVOKE event (back on /event/next) before reading RSS.
 _SETTLE_S = 0.05

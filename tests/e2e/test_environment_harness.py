@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from concurrency_observer.local import ports, rie
-from concurrency_observer.local.environment import LambdaEnvironment, processes_in_session
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.process_session import processes_in_session
 
 pytestmark = pytest.mark.e2e
 

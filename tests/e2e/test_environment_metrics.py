@@ -24,14 +24,10 @@ from concurrency_observer import schema
 from concurrency_observer.aws.report import ReportRequest, read_report, resolve_window
 from concurrency_observer.local import ports, readback
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
-from concurrency_observer.local.environment import (
-    EnvironmentSettings,
-    InvokeResult,
-    LambdaEnvironment,
-    ShutdownResult,
-    observer_env,
-    processes_in_session,
-)
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_results import InvokeResult, ShutdownResult
+from concurrency_observer.local.environment_settings import EnvironmentSettings, observer_env
+from concurrency_observer.local.process_session import processes_in_session
 from tests.lean_metrics import environment_records, lean_counts
 
 pytestmark = pytest.mark.e2e

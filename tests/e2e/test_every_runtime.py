@@ -23,11 +23,11 @@ import pytest
 
 from concurrency_observer import environment_record, schema
 from concurrency_observer.local import readback
-from concurrency_observer.local.environment import (
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_results import InvokeResult
+from concurrency_observer.local.environment_settings import (
     BASH_RUNTIME,
     EnvironmentSettings,
-    InvokeResult,
-    LambdaEnvironment,
     observer_env,
     python3_paths,
 )

@@ -23,9 +23,9 @@ from concurrency_observer import environment_record as fields
 from concurrency_observer import schema
 from concurrency_observer.cli.simulate import simulate
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
-from concurrency_observer.local.environment import processes_in_session
 from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
 from concurrency_observer.local.outcome import Outcome, read_back
+from concurrency_observer.local.process_session import processes_in_session
 from concurrency_observer.local.simulation import (
     COLD_STARTS_FELT,
     LAMBDA_INVOCATIONS,

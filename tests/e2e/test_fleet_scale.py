@@ -20,7 +20,8 @@ import pytest
 from concurrency_observer import environment_record as fields
 from concurrency_observer.local import ports
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
-from concurrency_observer.local.environment import EnvironmentSettings, LambdaEnvironment
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_settings import EnvironmentSettings
 from concurrency_observer.local.fleet import FleetConfig
 from concurrency_observer.local.outcome import read_back
 from concurrency_observer.local.platform_truth import platform_truth

@@ -23,11 +23,8 @@ import pytest
 
 from concurrency_observer import schema
 from concurrency_observer.local import readback
-from concurrency_observer.local.environment import (
-    EnvironmentSettings,
-    LambdaEnvironment,
-    observer_env,
-)
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_settings import EnvironmentSettings, observer_env
 from tests.lean_metrics import environment_records
 from tests.unit.test_fallback import FAULTY_PYTHON
 

@@ -17,12 +17,12 @@ from botocore.credentials import ContainerProvider
 from concurrency_observer import schema
 from concurrency_observer.extension.config import Config, ContainerCredentialsSource, Credentials
 from concurrency_observer.extension.credentials import ContainerCredentials, CredentialsError
-from concurrency_observer.local.environment import (
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_settings import (
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
     DUMMY_SESSION_TOKEN,
     EnvironmentSettings,
-    LambdaEnvironment,
 )
 from tests.faults.cued_api import CuedExtensionsApi, invoke_event, shutdown_event
 from tests.faults.faulty_cloudwatch import ACCEPT, FaultyCloudWatch

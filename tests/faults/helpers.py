@@ -13,13 +13,9 @@ from pathlib import Path
 
 from concurrency_observer import schema
 from concurrency_observer.layer import EXTENSION_NAME
-from concurrency_observer.local.environment import (
-    EnvironmentSettings,
-    InvokeResult,
-    LambdaEnvironment,
-    ShutdownResult,
-    observer_env,
-)
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_results import InvokeResult, ShutdownResult
+from concurrency_observer.local.environment_settings import EnvironmentSettings, observer_env
 from tests.faults.faulty_cloudwatch import Datum
 
 LOG_PREFIX = "[concurrency-observer]"

@@ -20,7 +20,10 @@ from pathlib import Path
 
 from concurrency_observer import environment_record, schema
 from concurrency_observer.layer import EXTENSION_NAME, LAUNCHER_PATH
-from concurrency_observer.local.environment import DUMMY_SECRET_ACCESS_KEY, DUMMY_SESSION_TOKEN
+from concurrency_observer.local.environment_settings import (
+    DUMMY_SECRET_ACCESS_KEY,
+    DUMMY_SESSION_TOKEN,
+)
 
 REAL_LAUNCHER_DIR = "real"  # where the copy keeps the real launcher, beside extensions/
 ENV = "/usr/bin/env"

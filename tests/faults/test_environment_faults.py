@@ -13,12 +13,9 @@ from pathlib import Path
 import pytest
 
 from concurrency_observer import schema
-from concurrency_observer.local.environment import (
-    EnvironmentSettings,
-    LambdaEnvironment,
-    observer_env,
-    processes_in_session,
-)
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_settings import EnvironmentSettings, observer_env
+from concurrency_observer.local.process_session import processes_in_session
 from tests.faults.faulty_cloudwatch import ACCEPT, FaultyCloudWatch
 from tests.faults.helpers import data_of, observer_lines, unique_name
 

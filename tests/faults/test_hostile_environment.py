@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from concurrency_observer.local.environment import EnvironmentSettings, LambdaEnvironment
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_settings import EnvironmentSettings
 from tests.faults.helpers import unique_name
 from tests.faults.hostile import Output, hostile_layer
 from tests.unit.extension.fakes import EchoingServer

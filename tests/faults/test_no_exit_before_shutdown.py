@@ -17,12 +17,9 @@ import pytest
 
 from concurrency_observer import schema
 from concurrency_observer.local import readback
-from concurrency_observer.local.environment import (
-    EnvironmentSettings,
-    InvokeResult,
-    LambdaEnvironment,
-    observer_env,
-)
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_results import InvokeResult
+from concurrency_observer.local.environment_settings import EnvironmentSettings, observer_env
 from tests.faults.api_proxy import (
     NEXT,
     REGISTER,

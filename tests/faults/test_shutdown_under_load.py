@@ -17,11 +17,8 @@ import pytest
 from concurrency_observer import schema
 from concurrency_observer.local import readback
 from concurrency_observer.local.cloudwatch import LocalCloudWatch
-from concurrency_observer.local.environment import (
-    EnvironmentSettings,
-    LambdaEnvironment,
-    observer_env,
-)
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_settings import EnvironmentSettings, observer_env
 from concurrency_observer.local.fleet import Fleet, FleetConfig, lambda_environment_factory
 from tests.faults.helpers import RIE_SHUTDOWN_DEADLINE_S, observer_lines, unique_name
 

@@ -22,11 +22,8 @@ from pathlib import Path
 import pytest
 
 from concurrency_observer import environment_record as fields
-from concurrency_observer.local.environment import (
-    EnvironmentSettings,
-    LambdaEnvironment,
-    observer_env,
-)
+from concurrency_observer.local.environment import LambdaEnvironment
+from concurrency_observer.local.environment_settings import EnvironmentSettings, observer_env
 from tests.faults.api_proxy import TELEMETRY, ExtensionsApiProxy, wrapped_layer
 from tests.faults.helpers import observer_lines, unique_name
 from tests.lean_metrics import environment_records

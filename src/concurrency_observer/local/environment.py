@@ -47,7 +47,6 @@ import http.client
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -55,16 +54,29 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Final
 
 from concurrency_observer import schema
 from concurrency_observer.errors import UserError
 from concurrency_observer.local import ports, rie
+from concurrency_observer.local.environment_results import InvokeResult, ShutdownResult
+from concurrency_observer.local.environment_settings import (
+    LAMBDA_PYTHON_DIR,
+    TASK_ROOT,
+    EnvironmentSettings,
+)
 from concurrency_observer.local.extension_timeline import ExtensionTimeline, extension_timeline
+from concurrency_observer.local.managed_instances import lmi_task_dir, post_when_a_worker_is_idle
+from concurrency_observer.local.process_session import only_child, processes_in_session
+from concurrency_observer.local.sandbox_mounts import (
+    MOUNT_AND_EXEC,
+    MOUNT_LMI_AND_EXEC,
+    SH_IS_BASH,
+    hide_commands,
+    lambda_python_commands,
+)
 from concurrency_observer.local.telemetry_emulator import TELEMETRY_API_VARIABLE, TelemetryEmulator
 
 INVOKE_PATH: Final = "/2015-03-31/functions/function/invocations"
@@ -74,34 +86,7 @@ INIT_GATE_VARIABLE: Final = "CONCURRENCY_OBSERVER_LOCAL_INIT_GATE"
 INIT_GATE_FILE: Final = "init-gate"
 INIT_HELD_SUFFIX: Final = ".held"  # the handler creates gate + this once it waits at the gate
 HANDLER: Final = "handler.handler"
-TASK_ROOT: Final = Path(__file__).resolve().parent / "function"
 OUTPUT_FILE: Final = "output.log"
-
-# Dummy credentials: the cloudwatch sink signs with them; moto accepts any. Never the host's.
-DUMMY_ACCESS_KEY_ID: Final = "AKIALOCALSIMULATION"
-DUMMY_SECRET_ACCESS_KEY: Final = "local-simulation-secret"  # noqa: S105 (not a secret)
-DUMMY_SESSION_TOKEN: Final = "local-simulation-token"  # noqa: S105 (not a secret)
-
-# Mount the layer read-only on /opt, as Lambda does, then become the RIE. $1 is the layer dir.
-_MOUNT_AND_EXEC: Final = (
-    'layer="$1"; shift; mount --bind "$layer" /opt && mount -o remount,bind,ro /opt && exec "$@"'
-)
-# Lambda Managed Instances: also a tmpfs on /var (this host has no /var/task) with the task
-# directory (holding the runtime's bootstrap) mounted read-only on /var/task. $2 is the task dir.
-_MOUNT_LMI_AND_EXEC: Final = (
-    'layer="$1"; task="$2"; shift 2; mount --bind "$layer" /opt && '
-    "mount -o remount,bind,ro /opt && mount -t tmpfs -o mode=755 tmpfs /var && "
-    'mkdir /var/task /var/tmp && chmod 1777 /var/tmp && mount --bind "$task" /var/task && '
-    'mount -o remount,bind,ro /var/task && exec "$@"'
-)
-LMI_BOOTSTRAP: Final = TASK_ROOT / "concurrent_bootstrap.py"
-# What an unprivileged runtime and its extensions can run: the system's python3, not this venv's.
-_LMI_PATH: Final = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:/opt/bin"
-_NO_IDLE_RUNTIME: Final = b"Runtime.Unavailable"  # the LMI mode's answer when no worker is idle
-# Where Lambda's Python runtimes keep their interpreter (the launcher's second place to look).
-LAMBDA_PYTHON_DIR: Final = "/var/lang/bin"
-# A runtime with no python at all: bash on the Runtime API over /dev/tcp (see the file).
-BASH_RUNTIME: Final = TASK_ROOT / "bash_runtime.sh"
 _START_ATTEMPTS: Final = 3
 _POLL_S: Final = 0.01
 _KILL_WAIT_S: Final = 5.0
@@ -109,203 +94,8 @@ _INIT_REPORT: Final = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 EXTENSION_NAME: Final = "concurrency-observer"  # the layer's extension, as the RIE names it
 
 
-class OutputSink(Protocol):
-    """Takes an environment's whole output at its close (``log_delivery.LambdaLogDelivery``)."""
-
-    def deliver(
-        self, output: str, stamp: float | None = None, *, first_init_held: bool = False
-    ) -> str | None:
-        """Deliver ``output``'s lines stamped at ``stamp`` (epoch seconds); never raises.
-        ``first_init_held``: the environment was initialized ahead of its first request."""
-        ...
-
-
 class EnvironmentFailed(UserError):
     """A local environment did not start, answer or stop as expected; the message says which."""
-
-
-@dataclass(frozen=True)
-class EnvironmentSettings:
-    """What an environment looks like from inside: its function, init type, region, endpoint.
-
-    ``extra_env`` adds or overrides variables (``CONCURRENCY_OBSERVER_*``, see ``observer_env``).
-    ``init_caching`` runs the RIE with ``--enable-init-caching`` (what SnapStart uses): it then
-    sets ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` and
-    serves the credentials of its own environment at that URI (with ``Expiration``
-    ``0001-01-01T00:00:00Z``); the ``AWS_ACCESS_KEY_ID`` family is still passed through.
-    ``max_concurrency`` runs the RIE's Lambda Managed Instances mode with that many invocations
-    at once per environment (see the module docstring); ``None``: the ordinary mode.
-    ``emulate_telemetry`` serves the Telemetry API the RIE's default mode only stubs, from what
-    the RIE reports (``telemetry_emulator``; the LMI mode has the real one).
-    ``runtime_command`` replaces the Python runtime (``awslambdaric``) with another one, such as
-    ``("/bin/bash", str(BASH_RUNTIME))``; ``hidden_paths`` are covered inside the environment's
-    own mount namespace (a file by ``/dev/null``, a directory by an empty one; missing ones are
-    skipped), e.g. ``python3_paths(...)`` to run it as a runtime without python3.
-    ``lambda_python`` is the interpreter the environment has at ``/var/lang/bin/python3``, as
-    Lambda's Python runtimes do (``/var`` is then a tmpfs of the environment's mount namespace):
-    by default the runtime's own (this interpreter; the system's python3 in the Managed Instances
-    mode), ``None`` for none, as on every other runtime and whenever ``hidden_paths`` covers
-    ``/var/lang/bin``. ``sh_is_bash`` bind-mounts bash over ``/bin/sh``, as Amazon Linux has it.
-    """
-
-    function_name: str = "concurrency-observer-local"
-    function_version: str = "$LATEST"
-    init_type: str | None = schema.INIT_ON_DEMAND
-    region: str = "us-east-1"
-    cloudwatch_endpoint: str | None = None
-    memory_size_mb: int = 128
-    timeout_s: int = 30
-    extra_env: Mapping[str, str] = field(default_factory=dict)
-    init_caching: bool = False
-    max_concurrency: int | None = None
-    runtime_command: tuple[str, ...] | None = None
-    hidden_paths: tuple[str, ...] = ()
-    lambda_python: str | None = sys.executable
-    sh_is_bash: bool = False
-    emulate_telemetry: bool = False
-    # Where the output goes when the environment is closed, as Lambda delivers it to the
-    # function's log group (``local.log_delivery``); None: it stays in ``output`` only.
-    output_sink: OutputSink | None = field(default=None, compare=False)
-
-    def lambda_python_target(self) -> str | None:
-        """What ``/var/lang/bin/python3`` is inside the environment, ``None`` when it is absent."""
-        if self.lambda_python is None or LAMBDA_PYTHON_DIR in self.hidden_paths:
-            return None
-        if self.max_concurrency is not None and self.lambda_python == sys.executable:
-            # The LMI mode's unprivileged runtime cannot read this venv: the system's python3.
-            return shutil.which("python3", path=_LMI_PATH)
-        return self.lambda_python
-
-    def rie_options(self) -> list[str]:
-        """The RIE's own options these settings ask for (before the runtime's command)."""
-        return ["--enable-init-caching"] if self.init_caching else []
-
-    def environ(self, python: str = sys.executable) -> dict[str, str]:
-        """The complete environment of the RIE and so of the runtime and extensions."""
-        python_bin = str(Path(python).parent)
-        env = {
-            # The runtime's python first, as /var/lang/bin is in Lambda: the layer's launcher
-            # runs the first python3 on PATH. /opt/bin like Lambda's PATH.
-            "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:/opt/bin",
-            "LANG": "C.UTF-8",
-            "TZ": ":UTC",
-            "LAMBDA_TASK_ROOT": str(TASK_ROOT),
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info[0]}.{sys.version_info[1]}",
-            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
-            "AWS_LAMBDA_FUNCTION_VERSION": self.function_version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size_mb),
-            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(self.timeout_s),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
-            "AWS_SESSION_TOKEN": DUMMY_SESSION_TOKEN,
-        }
-        if self.init_type is not None:  # None: leave it unset, as the RIE itself does
-            env["AWS_LAMBDA_INITIALIZATION_TYPE"] = self.init_type
-        if self.max_concurrency is not None:
-            env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.max_concurrency)
-            env["PATH"] = _LMI_PATH
-            env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)  # the RIE's LMI mode sets it
-        if self.cloudwatch_endpoint is not None:
-            env["AWS_ENDPOINT_URL_CLOUDWATCH"] = self.cloudwatch_endpoint
-        env.update(self.extra_env)
-        return env
-
-
-def python3_paths(search_path: str) -> tuple[str, ...]:
-    """Every ``python3`` on ``search_path`` (a PATH value) and Lambda's ``/var/lang/bin``.
-
-    What to hide (``EnvironmentSettings.hidden_paths``) so an environment has no python3 at all:
-    ``/dev/null`` over a file is not a regular executable, so ``command -v`` passes it by.
-    """
-    found = [str(Path(d) / "python3") for d in search_path.split(":") if d]
-    return (*dict.fromkeys(p for p in found if os.path.lexists(p)), LAMBDA_PYTHON_DIR)
-
-
-def _lambda_python_commands(target: str, var_is_tmpfs: bool) -> str:
-    """Shell commands giving the environment ``/var/lang/bin/python3`` (``target``), each followed
-    by ``&&``; ``/var`` becomes a tmpfs first unless it is one already (Managed Instances)."""
-    tmpfs = "" if var_is_tmpfs else "mount -t tmpfs -o mode=755 tmpfs /var && "
-    return (
-        f"{tmpfs}mkdir -p {LAMBDA_PYTHON_DIR} /var/tmp && chmod 1777 /var/tmp && "
-        f"ln -s {shlex.quote(target)} {LAMBDA_PYTHON_DIR}/python3 && "
-    )
-
-
-# bash over /bin/sh (through the link, if /bin/sh is one): sh is bash, as on Amazon Linux.
-_SH_IS_BASH: Final = "mount --bind /bin/bash /bin/sh && "
-
-
-def _hide_commands(hidden: tuple[str, ...], empty_dir: Path) -> str:
-    """Shell commands that cover each existing path of ``hidden``, each followed by ``&&``."""
-    commands = []
-    for raw in hidden:
-        path = Path(raw)
-        if not path.exists():
-            continue  # nothing to hide; a mount point must exist
-        cover = empty_dir if path.is_dir() else Path("/dev/null")
-        commands.append(f"mount --bind {shlex.quote(str(cover))} {shlex.quote(raw)} && ")
-    return "".join(commands)
-
-
-def observer_env(
-    sink: str | None = None,
-    namespace: str | None = None,
-    log_level: str | None = None,
-    metrics: str | None = None,
-) -> dict[str, str]:
-    """``CONCURRENCY_OBSERVER_*`` variables for the extension; ``None`` keeps its default."""
-    settings = {"SINK": sink, "NAMESPACE": namespace, "LOG_LEVEL": log_level, "METRICS": metrics}
-    return {f"CONCURRENCY_OBSERVER_{k}": v for k, v in settings.items() if v is not None}
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    """One invocation as the caller saw it.
-
-    ``latency_s`` runs from sending the request (after waiting for any invocation in flight) to
-    the whole answer; on the first invocation it includes the environment's init.
-    """
-
-    status: int
-    body: bytes
-    latency_s: float
-    started_at: float  # wall clock, seconds since the epoch
-
-    @property
-    def payload(self) -> Any:
-        """The body decoded as JSON, or ``None`` if it is not JSON."""
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
-
-    @property
-    def invoked_monotonic(self) -> float | None:
-        """When the function began this invocation, in ``time.monotonic()`` seconds (one clock
-        for the machine: no time namespace), as the function of ``function/handler.py`` says."""
-        payload = self.payload
-        value = payload.get("invoked_monotonic") if isinstance(payload, dict) else None
-        return float(value) if isinstance(value, int | float) else None
-
-    @property
-    def function_error(self) -> str | None:
-        """The ``errorType`` when the function failed (the RIE answers 200 with an error body)."""
-        payload = self.payload
-        if isinstance(payload, dict) and "errorType" in payload:
-            return str(payload["errorType"])
-        return None
-
-
-@dataclass(frozen=True)
-class ShutdownResult:
-    """How an environment ended: its exit code, how long the stop took, whether it was killed."""
-
-    exit_code: int | None
-    duration_s: float
-    forced: bool
 
 
 class LambdaEnvironment:
@@ -399,7 +189,7 @@ class LambdaEnvironment:
         assert self._ports is not None
         assert self._work_dir is not None
         runtime_port, emulator_port = self._ports
-        script, mount_args = _MOUNT_AND_EXEC, [str(layer_dir)]
+        script, mount_args = MOUNT_AND_EXEC, [str(layer_dir)]
         runtime: tuple[str, ...] = self.settings.runtime_command or (
             sys.executable,
             "-m",
@@ -407,17 +197,17 @@ class LambdaEnvironment:
             HANDLER,
         )
         if self.settings.max_concurrency is not None:
-            script = _MOUNT_LMI_AND_EXEC
-            mount_args = [str(layer_dir), str(self._lmi_task_dir())]
+            script = MOUNT_LMI_AND_EXEC
+            mount_args = [str(layer_dir), str(lmi_task_dir(self._work_dir))]
             runtime = ()  # the LMI mode runs /var/task/bootstrap
         lambda_python = self.settings.lambda_python_target()
         if lambda_python is not None:
             lmi = self.settings.max_concurrency is not None
             script = script.replace(
-                "exec ", _lambda_python_commands(lambda_python, lmi) + "exec ", 1
+                "exec ", lambda_python_commands(lambda_python, lmi) + "exec ", 1
             )
         if self.settings.sh_is_bash:
-            script = script.replace("exec ", _SH_IS_BASH + "exec ", 1)
+            script = script.replace("exec ", SH_IS_BASH + "exec ", 1)
         hidden = self.settings.hidden_paths
         if lambda_python is None and LAMBDA_PYTHON_DIR not in hidden:
             # None means none: a host that has a /var/lang/bin/python3 must not show it here.
@@ -425,7 +215,7 @@ class LambdaEnvironment:
         if hidden:
             empty_dir = self._work_dir / "hidden"
             empty_dir.mkdir(exist_ok=True)
-            hide = _hide_commands(hidden, empty_dir)
+            hide = hide_commands(hidden, empty_dir)
             script = script.replace("exec ", hide + "exec ", 1)
         argv = [
             shutil.which("unshare") or "unshare",
@@ -463,17 +253,6 @@ class LambdaEnvironment:
             )
         self._rie_pid = None
 
-    def _lmi_task_dir(self) -> Path:
-        """The Managed Instances task directory: the runtime as ``bootstrap``, world-readable."""
-        assert self._work_dir is not None
-        task = self._work_dir / "task"
-        task.mkdir(mode=0o755, exist_ok=True)
-        task.chmod(0o755)  # the mount's root: the unprivileged runtime must be able to enter it
-        bootstrap = task / "bootstrap"
-        shutil.copyfile(LMI_BOOTSTRAP, bootstrap)
-        bootstrap.chmod(0o755)
-        return task
-
     def _wait_ready(self, deadline: float) -> bool:
         assert self._process is not None
         assert self._ports is not None
@@ -481,7 +260,7 @@ class LambdaEnvironment:
             if self._process.poll() is not None:
                 return False
             if self._rie_pid is None:
-                self._rie_pid = _only_child(self._process.pid)
+                self._rie_pid = only_child(self._process.pid)
             if self._rie_pid is not None and ports.listened_by(self._rie_pid, self._ports[1]):
                 return True
             time.sleep(_POLL_S)
@@ -497,10 +276,17 @@ class LambdaEnvironment:
         body = json.dumps({} if payload is None else payload).encode()
         connection = http.client.HTTPConnection(ports.LOOPBACK, self._ports[1], timeout=timeout)
         if self.settings.max_concurrency is not None:  # Managed Instances: many at once
+
+            def reconnect() -> http.client.HTTPConnection:
+                assert self._ports is not None
+                return http.client.HTTPConnection(ports.LOOPBACK, self._ports[1], timeout=timeout)
+
             with self._lock:
                 self._in_flight += 1
             try:
-                return self._post_when_a_worker_is_idle(connection, body, timeout)
+                return post_when_a_worker_is_idle(
+                    lambda c: self._post(c, body), connection, reconnect, timeout
+                )
             finally:
                 with self._lock:
                     self._in_flight -= 1
@@ -508,25 +294,6 @@ class LambdaEnvironment:
         # (measured with this version): calls wait for each other here instead.
         with self._invoke_lock:
             return self._post(connection, body)
-
-    def _post_when_a_worker_is_idle(
-        self, connection: http.client.HTTPConnection, body: bytes, timeout: float
-    ) -> InvokeResult:
-        """Post; while the LMI mode answers that no runtime worker is idle, wait and post again.
-
-        The RIE refuses at once (400 ``Runtime.Unavailable``) an invocation that finds every
-        worker busy or not yet back on ``/next`` after its last answer; Lambda's router would
-        hold it for a worker instead, so the harness does.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            result = self._post(connection, body)
-            unavailable = result.status == 400 and _NO_IDLE_RUNTIME in result.body
-            if not unavailable or time.monotonic() >= deadline:
-                return result
-            time.sleep(_POLL_S)
-            assert self._ports is not None
-            connection = http.client.HTTPConnection(ports.LOOPBACK, self._ports[1], timeout=timeout)
 
     # -- a held init: initialized, not invoked yet ----------------------------------------
 
@@ -757,37 +524,6 @@ class LambdaEnvironment:
         """Processes still alive in this environment's session (empty once it is stopped)."""
         sid = self.session_id
         return [] if sid is None else processes_in_session(sid)
-
-
-def processes_in_session(session_id: int) -> list[int]:
-    """The pids (not zombies) whose session id is ``session_id``, read from ``/proc``."""
-    return _pids_where(lambda fields: fields[0] != "Z" and int(fields[3]) == session_id)
-
-
-def _pids_where(predicate: Callable[[list[str]], bool]) -> list[int]:
-    """Pids whose ``/proc/PID/stat`` fields after the command (state ppid pgrp sid ...) match."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if predicate(stat.rsplit(")", 1)[1].split()):
-            found.append(int(entry.name))
-    return sorted(found)
-
-
-def _only_child(pid: int) -> int | None:
-    """The single child of ``pid`` (unshare's forked child is the RIE), or ``None`` yet."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: scan /proc instead
-        children = [str(p) for p in _pids_where(lambda fields: int(fields[1]) == pid)]
-    except OSError:
-        return None
-    return int(children[0]) if children else None
 
 
 # Environments started and not yet closed: killed at interpreter exit if their owner forgot.

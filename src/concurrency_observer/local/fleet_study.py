@@ -49,7 +49,7 @@ def fleet_study(
         cloudwatch_client,
         cloudwatch_endpoint,
     )
-    from concurrency_observer.local.environment import (  # noqa: PLC0415
+    from concurrency_observer.local.environment_settings import (  # noqa: PLC0415
         EnvironmentSettings,
         observer_env,
     )

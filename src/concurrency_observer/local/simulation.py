@@ -43,7 +43,7 @@ from concurrency_observer.figures.platform import ColdStarts
 from concurrency_observer.figures.report_window import ReportRequest, resolve_window
 from concurrency_observer.local import readback
 from concurrency_observer.local.cloudwatch import client_for
-from concurrency_observer.local.environment import (
+from concurrency_observer.local.environment_settings import (
     BASH_RUNTIME,
     EnvironmentSettings,
     OutputSink,
