@@ -16,22 +16,7 @@ Four steps, each usable alone (``simulate`` passes clients pointed at its moto s
 ``read_report(cloudwatch, request, logs=...)`` runs 2 to 4 and raises ``NoMetricsError`` when
 there is nothing to report. ``Report.to_dict()`` is the stable JSON document.
 
-Where each figure comes from, under either metric profile or both in turn:
-
-- inits and shutdowns, per init type and in total: the metrics. Lean: ``(SampleCount + Sum) / 2``
-  and ``(SampleCount - Sum) / 2`` of ``EnvironmentDelta``; full: ``EnvironmentInit`` and
-  ``EnvironmentShutdown``; a function that ran both has both summed.
-- everything else (shutdowns by reason, the FirstInvoke classes, lifetimes and their exact
-  quantiles, invocations, idle time, time to first invoke): the records (``figures.records``).
-- the live series: exactly from the records' init and shutdown instants, at period ends and as
-  the most alive at once in each period, plus the environments the metric counts without a
-  record yet (still alive at the end, or whose record was lost), per period.
-
-Without records (an older layer, or no access to the log group) the report falls back to the
-metric path as before the records existed, and says so: the live series is then the running sum
-of inits minus shutdowns from the look-back start, at period ends (an environment born and gone
-within one period never shows in it), and lifetimes come from CloudWatch's percentiles or are
-approximated from per-period means.
+Where each figure comes from, and the fallback without records: ``figures.report_build``.
 """
 
 from __future__ import annotations
@@ -76,9 +61,7 @@ from concurrency_observer.figures.report_window import (
     iso,
     resolve_window,
 )
-from concurrency_observer.figures.usage import (
-    Distribution,
-)
+from concurrency_observer.figures.usage import Distribution
 
 __all__ = [
     "DISTRIBUTION_METRICS",

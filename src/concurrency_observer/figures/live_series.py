@@ -11,12 +11,7 @@ from dataclasses import dataclass, field
 
 from concurrency_observer.figures import records as record_figures
 from concurrency_observer.figures.records import Life
-from concurrency_observer.figures.report_counts import (
-    Counts,
-    Grid,
-    as_count,
-    running_sum,
-)
+from concurrency_observer.figures.report_counts import Counts, Grid, as_count, running_sum
 
 
 @dataclass(frozen=True)
@@ -30,6 +25,7 @@ class Live:
 
 
 def live_from_metrics(counts: Counts) -> Live:
+    """Without records: inits minus shutdowns summed from the look-back start, at period ends."""
     return Live(
         running_sum([i - s for i, s in zip(counts.inits, counts.shutdowns, strict=True)]),
         {
@@ -66,6 +62,7 @@ def _unrecorded(
 
 
 def live_from_records(lives: Sequence[Life], counts: Counts, grid: Grid) -> Live:
+    """From the records' instants, plus the metric's environments without a record, per period."""
     ends = grid.ends
     period = grid.window.period
 

@@ -2,6 +2,23 @@
 
 Pure: no AWS, no clock (``aws.report`` reads CloudWatch and the log group, then calls this; the
 local harness calls it with what it read from its own moto server and log files).
+
+Where each figure comes from, under either metric profile or both in turn:
+
+- inits and shutdowns, per init type and in total: the metrics. Lean: ``(SampleCount + Sum) / 2``
+  and ``(SampleCount - Sum) / 2`` of ``EnvironmentDelta``; full: ``EnvironmentInit`` and
+  ``EnvironmentShutdown``; a function that ran both has both summed.
+- everything else (shutdowns by reason, the FirstInvoke classes, lifetimes and their exact
+  quantiles, invocations, idle time, time to first invoke): the records (``figures.records``).
+- the live series: exactly from the records' init and shutdown instants, at period ends and as
+  the most alive at once in each period, plus the environments the metric counts without a
+  record yet (still alive at the end, or whose record was lost), per period.
+
+Without records (an older layer, or no access to the log group) the report falls back to the
+metric path as before the records existed, and says so: the live series is then the running sum
+of inits minus shutdowns from the look-back start, at period ends (an environment born and gone
+within one period never shows in it), and lifetimes come from CloudWatch's percentiles or are
+approximated from per-period means.
 """
 
 from __future__ import annotations
@@ -14,17 +31,11 @@ from concurrency_observer import environment_record as rec
 from concurrency_observer.figures import platform_join
 from concurrency_observer.figures import records as record_figures
 from concurrency_observer.figures.live_series import live_from_metrics, live_from_records
-from concurrency_observer.figures.metric_series import (
-    FetchedMetrics,
-)
+from concurrency_observer.figures.metric_series import FetchedMetrics
 from concurrency_observer.figures.platform import PlatformFigures, platform_figures
 from concurrency_observer.figures.record_scan import RecordScan
 from concurrency_observer.figures.records import Life, RecordFigures
-from concurrency_observer.figures.report_counts import (
-    Grid,
-    metric_counts,
-    record_counts,
-)
+from concurrency_observer.figures.report_counts import Grid, metric_counts, record_counts
 from concurrency_observer.figures.report_document import (
     SCOPE_ALL_VERSIONS,
     SCOPE_FUNCTION,
@@ -47,16 +58,9 @@ from concurrency_observer.figures.report_usage_build import (
     per_environment_from_records,
     reconciliation,
 )
-from concurrency_observer.figures.report_window import (
-    ReportRequest,
-    ReportWindow,
-)
-from concurrency_observer.figures.usage import (
-    usage_from_classes,
-)
-from concurrency_observer.schema import (
-    ENVIRONMENT_DELTA,
-)
+from concurrency_observer.figures.report_window import ReportRequest, ReportWindow
+from concurrency_observer.figures.usage import usage_from_classes
+from concurrency_observer.schema import ENVIRONMENT_DELTA
 
 
 def build_report(

@@ -18,10 +18,7 @@ from concurrency_observer.figures.metric_series import (
     SeriesKey,
 )
 from concurrency_observer.figures.records import Life
-from concurrency_observer.figures.report_window import (
-    ReportRequest,
-    ReportWindow,
-)
+from concurrency_observer.figures.report_window import ReportRequest, ReportWindow
 from concurrency_observer.schema import (
     ENVIRONMENT_DELTA,
     ENVIRONMENT_INIT,
@@ -33,6 +30,7 @@ from concurrency_observer.schema import (
 
 
 def as_count(value: float) -> int:
+    """A summed count as a whole number."""
     # Counts are sums of 1s; rounding guards against float noise, never hides real fractions.
     return round(value)
 
@@ -73,6 +71,7 @@ class Grid:
 
 
 def running_sum(values: Sequence[float]) -> list[int]:
+    """The running total at each position, as counts."""
     running, out = 0.0, []
     for value in values:
         running += value

@@ -8,33 +8,13 @@ from collections.abc import Mapping, Sequence
 
 from concurrency_observer.figures import records as record_figures
 from concurrency_observer.figures.live_series import Live
-from concurrency_observer.figures.metric_series import (
-    MAXIMUM,
-    FetchedMetrics,
-    Series,
-    SeriesKey,
-)
+from concurrency_observer.figures.metric_series import MAXIMUM, FetchedMetrics, Series, SeriesKey
 from concurrency_observer.figures.record_scan import RecordScan
-from concurrency_observer.figures.report_counts import (
-    Counts,
-    Grid,
-)
-from concurrency_observer.figures.report_document import (
-    SOURCE_METRICS,
-    Report,
-)
-from concurrency_observer.figures.report_window import (
-    ReportRequest,
-    iso,
-)
-from concurrency_observer.figures.usage import (
-    QUANTILES_FROM_CLOUDWATCH,
-    Distribution,
-)
-from concurrency_observer.schema import (
-    ENVIRONMENT_LIFETIME,
-    METRICS_LEAN,
-)
+from concurrency_observer.figures.report_counts import Counts, Grid
+from concurrency_observer.figures.report_document import SOURCE_METRICS, Report
+from concurrency_observer.figures.report_window import ReportRequest, iso
+from concurrency_observer.figures.usage import QUANTILES_FROM_CLOUDWATCH, Distribution
+from concurrency_observer.schema import ENVIRONMENT_LIFETIME, METRICS_LEAN
 
 
 def refused_note(refused: Mapping[str, int]) -> str | None:
@@ -64,6 +44,7 @@ def _record_notes(scan: RecordScan) -> list[str]:
 
 
 def source_notes(scan: RecordScan | None, from_records: bool, counts: Counts) -> list[str]:
+    """Where the figures came from, and what the scan did not count."""
     if scan is None:  # not asked for (a caller without a Logs client)
         return []
     return [*_record_notes(scan), _source_note(scan, from_records, counts)]
@@ -125,6 +106,7 @@ def unknown_notes(report: Report, engines: Sequence[str]) -> list[str]:
 
 
 def usage_notes(report: Report, fetched: FetchedMetrics) -> list[str]:
+    """Shutdowns without a FirstInvoke class, and lifetime quantiles that are approximated."""
     notes = []
     if any(usage.unclassified for usage in report.usage_by_init_type.values()):
         notes.append(
@@ -153,6 +135,7 @@ def lookback_warnings(
     fetched: FetchedMetrics,
     lifetime: Distribution,
 ) -> list[str]:
+    """A live series that the look-back start cut short (environments born before it)."""
     window = request.window
     warnings = []
     for label, values in [("", live.total), *((f" ({t})", v) for t, v in live.by_type.items())]:
@@ -177,6 +160,7 @@ def lookback_warnings(
 
 
 def scope_notes(request: ReportRequest, report: Report, by_version: bool) -> list[str]:
+    """What a version's report covers, and breakdowns that don't add up to their total."""
     notes = []
     if by_version:
         notes.append(
@@ -220,6 +204,7 @@ def _duration(seconds: float) -> str:
 
 
 def empty_message(request: ReportRequest, fetched: FetchedMetrics) -> str:
+    """Why there is nothing to report, and what to check (``NoMetricsError``'s message)."""
     window = request.window
     who = request.function_name + (f" version {request.version}" if request.version else "")
     if fetched.metrics_known:

@@ -17,14 +17,8 @@ from concurrency_observer.figures.metric_series import (
     SeriesKey,
 )
 from concurrency_observer.figures.records import RecordFigures
-from concurrency_observer.figures.report_counts import (
-    Counts,
-    Grid,
-    as_count,
-)
-from concurrency_observer.figures.report_window import (
-    ReportRequest,
-)
+from concurrency_observer.figures.report_counts import Counts, Grid, as_count
+from concurrency_observer.figures.report_window import ReportRequest
 from concurrency_observer.figures.usage import (
     QUANTILES_FROM_CLOUDWATCH,
     Distribution,
@@ -78,11 +72,14 @@ class PerEnvironment:
 
 
 def per_environment_from_records(figures: RecordFigures) -> PerEnvironment:
+    """The per-environment figures as the records give them."""
     # The records carry every per-environment figure under the same name.
     return PerEnvironment(**{f.name: getattr(figures, f.name) for f in fields(PerEnvironment)})
 
 
 def per_environment_from_metrics(fetched: FetchedMetrics, grid: Grid) -> PerEnvironment:
+    """The per-environment figures from the full profile's metrics, without records."""
+
     def total_of(key: SeriesKey) -> int:
         return as_count(grid.window_total(fetched.series.get(key)))
 
