@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from concurrency_observer import schema
-from concurrency_observer.aws.records import RecordScan
 from concurrency_observer.aws.report import ReportRequest, build_report, resolve_window
+from concurrency_observer.figures.record_scan import RecordScan
 from concurrency_observer.local.emf_report import fetch_from_emf
 from concurrency_observer.local.fleet import FleetConfig, FleetSnapshot
 from concurrency_observer.local.load import LoadProfile, arrival_schedule, burst_times, run_load

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from concurrency_observer.aws.metrics import Series
 from concurrency_observer.aws.report import (
     MAXIMUM,
     SAMPLE_COUNT,
@@ -25,6 +24,7 @@ from concurrency_observer.aws.report import (
     build_report,
 )
 from concurrency_observer.errors import UserError
+from concurrency_observer.figures.metric_series import Series
 from concurrency_observer.reporting import (
     CSV_HEADER,
     csv_rows,
@@ -194,7 +194,7 @@ def test_table_shows_the_cross_check() -> None:
 
 def test_a_report_from_records_shows_its_bill_and_charts_its_peaks(tmp_path: Path) -> None:
     """Records: the table names the exact peak and the observer's bill; the chart still draws."""
-    from concurrency_observer.aws.records import RecordScan
+    from concurrency_observer.figures.record_scan import RecordScan
     from tests.unit.figures.test_records import LEAN, RECORDS, WINDOW
 
     report = build_report(

@@ -25,11 +25,12 @@ from typing import Any, Final
 
 from concurrency_observer import schema
 from concurrency_observer.aws.metrics import MetricQuery, get_metric_series
-from concurrency_observer.aws.records import belongs_to, default_log_group, read_records
+from concurrency_observer.aws.records import default_log_group, read_records
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError, UserError
 from concurrency_observer.figures import records as record_figures
 from concurrency_observer.figures.periods import floor_to_period
+from concurrency_observer.figures.record_scan import belongs_to
 from concurrency_observer.study.clock import Clock, SystemClock
 from concurrency_observer.study.plan import StudyPlan
 from concurrency_observer.study.ports import (

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final
 
+from concurrency_observer.figures.metric_series import Series
 from concurrency_observer.figures.periods import Dimensions
 from concurrency_observer.schema import FUNCTION_NAME
 
@@ -53,22 +54,6 @@ class MetricQuery:
             },
             "ReturnData": True,
         }
-
-
-@dataclass(frozen=True)
-class Series:
-    """Data points of one query, oldest first; a period with no data has no point."""
-
-    points: tuple[tuple[datetime, float], ...] = ()
-
-    @property
-    def total(self) -> float:
-        """The sum of all values (meaningful for ``Sum`` and ``SampleCount``)."""
-        return sum(value for _, value in self.points)
-
-    def by_timestamp(self) -> dict[datetime, float]:
-        """The values keyed by their (UTC) period start."""
-        return dict(self.points)
 
 
 @dataclass(frozen=True)

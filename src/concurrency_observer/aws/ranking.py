@@ -29,21 +29,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from concurrency_observer.aws.metrics import MetricQuery, Series, get_metric_series
-from concurrency_observer.aws.records import (
-    RecordScan,
-    default_log_group,
-    function_log_group,
-    read_records,
-)
-from concurrency_observer.aws.report import (
-    NoMetricsError,
-    ReportWindow,
-    iso,
-    refused_note,
-)
+from concurrency_observer.aws.metrics import MetricQuery, get_metric_series
+from concurrency_observer.aws.records import default_log_group, function_log_group, read_records
+from concurrency_observer.aws.report import NoMetricsError, ReportWindow, iso
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.figures import records as record_figures
+from concurrency_observer.figures.metric_series import Series
+from concurrency_observer.figures.record_scan import RecordScan
+from concurrency_observer.figures.report_notes import refused_note
 from concurrency_observer.figures.usage import Usage, combined, usage_from_classes
 from concurrency_observer.schema import (
     ENVIRONMENT_DELTA,

@@ -8,30 +8,33 @@ lean ``EnvironmentDelta`` (Sum and SampleCount per init type) and the full profi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any
 
 from concurrency_observer.aws.metrics import (
     MetricQuery,
-    Series,
     dimension_values,
     get_metric_series,
     list_function_metrics,
 )
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.errors import AwsError
+from concurrency_observer.figures.metric_series import (
+    DISTRIBUTION_METRICS,
+    MAXIMUM,
+    SAMPLE_COUNT,
+    SUM,
+    FetchedMetrics,
+    SeriesKey,
+)
 from concurrency_observer.figures.periods import Dimensions
 from concurrency_observer.figures.report_window import ReportRequest
 from concurrency_observer.figures.usage import LIFETIME_PERCENTILES
 from concurrency_observer.schema import (
     ENVIRONMENT_DELTA,
-    ENVIRONMENT_IDLE_TIME,
     ENVIRONMENT_INIT,
-    ENVIRONMENT_INVOCATIONS,
     ENVIRONMENT_LIFETIME,
     ENVIRONMENT_SHUTDOWN,
-    ENVIRONMENT_TIME_TO_FIRST_INVOKE,
     FIRST_INVOKE,
     FIRST_INVOKE_CLASSES,
     FUNCTION_NAME,
@@ -39,43 +42,6 @@ from concurrency_observer.schema import (
     SHUTDOWN_REASON,
     SHUTDOWN_REASON_SET,
 )
-
-SUM: Final = "Sum"
-SAMPLE_COUNT: Final = "SampleCount"
-MAXIMUM: Final = "Maximum"
-
-# Metrics sent once per environment at shutdown (full profile), summarised as count / mean / max.
-DISTRIBUTION_METRICS: Final = (
-    ENVIRONMENT_LIFETIME,
-    ENVIRONMENT_INVOCATIONS,
-    ENVIRONMENT_IDLE_TIME,
-    ENVIRONMENT_TIME_TO_FIRST_INVOKE,
-)
-
-
-@dataclass(frozen=True)
-class SeriesKey:
-    """Which series: a metric's statistic, for the totals (``dimension`` None) or one breakdown."""
-
-    metric: str
-    stat: str
-    dimension: str | None = None
-    value: str | None = None
-    first_invoke: str | None = None  # with dimension INIT_TYPE: the [.., FirstInvoke] series
-
-
-@dataclass(frozen=True)
-class FetchedMetrics:
-    """What CloudWatch returned: discovered breakdown values and every series, by key."""
-
-    init_types: tuple[str, ...]
-    shutdown_reasons: tuple[str, ...]
-    series: Mapping[SeriesKey, Series]
-    metrics_known: int = 0  # metrics ListMetrics knows for the function (0: maybe a wrong name)
-    # Lifetime percentiles over the window (percent: seconds) when CloudWatch gave them; else
-    # None and ``percentile_note`` says why (the report then approximates from period means).
-    lifetime_percentiles: Mapping[int, float] | None = None
-    percentile_note: str | None = None
 
 
 def plan_queries(

@@ -1,6 +1,6 @@
 """The report as a document: every figure the renderers show, and its stable JSON form.
 
-``aws.report`` builds a ``Report``; ``reporting`` renders it (table, JSON, CSV, PNG).
+``figures.report_build`` builds a ``Report``; ``reporting`` renders it (table, JSON, CSV, PNG).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 ``fetch_from_emf(documents, request)`` answers the same queries ``aws.report.plan_queries`` plans
 (the same metrics, statistics, exact dimension sets and periods, under either metric profile) from
-EMF documents (``readback.emf_documents``), so ``aws.report.build_report`` turns them, with the
-environment records, into the very report ``report`` prints for CloudWatch.
+EMF documents (``readback.emf_documents``), so ``figures.report_build.build_report`` turns them,
+with the environment records, into the very report ``report`` prints for CloudWatch.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from concurrency_observer.aws.metrics import Series
-from concurrency_observer.aws.report_metrics import FetchedMetrics, plan_queries
+from concurrency_observer.aws.report_metrics import plan_queries
+from concurrency_observer.figures.metric_series import FetchedMetrics, Series
 from concurrency_observer.figures.periods import floor_to_period
 from concurrency_observer.figures.report_window import ReportRequest
 from concurrency_observer.local.readback import emf_values

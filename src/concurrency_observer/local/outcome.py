@@ -20,17 +20,13 @@ from typing import Any, Final
 from concurrency_observer import schema
 from concurrency_observer.aws.lambda_invocations import lambda_invocations
 from concurrency_observer.aws.metrics import list_function_metrics
-from concurrency_observer.aws.records import RecordScan
-from concurrency_observer.aws.report import (
-    Report,
-    build_report,
-    scan_records,
-    with_platform_lines,
-)
+from concurrency_observer.aws.report import scan_records
 from concurrency_observer.aws.report_metrics import fetch_metrics
 from concurrency_observer.aws.session import aws_errors
 from concurrency_observer.figures import records as record_figures
-from concurrency_observer.figures.report_document import SOURCE_RECORDS
+from concurrency_observer.figures.record_scan import RecordScan
+from concurrency_observer.figures.report_build import build_report, with_platform_lines
+from concurrency_observer.figures.report_document import SOURCE_RECORDS, Report
 from concurrency_observer.local.emf_report import emf_points, fetch_from_emf
 from concurrency_observer.local.fleet_snapshot import FleetSnapshot
 from concurrency_observer.local.platform_truth import (

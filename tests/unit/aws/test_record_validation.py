@@ -15,13 +15,8 @@ import pytest
 
 from concurrency_observer import environment_record as rec
 from concurrency_observer.aws.ranking import RecordsScanned
-from concurrency_observer.aws.records import (
-    MAX_DEPTH,
-    MAX_LINE_LENGTH,
-    belongs_to,
-    check_line,
-    collect,
-)
+from concurrency_observer.aws.records import MAX_DEPTH, MAX_LINE_LENGTH, check_line, collect
+from concurrency_observer.figures.record_scan import belongs_to
 
 from .test_records import T0, _ms, line, record
 

@@ -13,7 +13,6 @@ from botocore.stub import Stubber
 from concurrency_observer.aws.metrics import (
     MAX_QUERIES_PER_CALL,
     MetricQuery,
-    Series,
     dimension_values,
     get_metric_series,
     list_function_metrics,
@@ -31,6 +30,7 @@ from concurrency_observer.aws.report import (
     resolve_window,
 )
 from concurrency_observer.errors import UserError
+from concurrency_observer.figures.metric_series import Series
 from concurrency_observer.schema import (
     ENVIRONMENT_INIT,
     ENVIRONMENT_LIFETIME,

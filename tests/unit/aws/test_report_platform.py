@@ -27,7 +27,6 @@ from rich.console import Console
 
 from concurrency_observer import environment_record as rec
 from concurrency_observer.aws.lambda_invocations import invocations_query, lambda_invocations
-from concurrency_observer.aws.records import RecordScan
 from concurrency_observer.aws.report import (
     FetchedMetrics,
     ReportRequest,
@@ -36,6 +35,7 @@ from concurrency_observer.aws.report import (
 )
 from concurrency_observer.aws.session import client
 from concurrency_observer.cli.report import report as report_command
+from concurrency_observer.figures.record_scan import RecordScan
 from concurrency_observer.reporting.structured import report_csv
 from concurrency_observer.reporting.table import report_renderable
 from tests.unit.aws.test_report_lean_moto import seed_lean

@@ -13,9 +13,9 @@ from typing import Any
 
 from rich.console import Console
 
-from concurrency_observer.aws.records import RecordScan
 from concurrency_observer.aws.report import ReportRequest, build_report
 from concurrency_observer.figures.platform_lines import accounts
+from concurrency_observer.figures.record_scan import RecordScan
 from concurrency_observer.reporting.structured import report_csv
 from concurrency_observer.reporting.table import report_renderable
 from tests.unit.aws.test_report_platform import NO_METRICS, WINDOW, _record

@@ -12,10 +12,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from concurrency_observer.aws.records import RecordScan, read_records
+from concurrency_observer.aws.records import read_records
 from concurrency_observer.aws.report import with_report_counts
 from concurrency_observer.figures.platform import platform_figures, platform_section
 from concurrency_observer.figures.platform_join import FILLED_FROM, join
+from concurrency_observer.figures.record_scan import RecordScan
 from concurrency_observer.local.lambda_log_lines import (
     LOG_FORMAT_JSON,
     LOG_FORMAT_TEXT,

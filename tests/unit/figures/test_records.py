@@ -21,8 +21,6 @@ from typing import Any
 import pytest
 
 from concurrency_observer import environment_record as rec
-from concurrency_observer.aws.metrics import Series
-from concurrency_observer.aws.records import RecordScan
 from concurrency_observer.aws.report import (
     SAMPLE_COUNT,
     SUM,
@@ -33,6 +31,8 @@ from concurrency_observer.aws.report import (
     build_report,
 )
 from concurrency_observer.figures import records as record_figures
+from concurrency_observer.figures.metric_series import Series
+from concurrency_observer.figures.record_scan import RecordScan
 from concurrency_observer.schema import (
     ENVIRONMENT_DELTA,
     INIT_ON_DEMAND,

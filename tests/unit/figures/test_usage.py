@@ -9,7 +9,6 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from concurrency_observer.aws.metrics import Series
 from concurrency_observer.aws.report import (
     MAXIMUM,
     SAMPLE_COUNT,
@@ -23,6 +22,7 @@ from concurrency_observer.aws.report import (
     plan_percentile_queries,
     plan_queries,
 )
+from concurrency_observer.figures.metric_series import Series
 from concurrency_observer.figures.usage import (
     LIFETIME_PERCENTILES,
     QUANTILES_FROM_CLOUDWATCH,
