@@ -80,10 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     signal.signal(signal.SIGTERM, interruptions.on_sigterm)
     try:
-        config, warnings = Config.from_environ(os.environ)
-        log = Logger(config.log_level)
-        for warning in warnings:
-            log.warning(warning)
+        config, log = _configured()
         api = _api_or_none(log)
         if api is None:
             code = idle_until_shutdown(None, name, log, interruptions)
@@ -104,6 +101,15 @@ def main(argv: list[str] | None = None) -> None:
     # SIGTERM (one racing the SHUTDOWN event) would turn exit 0 into death by signal: ignore it.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(code)
+
+
+def _configured() -> tuple[Config, Logger]:
+    """The configuration from ``os.environ``; a logger at its level, its warnings said."""
+    config, warnings = Config.from_environ(os.environ)
+    log = Logger(config.log_level)
+    for warning in warnings:
+        log.warning(warning)
+    return config, log
 
 
 def run_handed_off(
@@ -128,10 +134,7 @@ def run_handed_off(
         signal.signal(signal.SIGTERM, interruptions.on_sigterm)
 
     try:
-        config, warnings = Config.from_environ(os.environ)
-        log = Logger(config.log_level)
-        for warning in warnings:
-            log.warning(warning)
+        config, log = _configured()
         api = _api_or_none(log)
         if api is None:
             raise AbandonedHandOff("no Extensions API")
