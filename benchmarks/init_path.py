@@ -1,4 +1,4 @@
-"""What each engine adds to an init, against a 20-line bash stand-in, on several kinds of runtime.
+"""What each engine adds to an init, against a 22-line bash stand-in, on several kinds of runtime.
 
 Real environments under the RIE, every case of a scenario once per round, round-robin with the
 first case rotating, so a busy machine's drift hits all alike; every "added" figure is paired
