@@ -984,3 +984,36 @@ def test_capped_cuts_any_bytes_as_the_python_engine_does(values: list[bytes]) ->
     ).stdout
     expected = [os.fsencode(environment_record.cut_text(os.fsdecode(v))) for v in values]
     assert output.split(b"\0")[:-1] == expected
+
+
+def test_register_comes_before_the_engine_is_read(layer: Path, tmp_path: Path) -> None:
+    """The fallback fed through a FIFO: up to the front door's call, Register goes out with the
+    rest of the file not yet written (bash reads a script one command at a time), so the engine's
+    and the hand-off's functions are read after Register, beside the runtime's init."""
+    source = (layer / FALLBACK_PATH).read_text()
+    call = '    front_door "$@"\nfi\n'
+    assert source.count(call) == 1
+    head, rest = source.split(call)
+    fifo = tmp_path / "fallback.sh"
+    os.mkfifo(fifo)
+    with FakeExtensionsApi([shutdown_event()]).running() as api:
+        process = subprocess.Popen(
+            without_lambda_python([BASH, "-p", str(fifo), EXTENSION_NAME]),
+            env=environment(api),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with fifo.open("w") as script:
+            script.write(head + call)
+            script.flush()
+            deadline = time.monotonic() + 20
+            while not api.paths() and time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.02)
+            registered_early = [path.rsplit("/", 1)[-1] for path in api.paths()]
+            script.write(rest)
+        stdout, stderr = process.communicate(timeout=20)
+    assert registered_early == ["register"], stderr
+    assert process.returncode == 0, stderr
+    assert [schema.ENVIRONMENT_INIT in d for d in documents(stdout)] == [True, False]
+    assert len(environment_records(stdout)) == 1

@@ -5,7 +5,7 @@
 #
 # The front door registers with the Extensions API first (Lambda starts the runtime only once
 # every extension has registered: what comes before Register is paid in full, what comes after
-# runs beside the runtime's init). It registers for INVOKE and SHUTDOWN, or SHUTDOWN alone when
+# runs beside the runtime's init), before bash has even read the engine (front_door, below). It registers for INVOKE and SHUTDOWN, or SHUTDOWN alone when
 # CONCURRENCY_OBSERVER_EVENTS says so or on Lambda Managed Instances, and again for SHUTDOWN alone
 # when Lambda refuses INVOKE (403 Extension.InvalidEventType). Then, unless the shell engine is
 # chosen, it starts the Python engine as its child (coproc) with the identifier, the events and
@@ -234,12 +234,6 @@ valid_namespace() {
     [[ -n $1 && ${#1} -le 255 && $1 != *[^0-9A-Za-z./#:\ _-]* && $1 != AWS/* ]]
 }
 
-seconds() {
-    # Sets $secs: $1 milliseconds as seconds with 3 decimals (never negative: a clock step back).
-    local ms=$(($1 < 0 ? 0 : $1))
-    printf -v secs '%d.%03d' $((ms / 1000)) $((ms % 1000))
-}
-
 configure() {
     # Reads the environment once, like extension/config.py; sets the record's constant parts,
     # $log_level and $warning (empty, or one sentence for the init log line), the events to
@@ -365,6 +359,142 @@ configure_engine() {
             [[ $sink == emf && -n $configured_shutdown_only ]] && engine=bash
             ;;
     esac
+}
+
+request() {
+    # request METHOD PATH BODY [HEADER...]: one HTTP/1.1 exchange with the Extensions API on a
+    # fresh connection. Sets $status (000 when no answer), $extension_id (if the answer names
+    # one) and $body; fails when nothing came back. Builtins only (it runs for every event), and
+    # every read is bounded: the status line and each header line, their count, and the body.
+    local method=$1 path=$2 data=$3 line header length='' lines=0
+    shift 3
+    status=000
+    body=''
+    { exec 3<>"/dev/tcp/$api_host/$api_port"; } 2>/dev/null || return 1
+    {
+        printf '%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n' \
+            "$method" "$path" "$api" "${#data}"
+        for header in "$@"; do printf '%s\r\n' "$header"; done
+        printf '\r\n%s' "$data"
+    } >&3 2>/dev/null || {
+        exec 3<&-
+        return 1
+    }
+    if ! IFS=' ' read -r -n "$MAX_HEADER_LINE" _ status _ <&3; then
+        exec 3<&-
+        status=000
+        return 1
+    fi
+    status=${status%$'\r'}
+    while ((lines++ < MAX_HEADERS)) && IFS= read -r -n "$MAX_HEADER_LINE" line <&3; do
+        line=${line%$'\r'}
+        [[ -z $line ]] && break
+        case ${line,,} in
+            lambda-extension-identifier:*) trimmed "${line#*:}" && extension_id=$trim ;;
+            content-length:*) trimmed "${line#*:}" && length=$trim ;;
+        esac
+    done
+    # Connection: close: what is left unread goes with the connection.
+    if [[ $length == +([0-9]) && ${#length} -lt 10 ]] && ((10#$length < MAX_EVENT)); then
+        IFS= read -r -N "$((10#$length))" body <&3
+    else
+        IFS= read -r -N "$MAX_EVENT" body <&3
+    fi
+    exec 3<&-
+    [[ $status == +([0-9]) ]] || status=000
+}
+
+backoff=0
+next_backoff() {
+    # Sleeps 0.05 s, doubled per consecutive failure up to 5 s: no busy loop, and no giving up.
+    local delays=(0.05 0.1 0.2 0.4 0.8 1.6 3.2 5)
+    "$sleep_command" "${delays[backoff]}" 2>/dev/null || "$sleep_command" 1 2>/dev/null || :
+    if ((backoff < ${#delays[@]} - 1)); then backoff=$((backoff + 1)); fi
+}
+
+register() {
+    # Registers for $events_json; at once again for SHUTDOWN alone when Lambda refuses INVOKE
+    # (403 Extension.InvalidEventType: Lambda Managed Instances, or any mode that refuses it the
+    # same way). Until registered there is no identifier to poll with: keep trying (init waits
+    # for it, and a process that exits now fails the environment). One log line, at the first
+    # failure. Sets $extension_id and $register_body (the answer: functionName, handler...).
+    local failures=0
+    extension_id=''
+    until request POST "$API_PATH/register" "{\"events\":$events_json}" \
+        "Lambda-Extension-Name: $extension_name" 'Content-Type: application/json' &&
+        [[ $status == 200 && -n $extension_id ]]; do
+        [[ -n $sigterm_early ]] && break # shutting down before registered: main writes the records
+        if [[ $status == 403 && -z $shutdown_only && $body == *"$INVALID_EVENT_TYPE"* ]]; then
+            shutdown_only=1
+            set_events
+            continue
+        fi
+        if ((backoff == 0)); then
+            log_line ERROR "cannot register with the Extensions API at '$api' (HTTP $status)," \
+                "retrying"
+        fi
+        next_backoff
+        # A register with INVOKE refused three times in a row, in whatever way: SHUTDOWN alone,
+        # which every mode accepts (the Python engine used to hand over to this script then).
+        if (((failures += 1) == 3)) && [[ -z $shutdown_only ]]; then
+            log_line WARNING "register for INVOKE,SHUTDOWN failed 3 times; registering for SHUTDOWN"
+            shutdown_only=1
+            set_events
+        fi
+    done
+    register_body=${body:0:MAX_REGISTER_BODY}
+    counting=''
+    [[ -z $shutdown_only ]] && counting=1
+    backoff=0
+}
+
+clock_offset() {
+    # Sets $offset: wall clock minus uptime (ms), '' when the uptime is unknown; and $uptime.
+    now_ms
+    uptime_ms
+    offset=${uptime:+$((now - uptime))}
+}
+
+# -- the front door: register before anything else is read --------------------------------------
+# Lambda starts the runtime once every extension has registered, so everything up to Register is
+# paid by the init in full. bash reads a script one command at a time: the functions above (what
+# Register needs) are all it has read when front_door runs; the engine's and the hand-off's below
+# are read after Register, beside the runtime's own init.
+
+sigterm_early='' # a SIGTERM before main's own trap is set: main acts on it
+front_door() {
+    # $1: the name to register under. Reads the configuration and registers; sets $started_ms
+    # (the environment's start, the records' initTime) and $init_offset. A SIGTERM meanwhile ends
+    # the register loop (on_sigterm, defined below, is not read yet): main writes the records.
+    local now offset uptime
+    clock_offset
+    started_ms=$now
+    init_offset=$offset
+    # A closed stdout must give a failed write, not a death by SIGPIPE.
+    trap '' PIPE
+    trap 'sigterm_early=1' TERM
+    configure
+    # host:port, set by Lambda; anything else could only make the requests say something else.
+    capped "${AWS_LAMBDA_RUNTIME_API:-}"
+    api=$text
+    [[ $api == *[!A-Za-z0-9.:_-]* ]] && api=''
+    api_host=${api%:*}
+    api_port=${api##*:}
+    extension_name=${1:-${0##*/}}
+    register
+    front_door_done=1
+}
+
+front_door_done=''
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    front_door "$@"
+fi
+
+
+seconds() {
+    # Sets $secs: $1 milliseconds as seconds with 3 decimals (never negative: a clock step back).
+    local ms=$(($1 < 0 ? 0 : $1))
+    printf -v secs '%d.%03d' $((ms / 1000)) $((ms % 1000))
 }
 
 new_environment_id() {
@@ -500,99 +630,6 @@ finish() {
     [[ -n $python_init ]] && delivered=shutdown
     log_line INFO "$summary, $label: delivered $delivered"
     exit 0
-}
-
-request() {
-    # request METHOD PATH BODY [HEADER...]: one HTTP/1.1 exchange with the Extensions API on a
-    # fresh connection. Sets $status (000 when no answer), $extension_id (if the answer names
-    # one) and $body; fails when nothing came back. Builtins only (it runs for every event), and
-    # every read is bounded: the status line and each header line, their count, and the body.
-    local method=$1 path=$2 data=$3 line header length='' lines=0
-    shift 3
-    status=000
-    body=''
-    { exec 3<>"/dev/tcp/$api_host/$api_port"; } 2>/dev/null || return 1
-    {
-        printf '%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n' \
-            "$method" "$path" "$api" "${#data}"
-        for header in "$@"; do printf '%s\r\n' "$header"; done
-        printf '\r\n%s' "$data"
-    } >&3 2>/dev/null || {
-        exec 3<&-
-        return 1
-    }
-    if ! IFS=' ' read -r -n "$MAX_HEADER_LINE" _ status _ <&3; then
-        exec 3<&-
-        status=000
-        return 1
-    fi
-    status=${status%$'\r'}
-    while ((lines++ < MAX_HEADERS)) && IFS= read -r -n "$MAX_HEADER_LINE" line <&3; do
-        line=${line%$'\r'}
-        [[ -z $line ]] && break
-        case ${line,,} in
-            lambda-extension-identifier:*) trimmed "${line#*:}" && extension_id=$trim ;;
-            content-length:*) trimmed "${line#*:}" && length=$trim ;;
-        esac
-    done
-    # Connection: close: what is left unread goes with the connection.
-    if [[ $length == +([0-9]) && ${#length} -lt 10 ]] && ((10#$length < MAX_EVENT)); then
-        IFS= read -r -N "$((10#$length))" body <&3
-    else
-        IFS= read -r -N "$MAX_EVENT" body <&3
-    fi
-    exec 3<&-
-    [[ $status == +([0-9]) ]] || status=000
-}
-
-backoff=0
-next_backoff() {
-    # Sleeps 0.05 s, doubled per consecutive failure up to 5 s: no busy loop, and no giving up.
-    local delays=(0.05 0.1 0.2 0.4 0.8 1.6 3.2 5)
-    "$sleep_command" "${delays[backoff]}" 2>/dev/null || "$sleep_command" 1 2>/dev/null || :
-    if ((backoff < ${#delays[@]} - 1)); then backoff=$((backoff + 1)); fi
-}
-
-register() {
-    # Registers for $events_json; at once again for SHUTDOWN alone when Lambda refuses INVOKE
-    # (403 Extension.InvalidEventType: Lambda Managed Instances, or any mode that refuses it the
-    # same way). Until registered there is no identifier to poll with: keep trying (init waits
-    # for it, and a process that exits now fails the environment). One log line, at the first
-    # failure. Sets $extension_id and $register_body (the answer: functionName, handler...).
-    local failures=0
-    extension_id=''
-    until request POST "$API_PATH/register" "{\"events\":$events_json}" \
-        "Lambda-Extension-Name: $extension_name" 'Content-Type: application/json' &&
-        [[ $status == 200 && -n $extension_id ]]; do
-        if [[ $status == 403 && -z $shutdown_only && $body == *"$INVALID_EVENT_TYPE"* ]]; then
-            shutdown_only=1
-            set_events
-            continue
-        fi
-        if ((backoff == 0)); then
-            log_line ERROR "cannot register with the Extensions API at '$api' (HTTP $status)," \
-                "retrying"
-        fi
-        next_backoff
-        # A register with INVOKE refused three times in a row, in whatever way: SHUTDOWN alone,
-        # which every mode accepts (the Python engine used to hand over to this script then).
-        if (((failures += 1) == 3)) && [[ -z $shutdown_only ]]; then
-            log_line WARNING "register for INVOKE,SHUTDOWN failed 3 times; registering for SHUTDOWN"
-            shutdown_only=1
-            set_events
-        fi
-    done
-    register_body=${body:0:MAX_REGISTER_BODY}
-    counting=''
-    [[ -z $shutdown_only ]] && counting=1
-    backoff=0
-}
-
-clock_offset() {
-    # Sets $offset: wall clock minus uptime (ms), '' when the uptime is unknown; and $uptime.
-    now_ms
-    uptime_ms
-    offset=${uptime:+$((now - uptime))}
 }
 
 fast_now_ms() {
@@ -847,29 +884,19 @@ hand_to_python() {
 }
 
 main() {
-    # $1: the name to register under.
-    local now offset uptime label
-    clock_offset
-    started_ms=$now
-    init_offset=$offset
+    # $1: the name to register under. Executed, the front door has registered already; sourced
+    # (the tests), main runs it.
+    local now=$started_ms label
+    [[ -n $front_door_done ]] || front_door "$@"
+    now=$started_ms # new_environment_id's last resort
     restores=0
     new_environment_id
-    # A closed stdout must give a failed write, not a death by SIGPIPE.
-    trap '' PIPE
-    configure
     trap on_sigterm TERM
-    # host:port, set by Lambda; anything else could only make the requests say something else.
-    capped "${AWS_LAMBDA_RUNTIME_API:-}"
-    api=$text
-    [[ $api == *[!A-Za-z0-9.:_-]* ]] && api=''
-    api_host=${api%:*}
-    api_port=${api##*:}
-    extension_name=${1:-${0##*/}}
+    [[ -n $sigterm_early ]] && on_sigterm
     code_dir=${BASH_SOURCE[0]%/*}
     [[ $code_dir == "${BASH_SOURCE[0]}" ]] && code_dir=.
     exec {log_fd}>&1 # the function's log, for Python's stdout (its own is the milestone pipe)
-    register
-    [[ $engine == python ]] && hand_to_python
+    [[ $engine == python && -n $extension_id ]] && hand_to_python
     owner=shell
     local delivered=': init record delivered'
     [[ -n $init_written ]] && delivered=''
