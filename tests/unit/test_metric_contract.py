@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from concurrency_observer import schema
 from concurrency_observer.extension.records import (
@@ -298,3 +300,11 @@ def test_lean_put_metric_data_parameters() -> None:
         ("MetricData.member.2.Value", "-1"),
         ("MetricData.member.2.Unit", "Count"),
     ]
+
+
+@given(st.text(max_size=80))
+def test_safe_token_is_the_regular_expression_it_replaced(raw: str) -> None:
+    """safe_token, written without re (the extension calls it before its first /event/next),
+    gives what re.sub of unsafe runs gave, for any text."""
+    expected = re.sub(r"[^a-z0-9_.-]+", "-", raw.strip().lower()).strip("-")[:32] or "unknown"
+    assert schema.safe_token(raw) == expected

@@ -12,8 +12,6 @@ and its other fields are not read, so no value of theirs can make it malformed.
 
 from __future__ import annotations
 
-import json
-
 from concurrency_observer.extension.frozen import value
 from concurrency_observer.schema import normalize_shutdown_reason
 
@@ -75,6 +73,11 @@ def _deadline(document: dict[str, object]) -> int | None:
 
 def parse_next_event(body: bytes) -> NextEvent:
     """The event in a ``/event/next`` response body; ``MalformedEventError`` if there is none."""
+    # Imported at the first event, after the first /event/next: json (with re) costs about 7 ms,
+    # which the init would pay if it were imported at the top (docs/design.md, "Nothing heavy at
+    # cold start").
+    import json  # noqa: PLC0415
+
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:

@@ -10,8 +10,6 @@ exit, and this extension never exits before SHUTDOWN (see ``event_loop``).
 
 from __future__ import annotations
 
-import json
-
 from concurrency_observer.extension.events import parse_next_event
 from concurrency_observer.extension.frozen import value
 from concurrency_observer.extension.http11 import Connection, HttpError, parse_url
@@ -59,6 +57,8 @@ class ExtensionsApiError(Exception):
 
 def register_request(extension_name: str, events: Sequence[str] = DEFAULT_EVENTS) -> ApiRequest:
     """``POST /extension/register`` for ``events``, under the executable's name."""
+    import json  # noqa: PLC0415 (the self-registering start only: the front door registers)
+
     body = json.dumps({"events": list(events)}, separators=(",", ":")).encode()
     headers = ((EXTENSION_NAME_HEADER, extension_name), ("Content-Type", "application/json"))
     return ApiRequest("POST", f"{BASE_PATH}/register", headers, body)

@@ -28,14 +28,13 @@ front door").
 
 from __future__ import annotations
 
-import json
 import os
 
 from concurrency_observer.extension.frozen import value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
 HANDOFF_FLAG = "--handoff"
 INIT_MILESTONE = b"init\n"
@@ -59,7 +58,7 @@ class HandOff:
 
     extension_id: str
     events: tuple[str, ...]
-    register_fields: Mapping[str, str]
+    register_body: str  # as the front door cut it, read by register_fields when needed
     milestone_fd: int
     started_ms: int | None = None  # the front door's start, epoch ms, when it said so
 
@@ -86,7 +85,7 @@ def parse_handoff(argv: Sequence[str]) -> HandOff | None:
     events = tuple(e for e in _KNOWN_EVENTS if e in raw_events.split(","))
     if "SHUTDOWN" not in events:
         raise HandOffError(f"the registered events lack SHUTDOWN: {raw_events[:40]!r}")
-    return HandOff(extension_id, events, register_fields(body), int(raw_fd), started_ms)
+    return HandOff(extension_id, events, body[:_MAX_BODY], int(raw_fd), started_ms)
 
 
 def front_door_start(
@@ -106,7 +105,12 @@ def front_door_start(
 
 
 def register_fields(body: str) -> dict[str, str]:
-    """The Register response's string fields (functionName, functionVersion, handler...)."""
+    """The Register response's string fields (functionName, functionVersion, handler...).
+
+    Not parsed in the hand-off itself: ``json`` (with ``re``) costs about 7 ms to import, and
+    nothing before the first ``/event/next`` needs these fields."""
+    import json  # noqa: PLC0415
+
     try:
         document = json.loads(body[:_MAX_BODY]) if body else {}
     except ValueError:

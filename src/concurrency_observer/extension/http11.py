@@ -1,4 +1,4 @@
-"""A minimal HTTP/1.1 client on ``socket``: keep-alive, Content-Length and chunked bodies.
+"""A minimal HTTP/1.1 client on ``_socket``: keep-alive, Content-Length and chunked bodies.
 
 Why not ``http.client`` or ``urllib``: they import ``ssl`` and ``email`` when loaded, about 6 MB of
 memory and tens of milliseconds at every cold start (docs/design.md). The Extensions API
@@ -27,18 +27,20 @@ Two rules keep a count from being lost or doubled:
 
 from __future__ import annotations
 
-import socket
+import _socket
 import time
 
 from concurrency_observer.extension.frozen import value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     import ssl
     from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
 
-    # What socket.getaddrinfo returns: (family, type, proto, canonname, sockaddr) tuples.
-    AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[object, ...]]
+    # What getaddrinfo returns: (family, type, proto, canonname, sockaddr) tuples.
+    AddressInfo = tuple[int, int, int, str, tuple[Any, ...]]
     Resolver = Callable[[bytes | str, int], Sequence[AddressInfo]]
 
 _MAX_LINE = 65536
@@ -47,7 +49,7 @@ _MAX_BODY = 4 * 1024 * 1024  # responses here are events and error documents, a 
 _RECV_SIZE = 65536
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # recv flags for the idle check: look without consuming, never block.
-_PEEK_NOW = socket.MSG_PEEK | socket.MSG_DONTWAIT
+_PEEK_NOW = _socket.MSG_PEEK | _socket.MSG_DONTWAIT
 
 _tls_context: ssl.SSLContext | None = None
 
@@ -141,6 +143,15 @@ def _default_tls_context() -> ssl.SSLContext:
     return _tls_context
 
 
+def _stdlib_socket(raw: _socket.socket) -> socket.socket:
+    """``raw`` as the ``socket.socket`` that ``ssl`` wraps, on the same descriptor. The rest of
+    this module works on ``_socket`` (``socket``'s enums cost about 4 ms at every cold start);
+    ``ssl`` imports ``socket`` anyway, so only a TLS connection pays for it."""
+    import socket  # noqa: PLC0415
+
+    return socket.socket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+
+
 def encode_request(
     method: str, target: str, host: str, headers: Iterable[tuple[str, str]], body: bytes
 ) -> bytes:
@@ -156,7 +167,7 @@ def encode_request(
 
 
 def _resolve_with_getaddrinfo(host: bytes | str, port: int) -> Sequence[AddressInfo]:
-    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)
 
 
 def _lookup_before(
@@ -187,7 +198,7 @@ def _lookup_before(
     return result
 
 
-def _set_timeout(sock: socket.socket, deadline: float | None, clock: Callable[[], float]) -> None:
+def _set_timeout(sock: _socket.socket, deadline: float | None, clock: Callable[[], float]) -> None:
     """Give the next socket call the time left before ``deadline`` (``None``: block)."""
     if deadline is None:
         if sock.gettimeout() is not None:  # settimeout costs a syscall; /event/next repeats None
@@ -199,7 +210,7 @@ def _set_timeout(sock: socket.socket, deadline: float | None, clock: Callable[[]
     sock.settimeout(remaining)
 
 
-def _is_idle_and_open(sock: socket.socket) -> bool:
+def _is_idle_and_open(sock: _socket.socket) -> bool:
     """Whether a kept-alive connection can take a request: nothing to read on it right now.
 
     A zero-timeout peek at the raw socket (what a zero-timeout poll tells, without importing
@@ -216,7 +227,7 @@ def _is_idle_and_open(sock: socket.socket) -> bool:
     try:
         # The raw socket's recv, also for an SSLSocket (whose own recv refuses flags): peeking
         # at the encrypted bytes is enough to know whether any arrived.
-        socket.socket.recv(sock, 1, _PEEK_NOW)
+        _socket.socket.recv(sock, 1, _PEEK_NOW)
     except BlockingIOError:
         return True  # nothing to read: open and idle
     except OSError:
@@ -273,7 +284,7 @@ class Connection:
         self.read_timeout = read_timeout
         self._resolver = resolver or _resolve_with_getaddrinfo
         self._clock = clock
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
 
     def close(self) -> None:
         """Close the connection (the next request opens a new one)."""
@@ -364,7 +375,7 @@ class Connection:
             self.close()
         return response
 
-    def _open(self, deadline: float) -> socket.socket:
+    def _open(self, deadline: float) -> _socket.socket:
         """A connected (and for https, TLS-wrapped) socket, all of it before ``deadline``."""
         endpoint = self.endpoint
         try:
@@ -377,9 +388,10 @@ class Connection:
             ) from None
         sock = self._connect_any(addresses, deadline)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             if endpoint.scheme == "https":
                 context = self._tls_context or _default_tls_context()
+                sock = _stdlib_socket(sock)
                 _set_timeout(sock, deadline, self._clock)  # the handshake as a whole
                 sock = context.wrap_socket(sock, server_hostname=endpoint.host)
         except BaseException as error:
@@ -395,19 +407,19 @@ class Connection:
     def _addresses(self, deadline: float) -> Sequence[AddressInfo]:
         """The addresses to try: an IP literal as is, a host name looked up before ``deadline``."""
         try:  # an IP address needs no lookup (the Extensions API's 127.0.0.1)
-            return socket.getaddrinfo(
-                self._host, self.endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+            return _socket.getaddrinfo(
+                self._host, self.endpoint.port, 0, _socket.SOCK_STREAM, 0, _socket.AI_NUMERICHOST
             )
-        except socket.gaierror:
+        except _socket.gaierror:
             pass
         return _lookup_before(self._resolver, self._host, self.endpoint.port, deadline, self._clock)
 
-    def _connect_any(self, addresses: Sequence[AddressInfo], deadline: float) -> socket.socket:
+    def _connect_any(self, addresses: Sequence[AddressInfo], deadline: float) -> _socket.socket:
         """The first address that accepts a connection; all of them share ``deadline``."""
         endpoint = self.endpoint
         last_error: OSError | None = None
         for family, kind, proto, _name, address in addresses:
-            sock = socket.socket(family, kind, proto)
+            sock = _socket.socket(family, kind, proto)
             try:
                 _set_timeout(sock, deadline, self._clock)
                 sock.connect(address)
@@ -430,7 +442,7 @@ class _Reader:
     """Buffered reads from a socket, each ``recv`` given only the time left before ``deadline``."""
 
     def __init__(
-        self, sock: socket.socket, deadline: float | None, clock: Callable[[], float]
+        self, sock: _socket.socket, deadline: float | None, clock: Callable[[], float]
     ) -> None:
         self._sock = sock
         self._deadline = deadline

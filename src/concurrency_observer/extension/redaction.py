@@ -33,7 +33,11 @@ with none of the shapes' words, such as the INFO line at init, compiles no patte
 from __future__ import annotations
 
 import binascii
-import re
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Sequence
 
 MASK = "***"
 WITHHELD = "*** (withheld: it holds a credential in an encoded form)"
@@ -165,11 +169,19 @@ def _xml_decoded(match: re.Match[str]) -> str:
     return chr(code) if code < 0x110000 else match.group(0)
 
 
+def _compiled(sources: Sequence[str]) -> list[re.Pattern[str]]:
+    # re is imported here, at the first line that needs it: it costs about 6 ms, and the
+    # extension's init path (before its first /event/next) has nothing to mask.
+    import re  # noqa: PLC0415
+
+    return [re.compile(source) for source in sources]
+
+
 def decoded(text: str) -> str:
     """``text`` with percent-escapes (either case), JSON escapes and XML references undone,
     round after round until nothing changes (at most ``DECODE_ROUNDS``)."""
     if not _decoders:
-        _decoders.extend(re.compile(p) for p in (_PERCENT_RUN, _JSON_ESCAPE, _XML_REFERENCE))
+        _decoders.extend(_compiled((_PERCENT_RUN, _JSON_ESCAPE, _XML_REFERENCE)))
     percent, json_escape, xml_reference = _decoders
     for _ in range(DECODE_ROUNDS):
         if not any(mark in text for mark in _ESCAPE_MARKS):
@@ -215,7 +227,8 @@ def redact(text: str, limit: int | None = None) -> str:
     lowered = text.lower()
     if any(trigger in lowered for trigger in _TRIGGERS):
         if not _shapes:
-            _shapes.extend((re.compile(source), mask) for source, mask in _SHAPE_SOURCES)
+            patterns = _compiled([source for source, _ in _SHAPE_SOURCES])
+            _shapes.extend(zip(patterns, [mask for _, mask in _SHAPE_SOURCES], strict=True))
         for pattern, replacement in _shapes:
             text = pattern.sub(replacement, text)
     if holds_secret(text):

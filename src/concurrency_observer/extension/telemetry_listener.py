@@ -4,6 +4,8 @@ Not ``http.server``: importing it (with ``socketserver``, ``email``, ``html``, `
 costs about 25 ms of CPU and more than a megabyte at every cold start (docs/benchmarks.md,
 "The Telemetry listener"), for a server that only takes POSTs from Lambda and answers 200. Not
 ``threading`` either: ``_thread`` starts the threads, and they never hold the process up at exit.
+Not ``socket``: ``_socket`` serves (``socket`` builds its enums at import, about 4 ms of the
+init path, see ``http11``).
 
 One thread serves every connection (Lambda may open several and keep them alive), with
 non-blocking sockets and ``select.poll``: a thread per connection cost a thread and about 20 KB
@@ -26,9 +28,9 @@ interface.
 
 from __future__ import annotations
 
+import _socket
 import _thread
 import select
-import socket
 from time import monotonic
 
 TYPE_CHECKING = False
@@ -72,7 +74,7 @@ def sandbox_address(
 
 def _resolve_sandbox() -> str | None:
     # Bytes, not str: a str host makes the socket module import the idna codec (about 5 ms).
-    answers = socket.getaddrinfo(SANDBOX_HOST.encode(), None, socket.AF_INET)
+    answers = _socket.getaddrinfo(SANDBOX_HOST.encode(), None, _socket.AF_INET)
     return str(answers[0][4][0]) if answers else None
 
 
@@ -108,7 +110,7 @@ class _Peer:
 
     __slots__ = ("connection", "last", "pending", "since")
 
-    def __init__(self, connection: socket.socket, now: float) -> None:
+    def __init__(self, connection: _socket.socket, now: float) -> None:
         self.connection = connection
         self.pending = b""
         self.since: float | None = None  # when the request being read began; None when idle
@@ -132,7 +134,7 @@ class TelemetryListener:
         self._clock = clock
         self._closed = False
         self._peers: dict[int, _Peer] = {}
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
         try:
             server.bind((address, port))
             server.listen(64)
@@ -190,11 +192,13 @@ class TelemetryListener:
         quiet the longest is closed."""
         for _ in range(MAX_CONNECTIONS // 2):
             try:
-                connection, _ = self._server.accept()
+                # _socket's accept gives a descriptor (close-on-exec), as socket.accept wraps it.
+                fd, _ = self._server._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 return  # closed, or out of descriptors: the next tick tries again
+            connection = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM, 0, fd)
             connection.setblocking(False)
             if len(self._peers) >= MAX_CONNECTIONS:
                 oldest = min(self._peers.values(), key=lambda peer: peer.last)

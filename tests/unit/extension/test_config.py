@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import string
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from concurrency_observer import schema
-from concurrency_observer.extension.config import DURATIONS_MS, Config, Credentials
+from concurrency_observer.extension.config import (
+    DURATIONS_MS,
+    Config,
+    Credentials,
+    is_namespace,
+    is_region,
+)
 
 LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "orders",
@@ -230,3 +241,20 @@ def test_container_credentials_count_as_credentials() -> None:
         "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
     ):
         assert f"`{name}`" in doc
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + "-_./#: ", max_size=40))
+def test_region_and_namespace_checks_are_the_regular_expressions(text: str) -> None:
+    """is_region and is_namespace, written without re, accept what the patterns they replace
+    accept (on ASCII; a non-ASCII digit is no region's)."""
+    assert is_region(text) == bool(re.fullmatch(r"[a-z]{2}(-[a-z0-9]+)+-\d{1,2}", text))
+    assert is_namespace(text) == bool(re.fullmatch(r"[0-9A-Za-z.\-_/#: ]{1,255}", text))
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "us-gov-west-1", "cn-north-1", "eu-central-2"])
+def test_real_regions_are_regions(region: str) -> None:
+    """Region names as AWS spells them."""
+    assert is_region(region)
+    assert not is_region(region.upper())
+    assert not is_region(region + "x")
+    assert not is_region(region.replace("1", "\u0661").replace("2", "\u0662"))

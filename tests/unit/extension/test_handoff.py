@@ -31,16 +31,17 @@ def test_parse_handoff_reads_what_the_front_door_sends() -> None:
     """name, origin, --handoff FD ID EVENTS BODY: each field where the front door put it."""
     argv = ["bootstrap.py", "concurrency-observer", "lambda", "--handoff", "7", "id-1"]
     handoff = parse_handoff([*argv, "INVOKE,SHUTDOWN", BODY])
-    assert handoff == HandOff(
-        "id-1",
-        ("INVOKE", "SHUTDOWN"),
-        {"functionName": "orders", "functionVersion": "$LATEST", "handler": "app.handler"},
-        7,
-    )
+    assert handoff == HandOff("id-1", ("INVOKE", "SHUTDOWN"), BODY, 7)
+    assert register_fields(handoff.register_body) == {
+        "functionName": "orders",
+        "functionVersion": "$LATEST",
+        "handler": "app.handler",
+    }
     assert parse_handoff(["bootstrap.py", "concurrency-observer", "lambda"]) is None
     shutdown_only = parse_handoff([*argv, "SHUTDOWN"])
     assert shutdown_only is not None
-    assert (shutdown_only.events, dict(shutdown_only.register_fields)) == (("SHUTDOWN",), {})
+    assert shutdown_only.events == ("SHUTDOWN",)
+    assert register_fields(shutdown_only.register_body) == {}
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ record before its first ``/event/next``.
 
 from __future__ import annotations
 
+import _socket
 import json
 import socket
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from concurrency_observer import schema
+from concurrency_observer.extension import http11, telemetry_listener
 from concurrency_observer.extension.config import Config
 from concurrency_observer.extension.event_loop import run
 from concurrency_observer.extension.extensions_api import ExtensionsApi
@@ -48,7 +50,8 @@ class Watched:
 
 @pytest.fixture
 def watched(monkeypatch: pytest.MonkeyPatch) -> Watched:
-    """Record every ``socket.connect`` and ``socket.getaddrinfo`` while the test runs."""
+    """Record every ``connect`` and ``getaddrinfo`` while the test runs: through ``socket``, and
+    through ``_socket``, on which the extension's HTTP client and listener are built."""
     seen = Watched()
     real_connect, real_lookup = socket.socket.connect, socket.getaddrinfo
 
@@ -61,8 +64,27 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> Watched:
         seen.lookups.append((time.time(), f"lookup {name}"))
         return real_lookup(host, *args, **kwargs)
 
+    class WatchedSocket(_socket.socket):
+        def connect(self, address: Any) -> None:
+            seen.connects.append((time.time(), f"connect {address[0]}:{address[1]}"))
+            super().connect(address)
+
+    class WatchedSocketModule:
+        """``_socket``, but for its ``socket`` type and ``getaddrinfo``, which are watched."""
+
+        socket = WatchedSocket
+
+        @staticmethod
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            return getaddrinfo(host, *args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(_socket, name)
+
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    for module in (http11, telemetry_listener):
+        monkeypatch.setattr(module, "_socket", WatchedSocketModule())
     return seen
 
 

@@ -362,3 +362,52 @@ def test_runs_on_other_python_versions(layer: Path, minor: int) -> None:
     docs = documents(process.stdout)
     assert kinds(docs) == ["init", "shutdown"]
     assert docs[1][schema.ENVIRONMENT_INVOCATIONS] == 2
+
+
+# What json, re, socket and signal bring in (enum, collections, functools, selectors): about
+# 15 ms of CPU at a cold start, and nothing before the first /event/next needs any of it
+# (docs/design.md, "Nothing heavy at cold start").
+FORBIDDEN_BEFORE_FIRST_NEXT = {
+    "json", "re", "enum", "socket", "signal", "collections", "functools", "selectors",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("sink", ["emf", "cloudwatch"])
+def test_a_handed_off_engine_reaches_its_first_next_without_json_re_or_enums(
+    layer: Path, sink: str
+) -> None:
+    """Started by the front door, subscribed to the Telemetry API, at its first /event/next:
+    none of FORBIDDEN_BEFORE_FIRST_NEXT is loaded yet (imports after that run beside the
+    function, not inside its init)."""
+    settings = {
+        "CONCURRENCY_OBSERVER_SINK": sink,
+        "CONCURRENCY_OBSERVER_TELEMETRY": "on",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+    }
+    with FakeExtensionsApi([]).running() as api:
+        milestones, write_end = os.pipe()
+        handoff = ["lambda", "--handoff", str(write_end), EXTENSION_ID, "INVOKE,SHUTDOWN", "{}"]
+        process = subprocess.Popen(
+            [*bootstrap_command(layer, "-X", "importtime"), *handoff],
+            env=environment(api, **settings),
+            pass_fds=(write_end,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.close(write_end)
+        try:
+            reached = api.waiting.wait(20)
+            said = os.read(milestones, 64)
+        finally:
+            process.kill()
+            _, stderr = process.communicate(timeout=20)
+            os.close(milestones)
+    assert reached, stderr
+    assert said.endswith(b"loop\n")
+    assert api.paths()[0].endswith("/telemetry")  # subscribed before its first /event/next
+    modules = imported_modules(stderr)
+    assert "concurrency_observer.extension.telemetry_listener" in modules
+    assert {name.split(".")[0] for name in modules} & FORBIDDEN_BEFORE_FIRST_NEXT == set()
