@@ -273,7 +273,7 @@ class _Loop:
         """Become ``fallback`` (same process: Lambda sees no exit); return if that is impossible."""
         if not os.access(fallback, os.X_OK):
             return
-        self.log.warning(f"handing over to {os.path.basename(fallback)} (SHUTDOWN only)")
+        self.log.warning(f"handing over to {os.path.basename(fallback)}, which registers itself")
         if self.api is not None:
             self.api.close()
         import sys  # noqa: PLC0415 (already loaded; flushed so no line is lost in the exec)

@@ -101,7 +101,7 @@ def run_handed_off(fake: FakeExtensionsApi, milestone_fd: int, environ: dict[str
         {"CONCURRENCY_OBSERVER_SINK": "emf", "AWS_LAMBDA_RUNTIME_API": fake.address, **environ}
     )
     api = ExtensionsApi(fake.address)
-    handoff = HandOff(EXTENSION_ID, ("INVOKE", "SHUTDOWN"), {}, milestone_fd)
+    handoff = HandOff(EXTENSION_ID, ("INVOKE", "SHUTDOWN"), "", milestone_fd)
     owned: list[bool] = []
     try:
         return run(
