@@ -6,9 +6,13 @@ with the no-extension environment of the same round. Cases (docs/benchmarks.md, 
 
 - ``none``: no extension; ``standin``: a bash extension that registers for SHUTDOWN over
   ``/dev/tcp`` and prints two lines (``benchmarks/standin_layer``); ``floor``: the Python floor;
-  ``today``: the layer of another git ref (``--baseline``, ``main`` by default) as ``default``;
+  ``handoff-floor``: the stand-in's register, then ``exec python3 -I -S -B`` of a /event/next
+  loop on ``_socket`` (``benchmarks/handoff_floor_layer``): the least any Python engine handed
+  off by a shell adds; ``today``: the layer of another git ref (``--baseline``, ``main`` by
+  default) as ``default``;
 - ours, as a user gets it (the Telemetry API on, served by the harness's emulator): ``default``
-  (the ``cloudwatch`` sink, moto on 127.0.0.1), ``slow60`` (the same behind a CloudWatch that
+  (the ``cloudwatch`` sink, moto on 127.0.0.1), ``notelemetry`` (``default`` with the Telemetry
+  API off, and no emulator in the harness), ``slow60`` (the same behind a CloudWatch that
   answers after 60 ms), ``emf``, and ``bash`` (the shell engine,
   ``CONCURRENCY_OBSERVER_ENGINE=bash``).
 
@@ -54,9 +58,13 @@ from concurrency_observer.local.environment_settings import BASH_RUNTIME, Enviro
 from concurrency_observer.local.process_session import processes_in_session
 
 STANDIN_LAYER = Path(__file__).resolve().parent / "standin_layer"
+HANDOFF_FLOOR_LAYER = Path(__file__).resolve().parent / "handoff_floor_layer"
 REPOSITORY = Path(__file__).resolve().parent.parent
-CASES = ("none", "standin", "floor", "today", "default", "slow60", "emf", "bash")
-OURS = ("default", "slow60", "emf", "bash")
+CASES = (
+    "none", "standin", "floor", "handoff-floor", "today", "default", "notelemetry", "slow60",
+    "emf", "bash",
+)  # fmt: skip
+OURS = ("default", "notelemetry", "slow60", "emf", "bash")
 SCENARIOS = ("python", "bash-runtime", "provisioned", "quota")
 TARGET_OVER_STANDIN_MS = 3.0
 QUOTA_FRACTION = 1 / 14  # 128 MB's share of a core outside the on-demand init boost
@@ -121,6 +129,7 @@ def make_cases(layers: Any, baseline: Path, endpoints: Mapping[str, str]) -> dic
         "none": Case("none", layers.none, {}),
         "standin": Case("standin", STANDIN_LAYER, {}),
         "floor": Case("floor", layers.floor, {}),
+        "handoff-floor": Case("handoff-floor", HANDOFF_FLOOR_LAYER, {}),
         "today": Case(
             "today",
             baseline,
@@ -132,6 +141,16 @@ def make_cases(layers: Any, baseline: Path, endpoints: Mapping[str, str]) -> dic
             "default",
             layers.ours,
             {"AWS_ENDPOINT_URL_CLOUDWATCH": endpoints["default"]},
+            "cloudwatch",
+            "python",
+        ),
+        "notelemetry": Case(
+            "notelemetry",
+            layers.ours,
+            {
+                "AWS_ENDPOINT_URL_CLOUDWATCH": endpoints["default"],
+                "CONCURRENCY_OBSERVER_TELEMETRY": "off",
+            },
             "cloudwatch",
             "python",
         ),
@@ -179,7 +198,7 @@ def measure(bench: Bench, scenario: str, case: Case, round_index: int) -> Sample
     settings = EnvironmentSettings(
         function_name=f"initpath-{scenario}-{case.name}-{round_index}",
         extra_env=env,
-        emulate_telemetry=case.engine == "python",
+        emulate_telemetry=case.engine == "python" and case.name != "notelemetry",
         runtime_command=("/bin/bash", str(BASH_RUNTIME)) if scenario == "bash-runtime" else None,
     )
     since = datetime.now(timezone.utc)
