@@ -209,83 +209,19 @@ safe_token() {
     token=${token:-unknown}
 }
 
-json_string() {
-    # Sets $json: $1 (capped) as a JSON string: backslashes and quotes escaped, and each control
-    # character present as \u00XX, one replacement pass per character (at most 32).
-    local text code hex char escaped
-    capped "$1"
-    text=${text//\\/\\\\}
-    text=${text//\"/\\\"}
-    if [[ $text == *[[:cntrl:]]* ]]; then
-        for code in {1..31} 127; do
-            printf -v hex '%02x' "$code"
-            printf -v char '%b' "\\x$hex"
-            [[ $text == *"$char"* ]] || continue
-            printf -v escaped '\\u%04x' "$code"
-            text=${text//"$char"/$escaped}
-        done
-    fi
-    json="\"$text\""
-}
-
-valid_namespace() {
-    # CloudWatch's rule, as extension/config.py applies it: 1-255 of 0-9A-Za-z.-_/#: and space,
-    # not starting with AWS/.
-    [[ -n $1 && ${#1} -le 255 && $1 != *[^0-9A-Za-z./#:\ _-]* && $1 != AWS/* ]]
-}
-
-configure() {
-    # Reads the environment once, like extension/config.py; sets the record's constant parts,
-    # $log_level and $warning (empty, or one sentence for the init log line), the events to
-    # register for and the engine. The shell engine's sink is always emf, whatever
-    # CONCURRENCY_OBSERVER_SINK says (it cannot sign a PutMetricData request).
+configure_register() {
+    # What Register needs, read before it: the log level (for its error line), the init type and
+    # the events. Sets $warning (empty, or sentences for the init log line).
     warning=''
     trimmed "${CONCURRENCY_OBSERVER_LOG_LEVEL:-}"
     log_level=${trim^^}
-    trimmed "${CONCURRENCY_OBSERVER_NAMESPACE:-}"
-    namespace=${trim:-$DEFAULT_NAMESPACE}
-    if ! valid_namespace "$namespace"; then
-        warning="CONCURRENCY_OBSERVER_NAMESPACE is not a valid CloudWatch namespace"
-        warning+=", using $DEFAULT_NAMESPACE; "
-        namespace=$DEFAULT_NAMESPACE
-    fi
-    trimmed "${AWS_LAMBDA_FUNCTION_NAME:-}"
-    function_name=${trim:-unknown}
-    json_string "$function_name"
-    local function_json=$json
-    trimmed "${AWS_LAMBDA_FUNCTION_VERSION:-}"
-    json_string "${trim:-\$LATEST}"
-    local version_json=$json
     trimmed "${AWS_LAMBDA_INITIALIZATION_TYPE:-}"
     init_type=on-demand
     if [[ -n $trim ]]; then
         safe_token "$trim"
         init_type=$token
     fi
-    configure_profile
     configure_events
-    configure_threshold
-    configure_engine
-    # The record carries the same JSON strings (json_string caps them at MAX_TEXT characters).
-    record_function_json=$function_json
-    record_version_json=$version_json
-    base_values="\"FunctionName\":$function_json,\"FunctionVersion\":$version_json,\"InitType\":\"$init_type\""
-    lean_values="\"FunctionName\":$function_json,\"InitType\":\"$init_type\""
-}
-
-configure_profile() {
-    # Sets $metrics: CONCURRENCY_OBSERVER_METRICS, lean (default) or full, as extension/config.py
-    # reads it; anything else adds a sentence to $warning and uses lean.
-    trimmed "${CONCURRENCY_OBSERVER_METRICS:-}"
-    metrics=${trim,,}
-    case $metrics in
-        lean | full) ;;
-        '') metrics=lean ;;
-        *)
-            warning+="CONCURRENCY_OBSERVER_METRICS is not one of lean, full; using lean; "
-            metrics=lean
-            ;;
-    esac
 }
 
 configure_events() {
@@ -327,38 +263,6 @@ set_events() {
         events_json='["INVOKE","SHUTDOWN"]'
         events_list=INVOKE,SHUTDOWN
     fi
-}
-
-configure_threshold() {
-    # Sets $threshold_ms: CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS (0-3600000), as
-    # extension/config.py reads it; anything else adds a sentence to $warning and uses 10000.
-    trimmed "${CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS:-}"
-    threshold_ms=$DEFAULT_THRESHOLD_MS
-    [[ -z $trim ]] && return
-    if [[ $trim == +([0-9]) && ${#trim} -le 18 ]] && ((10#$trim <= MAX_THRESHOLD_MS)); then
-        threshold_ms=$((10#$trim))
-    else
-        warning+="CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS is not a whole number of milliseconds"
-        warning+=" from 0 to $MAX_THRESHOLD_MS; using $DEFAULT_THRESHOLD_MS; "
-    fi
-}
-
-configure_engine() {
-    # Sets $engine: python or bash (CONCURRENCY_OBSERVER_ENGINE: auto, python or bash). auto
-    # is bash for SHUTDOWN only + emf, where it writes what Python would at a fraction of the
-    # cost (docs/benchmarks.md), and python otherwise.
-    local sink
-    trimmed "${CONCURRENCY_OBSERVER_ENGINE:-}"
-    engine=${trim,,}
-    trimmed "${CONCURRENCY_OBSERVER_SINK:-}"
-    sink=${trim,,}
-    case $engine in
-        bash | python) ;;
-        *)
-            engine=python
-            [[ $sink == emf && -n $configured_shutdown_only ]] && engine=bash
-            ;;
-    esac
 }
 
 request() {
@@ -473,7 +377,7 @@ front_door() {
     # A closed stdout must give a failed write, not a death by SIGPIPE.
     trap '' PIPE
     trap 'sigterm_early=1' TERM
-    configure
+    configure_register
     # host:port, set by Lambda; anything else could only make the requests say something else.
     capped "${AWS_LAMBDA_RUNTIME_API:-}"
     api=$text
@@ -490,6 +394,110 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     front_door "$@"
 fi
 
+
+json_string() {
+    # Sets $json: $1 (capped) as a JSON string: backslashes and quotes escaped, and each control
+    # character present as \u00XX, one replacement pass per character (at most 32).
+    local text code hex char escaped
+    capped "$1"
+    text=${text//\\/\\\\}
+    text=${text//\"/\\\"}
+    if [[ $text == *[[:cntrl:]]* ]]; then
+        for code in {1..31} 127; do
+            printf -v hex '%02x' "$code"
+            printf -v char '%b' "\\x$hex"
+            [[ $text == *"$char"* ]] || continue
+            printf -v escaped '\\u%04x' "$code"
+            text=${text//"$char"/$escaped}
+        done
+    fi
+    json="\"$text\""
+}
+
+valid_namespace() {
+    # CloudWatch's rule, as extension/config.py applies it: 1-255 of 0-9A-Za-z.-_/#: and space,
+    # not starting with AWS/.
+    [[ -n $1 && ${#1} -le 255 && $1 != *[^0-9A-Za-z./#:\ _-]* && $1 != AWS/* ]]
+}
+
+configure() {
+    # The rest of the environment, read once after Register (beside the runtime's init), like
+    # extension/config.py: the record's constant parts, the profile, the threshold and the engine.
+    # $warning keeps the order of extension/config.py's warnings. The shell engine's sink is
+    # always emf, whatever CONCURRENCY_OBSERVER_SINK says (it cannot sign a PutMetricData request).
+    local events_warning=$warning
+    warning=''
+    trimmed "${CONCURRENCY_OBSERVER_NAMESPACE:-}"
+    namespace=${trim:-$DEFAULT_NAMESPACE}
+    if ! valid_namespace "$namespace"; then
+        warning="CONCURRENCY_OBSERVER_NAMESPACE is not a valid CloudWatch namespace"
+        warning+=", using $DEFAULT_NAMESPACE; "
+        namespace=$DEFAULT_NAMESPACE
+    fi
+    trimmed "${AWS_LAMBDA_FUNCTION_NAME:-}"
+    function_name=${trim:-unknown}
+    json_string "$function_name"
+    local function_json=$json
+    trimmed "${AWS_LAMBDA_FUNCTION_VERSION:-}"
+    json_string "${trim:-\$LATEST}"
+    local version_json=$json
+    configure_profile
+    warning+=$events_warning
+    configure_threshold
+    configure_engine
+    # The record carries the same JSON strings (json_string caps them at MAX_TEXT characters).
+    record_function_json=$function_json
+    record_version_json=$version_json
+    base_values="\"FunctionName\":$function_json,\"FunctionVersion\":$version_json,\"InitType\":\"$init_type\""
+    lean_values="\"FunctionName\":$function_json,\"InitType\":\"$init_type\""
+}
+
+configure_profile() {
+    # Sets $metrics: CONCURRENCY_OBSERVER_METRICS, lean (default) or full, as extension/config.py
+    # reads it; anything else adds a sentence to $warning and uses lean.
+    trimmed "${CONCURRENCY_OBSERVER_METRICS:-}"
+    metrics=${trim,,}
+    case $metrics in
+        lean | full) ;;
+        '') metrics=lean ;;
+        *)
+            warning+="CONCURRENCY_OBSERVER_METRICS is not one of lean, full; using lean; "
+            metrics=lean
+            ;;
+    esac
+}
+
+configure_threshold() {
+    # Sets $threshold_ms: CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS (0-3600000), as
+    # extension/config.py reads it; anything else adds a sentence to $warning and uses 10000.
+    trimmed "${CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS:-}"
+    threshold_ms=$DEFAULT_THRESHOLD_MS
+    [[ -z $trim ]] && return
+    if [[ $trim == +([0-9]) && ${#trim} -le 18 ]] && ((10#$trim <= MAX_THRESHOLD_MS)); then
+        threshold_ms=$((10#$trim))
+    else
+        warning+="CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS is not a whole number of milliseconds"
+        warning+=" from 0 to $MAX_THRESHOLD_MS; using $DEFAULT_THRESHOLD_MS; "
+    fi
+}
+
+configure_engine() {
+    # Sets $engine: python or bash (CONCURRENCY_OBSERVER_ENGINE: auto, python or bash). auto
+    # is bash for SHUTDOWN only + emf, where it writes what Python would at a fraction of the
+    # cost (docs/benchmarks.md), and python otherwise.
+    local sink
+    trimmed "${CONCURRENCY_OBSERVER_ENGINE:-}"
+    engine=${trim,,}
+    trimmed "${CONCURRENCY_OBSERVER_SINK:-}"
+    sink=${trim,,}
+    case $engine in
+        bash | python) ;;
+        *)
+            engine=python
+            [[ $sink == emf && -n $configured_shutdown_only ]] && engine=bash
+            ;;
+    esac
+}
 
 seconds() {
     # Sets $secs: $1 milliseconds as seconds with 3 decimals (never negative: a clock step back).
@@ -888,6 +896,7 @@ main() {
     # (the tests), main runs it.
     local now=$started_ms label
     [[ -n $front_door_done ]] || front_door "$@"
+    configure
     now=$started_ms # new_environment_id's last resort
     restores=0
     new_environment_id
