@@ -367,9 +367,10 @@ clock_offset() {
 
 sigterm_early='' # a SIGTERM before main's own trap is set: main acts on it
 front_door() {
-    # $1: the name to register under. Reads the configuration and registers; sets $started_ms
-    # (the environment's start, the records' initTime) and $init_offset. A SIGTERM meanwhile ends
-    # the register loop (on_sigterm, defined below, is not read yet): main writes the records.
+    # $1: the name to register under. Reads what Register needs (configure_register; main reads
+    # the rest) and registers; sets $started_ms (the environment's start, the records' initTime)
+    # and $init_offset. A SIGTERM meanwhile ends the register loop (on_sigterm, defined below, is
+    # not read yet): main writes the records.
     local now offset uptime
     clock_offset
     started_ms=$now
