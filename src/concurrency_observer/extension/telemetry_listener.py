@@ -161,6 +161,10 @@ class TelemetryListener:
         """Connections open now (tests, benchmarks)."""
         return len(self._peers)
 
+    def requests_in_progress(self) -> int:
+        """Connections with part of a request read, its deadline running (tests)."""
+        return sum(1 for peer in list(self._peers.values()) if peer.since is not None)
+
     def _serve_forever(self) -> None:
         poller = select.poll()
         try:
