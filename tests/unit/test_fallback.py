@@ -6,6 +6,7 @@ sink passes) and against the document the Python sink writes for the same record
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -1017,3 +1019,59 @@ def test_register_comes_before_the_engine_is_read(layer: Path, tmp_path: Path) -
     assert process.returncode == 0, stderr
     assert [schema.ENVIRONMENT_INIT in d for d in documents(stdout)] == [True, False]
     assert len(environment_records(stdout)) == 1
+
+
+def _serve_answers(server: socket.socket, answers: list[bytes]) -> None:
+    """One answer per connection, in order (the first to Register), then close; a peer that
+    closes early (the engine stops reading at its bound) is not an error."""
+    for answer in answers:
+        connection, _ = server.accept()
+        with connection:
+            connection.settimeout(10)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                request += chunk
+            with contextlib.suppress(OSError):
+                connection.sendall(answer)
+
+
+def test_hostile_answer_heads_stay_bounded(layer: Path) -> None:
+    """Answers the engine reads whole and in bulk: a header line of 1 MB, 200 header lines before
+    Content-Length, bare line feeds. Each is read within its bounds, and the engine goes on."""
+    invoke = json.dumps(invoke_event(0)).encode()
+    shutdown = json.dumps(shutdown_event()).encode()
+    registered = (
+        b"HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: " + EXTENSION_ID.encode()
+        + b"\r\nContent-Length: 2\r\n\r\n{}"
+    )  # fmt: skip
+    ok = b"HTTP/1.1 200 OK\r\n"
+    answers = [
+        registered,
+        # A 1 MB header line: the head never ends within the bound, so no event is read.
+        ok + b"X-Long: " + b"x" * 1_000_000 + b"\r\n\r\n" + invoke,
+        # 200 headers before Content-Length: past MAX_HEADERS the body is what follows the head.
+        ok + b"X-A: b\r\n" * 200 + b"Content-Length: %d\r\n\r\n" % len(invoke) + invoke,
+        # Bare line feeds.
+        b"HTTP/1.1 200 OK\nContent-Length: %d\n\n" % len(invoke) + invoke,
+        ok + b"Content-Length: %d\r\n\r\n" % len(invoke) + invoke,
+        ok + b"Content-Length: %d\r\n\r\n" % len(shutdown) + shutdown,
+    ]
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        env = {
+            "PATH": "/nonexistent",
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.getsockname()[1]}",
+        }
+
+        serving = threading.Thread(target=_serve_answers, args=(server, answers), daemon=True)
+        serving.start()
+        process = run_to_end(without_lambda_python(fallback_command(layer)), env)
+        serving.join(10)
+    assert process.returncode == 0, process.stderr
+    (record,) = environment_records(process.stdout)
+    assert record["invocations"] == 3
+    assert record["shutdownReason"] == "spindown"

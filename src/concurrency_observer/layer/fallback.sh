@@ -75,6 +75,8 @@ readonly BASE_SETS='["FunctionName"],["FunctionName","FunctionVersion"],["Functi
 readonly MAX_EVENT=65536 # bytes of an event body read at most (an INVOKE event is under 1 KB)
 readonly MAX_HEADER_LINE=8192 # bytes of one response header line read at most
 readonly MAX_HEADERS=64 # response header lines read at most
+readonly MAX_HEAD=16384 # bytes of a response's status line and headers looked at
+readonly MAX_ANSWER=$((MAX_HEAD + MAX_EVENT)) # bytes of one response read at most
 readonly MAX_REGISTER_BODY=4096 # bytes of the Register response handed to Python
 readonly MAX_THRESHOLD_MS=3600000 # CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS, as extension/config.py
 readonly DEFAULT_THRESHOLD_MS=10000 # schema.DEFAULT_PROMPT_THRESHOLD_S
@@ -269,8 +271,10 @@ request() {
     # request METHOD PATH BODY [HEADER...]: one HTTP/1.1 exchange with the Extensions API on a
     # fresh connection. Sets $status (000 when no answer), $extension_id (if the answer names
     # one) and $body; fails when nothing came back. Builtins only (it runs for every event), and
-    # every read is bounded: the status line and each header line, their count, and the body.
-    local method=$1 path=$2 data=$3 line header length='' lines=0
+    # bounded: the answer is read whole, at most MAX_ANSWER bytes, in a few blocks (read -N; a
+    # line read takes one system call per byte on a socket, about 170 an event), up to the end
+    # the server gives it (Connection: close, which HTTP/1.1 servers honour: RFC 9112 9.6).
+    local method=$1 path=$2 data=$3 header answer=''
     shift 3
     status=000
     body=''
@@ -284,27 +288,51 @@ request() {
         exec 3<&-
         return 1
     }
-    if ! IFS=' ' read -r -n "$MAX_HEADER_LINE" _ status _ <&3; then
-        exec 3<&-
-        status=000
-        return 1
+    IFS= read -r -d '' -N "$MAX_ANSWER" answer <&3 # its status is 1 at the end: the text says
+    exec 3<&-
+    [[ -n $answer ]] || return 1
+    read_answer "$answer"
+}
+
+read_answer() {
+    # read_answer TEXT: the status, $extension_id and $body of one HTTP/1.1 answer. Each step is
+    # linear in what it reads: the head ends at the first empty line (at most MAX_HEAD bytes are
+    # looked at), its status line and at most MAX_HEADERS lines of at most MAX_HEADER_LINE bytes.
+    local head bare line rest length='' lines=0 ending=4
+    # The head ends at the first empty line: CRLF CRLF, or LF LF from a server that sends bare
+    # line feeds (each line's CR, if any, is dropped below).
+    head=${1%%$'\r\n\r\n'*}
+    bare=${1%%$'\n\n'*}
+    if ((${#bare} < ${#head})); then
+        head=$bare
+        ending=2
     fi
-    status=${status%$'\r'}
-    while ((lines++ < MAX_HEADERS)) && IFS= read -r -n "$MAX_HEADER_LINE" line <&3; do
+    if ((${#head} < ${#1})); then
+        body=${1:${#head}+ending}
+    fi
+    head=${head:0:MAX_HEAD}
+    line=${head%%$'\n'*}
+    rest=${head:${#line}+1}
+    line=${line%$'\r'}
+    # The second field of the status line, as read with IFS=' ' would split it.
+    if [[ ${line:0:MAX_HEADER_LINE} =~ ^\ *[^\ ]+\ +([^\ ]+) ]]; then
+        status=${BASH_REMATCH[1]}
+    fi
+    while ((lines++ < MAX_HEADERS)) && [[ -n $rest ]]; do
+        line=${rest%%$'\n'*}
+        rest=${rest:${#line}+1}
         line=${line%$'\r'}
-        [[ -z $line ]] && break
+        line=${line:0:MAX_HEADER_LINE}
         case ${line,,} in
             lambda-extension-identifier:*) trimmed "${line#*:}" && extension_id=$trim ;;
             content-length:*) trimmed "${line#*:}" && length=$trim ;;
         esac
     done
-    # Connection: close: what is left unread goes with the connection.
     if [[ $length == +([0-9]) && ${#length} -lt 10 ]] && ((10#$length < MAX_EVENT)); then
-        IFS= read -r -N "$((10#$length))" body <&3
+        body=${body:0:10#$length}
     else
-        IFS= read -r -N "$MAX_EVENT" body <&3
+        body=${body:0:MAX_EVENT}
     fi
-    exec 3<&-
     [[ $status == +([0-9]) ]] || status=000
 }
 
