@@ -198,7 +198,9 @@ def measure(bench: Bench, scenario: str, case: Case, round_index: int) -> Sample
     settings = EnvironmentSettings(
         function_name=f"initpath-{scenario}-{case.name}-{round_index}",
         extra_env=env,
-        emulate_telemetry=case.engine == "python" and case.name != "notelemetry",
+        emulate_telemetry=(
+            case.engine == "python" and case.settings.get("CONCURRENCY_OBSERVER_TELEMETRY") != "off"
+        ),
         runtime_command=("/bin/bash", str(BASH_RUNTIME)) if scenario == "bash-runtime" else None,
     )
     since = datetime.now(timezone.utc)

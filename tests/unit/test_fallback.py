@@ -41,6 +41,7 @@ from concurrency_observer.local import rie
 
 from .extension.fakes import EXTENSION_ID, FakeExtensionsApi
 from .extension.test_emf import assert_valid_emf
+from .extension.test_http11 import read_request
 
 SOURCES = Path(schema.__file__).resolve().parent / "layer"
 BASH = shutil.which("bash") or "/bin/bash"
@@ -1028,12 +1029,7 @@ def _serve_answers(server: socket.socket, answers: list[bytes]) -> None:
         connection, _ = server.accept()
         with connection:
             connection.settimeout(10)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                request += chunk
+            read_request(connection)
             with contextlib.suppress(OSError):
                 connection.sendall(answer)
 

@@ -37,7 +37,6 @@ import binascii
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
-    from collections.abc import Sequence
 
 MASK = "***"
 WITHHELD = "*** (withheld: it holds a credential in an encoded form)"
@@ -169,19 +168,15 @@ def _xml_decoded(match: re.Match[str]) -> str:
     return chr(code) if code < 0x110000 else match.group(0)
 
 
-def _compiled(sources: Sequence[str]) -> list[re.Pattern[str]]:
-    # re is imported here, at the first line that needs it: it costs about 6 ms, and the
-    # extension's init path (before its first /event/next) has nothing to mask.
-    import re  # noqa: PLC0415
-
-    return [re.compile(source) for source in sources]
-
-
 def decoded(text: str) -> str:
     """``text`` with percent-escapes (either case), JSON escapes and XML references undone,
     round after round until nothing changes (at most ``DECODE_ROUNDS``)."""
     if not _decoders:
-        _decoders.extend(_compiled((_PERCENT_RUN, _JSON_ESCAPE, _XML_REFERENCE)))
+        # re is imported at the first text that needs it (about 6 ms): the extension's init
+        # path, before its first /event/next, has nothing to decode or mask.
+        import re  # noqa: PLC0415
+
+        _decoders.extend(re.compile(p) for p in (_PERCENT_RUN, _JSON_ESCAPE, _XML_REFERENCE))
     percent, json_escape, xml_reference = _decoders
     for _ in range(DECODE_ROUNDS):
         if not any(mark in text for mark in _ESCAPE_MARKS):
@@ -227,8 +222,9 @@ def redact(text: str, limit: int | None = None) -> str:
     lowered = text.lower()
     if any(trigger in lowered for trigger in _TRIGGERS):
         if not _shapes:
-            patterns = _compiled([source for source, _ in _SHAPE_SOURCES])
-            _shapes.extend(zip(patterns, [mask for _, mask in _SHAPE_SOURCES], strict=True))
+            import re  # noqa: PLC0415 (at first use, as in decoded)
+
+            _shapes.extend((re.compile(source), mask) for source, mask in _SHAPE_SOURCES)
         for pattern, replacement in _shapes:
             text = pattern.sub(replacement, text)
     if holds_secret(text):

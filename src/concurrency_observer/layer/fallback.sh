@@ -923,7 +923,7 @@ hand_to_python() {
 main() {
     # $1: the name to register under. Executed, the front door has registered already; sourced
     # (the tests), main runs it.
-    local now=$started_ms label
+    local now label
     [[ -n $front_door_done ]] || front_door "$@"
     configure
     now=$started_ms # new_environment_id's last resort
