@@ -1024,12 +1024,24 @@ def test_register_comes_before_the_engine_is_read(layer: Path, tmp_path: Path) -
 
 def _serve_answers(server: socket.socket, answers: list[bytes]) -> None:
     """One answer per connection, in order (the first to Register), then close; a peer that
-    closes early (the engine stops reading at its bound) is not an error."""
+    closes early (the engine stops reading at its bound) is not an error. The request is read
+    whole, body too: closing a socket with unread bytes sends a reset, and a reset can reach
+    the engine before the answer does (Register's body comes in a write of its own)."""
     for answer in answers:
         connection, _ = server.accept()
         with connection:
             connection.settimeout(10)
-            read_request(connection)
+            head, _, body = read_request(connection).partition(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            while len(body) < length and (chunk := connection.recv(65536)):
+                body += chunk
             with contextlib.suppress(OSError):
                 connection.sendall(answer)
 
