@@ -23,6 +23,7 @@ runtime, on-demand, the whole environment held to 1/14 of a core)::
 
     .venv/bin/python -m benchmarks.init_path                       # 10 rounds of every scenario
     .venv/bin/python -m benchmarks.init_path --rounds 12 --scenarios python,quota --json out.json
+    .venv/bin/python -m benchmarks.init_path --sh-is-bash   # /bin/sh is bash, as on Amazon Linux
 
 The target: each case of ours adds at most the stand-in's median plus 3 ms (on-demand scenarios).
 Exit status 0 when it held everywhere, 1 when not, 2 on a setup error.
@@ -186,6 +187,7 @@ class Bench:
     run_id: str
     client: Any
     warm: int
+    sh_is_bash: bool = False  # bash bind-mounted over /bin/sh in every environment
 
 
 def measure(bench: Bench, scenario: str, case: Case, round_index: int) -> Sample:
@@ -202,6 +204,7 @@ def measure(bench: Bench, scenario: str, case: Case, round_index: int) -> Sample
             case.engine == "python" and case.settings.get("CONCURRENCY_OBSERVER_TELEMETRY") != "off"
         ),
         runtime_command=("/bin/bash", str(BASH_RUNTIME)) if scenario == "bash-runtime" else None,
+        sh_is_bash=bench.sh_is_bash,
     )
     since = datetime.now(timezone.utc)
     environment = LambdaEnvironment(case.layer, settings, name=f"initpath-{case.name}")
@@ -359,6 +362,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cases", default=",".join(CASES), help="subset of " + ", ".join(CASES))
     parser.add_argument("--baseline", default="main", help="git ref of the 'today' case (main)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also save every sample")
+    parser.add_argument(
+        "--sh-is-bash",
+        action="store_true",
+        help="bind bash over /bin/sh in every environment, as Amazon Linux has it (the launcher"
+        " then reads the front door itself); default: this host's /bin/sh",
+    )
     args = parser.parse_args(argv)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.cases = [c for c in CASES if c in {"none", "standin", *args.cases.split(",")}]
@@ -385,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             assert FLOOR_LAYER.exists()
             moto = stack.enter_context(LocalCloudWatch())
             client = moto.client()
-            bench = Bench(run_id, client, args.warm)
+            bench = Bench(run_id, client, args.warm, args.sh_is_bash)
             slow = stack.enter_context(slow_cloudwatch(moto.endpoint_url, SLOW_ANSWER_S))
             baseline = layer_of_ref(args.baseline, workdir)
             cases = make_cases(layers, baseline, {"default": moto.endpoint_url, "slow60": slow})

@@ -940,6 +940,39 @@ def test_sigterm_while_python_owns_the_loop_is_passed_on(layer: Path, tools: str
     )
 
 
+@pytest.mark.parametrize("engine", ["bash", "python"])
+def test_a_launcher_whose_sh_is_bash_reads_the_front_door_itself(
+    layer: Path, tools: str, tmp_path: Path, engine: str
+) -> None:
+    """/bin/sh is bash (Amazon Linux): the launcher sources fallback.sh instead of starting a
+    second bash, in POSIX mode as sh starts it; the process Lambda started is still the launcher
+    while it serves, and each engine runs to a clean end."""
+    sh = tmp_path / "sh"
+    sh.symlink_to(BASH)  # bash started as "sh": POSIX mode, as /bin/sh on Amazon Linux
+    python_dir = str(Path(sys.executable).parent)
+    launcher = str(layer / LAUNCHER_PATH)
+    with FakeExtensionsApi([invoke_event(0)]).running() as api:
+        env = handoff_environment(api, f"{python_dir}:{tools}", CONCURRENCY_OBSERVER_ENGINE=engine)
+        process = subprocess.Popen(
+            without_lambda_python([str(sh), "-p", launcher]),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert api.waiting.wait(30), "nothing blocked on /event/next"
+        command_line = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    assert command_line[:3] == [str(sh).encode(), b"-p", launcher.encode()]  # not exec'd
+    assert process.returncode == 0, stderr
+    assert api.paths().count("/2020-01-01/extension/register") == 1
+    (record,) = environment_records(stdout)
+    assert (record["engine"], record["invocations"]) == (engine, 1)
+    assert "WARNING" not in stderr, stderr
+    assert "ERROR" not in stderr, stderr
+
+
 def test_a_python_that_hangs_is_stopped_and_the_shell_serves(
     layer: Path, tools: str, tmp_path: Path
 ) -> None:

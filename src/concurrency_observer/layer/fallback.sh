@@ -39,7 +39,9 @@
 # Runs on bash 4.2 (Amazon Linux 2) and 5.x (Amazon Linux 2023): $EPOCHREALTIME only when set.
 # $1: the name to register under (the launcher's file name): Lambda knows an external extension,
 # the kind that gets SHUTDOWN, by the name of its executable in /opt/extensions.
-# Sourced (tests), it only defines its functions; main runs it.
+# Run as the extension: executed (the launcher's exec of bash -p), or read by the launcher itself
+# with `.` when its sh is bash (then bash starts in POSIX mode, left below, and -p is the
+# launcher's). Sourced by anything else (the tests), it only defines its functions.
 #
 # The environment is the function's, and a user's: nothing in it may program this shell, and no
 # value in it is ever evaluated, only copied as data (docs/runtimes.md, "A hostile environment").
@@ -55,6 +57,8 @@ set +o posix
 IFS=$' \t\n'
 shopt -u expand_aliases
 unalias -a
+as_extension=''
+[[ ${BASH_SOURCE[0]} == "$0" || ${BASH_SOURCE[1]-} == "$0" ]] && as_extension=1
 
 # Bytes, not characters: ranges, ${v,,} and read -N then behave the same in every locale.
 export LC_ALL=C
@@ -419,7 +423,7 @@ front_door() {
 }
 
 front_door_done=''
-if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+if [[ -n $as_extension ]]; then
     front_door "$@"
 fi
 
@@ -944,6 +948,6 @@ main() {
     serve_events
 }
 
-if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+if [[ -n $as_extension ]]; then
     main "$@"
 fi

@@ -1,8 +1,8 @@
 #!/bin/sh -p
 # Lambda starts every executable in /opt/extensions at init; this file's name is the extension's
 # name.
-# It starts the shell front door, bash -p fallback.sh, with exec (docs/runtimes.md, "Which
-# program runs"): it registers with the Extensions API before any interpreter starts, then hands
+# It starts the shell front door, fallback.sh: read by this process when this sh is bash, else
+# with exec of bash -p (docs/runtimes.md, "Which program runs"). The front door registers with the Extensions API before any interpreter starts, then hands
 # the identifier to the Python engine or serves the events itself (the bash engine). bash from
 # PATH, else /bin/bash or /usr/bin/bash, where every Lambda image has it.
 # Without bash (an image built on something like Alpine), the Python engine registers itself:
@@ -102,6 +102,18 @@ case "${1:-}" in
     --path-python) run_path_python ;; # /var/lang/bin/python3 was older than 3.10
 esac
 
+# This sh is bash itself (Amazon Linux's /bin/sh is): this process reads the front door, one bash
+# start less before Register (about 1 ms: docs/benchmarks.md). fallback.sh leaves POSIX mode
+# first thing and never returns. Only bash may read it: another sh would stop at its syntax and
+# exit before Register, so the test is the running binary, never a variable the environment sets.
+# /proc/self/exe, not /proc/$$/exe: $$ counts in this process's pid namespace, which the mounted
+# /proc may not (local environments); /proc/self is what this very process reads. -ef is in dash
+# and bash alike; the dot command's arguments are bash's, and only bash runs that line.
+# shellcheck disable=SC3013,SC2240,SC1091
+if { [ /proc/self/exe -ef /bin/bash ] || [ /proc/self/exe -ef /usr/bin/bash ]; } &&
+    [ -r "$code_dir/fallback.sh" ]; then
+    . "$code_dir/fallback.sh" "$name"
+fi
 run_front_door
 # No bash: the Python engine registers itself.
 if [ -x "$lambda_python" ]; then
