@@ -427,6 +427,139 @@ if [[ -n $as_extension ]]; then
     front_door "$@"
 fi
 
+# -- the hand-off's start: Lambda's python3 at once, while bash reads the rest ------------------
+# The Python engine's start is the longest step before the first /event/next. Lambda's
+# /var/lang/bin/python3 therefore starts right after Register, and this shell waits for its
+# milestones (await_python) before it reads the engine and main below: about 500 lines bash
+# would otherwise parse, with main's settings, inside the init (about 1.3 ms here: the next
+# /event/next after Register is Python's, docs/benchmarks.md). Once Python owns the loop, or has
+# failed, bash reads on; main then acts on what launch_early found, as when it starts Python
+# itself. A SIGTERM meanwhile sets $sigterm_early, on which main acts (bash runs a trap once the
+# read in progress returns: Python's milestones come within moments, or within handoff_wait_s).
+
+owner=shell # who owns the event loop: shell, handing (Python started, not its yet) or python
+python_pid=''
+milestones='' # the read end of Python's milestone pipe
+python_init='' # Python said "init": the init record is its own
+interrupted='' # set by the SIGTERM trap while Python owns the loop
+handoff_deadline=0 # SECONDS by which Python must own the loop
+log_fd='' # the function's log, for Python's stdout (its own is the milestone pipe)
+init_written='' # the init record is out (Python's, or this shell's)
+early_python='' # launch_early started Lambda's python3 and awaited it: $early_status says how
+early_status=2
+
+locate_code() {
+    # Sets $code_dir (where this file and bootstrap.py are) and $log_fd, once.
+    code_dir=${BASH_SOURCE[0]%/*}
+    [[ $code_dir == "${BASH_SOURCE[0]}" ]] && code_dir=.
+    [[ -n $log_fd ]] || exec {log_fd}>&1
+}
+
+configure_engine() {
+    # Sets $engine: python or bash (CONCURRENCY_OBSERVER_ENGINE: auto, python or bash). auto
+    # is bash for SHUTDOWN only + emf, where it writes what Python would at a fraction of the
+    # cost (docs/benchmarks.md), and python otherwise.
+    local sink
+    trimmed "${CONCURRENCY_OBSERVER_ENGINE:-}"
+    engine=${trim,,}
+    trimmed "${CONCURRENCY_OBSERVER_SINK:-}"
+    sink=${trim,,}
+    case $engine in
+        bash | python) ;;
+        *)
+            engine=python
+            [[ $sink == emf && -n $configured_shutdown_only ]] && engine=bash
+            ;;
+    esac
+}
+
+launch_python() {
+    # launch_python PYTHON ORIGIN: starts the Python engine as this shell's child (a coprocess),
+    # handing it the identifier; await_python reads its milestones. Sets $owner (handing).
+    owner=handing
+    python_init=''
+    handoff_deadline=$((SECONDS + handoff_wait_s))
+    coproc PYTHON_ENGINE {
+        exec "$1" -I -S -B "$code_dir/bootstrap.py" "$extension_name" "$2" \
+            --handoff 3 "$extension_id" "$events_list" "$register_body" "$started_ms" \
+            3>&1 1>&"$log_fd" {log_fd}>&- </dev/null
+    }
+    python_pid=$PYTHON_ENGINE_PID
+    # At once: bash forgets a coprocess's descriptors when it reaps it. If it has ended already
+    # (an interpreter that cannot start), it has written nothing, and the status says the rest.
+    { exec {milestones}<&"${PYTHON_ENGINE[0]}"; } 2>/dev/null || milestones=''
+}
+
+await_python() {
+    # await_python PYTHON: reads the milestones of the Python engine launch_python started until
+    # it owns the loop (0). Otherwise, once it has ended or been stopped: 2 when that interpreter
+    # cannot run the engine (too old, cannot import it) and did nothing, so the next may be
+    # tried; 1 when this shell is to go on.
+    local line left status
+    while [[ -n $milestones ]]; do
+        left=$((handoff_deadline - SECONDS))
+        ((left > 0)) || break
+        IFS= read -r -t "$left" line <&"$milestones" || break
+        case $line in
+            init) python_init=1 ;;
+            loop)
+                owner=python
+                exec {milestones}<&-
+                milestones=''
+                return 0
+                ;;
+        esac
+    done
+    stop_python
+    status=$python_status
+    if [[ -n $python_init ]]; then
+        init_written=1
+    elif ((status == TOO_OLD)); then
+        return 2
+    elif ((status == CANNOT_IMPORT)); then
+        log_line WARNING "$1 cannot import the Python engine; trying the next python3"
+        return 2
+    fi
+    log_line WARNING "the Python engine ($1) ended with status $status before its first" \
+        "/event/next; the bash engine goes on with the same registration"
+    return 1
+}
+
+stop_python() {
+    # Stops Python (SIGKILL: it must not write a record now), reads what it had said, reaps it.
+    # Sets $python_status and $owner (shell).
+    local line
+    kill -KILL "$python_pid" 2>/dev/null
+    if [[ -n $milestones ]]; then
+        while IFS= read -r line <&"$milestones"; do
+            [[ $line == init ]] && python_init=1
+        done
+        exec {milestones}<&-
+        milestones=''
+    fi
+    wait "$python_pid" 2>/dev/null
+    python_status=$?
+    [[ -n $python_init ]] && init_written=1
+    owner=shell
+}
+
+launch_early() {
+    # Starts Lambda's python3 when main would: registered, no SIGTERM yet, and the Python engine
+    # chosen (configure_engine, which main's configure runs again on the same variables).
+    [[ -n $extension_id && -z $sigterm_early && -x $LAMBDA_PYTHON ]] || return 0
+    configure_engine
+    [[ $engine == python ]] || return 0
+    locate_code
+    launch_python "$LAMBDA_PYTHON" lambda
+    await_python "$LAMBDA_PYTHON"
+    early_status=$?
+    early_python=1
+}
+
+if [[ -n $as_extension ]]; then
+    launch_early
+fi
+
 
 json_string() {
     # Sets $json: $1 (capped) as a JSON string: backslashes and quotes escaped, and each control
@@ -512,24 +645,6 @@ configure_threshold() {
         warning+="CONCURRENCY_OBSERVER_PROMPT_THRESHOLD_MS is not a whole number of milliseconds"
         warning+=" from 0 to $MAX_THRESHOLD_MS; using $DEFAULT_THRESHOLD_MS; "
     fi
-}
-
-configure_engine() {
-    # Sets $engine: python or bash (CONCURRENCY_OBSERVER_ENGINE: auto, python or bash). auto
-    # is bash for SHUTDOWN only + emf, where it writes what Python would at a fraction of the
-    # cost (docs/benchmarks.md), and python otherwise.
-    local sink
-    trimmed "${CONCURRENCY_OBSERVER_ENGINE:-}"
-    engine=${trim,,}
-    trimmed "${CONCURRENCY_OBSERVER_SINK:-}"
-    sink=${trim,,}
-    case $engine in
-        bash | python) ;;
-        *)
-            engine=python
-            [[ $sink == emf && -n $configured_shutdown_only ]] && engine=bash
-            ;;
-    esac
 }
 
 seconds() {
@@ -622,7 +737,6 @@ emit() {
     printf '%s\n' "$1" || :
 }
 
-init_written=''
 emit_init() {
     init_written=1
     if [[ $metrics == lean ]]; then
@@ -761,12 +875,6 @@ serve_events() {
 
 # -- the hand-off to the Python engine ------------------------------------------------------------
 
-owner=shell # who owns the event loop: shell, handing (Python started, not its yet) or python
-python_pid=''
-milestones='' # the read end of Python's milestone pipe
-python_init='' # Python said "init": the init record is its own
-interrupted='' # set by the SIGTERM trap while Python owns the loop
-
 on_sigterm() {
     # SIGTERM: passed on to Python once it owns the loop (it writes the records); before that,
     # Python (which ignores SIGTERM until then) is stopped and this shell writes them.
@@ -824,67 +932,9 @@ path_python3() {
 }
 
 start_python() {
-    # start_python PYTHON ORIGIN: runs the Python engine as this shell's child, handing it the
-    # identifier, and reads its milestones until it owns the loop (0). Otherwise, once it has
-    # ended or been stopped: 2 when that interpreter cannot run the engine (too old, cannot
-    # import it) and did nothing, so the next may be tried; 1 when this shell is to go on.
-    local line deadline=$((SECONDS + handoff_wait_s)) left status
-    owner=handing
-    python_init=''
-    coproc PYTHON_ENGINE {
-        exec "$1" -I -S -B "$code_dir/bootstrap.py" "$extension_name" "$2" \
-            --handoff 3 "$extension_id" "$events_list" "$register_body" "$started_ms" \
-            3>&1 1>&"$log_fd" {log_fd}>&- </dev/null
-    }
-    python_pid=$PYTHON_ENGINE_PID
-    # At once: bash forgets a coprocess's descriptors when it reaps it. If it has ended already
-    # (an interpreter that cannot start), it has written nothing, and the status says the rest.
-    { exec {milestones}<&"${PYTHON_ENGINE[0]}"; } 2>/dev/null || milestones=''
-    while [[ -n $milestones ]]; do
-        left=$((deadline - SECONDS))
-        ((left > 0)) || break
-        IFS= read -r -t "$left" line <&"$milestones" || break
-        case $line in
-            init) python_init=1 ;;
-            loop)
-                owner=python
-                exec {milestones}<&-
-                milestones=''
-                return 0
-                ;;
-        esac
-    done
-    stop_python
-    status=$python_status
-    if [[ -n $python_init ]]; then
-        init_written=1
-    elif ((status == TOO_OLD)); then
-        return 2
-    elif ((status == CANNOT_IMPORT)); then
-        log_line WARNING "$1 cannot import the Python engine; trying the next python3"
-        return 2
-    fi
-    log_line WARNING "the Python engine ($1) ended with status $status before its first" \
-        "/event/next; the bash engine goes on with the same registration"
-    return 1
-}
-
-stop_python() {
-    # Stops Python (SIGKILL: it must not write a record now), reads what it had said, reaps it.
-    # Sets $python_status and $owner (shell).
-    local line
-    kill -KILL "$python_pid" 2>/dev/null
-    if [[ -n $milestones ]]; then
-        while IFS= read -r line <&"$milestones"; do
-            [[ $line == init ]] && python_init=1
-        done
-        exec {milestones}<&-
-        milestones=''
-    fi
-    wait "$python_pid" 2>/dev/null
-    python_status=$?
-    [[ -n $python_init ]] && init_written=1
-    owner=shell
+    # start_python PYTHON ORIGIN: launch_python, then await_python.
+    launch_python "$1" "$2"
+    await_python "$1"
 }
 
 wait_for_python() {
@@ -908,16 +958,20 @@ wait_for_python() {
 }
 
 hand_to_python() {
-    # Lambda's /var/lang/bin/python3 first, run directly (bootstrap.py checks its version); then
-    # the first python3 on PATH, once probed. Returns when this shell is to serve the events.
-    local found
-    if [[ -x $LAMBDA_PYTHON ]]; then
+    # Lambda's /var/lang/bin/python3 first, run directly (bootstrap.py checks its version; the
+    # front door may have started it already: launch_early); then the first python3 on PATH, once
+    # probed. Returns when this shell is to serve the events.
+    local found status=2
+    if [[ -n $early_python ]]; then
+        status=$early_status
+    elif [[ -x $LAMBDA_PYTHON ]]; then
         start_python "$LAMBDA_PYTHON" lambda
-        case $? in
-            0) wait_for_python ;;
-            1) return ;;
-        esac
+        status=$?
     fi
+    case $status in
+        0) wait_for_python ;;
+        1) return ;;
+    esac
     path_python3
     [[ -n $found && $found != "$LAMBDA_PYTHON" ]] || return
     probe_python "$found" || return
@@ -935,9 +989,7 @@ main() {
     new_environment_id
     trap on_sigterm TERM
     [[ -n $sigterm_early ]] && on_sigterm
-    code_dir=${BASH_SOURCE[0]%/*}
-    [[ $code_dir == "${BASH_SOURCE[0]}" ]] && code_dir=.
-    exec {log_fd}>&1 # the function's log, for Python's stdout (its own is the milestone pipe)
+    locate_code
     [[ $engine == python && -n $extension_id ]] && hand_to_python
     owner=shell
     local delivered=': init record delivered'
