@@ -32,6 +32,25 @@ name="${0##*/}"
 lambda_python=/var/lang/bin/python3
 probe_timeout_s=2 # how long a python3 from PATH may take to prove it runs Python 3.10+
 
+# This sh is bash itself (Amazon Linux's /bin/sh is): this process reads the front door, one bash
+# start less before Register (about 1 ms: docs/benchmarks.md), and before the functions below,
+# which are for the other cases. fallback.sh leaves POSIX mode first thing and never returns.
+# Only bash may read it: another sh would stop at its syntax and exit before Register, so the
+# test is the running binary, never a variable the environment sets.
+# /proc/self/exe, not /proc/$$/exe: $$ counts in this process's pid namespace, which the mounted
+# /proc may not (local environments); /proc/self is what this very process reads. -ef is in dash
+# and bash alike; the dot command's arguments are bash's, and only bash runs that line.
+case "${1:-}" in
+    --no-python | --path-python) ;; # bootstrap.py's way back: handled below
+    *)
+        # shellcheck disable=SC3013,SC2240,SC1091
+        if { [ /proc/self/exe -ef /bin/bash ] || [ /proc/self/exe -ef /usr/bin/bash ]; } &&
+            [ -r "$code_dir/fallback.sh" ]; then
+            . "$code_dir/fallback.sh" "$name"
+        fi
+        ;;
+esac
+
 without_bash() {
     # No bash, no python: nothing here can speak HTTP, so nothing can register. Measured under the
     # emulator: an extension that never registers holds every init until the function timeout (each
@@ -102,18 +121,6 @@ case "${1:-}" in
     --path-python) run_path_python ;; # /var/lang/bin/python3 was older than 3.10
 esac
 
-# This sh is bash itself (Amazon Linux's /bin/sh is): this process reads the front door, one bash
-# start less before Register (about 1 ms: docs/benchmarks.md). fallback.sh leaves POSIX mode
-# first thing and never returns. Only bash may read it: another sh would stop at its syntax and
-# exit before Register, so the test is the running binary, never a variable the environment sets.
-# /proc/self/exe, not /proc/$$/exe: $$ counts in this process's pid namespace, which the mounted
-# /proc may not (local environments); /proc/self is what this very process reads. -ef is in dash
-# and bash alike; the dot command's arguments are bash's, and only bash runs that line.
-# shellcheck disable=SC3013,SC2240,SC1091
-if { [ /proc/self/exe -ef /bin/bash ] || [ /proc/self/exe -ef /usr/bin/bash ]; } &&
-    [ -r "$code_dir/fallback.sh" ]; then
-    . "$code_dir/fallback.sh" "$name"
-fi
 run_front_door
 # No bash: the Python engine registers itself.
 if [ -x "$lambda_python" ]; then
