@@ -37,7 +37,7 @@ from concurrency_observer.layer import (
     build_layer,
     extract_layer,
 )
-from concurrency_observer.local import rie
+from concurrency_observer.local import rie, sandbox_mounts
 
 from .extension.fakes import EXTENSION_ID, FakeExtensionsApi
 from .extension.test_emf import assert_valid_emf
@@ -1053,6 +1053,58 @@ def test_register_comes_before_the_engine_is_read(layer: Path, tmp_path: Path) -
     assert process.returncode == 0, stderr
     assert [schema.ENVIRONMENT_INIT in d for d in documents(stdout)] == [True, False]
     assert len(environment_records(stdout)) == 1
+
+
+def with_lambda_python(command: list[str]) -> list[str]:
+    """``command`` in a mount namespace of its own whose /var/lang/bin/python3 is this Python's
+    (a tmpfs on /var), as Lambda's Python runtimes have it."""
+    setup = sandbox_mounts.lambda_python_commands(sys.executable, var_is_tmpfs=False)
+    unshare = shutil.which("unshare") or "/usr/bin/unshare"
+    flags = ["--mount", "--propagation", "private"]  # no pid namespace: signals reach the shell
+    if os.geteuid() != 0:
+        flags = ["--map-root-user", *flags]
+    return [unshare, *flags, "--", "/bin/sh", "-c", setup + 'exec "$@"', "sh", *command]
+
+
+def test_lambda_python_starts_before_the_engine_is_read(layer: Path, tmp_path: Path) -> None:
+    """The fallback fed through a FIFO up to launch_early's call: Lambda's python3 starts, owns
+    the loop and serves an INVOKE while the rest of the file (the engine, main) is not yet
+    written; bash reads it after, and the records are Python's, once."""
+    fallback = layer / FALLBACK_PATH
+    code = Path(shutil.copytree(fallback.parent, tmp_path / "code"))
+    fifo = code / fallback.name
+    source = fifo.read_text()
+    call = "    launch_early\nfi\n"
+    assert source.count(call) == 1
+    head, rest = source.split(call)
+    fifo.unlink()
+    os.mkfifo(fifo)
+    with FakeExtensionsApi([invoke_event(0)]).running() as api:
+        process = subprocess.Popen(
+            with_lambda_python([BASH, "-p", str(fifo), EXTENSION_NAME]),
+            env=environment(
+                api,
+                PATH="/usr/bin:/bin",
+                CONCURRENCY_OBSERVER_SINK="emf",
+                CONCURRENCY_OBSERVER_TELEMETRY="off",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with fifo.open("w") as script:
+            script.write(head + call)
+            script.flush()
+            served_early = api.waiting.wait(30)  # Python, past the INVOKE, on its next /next
+            script.write(rest)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    assert served_early, stderr
+    assert process.returncode == 0, stderr
+    assert api.paths().count("/2020-01-01/extension/register") == 1
+    (record,) = environment_records(stdout)
+    assert (record["engine"], record["invocations"]) == ("python", 1)
+    assert "WARNING" not in stderr, stderr
 
 
 def _serve_answers(server: socket.socket, answers: list[bytes]) -> None:
