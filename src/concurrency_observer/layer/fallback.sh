@@ -5,10 +5,12 @@
 #
 # The front door registers with the Extensions API first (Lambda starts the runtime only once
 # every extension has registered: what comes before Register is paid in full, what comes after
-# runs beside the runtime's init), before bash has even read the engine (front_door, below). It registers for INVOKE and SHUTDOWN, or SHUTDOWN alone when
-# CONCURRENCY_OBSERVER_EVENTS says so or on Lambda Managed Instances, and again for SHUTDOWN alone
-# when Lambda refuses INVOKE (403 Extension.InvalidEventType). Then, unless the shell engine is
-# chosen, it starts the Python engine as its child (coproc) with the identifier, the events and
+# runs beside the runtime's init), before bash has even read the engine (front_door, below). It
+# registers for INVOKE and SHUTDOWN, or SHUTDOWN alone when CONCURRENCY_OBSERVER_EVENTS says so
+# or on Lambda Managed Instances, and again for SHUTDOWN alone when Lambda refuses INVOKE (403
+# Extension.InvalidEventType). Then, unless the shell engine is chosen, it starts the Python
+# engine (Lambda's python3 at once, before bash reads the rest: launch_early, below; a python3
+# from PATH from main, once probed) as its child (coproc) with the identifier, the events and
 # the Register response on the command line (--handoff, see extension/handoff.py), and reads its
 # milestones on a pipe: "init" (the init record is Python's), "loop" (Python owns the event loop).
 # Once Python owns the loop this shell only waits for it (and passes SIGTERM on). If Python cannot
@@ -427,7 +429,7 @@ if [[ -n $as_extension ]]; then
     front_door "$@"
 fi
 
-# -- the hand-off's start: Lambda's python3 at once, while bash reads the rest ------------------
+# -- the hand-off's start: Lambda's python3 at once, before bash reads the rest -----------------
 # The Python engine's start is the longest step before the first /event/next. Lambda's
 # /var/lang/bin/python3 therefore starts right after Register, and this shell waits for its
 # milestones (await_python) before it reads the engine and main below: about 500 lines bash
