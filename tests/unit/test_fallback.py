@@ -96,13 +96,44 @@ HIDE_LAMBDA_PYTHON = (
 )
 
 
-def without_lambda_python(command: list[str]) -> list[str]:
-    """``command`` in a mount namespace of its own without ``/var/lang`` (no fork: same pid)."""
+def in_own_mounts(script: str, command: list[str]) -> list[str]:
+    """``command``, after ``script`` (sh -c, ending in ``exec "$@"``), in a mount namespace of
+    its own; no pid namespace and no fork: the same pid, so signals reach the command."""
     unshare = shutil.which("unshare") or "/usr/bin/unshare"
     flags = ["--mount", "--propagation", "private"]
     if os.geteuid() != 0:
         flags = ["--map-root-user", *flags]
-    return [unshare, *flags, "--", "/bin/sh", "-c", HIDE_LAMBDA_PYTHON, "sh", *command]
+    return [unshare, *flags, "--", "/bin/sh", "-c", script, "sh", *command]
+
+
+def without_lambda_python(command: list[str]) -> list[str]:
+    """``command`` in a mount namespace of its own without ``/var/lang``."""
+    return in_own_mounts(HIDE_LAMBDA_PYTHON, command)
+
+
+def with_lambda_python(command: list[str]) -> list[str]:
+    """``command`` in a mount namespace of its own whose /var/lang/bin/python3 is this Python's
+    (a tmpfs on /var), as Lambda's Python runtimes have it."""
+    setup = sandbox_mounts.lambda_python_commands(sys.executable, var_is_tmpfs=False)
+    return in_own_mounts(setup + 'exec "$@"', command)
+
+
+def started(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """``command`` running, its output captured as text."""
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def fallback_fifo(fallback: Path, fifo: Path, call: str) -> tuple[str, str]:
+    """A FIFO at ``fifo`` in place of ``fallback``'s text, which is returned in two parts: up to
+    and including its one top-level ``call``, and the rest, for a test to write in turn."""
+    source = fallback.read_text()
+    assert source.count(call) == 1
+    head, rest = source.split(call)
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    return head + call, rest
 
 
 def run_to_end(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -953,13 +984,7 @@ def test_a_launcher_whose_sh_is_bash_reads_the_front_door_itself(
     launcher = str(layer / LAUNCHER_PATH)
     with FakeExtensionsApi([invoke_event(0)]).running() as api:
         env = handoff_environment(api, f"{python_dir}:{tools}", CONCURRENCY_OBSERVER_ENGINE=engine)
-        process = subprocess.Popen(
-            without_lambda_python([str(sh), "-p", launcher]),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = started(without_lambda_python([str(sh), "-p", launcher]), env)
         assert api.waiting.wait(30), "nothing blocked on /event/next"
         command_line = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
         process.send_signal(signal.SIGTERM)
@@ -1026,22 +1051,13 @@ def test_register_comes_before_the_engine_is_read(layer: Path, tmp_path: Path) -
     """The fallback fed through a FIFO: up to the front door's call, Register goes out with the
     rest of the file not yet written (bash reads a script one command at a time), so the engine's
     and the hand-off's functions are read after Register, beside the runtime's init."""
-    source = (layer / FALLBACK_PATH).read_text()
-    call = '    front_door "$@"\nfi\n'
-    assert source.count(call) == 1
-    head, rest = source.split(call)
     fifo = tmp_path / "fallback.sh"
-    os.mkfifo(fifo)
+    head, rest = fallback_fifo(layer / FALLBACK_PATH, fifo, '    front_door "$@"\nfi\n')
     with FakeExtensionsApi([shutdown_event()]).running() as api:
-        process = subprocess.Popen(
-            without_lambda_python([BASH, "-p", str(fifo), EXTENSION_NAME]),
-            env=environment(api),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        command = without_lambda_python([BASH, "-p", str(fifo), EXTENSION_NAME])
+        process = started(command, environment(api))
         with fifo.open("w") as script:
-            script.write(head + call)
+            script.write(head)
             script.flush()
             deadline = time.monotonic() + 20
             while not api.paths() and time.monotonic() < deadline and process.poll() is None:
@@ -1055,45 +1071,20 @@ def test_register_comes_before_the_engine_is_read(layer: Path, tmp_path: Path) -
     assert len(environment_records(stdout)) == 1
 
 
-def with_lambda_python(command: list[str]) -> list[str]:
-    """``command`` in a mount namespace of its own whose /var/lang/bin/python3 is this Python's
-    (a tmpfs on /var), as Lambda's Python runtimes have it."""
-    setup = sandbox_mounts.lambda_python_commands(sys.executable, var_is_tmpfs=False)
-    unshare = shutil.which("unshare") or "/usr/bin/unshare"
-    flags = ["--mount", "--propagation", "private"]  # no pid namespace: signals reach the shell
-    if os.geteuid() != 0:
-        flags = ["--map-root-user", *flags]
-    return [unshare, *flags, "--", "/bin/sh", "-c", setup + 'exec "$@"', "sh", *command]
-
-
 def test_lambda_python_starts_before_the_engine_is_read(layer: Path, tmp_path: Path) -> None:
     """The fallback fed through a FIFO up to launch_early's call: Lambda's python3 starts, owns
     the loop and serves an INVOKE while the rest of the file (the engine, main) is not yet
     written; bash reads it after, and the records are Python's, once."""
     fallback = layer / FALLBACK_PATH
-    code = Path(shutil.copytree(fallback.parent, tmp_path / "code"))
+    code = Path(shutil.copytree(fallback.parent, tmp_path / "code"))  # bootstrap.py beside it
     fifo = code / fallback.name
-    source = fifo.read_text()
-    call = "    launch_early\nfi\n"
-    assert source.count(call) == 1
-    head, rest = source.split(call)
-    fifo.unlink()
-    os.mkfifo(fifo)
+    head, rest = fallback_fifo(fallback, fifo, "    launch_early\nfi\n")
     with FakeExtensionsApi([invoke_event(0)]).running() as api:
-        process = subprocess.Popen(
-            with_lambda_python([BASH, "-p", str(fifo), EXTENSION_NAME]),
-            env=environment(
-                api,
-                PATH="/usr/bin:/bin",
-                CONCURRENCY_OBSERVER_SINK="emf",
-                CONCURRENCY_OBSERVER_TELEMETRY="off",
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        command = with_lambda_python([BASH, "-p", str(fifo), EXTENSION_NAME])
+        env = handoff_environment(api, "/usr/bin:/bin")
+        process = started(command, env)
         with fifo.open("w") as script:
-            script.write(head + call)
+            script.write(head)
             script.flush()
             served_early = api.waiting.wait(30)  # Python, past the INVOKE, on its next /next
             script.write(rest)

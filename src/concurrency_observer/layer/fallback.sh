@@ -562,7 +562,6 @@ if [[ -n $as_extension ]]; then
     launch_early
 fi
 
-
 json_string() {
     # Sets $json: $1 (capped) as a JSON string: backslashes and quotes escaped, and each control
     # character present as \u00XX, one replacement pass per character (at most 32).

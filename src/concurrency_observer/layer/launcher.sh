@@ -2,9 +2,10 @@
 # Lambda starts every executable in /opt/extensions at init; this file's name is the extension's
 # name.
 # It starts the shell front door, fallback.sh: read by this process when this sh is bash, else
-# with exec of bash -p (docs/runtimes.md, "Which program runs"). The front door registers with the Extensions API before any interpreter starts, then hands
-# the identifier to the Python engine or serves the events itself (the bash engine). bash from
-# PATH, else /bin/bash or /usr/bin/bash, where every Lambda image has it.
+# with exec of bash -p (docs/runtimes.md, "Which program runs"). The front door registers with
+# the Extensions API before any interpreter starts, then hands the identifier to the Python
+# engine or serves the events itself (the bash engine). bash from PATH, else /bin/bash or
+# /usr/bin/bash, where every Lambda image has it.
 # Without bash (an image built on something like Alpine), the Python engine registers itself:
 # - /var/lang/bin/python3 when it exists, run isolated (-I: no user site, no PYTHON* variables,
 #   no script dir on sys.path), without site (-S: faster start) and without writing bytecode to
