@@ -1071,30 +1071,40 @@ def test_register_comes_before_the_engine_is_read(layer: Path, tmp_path: Path) -
     assert len(environment_records(stdout)) == 1
 
 
-def test_lambda_python_starts_before_the_engine_is_read(layer: Path, tmp_path: Path) -> None:
-    """The fallback fed through a FIFO up to launch_early's call: Lambda's python3 starts, owns
-    the loop and serves an INVOKE while the rest of the file (the engine, main) is not yet
-    written; bash reads it after, and the records are Python's, once."""
+@pytest.mark.parametrize("end", ["shutdown", "sigterm"])
+def test_lambda_python_starts_before_the_engine_is_read(
+    layer: Path, tmp_path: Path, end: str
+) -> None:
+    """The fallback fed through a FIFO up to launch_early's call, and never further: Lambda's
+    python3 starts, owns the loop, serves an INVOKE, then SHUTDOWN (or the SIGTERM passed on to
+    it), and the whole process ends well without bash reading a line of the rest (the engine,
+    main): no parse of it inside the init. The records are Python's, once."""
     fallback = layer / FALLBACK_PATH
     code = Path(shutil.copytree(fallback.parent, tmp_path / "code"))  # bootstrap.py beside it
     fifo = code / fallback.name
-    head, rest = fallback_fifo(fallback, fifo, "    launch_early\nfi\n")
-    with FakeExtensionsApi([invoke_event(0)]).running() as api:
+    head, _rest = fallback_fifo(fallback, fifo, "    launch_early\nfi\n")
+    events = [invoke_event(0)] + ([shutdown_event()] if end == "shutdown" else [])
+    with FakeExtensionsApi(events).running() as api:
         command = with_lambda_python([BASH, "-p", str(fifo), EXTENSION_NAME])
         env = handoff_environment(api, "/usr/bin:/bin")
         process = started(command, env)
+        # Held open, unwritten past the head, until the process has ended: bash reading on
+        # would wait here for good.
         with fifo.open("w") as script:
             script.write(head)
             script.flush()
-            served_early = api.waiting.wait(30)  # Python, past the INVOKE, on its next /next
-            script.write(rest)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=30)
-    assert served_early, stderr
+            try:
+                if end == "sigterm":
+                    assert api.waiting.wait(30)  # Python, past the INVOKE, on its next /next
+                    process.send_signal(signal.SIGTERM)
+                stdout, stderr = process.communicate(timeout=30)
+            finally:
+                process.kill()  # the test failed: nothing left running
     assert process.returncode == 0, stderr
     assert api.paths().count("/2020-01-01/extension/register") == 1
     (record,) = environment_records(stdout)
     assert (record["engine"], record["invocations"]) == ("python", 1)
+    assert len(documents(stdout)) == 2  # init and shutdown
     assert "WARNING" not in stderr, stderr
 
 

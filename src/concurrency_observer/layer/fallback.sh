@@ -434,10 +434,14 @@ fi
 # /var/lang/bin/python3 therefore starts right after Register, and this shell waits for its
 # milestones (await_python) before it reads the engine and main below: about 500 lines bash
 # would otherwise parse, with main's settings, inside the init (about 1.3 ms here: the next
-# /event/next after Register is Python's, docs/benchmarks.md). Once Python owns the loop, or has
-# failed, bash reads on; main then acts on what launch_early found, as when it starts Python
-# itself. A SIGTERM meanwhile sets $sigterm_early, on which main acts (bash runs a trap once the
-# read in progress returns: Python's milestones come within moments, or within handoff_wait_s).
+# /event/next after Register is Python's, docs/benchmarks.md). Once Python owns the loop, this
+# shell waits for it to end (python_wait) still before reading on: parsing the rest and running
+# main's settings would take a core from the runtime's init for nothing, since Python owns the
+# loop to the end unless it fails. Python ending well ends this shell; Python failing, or
+# failing to start, lets bash read on, and main acts on what launch_early found, as when it
+# starts Python itself. A SIGTERM while Python owns the loop is passed on to it; one while
+# Python starts sets $sigterm_early, on which main acts (bash runs a trap once the read in
+# progress returns: Python's milestones come within moments, or within handoff_wait_s).
 
 owner=shell # who owns the event loop: shell, handing (Python started, not its yet) or python
 python_pid=''
@@ -449,6 +453,7 @@ log_fd='' # the function's log, for Python's stdout (its own is the milestone pi
 init_written='' # the init record is out (Python's, or this shell's)
 early_python='' # launch_early started Lambda's python3 and awaited it: $early_status says how
 early_status=2
+python_ended='' # python_wait saw Python end: $python_status is its exit status
 
 locate_code() {
     # Sets $code_dir (where this file and bootstrap.py are) and $log_fd, once.
@@ -545,9 +550,23 @@ stop_python() {
     owner=shell
 }
 
+python_wait() {
+    # Python owns the loop: waits for it to end, and sets $python_status and $python_ended. A
+    # trapped SIGTERM (passed on to Python) ends a wait early, hence the loop.
+    while :; do
+        interrupted=''
+        wait "$python_pid" 2>/dev/null
+        python_status=$?
+        # Cut short by the trap: wait again, for the end or for the status bash has kept.
+        [[ -n $interrupted ]] || break
+    done
+    python_ended=1
+}
+
 launch_early() {
     # Starts Lambda's python3 when main would: registered, no SIGTERM yet, and the Python engine
-    # chosen (configure_engine, which main's configure runs again on the same variables).
+    # chosen (configure_engine, which main's configure runs again on the same variables). Once
+    # Python owns the loop, waits for its end here; ending well, it ends this shell.
     [[ -n $extension_id && -z $sigterm_early && -x $LAMBDA_PYTHON ]] || return 0
     configure_engine
     [[ $engine == python ]] || return 0
@@ -556,6 +575,16 @@ launch_early() {
     await_python "$LAMBDA_PYTHON"
     early_status=$?
     early_python=1
+    ((early_status == 0)) || return 0
+    # on_sigterm's case for Python owning the loop; on_sigterm itself is not read yet.
+    trap 'kill -TERM "$python_pid" 2>/dev/null; interrupted=1' TERM
+    if [[ -n $sigterm_early ]]; then
+        kill -TERM "$python_pid" 2>/dev/null
+        sigterm_early=''
+    fi
+    python_wait
+    ((python_status == 0)) && exit 0
+    python_pid='' # reaped: its number may be another process's by now
 }
 
 if [[ -n $as_extension ]]; then
@@ -939,21 +968,14 @@ start_python() {
 }
 
 wait_for_python() {
-    # Python owns the loop: wait for it to end (a trapped SIGTERM ends a wait early, hence the
-    # loop). Its status 0 comes after SHUTDOWN or SIGTERM: done. Anything else (killed) before
-    # SHUTDOWN: this process must stay until SHUTDOWN, so it serves the events, writing nothing.
-    local status
-    while :; do
-        interrupted=''
-        wait "$python_pid" 2>/dev/null
-        status=$?
-        # Cut short by the trap: wait again, for the end or for the status bash has kept.
-        [[ -n $interrupted ]] || break
-    done
-    ((status == 0)) && exit 0
+    # Python owns the loop: wait for it to end, unless launch_early did. Its status 0 comes after
+    # SHUTDOWN or SIGTERM: done. Anything else (killed) before SHUTDOWN: this process must stay
+    # until SHUTDOWN, so it serves the events, writing nothing.
+    [[ -n $python_ended ]] || python_wait
+    ((python_status == 0)) && exit 0
     owner=shell
     records_off=1
-    log_line WARNING "the Python engine ended with status $status after its first" \
+    log_line WARNING "the Python engine ended with status $python_status after its first" \
         "/event/next; serving SHUTDOWN, its records stand"
     serve_events
 }
