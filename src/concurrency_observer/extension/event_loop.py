@@ -29,10 +29,10 @@ An unexpected exception anywhere is logged in one line and the extension falls b
 
 from __future__ import annotations
 
-import os
 import time
 
 from concurrency_observer import schema
+from concurrency_observer.extension import lean_os
 from concurrency_observer.extension.events import InvokeEvent, MalformedEventError, ShutdownEvent
 from concurrency_observer.extension.extensions_api import (
     ExtensionsApiError,
@@ -67,8 +67,8 @@ SHUTDOWN_ONLY = ("SHUTDOWN",)
 INVALID_EVENT_TYPE = "Extension.InvalidEventType"
 # The dependency-free extension of the layer: beside bootstrap.py, which is three levels up from
 # this file (<layer>/concurrency-observer/concurrency_observer/extension/event_loop.py).
-FALLBACK = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fallback.sh"
+FALLBACK = (
+    lean_os.dirname(lean_os.dirname(lean_os.dirname(lean_os.absolute(__file__)))) + "/fallback.sh"
 )
 
 
@@ -115,7 +115,7 @@ def run(
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
     fallback: str | None = FALLBACK,
-    execv: Exec = os.execv,
+    execv: Exec = lean_os.execv,
     handoff: HandOff | None = None,
     milestones: Milestones | None = None,
     on_owning: Callable[[], None] | None = None,
@@ -186,7 +186,7 @@ class _Loop:
         session: Session | None,
         sleep: Callable[[float], None],
         fallback: str | None = None,
-        execv: Exec = os.execv,
+        execv: Exec = lean_os.execv,
         handoff: HandOff | None = None,
         milestones: Milestones | None = None,
         on_owning: Callable[[], None] | None = None,
@@ -271,9 +271,9 @@ class _Loop:
 
     def _hand_over(self, fallback: str) -> None:
         """Become ``fallback`` (same process: Lambda sees no exit); return if that is impossible."""
-        if not os.access(fallback, os.X_OK):
+        if not lean_os.access(fallback, lean_os.X_OK):
             return
-        self.log.warning(f"handing over to {os.path.basename(fallback)}, which registers itself")
+        self.log.warning(f"handing over to {lean_os.basename(fallback)}, which registers itself")
         if self.api is not None:
             self.api.close()
         import sys  # noqa: PLC0415 (already loaded; flushed so no line is lost in the exec)

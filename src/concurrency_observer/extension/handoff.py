@@ -28,8 +28,7 @@ front door").
 
 from __future__ import annotations
 
-import os
-
+from concurrency_observer.extension import lean_os
 from concurrency_observer.extension.frozen import value
 
 TYPE_CHECKING = False
@@ -136,7 +135,7 @@ class Milestones:
         fd, self.fd = self.fd, None
         if fd is not None:
             try:  # noqa: SIM105 (contextlib is not loaded at cold start; this code avoids it)
-                os.close(fd)
+                lean_os.close(fd)
             except OSError:
                 pass
 
@@ -144,6 +143,6 @@ class Milestones:
         if self.fd is None:
             return
         try:
-            os.write(self.fd, line)
+            lean_os.write(self.fd, line)
         except OSError:
             self.fd = None

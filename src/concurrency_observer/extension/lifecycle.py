@@ -20,10 +20,10 @@ Durations use the monotonic clock; record timestamps use the wall clock.
 
 from __future__ import annotations
 
-import os
 import time
 
 from concurrency_observer import schema
+from concurrency_observer.extension import lean_os
 from concurrency_observer.extension.init_delivery import INIT_DELIVERY_GRACE, InitDelivery
 from concurrency_observer.extension.records import (
     INIT,
@@ -77,7 +77,7 @@ class Lifecycle:
         else:
             self.init_record = build_init_record(self.environment, started_wall)
         # 16 hex digits from the kernel's generator, fresh in every restored copy of a snapshot.
-        self.environment_id = os.urandom(8).hex()
+        self.environment_id = lean_os.urandom(8).hex()
         # What the platform told (the Telemetry API): merged into the environment record.
         self.platform_facts: Mapping[str, object] | None = None
         # Said at the end of the init's and the shutdown's INFO lines (the Telemetry API's state):

@@ -14,10 +14,10 @@ process Lambda started is the shell, which stays.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
+from concurrency_observer.extension import lean_os
 from concurrency_observer.extension.config import Config
 from concurrency_observer.extension.event_loop import AbandonedHandOff, idle_until_shutdown, run
 from concurrency_observer.extension.extensions_api import ExtensionsApi
@@ -48,14 +48,15 @@ HANDOFF_ABANDONED = 70
 def extension_name(argv: list[str]) -> str:
     """The name to register under: the launcher's file name (``argv[1]``), else the default."""
     if len(argv) > 1:
-        name = os.path.basename(argv[1].strip())
+        name = lean_os.basename(argv[1].strip())
         if name and len(name) <= _NAME_MAX and name.isprintable() and " " not in name:
             return name
     return DEFAULT_EXTENSION_NAME
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the extension with ``os.environ`` and ``sys.argv``; exits the process after SHUTDOWN.
+    """Run the extension with the process's environment and ``sys.argv``; exits the process after
+    SHUTDOWN.
 
     No path exits before SHUTDOWN or SIGTERM: Lambda treats an extension that does as
     ``Extension.Crash`` and fails the customer's environment. A missing or malformed
@@ -107,8 +108,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _configured() -> tuple[Config, Logger]:
-    """The configuration from ``os.environ``; a logger at its level, its warnings said."""
-    config, warnings = Config.from_environ(os.environ)
+    """The configuration from the process's environment; a logger at its level, its warnings
+    said."""
+    config, warnings = Config.from_environ(lean_os.environ())
     log = Logger(config.log_level)
     for warning in warnings:
         log.warning(warning)
@@ -167,7 +169,7 @@ def run_handed_off(
 def _api_or_none(log: Logger, *, quiet: bool = False) -> ExtensionsApi | None:
     """The Extensions API at ``AWS_LAMBDA_RUNTIME_API``, or ``None`` (logged unless ``quiet``)
     when it is missing or not ``host:port``: only outside Lambda, where nothing can be done."""
-    raw = os.environ.get("AWS_LAMBDA_RUNTIME_API", "").strip()
+    raw = lean_os.environ().get("AWS_LAMBDA_RUNTIME_API", "").strip()
     try:
         if raw:
             return ExtensionsApi(raw)

@@ -32,8 +32,6 @@ with none of the shapes' words, such as the INFO line at init, compiles no patte
 
 from __future__ import annotations
 
-import binascii
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
@@ -139,6 +137,8 @@ def _base64_forms() -> list[str]:
     group when not aligned, the last group always) are left out. Standard and URL-safe alphabets."""
     if not _base64 and _secrets:
         forms: set[str] = set()
+        import binascii  # noqa: PLC0415 (a shared library to load: only once secrets are checked)
+
         for secret in {s.strip() for s in _secrets}:
             for alignment in range(3):
                 encoded = binascii.b2a_base64(b"\0" * alignment + secret.encode(), newline=False)

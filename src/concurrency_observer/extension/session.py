@@ -56,14 +56,14 @@ ZONE_TIMEOUT = 0.25  # seconds
 
 def where(error: BaseException) -> str:
     """``file:line`` of the innermost frame of ``error``'s traceback (no traceback import)."""
-    import os  # noqa: PLC0415 (os is loaded already; imported here to keep the top lean)
+    from concurrency_observer.extension.lean_os import basename  # noqa: PLC0415 (kept off the top)
 
     trace = error.__traceback__
     if trace is None:
         return "?"
     while trace.tb_next is not None:
         trace = trace.tb_next
-    return f"{os.path.basename(trace.tb_frame.f_code.co_filename)}:{trace.tb_lineno}"
+    return f"{basename(trace.tb_frame.f_code.co_filename)}:{trace.tb_lineno}"
 
 
 def describe(error: BaseException) -> str:
@@ -157,8 +157,7 @@ class Session:
 
     def platform_facts(self, deadline: float) -> dict[str, object]:
         """What the Telemetry API and the metadata endpoint told, at shutdown (what has arrived)."""
-        import os  # noqa: PLC0415 (loaded already)
-
+        from concurrency_observer.extension.lean_os import environ  # noqa: PLC0415
         from concurrency_observer.extension.metadata import zone_facts  # noqa: PLC0415
 
         facts: dict[str, object] = {}
@@ -177,7 +176,7 @@ class Session:
         except Exception as error:
             self.log.error(f"{describe(error)}; no telemetry in the record")
         left = deadline - self.clock()
-        facts.update(zone_facts(os.environ, min(ZONE_TIMEOUT, left / 4)))
+        facts.update(zone_facts(environ(), min(ZONE_TIMEOUT, left / 4)))
         return facts
 
     def on_answer(self) -> None:
