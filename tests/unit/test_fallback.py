@@ -1099,7 +1099,7 @@ def test_lambda_python_starts_before_the_engine_is_read(
                     process.send_signal(signal.SIGTERM)
                 stdout, stderr = process.communicate(timeout=30)
             finally:
-                process.kill()  # the test failed: nothing left running
+                process.kill()  # a no-op once it has ended; else the test failed: stop it
     assert process.returncode == 0, stderr
     assert api.paths().count("/2020-01-01/extension/register") == 1
     (record,) = environment_records(stdout)

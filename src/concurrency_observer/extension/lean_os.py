@@ -15,7 +15,10 @@ import posix
 import sys
 from posix import X_OK, access, close, execv, urandom, write
 
-__all__ = ["X_OK", "access", "basename", "close", "dirname", "environ", "execv", "urandom", "write"]
+__all__ = [
+    "X_OK", "access", "basename", "close", "dirname", "environ", "execv", "getenv", "urandom",
+    "write",
+]  # fmt: skip
 
 
 def environ() -> dict[str, str]:
@@ -26,6 +29,13 @@ def environ() -> dict[str, str]:
         key.decode(encoding, "surrogateescape"): value.decode(encoding, "surrogateescape")
         for key, value in posix.environ.items()
     }
+
+
+def getenv(name: str) -> str | None:
+    """One variable of the environment, decoded as ``environ`` decodes it (without decoding the
+    rest); ``None`` when it is not set."""
+    value = posix.environ.get(name.encode())
+    return None if value is None else value.decode(sys.getfilesystemencoding(), "surrogateescape")
 
 
 def basename(path: str) -> str:

@@ -169,7 +169,7 @@ def run_handed_off(
 def _api_or_none(log: Logger, *, quiet: bool = False) -> ExtensionsApi | None:
     """The Extensions API at ``AWS_LAMBDA_RUNTIME_API``, or ``None`` (logged unless ``quiet``)
     when it is missing or not ``host:port``: only outside Lambda, where nothing can be done."""
-    raw = lean_os.environ().get("AWS_LAMBDA_RUNTIME_API", "").strip()
+    raw = (lean_os.getenv("AWS_LAMBDA_RUNTIME_API") or "").strip()
     try:
         if raw:
             return ExtensionsApi(raw)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import time
 
 from concurrency_observer import schema
+from concurrency_observer.extension import lean_os
 from concurrency_observer.extension.lifecycle import Lifecycle
 
 TYPE_CHECKING = False
@@ -56,14 +57,12 @@ ZONE_TIMEOUT = 0.25  # seconds
 
 def where(error: BaseException) -> str:
     """``file:line`` of the innermost frame of ``error``'s traceback (no traceback import)."""
-    from concurrency_observer.extension.lean_os import basename  # noqa: PLC0415 (kept off the top)
-
     trace = error.__traceback__
     if trace is None:
         return "?"
     while trace.tb_next is not None:
         trace = trace.tb_next
-    return f"{basename(trace.tb_frame.f_code.co_filename)}:{trace.tb_lineno}"
+    return f"{lean_os.basename(trace.tb_frame.f_code.co_filename)}:{trace.tb_lineno}"
 
 
 def describe(error: BaseException) -> str:
@@ -157,7 +156,6 @@ class Session:
 
     def platform_facts(self, deadline: float) -> dict[str, object]:
         """What the Telemetry API and the metadata endpoint told, at shutdown (what has arrived)."""
-        from concurrency_observer.extension.lean_os import environ  # noqa: PLC0415
         from concurrency_observer.extension.metadata import zone_facts  # noqa: PLC0415
 
         facts: dict[str, object] = {}
@@ -176,7 +174,7 @@ class Session:
         except Exception as error:
             self.log.error(f"{describe(error)}; no telemetry in the record")
         left = deadline - self.clock()
-        facts.update(zone_facts(environ(), min(ZONE_TIMEOUT, left / 4)))
+        facts.update(zone_facts(lean_os.environ(), min(ZONE_TIMEOUT, left / 4)))
         return facts
 
     def on_answer(self) -> None:

@@ -34,7 +34,9 @@ def test_the_environment_is_os_environs_even_with_undecodable_bytes() -> None:
     code = (
         "import os; from concurrency_observer.extension import lean_os; "
         "assert lean_os.environ() == dict(os.environ); "
-        "assert lean_os.environ()['ODD'] == os.environ['ODD'] != ''"
+        "assert lean_os.environ()['ODD'] == os.environ['ODD'] != ''; "
+        "assert lean_os.getenv('ODD') == os.environ['ODD']; "
+        "assert lean_os.getenv('UNSET_HERE') is None"
     )
     env = {**os.environ, "ODD": "caf\udce9"}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)
